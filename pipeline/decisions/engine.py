@@ -1,0 +1,43 @@
+"""The four decisions for one trust, composed in order: case split, staff split, alignment, balance."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+from pipeline.decisions.alignment import SolveReport, align_cases, caseload, retention_decisions
+from pipeline.decisions.balance import workforce_balance
+from pipeline.decisions.case_split import split_cases
+from pipeline.decisions.staff_split import split_staff
+from pipeline.domain import CRC, NPS
+from pipeline.policy import Policy
+
+
+@dataclass(frozen=True)
+class TrustDecisions:
+    staff_assignment: pd.DataFrame
+    case_alignment: pd.DataFrame
+    caseload: pd.DataFrame
+    workforce_balance: pd.DataFrame
+    retention_decisions: pd.DataFrame
+    solver: list[SolveReport]
+
+
+def decide_trust(
+    staff: pd.DataFrame,
+    cases: pd.DataFrame,
+    retention: pd.DataFrame,
+    appeals: pd.DataFrame,
+    policy: Policy,
+    nps_unit: str,
+    crc_unit: str,
+    as_of: pd.Timestamp,
+    previous_plan: pd.DataFrame | None = None,
+) -> TrustDecisions:
+    """Run the split for one trust from typed tables (see pipeline.schema) to decision tables."""
+    split = split_cases(cases.sort_values("crn", kind="stable").reset_index(drop=True), policy)
+    assignment = split_staff(staff, split, appeals, policy, nps_unit, crc_unit)
+    aligned, reports = align_cases(split, assignment, retention, policy, as_of, previous_plan)
+    load = caseload(aligned, assignment, policy)
+    balance = workforce_balance(load, assignment, policy, {NPS: nps_unit, CRC: crc_unit})
+    return TrustDecisions(assignment, aligned, load, balance, retention_decisions(retention, aligned), reports)
