@@ -117,7 +117,8 @@ class AlignmentPolicy(_Frozen):
     cost_team_change: int = Field(ge=0)
     spread_bands: tuple[SpreadBand, ...]
     cost_ineligible: int = Field(gt=0)
-    max_deterministic_time: float = Field(gt=0)
+    solver: Literal["HIGHS", "SCIP", "CBC", "CP_SAT"] = "HIGHS"
+    exact_max_cases: int = Field(ge=0)
 
     @model_validator(mode="after")
     def _ordered(self) -> "AlignmentPolicy":

@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from ortools.sat.python import cp_model
+from ortools.graph.python.min_cost_flow import SimpleMinCostFlow
+from ortools.linear_solver import pywraplp
 
 from pipeline.domain import (
     ALLOCATED, KEPT, MOVE_REASONS, MOVED_CAPACITY, MOVED_GRADE, MOVED_LEFT, MOVED_SIDE, RETAINED,
@@ -49,10 +50,12 @@ class SideProblem:
 
 @dataclass(frozen=True)
 class SolveReport:
+    """How a side was solved: MIP (exact), LP_INTEGRAL (exact: the relaxation was whole) or LP_FLOW (LP-guided
+    min-cost flow). `objective` is the plan's cost; `bound` the relaxation's, a lower bound on any plan."""
     side: str
-    status: str
-    objective: int
-    variables: int
+    method: str
+    objective: float | None
+    bound: float
 
 
 def effective_current_om(cases: pd.DataFrame, previous_plan: pd.DataFrame | None) -> pd.Series:
@@ -85,100 +88,234 @@ def _officers(staff: pd.DataFrame, policy: Policy, as_of: pd.Timestamp) -> dict[
     return out
 
 
-def _solve_side(side: str, prob: SideProblem, classes: list[str], policy: Policy,
-                weight_units: dict[str, int]) -> tuple[dict, SolveReport]:
-    """Build and solve one side's model; return the integer flows keyed by arc."""
+def _solve_model(side: str, prob: SideProblem, classes: list[str], policy: Policy,
+                 weight_units: dict[str, int], solver_name: str) -> tuple[dict, float]:
+    """Build and solve one side's mixed-integer model; return the integer flows keyed by arc.
+
+    Nodes: a group keeps some cases and sends the rest to its (class, team) pool; a pool feeds officers of
+    its team eligible for the class, or exports to the class's trust pool (one team change per case), which
+    imports into other teams' pools. Only when nobody on the side may hold a class does its trust pool feed
+    every officer of the side, at the ineligible cost.
+    """
     al = policy.alignment
     U = policy.units_per_point
-    m = cp_model.CpModel()
+    solver = pywraplp.Solver.CreateSolver(solver_name)
+    if solver is None:
+        raise RuntimeError(f"solver {solver_name!r} is not available in this OR-Tools build")
+    inf = solver.infinity()
     officers = sorted(prob.officers, key=lambda o: o.code)
     by_team: dict[str, list[Officer]] = defaultdict(list)
     for o in officers:
         by_team[o.team].append(o)
     total = sum(len(v) for v in prob.kept.values()) + sum(len(v) for v in prob.forced.values())
+    objective = solver.Objective()
 
-    keep = {g: m.new_int_var(0, len(crns), f"keep{i}") for i, (g, crns) in enumerate(sorted(prob.kept.items()))}
-    pool_demand: dict[tuple[str, str], list] = defaultdict(list)
-    for (om, k, t), crns in sorted(prob.kept.items()):
-        pool_demand[(k, t)].append(len(crns) - keep[(om, k, t)])
-    for (k, t), idx in sorted(prob.forced.items()):
-        pool_demand[(k, t)].append(len(idx))
+    keep = {}
+    pool_out: dict[tuple[str, str], list] = defaultdict(list)  # terms leaving a pool (must equal inflow)
+    pool_const: dict[tuple[str, str], int] = defaultdict(int)
+    pool_keeps: dict[tuple[str, str], list] = defaultdict(list)
+    for i, (g, crns) in enumerate(sorted(prob.kept.items())):
+        v = solver.IntVar(0, len(crns), f"keep{i}")
+        keep[g] = v
+        objective.SetCoefficient(v, -al.cost_move * U)
+        pool_const[(g[1], g[2])] += len(crns)
+        pool_keeps[(g[1], g[2])].append(v)
+    for key, idx in prob.forced.items():
+        pool_const[key] += len(idx)
 
     eligible = {k: [o for o in officers if k in o.classes] for k in classes}
-    # Nobody on this side may hold class k: any officer of the side may, at the ineligible cost.
-    fallback = {k: (officers if not eligible[k] else []) for k in classes}
+    teams_of_class = {k: sorted({o.team for o in eligible[k]}) for k in classes}
+    pools = sorted(set(pool_const) | {(k, t) for k in classes for t in teams_of_class[k]})
     inflow: dict[str, list] = defaultdict(list)
-    team_arc, trust_arc, direct_arc, fall_arc = {}, {}, {}, {}
-    objective = []
-    for (k, t), parts in sorted(pool_demand.items()):
-        demand = sum(parts)
-        arcs = []
+    team_arc, export_arc, import_arc, fall_arc = {}, {}, {}, {}
+    for k, t in pools:
         for o in by_team.get(t, []):
             if k in o.classes:
-                v = m.new_int_var(0, total, f"y_{k}_{t}_{o.code}")
+                v = solver.IntVar(0, total, f"y_{k}_{t}_{o.code}")
                 team_arc[(k, t, o.code)] = v
                 inflow[o.code].append((k, v))
-                arcs.append(v)
-        z = m.new_int_var(0, total, f"z_{k}_{t}")
-        trust_arc[(k, t)] = z
-        objective.append(al.cost_team_change * U * z)
-        m.add(sum(arcs) + z == demand)
+                pool_out[(k, t)].append((v, 1))
+        x = solver.IntVar(0, total, f"x_{k}_{t}")
+        export_arc[(k, t)] = x
+        objective.SetCoefficient(x, al.cost_team_change * U)
+        pool_out[(k, t)].append((x, 1))
+        if t in teams_of_class[k]:
+            m = solver.IntVar(0, total, f"m_{k}_{t}")
+            import_arc[(k, t)] = m
+            pool_out[(k, t)].append((m, -1))
+    for key in pools:
+        # outflow - imports + keeps = cases arriving from groups and forced cases
+        row = solver.Constraint(pool_const[key], pool_const[key])
+        for v, c in pool_out[key]:
+            row.SetCoefficient(v, c)
+        for v in pool_keeps[key]:
+            row.SetCoefficient(v, 1)
     for k in classes:
-        zs = [v for (kk, _), v in trust_arc.items() if kk == k]
-        if not zs:
-            continue
-        outs = []
-        for o in eligible[k]:
-            v = m.new_int_var(0, total, f"u_{k}_{o.code}")
-            direct_arc[(k, o.code)] = v
-            inflow[o.code].append((k, v))
-            outs.append(v)
-        for o in fallback[k]:
-            v = m.new_int_var(0, total, f"f_{k}_{o.code}")
-            fall_arc[(k, o.code)] = v
-            inflow[o.code].append((k, v))
-            objective.append(al.cost_ineligible * U * v)
-            outs.append(v)
-        m.add(sum(outs) == sum(zs))
+        row = solver.Constraint(0, 0)
+        for (kk, _), x in export_arc.items():
+            if kk == k:
+                row.SetCoefficient(x, 1)
+        for (kk, _), m in import_arc.items():
+            if kk == k:
+                row.SetCoefficient(m, -1)
+        if not eligible[k]:
+            for o in officers:
+                v = solver.IntVar(0, total, f"f_{k}_{o.code}")
+                fall_arc[(k, o.code)] = v
+                inflow[o.code].append((k, v))
+                objective.SetCoefficient(v, al.cost_ineligible * U)
+                row.SetCoefficient(v, -1)
 
     kept_by_om: dict[str, list] = defaultdict(list)
     for (om, k, _t), v in keep.items():
         kept_by_om[om].append((k, v))
-        objective.append(-al.cost_move * U * v)
-    max_units = sum(weight_units[k] for k in classes) * total + sum(prob.fixed_units.values()) + 1
     for o in officers:
-        terms = [weight_units[k] * v for k, v in kept_by_om.get(o.code, []) + inflow.get(o.code, [])]
+        terms = kept_by_om.get(o.code, []) + inflow.get(o.code, [])
         if not terms:
             continue
-        load = prob.fixed_units.get(o.code, 0) + sum(terms)
-        over = m.new_int_var(0, max_units, f"over_{o.code}")
-        m.add(over >= load - o.cap_units)
-        objective.append(al.cost_overflow_per_point * over)
-        for band, threshold in zip(al.spread_bands, o.band_units):
-            e = m.new_int_var(0, max_units, f"band_{o.code}_{threshold}")
-            m.add(e >= load - threshold)
-            objective.append(band.cost * e)
-    for g, v in keep.items():
-        m.add_hint(v, len(prob.kept[g]))
-    m.minimize(sum(objective))
+        fixed = prob.fixed_units.get(o.code, 0)
+        for cost, threshold in [(al.cost_overflow_per_point, o.cap_units)] + [
+                (b.cost, th) for b, th in zip(al.spread_bands, o.band_units)]:
+            # excess >= load - threshold, excess >= 0, priced per unit of load above the threshold
+            e = solver.NumVar(0, inf, f"e_{o.code}_{threshold}")
+            objective.SetCoefficient(e, cost)
+            row = solver.Constraint(fixed - threshold, inf)
+            row.SetCoefficient(e, 1)
+            for k, v in terms:
+                row.SetCoefficient(v, row.GetCoefficient(v) - weight_units[k])
+    objective.SetMinimization()
+    params = pywraplp.MPSolverParameters()
+    params.SetDoubleParam(params.RELATIVE_MIP_GAP, 0.0)
+    status = solver.Solve(params)
+    if status not in (pywraplp.Solver.OPTIMAL, pywraplp.Solver.FEASIBLE):
+        raise RuntimeError(f"case alignment found no solution for side {side} (solver status {status})")
 
-    solver = cp_model.CpSolver()
-    solver.parameters.num_workers = 1
-    solver.parameters.random_seed = 0
-    solver.parameters.max_deterministic_time = al.max_deterministic_time
-    status = solver.solve(m)
-    if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
-        raise RuntimeError(f"case alignment found no solution for side {side}: {solver.status_name(status)}")
-    val = solver.value
+    def val(v) -> float:
+        x = v.solution_value()
+        return int(round(x)) if abs(x - round(x)) < 1e-6 else x
+
     flows = {
         "keep": {g: val(v) for g, v in keep.items()},
         "team": {a: val(v) for a, v in team_arc.items()},
-        "trust": {a: val(v) for a, v in trust_arc.items()},
-        "direct": {a: val(v) for a, v in direct_arc.items()},
+        "export": {a: val(v) for a, v in export_arc.items()},
+        "import": {a: val(v) for a, v in import_arc.items()},
         "fallback": {a: val(v) for a, v in fall_arc.items()},
     }
-    report = SolveReport(side, solver.status_name(status), int(solver.objective_value), len(m.proto.variables))
-    return flows, report
+    return flows, objective.Value()
+
+
+def _is_integral(flows: dict) -> bool:
+    return all(isinstance(x, int) for arcs in flows.values() for x in arcs.values())
+
+
+def _class_inflow(flows: dict, officers: dict[str, Officer]) -> dict[tuple[str, str], float]:
+    """Cases of each class each officer ends with, kept or received, in a (possibly fractional) solution."""
+    got: dict[tuple[str, str], float] = defaultdict(float)
+    for (om, k, _t), x in flows["keep"].items():
+        got[(om, k)] += x
+    for (k, _t, om), x in flows["team"].items():
+        got[(om, k)] += x
+    for (k, om), x in flows["fallback"].items():
+        got[(om, k)] += x
+    return got
+
+
+def _flow_repair(prob: SideProblem, classes: list[str], policy: Policy, weight_units: dict[str, int],
+                 lp: dict) -> dict:
+    """Integral plan from the LP relaxation: min-cost flow in whole cases, one commodity per weight class.
+
+    The LP is the outer step that splits each officer's point capacity between classes: an officer's arc for
+    class k admits the LP's whole cases of k at no cost; each case past that pays the overflow its weight
+    would cause, priced as if the officer were full. Moves, team changes and the ineligible fallback keep
+    their policy costs, so the flow minimises moves exactly for that capacity split.
+    """
+    al = policy.alignment
+    U = policy.units_per_point
+    officers = {o.code: o for o in prob.officers}
+    share = _class_inflow(lp, officers)
+    flow = SimpleMinCostFlow()
+    nodes: dict[tuple, int] = {}
+
+    def node(key: tuple) -> int:
+        if key not in nodes:
+            nodes[key] = len(nodes)
+        return nodes[key]
+
+    sink = node(("sink",))
+    arcs: dict[tuple, int] = {}
+    big = sum(len(v) for v in prob.kept.values()) + sum(len(v) for v in prob.forced.values())
+    supply: dict[int, int] = defaultdict(int)
+    for (om, k, t), idx in sorted(prob.kept.items()):
+        g = node(("group", om, k, t))
+        supply[g] += len(idx)
+        arcs[("keep", om, k, t)] = flow.add_arc_with_capacity_and_unit_cost(g, node(("om", om, k)), len(idx), 0)
+        flow.add_arc_with_capacity_and_unit_cost(g, node(("pool", k, t)), len(idx), al.cost_move * U)
+    for (k, t), idx in sorted(prob.forced.items()):
+        supply[node(("pool", k, t))] += len(idx)
+    for (k, t, om) in sorted(lp["team"]):
+        arcs[("team", k, t, om)] = flow.add_arc_with_capacity_and_unit_cost(
+            node(("pool", k, t)), node(("om", om, k)), big, 0)
+    for (k, t) in sorted(lp["export"]):
+        arcs[("export", k, t)] = flow.add_arc_with_capacity_and_unit_cost(
+            node(("pool", k, t)), node(("trust", k)), big, al.cost_team_change * U)
+    for (k, t) in sorted(lp["import"]):
+        arcs[("import", k, t)] = flow.add_arc_with_capacity_and_unit_cost(
+            node(("trust", k)), node(("pool", k, t)), big, 0)
+    for (k, om) in sorted(lp["fallback"]):
+        arcs[("fallback", k, om)] = flow.add_arc_with_capacity_and_unit_cost(
+            node(("trust", k)), node(("om", om, k)), big, al.cost_ineligible * U)
+    whole = {key: math.floor(x + 1e-6) for key, x in share.items()}
+    left: dict[str, int] = {code: o.cap_units - prob.fixed_units.get(code, 0) for code, o in officers.items()}
+    for (om, k), n in whole.items():
+        left[om] -= n * weight_units[k]
+    for (om, k) in sorted({key[1:] for key in nodes if key[0] == "om"}):
+        room = whole.get((om, k), 0) + max(0, left[om]) // weight_units[k]
+        o_node = nodes[("om", om, k)]
+        if room:
+            flow.add_arc_with_capacity_and_unit_cost(o_node, sink, room, 0)
+        flow.add_arc_with_capacity_and_unit_cost(
+            o_node, sink, big, al.cost_overflow_per_point * weight_units[k])
+    total = sum(supply.values())
+    for n, amount in supply.items():
+        flow.set_node_supply(n, amount)
+    flow.set_node_supply(sink, -total)
+    status = flow.solve()
+    if status != SimpleMinCostFlow.OPTIMAL:
+        raise RuntimeError(f"case alignment flow repair failed (status {status})")
+    out: dict = {"keep": {}, "team": {}, "export": {}, "import": {}, "fallback": {}}
+    for key, a in arcs.items():
+        out[key[0]][key[1:]] = int(flow.flow(a))
+    return out
+
+
+def plan_cost(loads: dict[str, int], officers: dict[str, Officer], moves: int, team_changes: int,
+              ineligible: int, policy: Policy) -> int:
+    """The alignment objective of a whole plan, in the units the solver minimises (cost x units_per_point).
+
+    Independent of how the plan was found, so tests can price brute-force plans with it.
+    """
+    al = policy.alignment
+    U = policy.units_per_point
+    cost = (al.cost_move * moves + al.cost_team_change * team_changes + al.cost_ineligible * ineligible) * U
+    for code, load in loads.items():
+        o = officers[code]
+        cost += al.cost_overflow_per_point * max(0, load - o.cap_units)
+        cost += sum(b.cost * max(0, load - th) for b, th in zip(al.spread_bands, o.band_units))
+    return cost
+
+
+def _solve_side(side: str, prob: SideProblem, classes: list[str], policy: Policy,
+                weight_units: dict[str, int]) -> tuple[dict, SolveReport]:
+    """Exact MIP for small sides; otherwise LP relaxation, then min-cost flow repair when it is fractional."""
+    al = policy.alignment
+    size = sum(len(v) for v in prob.kept.values()) + sum(len(v) for v in prob.forced.values())
+    if size <= al.exact_max_cases:
+        flows, obj = _solve_model(side, prob, classes, policy, weight_units, al.solver)
+        return flows, SolveReport(side, "MIP", obj, obj)
+    lp, bound = _solve_model(side, prob, classes, policy, weight_units, "GLOP")
+    if _is_integral(lp):
+        return lp, SolveReport(side, "LP_INTEGRAL", bound, bound)
+    return _flow_repair(prob, classes, policy, weight_units, lp), SolveReport(side, "LP_FLOW", None, bound)
 
 
 def align_cases(
@@ -241,11 +378,15 @@ def align_cases(
             # Nobody on this side can hold a case: the cases stay unassigned and the report says so.
             for idx in prob.forced.values():
                 reason[idx] = forced_reason[idx]
-            reports.append(SolveReport(side, "NO_STAFF", 0, 0))
+            reports.append(SolveReport(side, "NO_STAFF", None, 0.0))
             continue
         flows, report = _solve_side(side, prob, classes, policy, weight_units)
-        reports.append(report)
         _deal(prob, flows, classes, current, om, reason, forced_reason)
+        # The model prices kept cases negatively; shift its value onto the plan_cost scale.
+        movable = sum(len(v) for v in prob.kept.values())
+        forced_moves = sum(1 for idx in prob.forced.values() for i in idx if forced_reason[i] != ALLOCATED)
+        shift = policy.alignment.cost_move * policy.units_per_point * (movable + forced_moves)
+        reports.append(SolveReport(side, report.method, None, report.bound + shift))
 
     out = cases[["crn", "team_code", "side", "rule", "case_class", "weight_units"]].copy()
     out["current_om"] = pd.Series(current, dtype="object").where(pd.notna(current), None)
@@ -256,7 +397,25 @@ def align_cases(
         (o in officers and (officers[o].side == s and k in officers[o].classes)) if o else False
         for o, s, k in zip(out["om"], out["side"], out["case_class"])
     ]
-    return out, reports
+    out["team_change"] = [
+        bool(o) and o != c and officers[o].team != t
+        for o, c, t in zip(out["om"], out["current_om"], out["team_code"])
+    ]
+    priced = [SolveReport(r.side, r.method, _side_cost(out, officers, r.side, policy, held), r.bound)
+              for r in reports]
+    return out, priced
+
+
+def _side_cost(out: pd.DataFrame, officers: dict[str, Officer], side: str, policy: Policy,
+               held: set[str]) -> int:
+    """plan_cost of one side of a finished alignment (retained cases load their officer but cost nothing)."""
+    side_officers = {c: o for c, o in officers.items() if o.side == side}
+    loads = out[out["om"].isin(list(side_officers))].groupby("om")["weight_units"].sum()
+    mine = out[(out["side"] == side) & ~out["crn"].isin(held)]
+    return plan_cost(
+        {c: int(loads.get(c, 0)) for c in side_officers}, side_officers,
+        moves=int(mine["moved"].sum()), team_changes=int(mine["team_change"].sum()),
+        ineligible=int((mine["om"].notna() & ~mine["eligible_om"]).sum()), policy=policy)
 
 
 def _deal(prob: SideProblem, flows: dict, classes: list[str], current: np.ndarray,
@@ -277,25 +436,34 @@ def _deal(prob: SideProblem, flows: dict, classes: list[str], current: np.ndarra
         om[i] = code
         reason[i] = KEPT if code == current[i] else forced_reason[i]
 
+    for key in pools:
+        pools[key].sort()
     trust_pool: dict[str, list[int]] = defaultdict(list)
-    for (k, t), idx in sorted(pools.items()):
-        idx.sort()
+    for (k, t), count in sorted(flows["export"].items()):
+        if count:
+            idx = pools[(k, t)]
+            trust_pool[k].extend(idx[len(idx) - count:])
+            del idx[len(idx) - count:]
+    for k in trust_pool:
+        trust_pool[k].sort()
+    taken: dict[str, int] = defaultdict(int)
+    for (k, t), count in sorted(flows["import"].items()):
+        if count:
+            pools[(k, t)].extend(trust_pool[k][taken[k]:taken[k] + count])
+            taken[k] += count
+    arcs_of: dict[tuple, list[tuple[str, int]]] = defaultdict(list)
+    for (k, t, code), count in sorted(flows["team"].items()):
+        arcs_of[(k, t)].append((code, count))
+    for (k, code), count in sorted(flows["fallback"].items()):
+        arcs_of[(k,)].append((code, count))
+    lists = {key: idx for key, idx in pools.items()}
+    lists.update({(k,): trust_pool.get(k, [])[taken[k]:] for k in classes})
+    for key, idx in sorted(lists.items()):
         pos = 0
-        for (kk, tt, code), count in sorted(flows["team"].items()):
-            if kk == k and tt == t:
-                for i in idx[pos:pos + count]:
-                    give(i, code)
-                pos += count
-        trust_pool[k].extend(idx[pos:])
-    for k in classes:
-        idx = sorted(trust_pool.get(k, []))
-        pos = 0
-        for arcs in (flows["direct"], flows["fallback"]):
-            for (kk, code), count in sorted(arcs.items()):
-                if kk == k:
-                    for i in idx[pos:pos + count]:
-                        give(i, code)
-                    pos += count
+        for code, count in arcs_of.get(key, []):
+            for i in idx[pos:pos + count]:
+                give(i, code)
+            pos += count
 
 
 def caseload(aligned: pd.DataFrame, staff_split: pd.DataFrame, policy: Policy) -> pd.DataFrame:
