@@ -102,6 +102,7 @@ def _solve_model(side: str, prob: SideProblem, classes: list[str], policy: Polic
     solver = pywraplp.Solver.CreateSolver(solver_name)
     if solver is None:
         raise RuntimeError(f"solver {solver_name!r} is not available in this OR-Tools build")
+    solver.SuppressOutput()
     inf = solver.infinity()
     officers = sorted(prob.officers, key=lambda o: o.code)
     by_team: dict[str, list[Officer]] = defaultdict(list)
@@ -123,15 +124,17 @@ def _solve_model(side: str, prob: SideProblem, classes: list[str], policy: Polic
     for key, idx in prob.forced.items():
         pool_const[key] += len(idx)
 
-    eligible = {k: [o for o in officers if k in o.classes] for k in classes}
-    teams_of_class = {k: sorted({o.team for o in eligible[k]}) for k in classes}
+    holders = _holders(officers, classes)
+    penalty = {k: _penalty(officers, k, policy) for k in classes}
+    teams_of_class = {k: sorted({o.team for o in holders[k]}) for k in classes}
     pools = sorted(set(pool_const) | {(k, t) for k in classes for t in teams_of_class[k]})
     inflow: dict[str, list] = defaultdict(list)
-    team_arc, export_arc, import_arc, fall_arc = {}, {}, {}, {}
+    team_arc, export_arc, import_arc = {}, {}, {}
     for k, t in pools:
         for o in by_team.get(t, []):
-            if k in o.classes:
+            if o in holders[k]:
                 v = solver.IntVar(0, total, f"y_{k}_{t}_{o.code}")
+                objective.SetCoefficient(v, penalty[k])
                 team_arc[(k, t, o.code)] = v
                 inflow[o.code].append((k, v))
                 pool_out[(k, t)].append((v, 1))
@@ -158,13 +161,6 @@ def _solve_model(side: str, prob: SideProblem, classes: list[str], policy: Polic
         for (kk, _), m in import_arc.items():
             if kk == k:
                 row.SetCoefficient(m, -1)
-        if not eligible[k]:
-            for o in officers:
-                v = solver.IntVar(0, total, f"f_{k}_{o.code}")
-                fall_arc[(k, o.code)] = v
-                inflow[o.code].append((k, v))
-                objective.SetCoefficient(v, al.cost_ineligible * U)
-                row.SetCoefficient(v, -1)
 
     kept_by_om: dict[str, list] = defaultdict(list)
     for (om, k, _t), v in keep.items():
@@ -199,9 +195,19 @@ def _solve_model(side: str, prob: SideProblem, classes: list[str], policy: Polic
         "team": {a: val(v) for a, v in team_arc.items()},
         "export": {a: val(v) for a, v in export_arc.items()},
         "import": {a: val(v) for a, v in import_arc.items()},
-        "fallback": {a: val(v) for a, v in fall_arc.items()},
     }
     return flows, objective.Value()
+
+
+def _holders(officers: list[Officer], classes: list[str]) -> dict[str, list[Officer]]:
+    """Who may be given each class: the eligible officers, or all of the side when none is eligible."""
+    return {k: [o for o in officers if k in o.classes] or list(officers) for k in classes}
+
+
+def _penalty(officers: list[Officer], k: str, policy: Policy) -> int:
+    """Cost of each case of class k given to one of its holders: nothing, unless none is eligible."""
+    eligible = any(k in o.classes for o in officers)
+    return 0 if eligible else policy.alignment.cost_ineligible * policy.units_per_point
 
 
 def _is_integral(flows: dict) -> bool:
@@ -215,8 +221,6 @@ def _class_inflow(flows: dict, officers: dict[str, Officer]) -> dict[tuple[str, 
         got[(om, k)] += x
     for (k, _t, om), x in flows["team"].items():
         got[(om, k)] += x
-    for (k, om), x in flows["fallback"].items():
-        got[(om, k)] += x
     return got
 
 
@@ -226,7 +230,7 @@ def _flow_repair(prob: SideProblem, classes: list[str], policy: Policy, weight_u
 
     The LP is the outer step that splits each officer's point capacity between classes: an officer's arc for
     class k admits the LP's whole cases of k at no cost; each case past that pays the overflow its weight
-    would cause, priced as if the officer were full. Moves, team changes and the ineligible fallback keep
+    would cause, priced as if the officer were full. Moves, team changes and ineligible holders keep
     their policy costs, so the flow minimises moves exactly for that capacity split.
     """
     al = policy.alignment
@@ -252,18 +256,16 @@ def _flow_repair(prob: SideProblem, classes: list[str], policy: Policy, weight_u
         flow.add_arc_with_capacity_and_unit_cost(g, node(("pool", k, t)), len(idx), al.cost_move * U)
     for (k, t), idx in sorted(prob.forced.items()):
         supply[node(("pool", k, t))] += len(idx)
+    penalty = {k: _penalty(prob.officers, k, policy) for k in classes}
     for (k, t, om) in sorted(lp["team"]):
         arcs[("team", k, t, om)] = flow.add_arc_with_capacity_and_unit_cost(
-            node(("pool", k, t)), node(("om", om, k)), big, 0)
+            node(("pool", k, t)), node(("om", om, k)), big, penalty[k])
     for (k, t) in sorted(lp["export"]):
         arcs[("export", k, t)] = flow.add_arc_with_capacity_and_unit_cost(
             node(("pool", k, t)), node(("trust", k)), big, al.cost_team_change * U)
     for (k, t) in sorted(lp["import"]):
         arcs[("import", k, t)] = flow.add_arc_with_capacity_and_unit_cost(
             node(("trust", k)), node(("pool", k, t)), big, 0)
-    for (k, om) in sorted(lp["fallback"]):
-        arcs[("fallback", k, om)] = flow.add_arc_with_capacity_and_unit_cost(
-            node(("trust", k)), node(("om", om, k)), big, al.cost_ineligible * U)
     whole = {key: math.floor(x + 1e-6) for key, x in share.items()}
     left: dict[str, int] = {code: o.cap_units - prob.fixed_units.get(code, 0) for code, o in officers.items()}
     for (om, k), n in whole.items():
@@ -282,7 +284,7 @@ def _flow_repair(prob: SideProblem, classes: list[str], policy: Policy, weight_u
     status = flow.solve()
     if status != SimpleMinCostFlow.OPTIMAL:
         raise RuntimeError(f"case alignment flow repair failed (status {status})")
-    out: dict = {"keep": {}, "team": {}, "export": {}, "import": {}, "fallback": {}}
+    out: dict = {"keep": {}, "team": {}, "export": {}, "import": {}}
     for key, a in arcs.items():
         out[key[0]][key[1:]] = int(flow.flow(a))
     return out
@@ -347,11 +349,13 @@ def align_cases(
     klass = cases["case_class"].to_numpy(dtype=object)
     teams = cases["team_code"].to_numpy(dtype=object)
     wunits = cases["weight_units"].to_numpy()
+    pinned: set[str] = set()
     for i in range(n):
         cur = current[i]
         officer = officers.get(cur) if isinstance(cur, str) else None
         allowed = officer is not None and officer.side == sides[i] and klass[i] in officer.classes
         if officer is not None and crns[i] in held:
+            pinned.add(crns[i])
             om[i], reason[i] = cur, (KEPT if allowed else RETAINED)
             problems[officer.side].fixed_units[cur] += int(wunits[i])
             continue
@@ -394,24 +398,24 @@ def align_cases(
     out["reason"] = reason
     out["moved"] = out["reason"].isin(MOVE_REASONS)
     out["eligible_om"] = [
-        (o in officers and (officers[o].side == s and k in officers[o].classes)) if o else False
+        isinstance(o, str) and officers[o].side == s and k in officers[o].classes
         for o, s, k in zip(out["om"], out["side"], out["case_class"])
     ]
     out["team_change"] = [
-        bool(o) and o != c and officers[o].team != t
-        for o, c, t in zip(out["om"], out["current_om"], out["team_code"])
+        isinstance(o, str) and (r in MOVE_REASONS or r == ALLOCATED) and officers[o].team != t
+        for o, r, t in zip(out["om"], out["reason"], out["team_code"])
     ]
-    priced = [SolveReport(r.side, r.method, _side_cost(out, officers, r.side, policy, held), r.bound)
+    priced = [SolveReport(r.side, r.method, _side_cost(out, officers, r.side, policy, pinned), r.bound)
               for r in reports]
     return out, priced
 
 
 def _side_cost(out: pd.DataFrame, officers: dict[str, Officer], side: str, policy: Policy,
-               held: set[str]) -> int:
-    """plan_cost of one side of a finished alignment (retained cases load their officer but cost nothing)."""
+               pinned: set[str]) -> int:
+    """plan_cost of one side of a finished alignment (pinned cases load their officer but cost nothing)."""
     side_officers = {c: o for c, o in officers.items() if o.side == side}
     loads = out[out["om"].isin(list(side_officers))].groupby("om")["weight_units"].sum()
-    mine = out[(out["side"] == side) & ~out["crn"].isin(held)]
+    mine = out[(out["side"] == side) & ~out["crn"].isin(pinned)]
     return plan_cost(
         {c: int(loads.get(c, 0)) for c in side_officers}, side_officers,
         moves=int(mine["moved"].sum()), team_changes=int(mine["team_change"].sum()),
@@ -434,7 +438,8 @@ def _deal(prob: SideProblem, flows: dict, classes: list[str], current: np.ndarra
 
     def give(i: int, code: str) -> None:
         om[i] = code
-        reason[i] = KEPT if code == current[i] else forced_reason[i]
+        back_home = code == current[i] and forced_reason[i] == MOVED_CAPACITY
+        reason[i] = KEPT if back_home else forced_reason[i]
 
     for key in pools:
         pools[key].sort()
@@ -454,11 +459,7 @@ def _deal(prob: SideProblem, flows: dict, classes: list[str], current: np.ndarra
     arcs_of: dict[tuple, list[tuple[str, int]]] = defaultdict(list)
     for (k, t, code), count in sorted(flows["team"].items()):
         arcs_of[(k, t)].append((code, count))
-    for (k, code), count in sorted(flows["fallback"].items()):
-        arcs_of[(k,)].append((code, count))
-    lists = {key: idx for key, idx in pools.items()}
-    lists.update({(k,): trust_pool.get(k, [])[taken[k]:] for k in classes})
-    for key, idx in sorted(lists.items()):
+    for key, idx in sorted(pools.items()):
         pos = 0
         for code, count in arcs_of.get(key, []):
             for i in idx[pos:pos + count]:
