@@ -1,0 +1,117 @@
+"""`trp`: the command line, a thin shell over pipeline.run (the same path the Airflow DAG takes)."""
+from __future__ import annotations
+
+import os
+import secrets
+import sys
+import time
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(add_completion=False, help="Transition pipeline: the NPS/CRC split, nightly.")
+console = Console(stderr=True)
+
+
+def _progress_line(s: dict) -> None:
+    extra = f"{s.get('cases', 0):>7} cases, {s.get('moved', 0):>6} moved" if "cases" in s else ""
+    rejected = f", {len(s['rejected_files'])} file(s) rejected" if s.get("rejected_files") else ""
+    quarantined = f", {s.get('quarantined_rows', 0)} row(s) quarantined" if s.get("quarantined_rows") else ""
+    console.print(f"{s['trust']}  {s['status']:<12} {extra}{quarantined}{rejected}", highlight=False)
+
+
+@app.command()
+def run(
+    landing: str = typer.Option(..., help="Landing zone: local path or fsspec URL (s3://...)"),
+    out: str = typer.Option(..., help="Output root: local path or fsspec URL"),
+    run_date: Optional[str] = typer.Option(None, help="Run date YYYY-MM-DD (default: today)"),
+    policy: Optional[str] = typer.Option(None, help="Policy file (default: the packaged policy v1)"),
+    scheduler: Optional[str] = typer.Option(None, help="Dask scheduler address (default: a local cluster)"),
+) -> None:
+    """One nightly run. Exit 0: all trusts fresh; 3: published, some trusts rejected or carried over;
+    2: nothing published."""
+    from pipeline.run import RunRefused, run_nightly
+
+    try:
+        result = run_nightly(landing, out, run_date, policy, scheduler, on_trust_done=_progress_line)
+    except RunRefused as exc:
+        console.print(f"[bold red]nothing published:[/] {exc}")
+        raise typer.Exit(2)
+    _summary(result.manifest, result.manifest_path)
+    raise typer.Exit(result.exit_code)
+
+
+@app.command()
+def generate(
+    out: str = typer.Option(..., help="Landing zone to write"),
+    scale: float = typer.Option(1.0, help="1.0 = national volume (about 240,000 cases, 18,000 staff)"),
+    seed: int = typer.Option(0),
+    dirty: bool = typer.Option(False, help="Add the faults real extracts have"),
+) -> None:
+    """Realistic synthetic extracts for all 35 trusts."""
+    from pipeline.generate import generate_landing
+
+    counts = generate_landing(out, scale, seed, dirty)
+    console.print(f"wrote {len(counts)} trusts, {sum(counts.values()):,} cases to {out}")
+
+
+@app.command()
+def demo(
+    workdir: str = typer.Option("demo-out", help="Where the landing zone and outputs go"),
+    scale: float = typer.Option(1.0),
+) -> None:
+    """Generate a national landing zone, run it and summarise: no set-up needed."""
+    from pipeline.generate import generate_landing
+    from pipeline.run import run_nightly
+
+    landing, out = str(Path(workdir, "landing")), str(Path(workdir, "out"))
+    t0 = time.perf_counter()
+    counts = generate_landing(landing, scale, seed=0, dirty=True)
+    console.print(f"generated {len(counts)} trusts, {sum(counts.values()):,} cases in {landing} "
+                  f"({time.perf_counter() - t0:.1f} s; with realistic faults)")
+    key = os.environ.get("TRP_PSEUDONYM_KEY", "").encode()
+    if not key:
+        key = secrets.token_hex(32).encode()
+        console.print("[yellow]demo mode: TRP_PSEUDONYM_KEY not set; using a throwaway key for this run only[/]")
+    t0 = time.perf_counter()
+    result = run_nightly(landing, out, "2014-06-01", pseudonym_key=key, on_trust_done=_progress_line)
+    _summary(result.manifest, result.manifest_path)
+    console.print(f"run took {time.perf_counter() - t0:.1f} s")
+
+
+def _summary(manifest: dict, path: str) -> None:
+    trusts = manifest["trusts"].values()
+    done = [t for t in trusts if "cases" in t]
+    cases = sum(t["cases"] for t in done)
+    staff = sum(t["staff"] for t in done)
+    table = Table(title=f"run {manifest['run_id']}")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    by_status: dict[str, int] = {}
+    for t in trusts:
+        by_status[t["status"]] = by_status.get(t["status"], 0) + 1
+    table.add_row("trusts", ", ".join(f"{v} {k.lower()}" for k, v in sorted(by_status.items())))
+    table.add_row("cases aligned", f"{cases:,}")
+    table.add_row("cases to NPS", f"{sum(t['nps_cases'] for t in done) / max(cases, 1):.1%}")
+    table.add_row("staff assigned", f"{staff:,}")
+    table.add_row("staff to NPS", f"{sum(t['nps_staff'] for t in done) / max(staff, 1):.1%}")
+    table.add_row("cases moved", f"{sum(t['moved'] for t in done):,}")
+    table.add_row("rows quarantined", f"{sum(t.get('quarantined_rows', 0) for t in done):,}")
+    table.add_row("officers over capacity", f"{sum(t['over_capacity'] for t in done):,}")
+    table.add_row("manifest", path)
+    Console().print(table)
+    for t in trusts:
+        if t["status"] != "FRESH":
+            why = "; ".join(f"{r['file']} line {r['line']}: {r['message']}" for r in t["rejected_files"])
+            console.print(f"[yellow]{t['trust']} {t['status']}[/] (extract {t['extract_date']}): {why}")
+
+
+def main() -> None:  # pragma: no cover
+    app(prog_name="trp")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(app())

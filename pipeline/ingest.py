@@ -1,0 +1,113 @@
+"""Read one uploaded CSV as text: encoding detection, RFC 4180 parsing, line numbers as the trust sees them."""
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+from dataclasses import dataclass, field
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
+
+from pipeline.contract import FILES
+
+
+class FileRejected(Exception):
+    """A file rule was broken: the whole file is rejected, with the line and what was expected."""
+
+    def __init__(self, file: str, line: int | None, rule: str, message: str):
+        super().__init__(f"{file}: line {line or '-'}: {rule}: {message}")
+        self.file, self.line, self.rule, self.message = file, line, rule, message
+
+
+@dataclass
+class TextFile:
+    """A parsed upload: all values as text, plus what is needed to report rows back to the trust."""
+    name: str
+    sha256: str
+    encoding: str
+    frame: pd.DataFrame
+    extra_columns: list[str]
+    ragged: list[tuple[int | None, str]] = field(default_factory=list)
+    _raw: str = ""
+
+    def lines(self, rows) -> list[int]:
+        """Line (1-based, header = 1) where each data row starts in the trust's file, quoted newlines included."""
+        starts = _record_start_lines(self._raw)
+        return [starts[r] if r < len(starts) else None for r in rows]
+
+
+def decode(raw: bytes, name: str) -> tuple[str, str]:
+    if raw.startswith(b"\xef\xbb\xbf"):
+        return raw[3:].decode("utf-8", errors="strict"), "utf-8-sig"
+    if b"\x00" in raw[:4096]:
+        raise FileRejected(name, 1, "NOT_CSV", "the file holds binary data, not CSV text (was a zip or spreadsheet uploaded?)")
+    try:
+        return raw.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError:
+        pass
+    try:
+        return raw.decode("cp1252"), "windows-1252"
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise FileRejected(name, line, "UNDECODABLE",
+                           f"byte 0x{raw[exc.start]:02x} is neither UTF-8 nor Windows-1252 text") from exc
+
+
+def _record_start_lines(text: str) -> list[int]:
+    starts, line = [], 1
+    reader = csv.reader(io.StringIO(text, newline=""))
+    first = True
+    for record in reader:
+        end = reader.line_num
+        if record and not first:
+            starts.append(line)
+        if record:
+            first = False
+        line = end + 1
+    return starts
+
+
+def read_text(raw: bytes, kind: str) -> TextFile:
+    """Parse an upload of `kind` (staff, cases, ...) into text columns; file rules raise FileRejected."""
+    spec = FILES[kind]
+    name = spec.name
+    if not raw.strip():
+        raise FileRejected(name, 1, "EMPTY", "the file is empty: expected a header row and data rows")
+    text, encoding = decode(raw, name)
+    ragged: list[tuple[int | None, str]] = []
+
+    def on_invalid(row) -> str:
+        ragged.append((row.number, row.text[:200]))
+        return "skip"
+
+    try:
+        table = pacsv.read_csv(
+            io.BytesIO(text.encode("utf-8")),
+            read_options=pacsv.ReadOptions(block_size=1 << 24),
+            parse_options=pacsv.ParseOptions(newlines_in_values=True, invalid_row_handler=on_invalid),
+            convert_options=pacsv.ConvertOptions(column_types=_all_text(text), strings_can_be_null=False,
+                                                 quoted_strings_can_be_null=False),
+        )
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+        raise FileRejected(name, None, "NOT_CSV", f"the file could not be read as CSV: {exc}") from exc
+    header = [c.strip().lstrip("\ufeff") for c in table.column_names]
+    if len(set(header)) != len(header):
+        dup = sorted({c for c in header if header.count(c) > 1})
+        raise FileRejected(name, 1, "DUPLICATE_COLUMN", f"the header names {', '.join(dup)} more than once")
+    missing = [c for c in spec.required if c not in header]
+    if missing:
+        raise FileRejected(name, 1, "MISSING_COLUMN",
+                           f"required column(s) {', '.join(missing)} missing; expected {', '.join(spec.required)}")
+    frame = table.rename_columns(header).to_pandas()
+    if frame.empty and spec.mandatory:
+        raise FileRejected(name, 2, "EMPTY", "the file has a header but no data rows")
+    known = set(spec.required) | set(spec.optional)
+    return TextFile(name, hashlib.sha256(raw).hexdigest(), encoding, frame.astype(object).astype("str"),
+                    [c for c in header if c not in known], ragged, text)
+
+
+def _all_text(text: str) -> dict[str, pa.DataType]:
+    header = next(csv.reader(io.StringIO(text.split("\n", 1)[0])), [])
+    return {c: pa.string() for c in header}

@@ -1,0 +1,60 @@
+"""The one storage layer: every read and write of the landing zone and outputs goes through fsspec here."""
+from __future__ import annotations
+
+import posixpath
+import uuid
+
+import fsspec
+from fsspec.core import url_to_fs
+
+
+class Store:
+    """A root folder on any fsspec filesystem (local path or URL such as s3://bucket/prefix)."""
+
+    def __init__(self, url: str):
+        self.fs, self.root = url_to_fs(url)
+        self.url = url
+
+    def path(self, *parts: str) -> str:
+        return posixpath.join(self.root, *parts)
+
+    def read_bytes(self, *parts: str) -> bytes:
+        return self.fs.cat_file(self.path(*parts))
+
+    def write_bytes(self, data: bytes, *parts: str) -> str:
+        """Write whole: to a temporary name beside the target, then into place, so no reader sees half a file."""
+        target = self.path(*parts)
+        self.fs.makedirs(posixpath.dirname(target), exist_ok=True)
+        if self.fs.protocol in ("file", ("file", "local")) or "file" in self.fs.protocol:
+            tmp = f"{target}.tmp-{uuid.uuid4().hex}"
+            self.fs.pipe_file(tmp, data)
+            self.fs.mv(tmp, target)
+        else:
+            self.fs.pipe_file(target, data)  # an object PUT is atomic on S3
+        return target
+
+    def exists(self, *parts: str) -> bool:
+        return self.fs.exists(self.path(*parts))
+
+    def listdir(self, *parts: str) -> list[str]:
+        """Names of entries directly under a folder ([] if it does not exist)."""
+        p = self.path(*parts)
+        if not self.fs.exists(p):
+            return []
+        return sorted(posixpath.basename(e.rstrip("/")) for e in self.fs.ls(p, detail=False))
+
+    def rm(self, *parts: str) -> None:
+        p = self.path(*parts)
+        if self.fs.exists(p):
+            self.fs.rm(p, recursive=True)
+
+    def move(self, src: tuple[str, ...], dst: tuple[str, ...]) -> None:
+        self.fs.makedirs(posixpath.dirname(self.path(*dst)), exist_ok=True)
+        self.fs.mv(self.path(*src), self.path(*dst), recursive=True)
+
+
+def open_store(url: str) -> Store:
+    return Store(url)
+
+
+__all__ = ["Store", "open_store", "fsspec"]

@@ -1,0 +1,112 @@
+"""End to end on a small generated landing zone: real Dask workers, real files, read back with DuckDB."""
+import json
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pytest
+
+from pipeline.generate import generate_landing
+from pipeline.run import RunRefused, publish, run_nightly
+from pipeline.storage import Store
+
+KEY = b"test-key-not-secret"
+SCALE = 0.02
+
+
+@pytest.fixture(scope="module")
+def dirty_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("e2e")
+    landing, out = str(root / "landing"), str(root / "out")
+    generate_landing(landing, SCALE, seed=1, dirty=True)
+    result = run_nightly(landing, out, "2014-06-01", pseudonym_key=KEY)
+    return root, landing, out, result
+
+
+def _published(out: str, dataset: str) -> pd.DataFrame:
+    return duckdb.sql(f"select * from read_parquet('{out}/published/{dataset}/**/*.parquet', "
+                      "hive_partitioning=true)").df()
+
+
+def test_dirty_run_publishes_with_exit_3_and_carries_over_the_broken_trust(dirty_run):
+    _, _, out, result = dirty_run
+    assert result.exit_code == 3
+    trusts = result.manifest["trusts"]
+    assert len(trusts) == 35
+    assert trusts["DOR"]["status"] == "CARRIED_OVER" and trusts["DOR"]["extract_date"] == "2014-05-31"
+    assert trusts["DOR"]["rejected_files"][0]["rule"] == "MISSING_COLUMN"
+    assert all(t["status"] == "FRESH" for code, t in trusts.items() if code != "DOR")
+    assert set(_published(out, "case_alignment")["trust_code"]) == set(trusts)
+
+
+def test_every_uploaded_case_row_is_aligned_or_quarantined(dirty_run):
+    _, landing, out, result = dirty_run
+    for trust, info in result.manifest["trusts"].items():
+        date = info["extract_date"]
+        uploaded = pd.read_csv(Path(landing, trust, date, "cases.csv"), dtype=str, keep_default_na=False,
+                               encoding="utf-8-sig")
+        op = Path(out, "operational", trust, "2014-06-01")
+        aligned = pd.read_csv(op / "case_alignment.csv", dtype=str, keep_default_na=False)
+        quarantine = pd.read_csv(op / "quarantine.csv", dtype=str, keep_default_na=False)
+        held = quarantine[quarantine["file"] == "cases.csv"]["line"].nunique()
+        assert len(aligned) + held == len(uploaded), trust
+        assert aligned["crn"].is_unique
+
+
+def test_quarantine_names_file_line_column_rule_as_the_trust_sees_it(dirty_run):
+    _, landing, out, _ = dirty_run
+    q = pd.read_csv(Path(out, "operational", "LDN", "2014-06-01", "quarantine.csv"), dtype=str,
+                    keep_default_na=False)
+    bad_crn = q[q["rule"] == "CRN_FORMAT"].iloc[0]
+    assert bad_crn["file"] == "cases.csv" and bad_crn["column"] == "crn"
+    lines = Path(landing, "LDN", "2014-06-01", "cases.csv").read_bytes().decode().split("\r\n")
+    assert lines[int(bad_crn["line"]) - 1].split(",")[1] == "x12"
+    formula = q[q["rule"] == "TEAM_CODE_FORMAT"]["value"].iloc[0]
+    assert formula.startswith("'=")    # neutralised for spreadsheets
+
+
+def test_no_identifier_reaches_the_published_zone(dirty_run):
+    _, landing, out, _ = dirty_run
+    staff = pd.read_csv(Path(landing, "LDN", "2014-06-01", "staff.csv"), dtype=str)
+    cases = pd.read_csv(Path(landing, "LDN", "2014-06-01", "cases.csv"), dtype=str)
+    secrets = set(staff["staff_code"]) | set(cases["crn"]) | set(staff["full_name"])
+    blob = b"".join(p.read_bytes() for p in Path(out, "published").rglob("*.parquet"))
+    text = pd.concat([_published(out, d).astype(str) for d in ("staff_assignment", "case_alignment", "caseload")])
+    assert not secrets & set(text.to_numpy().ravel())
+    well_formed = [c for c in list(staff["staff_code"]) + list(cases["crn"].dropna()) if len(c) == 7]
+    leaked = [code for code in well_formed if code.encode() in blob]
+    assert not leaked
+
+
+def test_rerun_replaces_the_date_and_keeps_the_old_run_for_audit(dirty_run):
+    root, landing, out, first = dirty_run
+    before = _published(out, "case_alignment").sort_values(["trust_code", "case_id"]).reset_index(drop=True)
+    second = run_nightly(landing, out, "2014-06-01", pseudonym_key=KEY)
+    after = _published(out, "case_alignment").sort_values(["trust_code", "case_id"]).reset_index(drop=True)
+    pd.testing.assert_frame_equal(before, after)             # same inputs: identical data, no duplicates
+    manifest = json.loads(Path(second.manifest_path).read_text())
+    assert manifest["run_id"] == second.manifest["run_id"] != first.manifest["run_id"]
+    assert Path(out, "superseded", first.manifest["run_id"], "case_alignment").is_dir()
+    assert not list(Path(out, "_runs").iterdir())             # no staging debris
+
+
+def test_a_crash_before_the_manifest_publishes_nothing(dirty_run, monkeypatch):
+    _, landing, out, _ = dirty_run
+    manifest_before = Path(out, "published", "_manifests", "run_date=2014-06-01.json").read_text()
+    rows_before = len(_published(out, "case_alignment"))
+
+    def crash(*args, **kwargs):
+        raise RuntimeError("killed between writing data and writing the manifest")
+
+    monkeypatch.setattr("pipeline.run.publish", crash)
+    with pytest.raises(RuntimeError):
+        run_nightly(landing, out, "2014-06-01", pseudonym_key=KEY)
+    assert Path(out, "published", "_manifests", "run_date=2014-06-01.json").read_text() == manifest_before
+    assert len(_published(out, "case_alignment")) == rows_before
+
+
+def test_no_key_refuses_to_publish(tmp_path, monkeypatch):
+    monkeypatch.delenv("TRP_PSEUDONYM_KEY", raising=False)
+    with pytest.raises(RunRefused, match="TRP_PSEUDONYM_KEY"):
+        run_nightly(str(tmp_path), str(tmp_path / "out"), "2014-06-01")
+    assert not (tmp_path / "out").exists()
