@@ -124,11 +124,18 @@ def test_invariants_on_generated_trusts(seed, n):
     d = _decide(e)
     a = d.case_alignment.set_index("crn")
     staff_out = d.staff_assignment.set_index("staff_code")
-    # every case exactly one OM, every uploaded case aligned once
+    # every case aligned once and holds exactly one OM, except on a side with no officer at all (reported
+    # as NO_STAFF: a known gap, see docs/decisions.md)
     assert a.index.is_unique and sorted(a.index) == sorted(e.cases["crn"])
-    assert a["om"].notna().all()
-    # OM on the case's side and eligible unless RETAINED
-    assert (a["eligible_om"] | (a["reason"] == "RETAINED")).all()
+    staffed = set(d.staff_assignment["side"])
+    assert a.loc[a["side"].isin(staffed), "om"].notna().all()
+    assert {r.side for r in d.solver if r.method == "NO_STAFF"} == set(a.loc[a["om"].isna(), "side"])
+    # OM on the case's side and eligible, unless RETAINED or nobody on that side may hold the class
+    active_staff = staff_out[staff_out["leaving_date"].isna() | (staff_out["leaving_date"] > AS_OF)]
+    can_hold = {(side, k) for side, g, r in zip(active_staff["side"], active_staff["grade"], active_staff["role"])
+                for k in P.case_classes.weights if P.case_classes.eligible(k, g, r)}
+    nobody = pd.Series([(side, k) not in can_hold for side, k in zip(a["side"], a["case_class"])], index=a.index)
+    assert (a["eligible_om"] | (a["reason"] == "RETAINED") | nobody | a["om"].isna()).all()
     # accepted and pending retention requests honoured while the OM is in post
     active = set(staff_out.index[staff_out["leaving_date"].isna() | (staff_out["leaving_date"] > AS_OF)])
     for crn in e.retention_requests.loc[e.retention_requests["status"].isin(HOLDING_STATUSES), "crn"]:
