@@ -4,7 +4,6 @@ from __future__ import annotations
 import posixpath
 import uuid
 
-import fsspec
 from fsspec.core import url_to_fs
 
 
@@ -25,7 +24,7 @@ class Store:
         """Write whole: to a temporary name beside the target, then into place, so no reader sees half a file."""
         target = self.path(*parts)
         self.fs.makedirs(posixpath.dirname(target), exist_ok=True)
-        if self.fs.protocol in ("file", ("file", "local")) or "file" in self.fs.protocol:
+        if "file" in self.fs.protocol:  # local: a rename is atomic
             tmp = f"{target}.tmp-{uuid.uuid4().hex}"
             self.fs.pipe_file(tmp, data)
             self.fs.mv(tmp, target)
@@ -52,9 +51,3 @@ class Store:
         self.fs.makedirs(posixpath.dirname(self.path(*dst)), exist_ok=True)
         self.fs.mv(self.path(*src), self.path(*dst), recursive=True)
 
-
-def open_store(url: str) -> Store:
-    return Store(url)
-
-
-__all__ = ["Store", "open_store", "fsspec"]
