@@ -109,9 +109,5 @@ def _summary(manifest: dict, path: str) -> None:
             console.print(f"[yellow]{t['trust']} {t['status']}[/] (extract {t['extract_date']}): {why}")
 
 
-def main() -> None:  # pragma: no cover
-    app(prog_name="trp")
-
-
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(app())

@@ -98,7 +98,6 @@ def _fan_out(jobs: list[TrustJob], policy: Policy, scheduler: str | None,
                                memory_limit="4GiB", dashboard_address=None)
         client = Client(cluster)
     try:
-        # Largest trusts first, so the long tail is small ones.
         futures = [client.submit(process_trust, job, policy, key=f"trust-{job.trust}-{job.run_id}",
                                  retries=2, pure=False) for job in jobs]
         summaries = []

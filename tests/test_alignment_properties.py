@@ -117,11 +117,16 @@ def _decide(e, policy=P, shuffle_seed=None):
     return decide_trust(*frames, policy, "N05", "C15", AS_OF)
 
 
+def _generated(seed, n, policy=P):
+    """A realistic generated trust and its decisions."""
+    e = generate_trust("WIL", n, 0, seed)
+    return e, _decide(e, policy)
+
+
 @settings(max_examples=12, deadline=None)
 @given(seed=st.integers(0, 10_000), n=st.integers(30, 900))
 def test_invariants_on_generated_trusts(seed, n):
-    e = generate_trust("WIL", n, 0, seed)
-    d = _decide(e)
+    e, d = _generated(seed, n)
     a = d.case_alignment.set_index("crn")
     staff_out = d.staff_assignment.set_index("staff_code")
     # every case aligned once and holds exactly one OM, except on a side with no officer at all (reported
@@ -157,10 +162,9 @@ def test_invariants_on_generated_trusts(seed, n):
 @settings(max_examples=10, deadline=None)
 @given(seed=st.integers(0, 10_000), n=st.integers(30, 900))
 def test_with_ample_capacity_moves_equal_the_forced_lower_bound(seed, n):
-    e = generate_trust("WIL", n, 0, seed)
     roomy = P.model_copy(update={"case_classes": P.case_classes.model_copy(
         update={"capacity_points_per_fte": 100_000})})
-    d = _decide(e, roomy)
+    e, d = _generated(seed, n, roomy)
     a, s = d.case_alignment, d.staff_assignment.set_index("staff_code")
     # Lower bound computed here, independently: current OM gone, on the other side or not allowed the class.
     active = s[s["leaving_date"].isna() | (s["leaving_date"] > AS_OF)]
@@ -184,8 +188,7 @@ def test_with_ample_capacity_moves_equal_the_forced_lower_bound(seed, n):
 @settings(max_examples=10, deadline=None)
 @given(seed=st.integers(0, 10_000), n=st.integers(30, 280))
 def test_no_officer_over_capacity_while_an_eligible_colleague_has_room(seed, n):
-    e = generate_trust("WIL", n, 0, seed)
-    d = _decide(e)
+    e, d = _generated(seed, n)
     load = d.caseload.set_index("staff_code")
     a = d.case_alignment
     units = P.units_per_point

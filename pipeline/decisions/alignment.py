@@ -385,7 +385,7 @@ def align_cases(
             reports.append(SolveReport(side, "NO_STAFF", None, 0.0))
             continue
         flows, report = _solve_side(side, prob, classes, policy, weight_units)
-        _deal(prob, flows, classes, current, om, reason, forced_reason)
+        _deal(prob, flows, current, om, reason, forced_reason)
         # The model prices kept cases negatively; shift its value onto the plan_cost scale.
         movable = sum(len(v) for v in prob.kept.values())
         forced_moves = sum(1 for idx in prob.forced.values() for i in idx if forced_reason[i] != ALLOCATED)
@@ -422,7 +422,7 @@ def _side_cost(out: pd.DataFrame, officers: dict[str, Officer], side: str, polic
         ineligible=int((mine["om"].notna() & ~mine["eligible_om"]).sum()), policy=policy)
 
 
-def _deal(prob: SideProblem, flows: dict, classes: list[str], current: np.ndarray,
+def _deal(prob: SideProblem, flows: dict, current: np.ndarray,
           om: np.ndarray, reason: np.ndarray, forced_reason: np.ndarray) -> None:
     """Turn integer flows into per-case assignments, deterministically (cases in crn order, OMs in code order)."""
     pools: dict[tuple[str, str], list[int]] = defaultdict(list)

@@ -79,7 +79,7 @@ def split_staff(
                 room[got] -= fte
                 side[code], reason[code] = got, why
 
-    workload_grades = [g for g in sp.workload_grades]
+    workload_grades = list(sp.workload_grades)
     split_grades(workload_grades, trust_share)
 
     om_fte: dict[str, float] = defaultdict(float)
