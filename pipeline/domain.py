@@ -37,3 +37,7 @@ RETENTION_HONOURED = "HONOURED"          # the case stays with the OM who asked
 RETENTION_NOT_NEEDED = "KEPT_ANYWAY"     # rejected, but the case stayed with its OM for other reasons
 RETENTION_REJECTED_MOVED = "MOVED"       # rejected, and the case moved
 RETENTION_OM_LEFT = "OM_LEFT"            # could not be honoured: the OM is no longer in post
+
+# How a side's alignment was solved, weakest guarantee first (see alignment.SolveReport).
+LP_FLOW, LP_INTEGRAL, MIP = "LP_FLOW", "LP_INTEGRAL", "MIP"
+OTHER_SIDE, NO_STAFF = "OTHER_SIDE", "NO_STAFF"

@@ -119,6 +119,7 @@ class AlignmentPolicy(_Frozen):
     cost_ineligible: int = Field(gt=0)
     solver: Literal["HIGHS", "SCIP", "CBC", "CP_SAT"] = "HIGHS"
     exact_max_cases: int = Field(ge=0)
+    max_cases_per_model: int = Field(gt=0)
 
     @model_validator(mode="after")
     def _ordered(self) -> "AlignmentPolicy":

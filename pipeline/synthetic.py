@@ -26,13 +26,14 @@ RELATIVE_SIZE = {
     "HER": 1.6, "NHM": 1.4,
 }
 LONDON_SHARE = 0.20
+LEAN_PO, LEAN_OTHER = 0.35, 0.12  # officers whose caseload is mostly NPS-type, by grade
 
 ROLE_MIX = {
-    "OFFENDER_MANAGEMENT": 0.36, "COURT": 0.08, "APPROVED_PREMISES": 0.05, "VICTIM_LIAISON": 0.02,
-    "PROGRAMMES": 0.06, "UNPAID_WORK": 0.08, "INTERVENTIONS": 0.04, "CORPORATE": 0.16, "MANAGEMENT": 0.15,
+    "OFFENDER_MANAGEMENT": 0.40, "COURT": 0.08, "APPROVED_PREMISES": 0.05, "VICTIM_LIAISON": 0.02,
+    "PROGRAMMES": 0.06, "UNPAID_WORK": 0.08, "INTERVENTIONS": 0.04, "CORPORATE": 0.13, "MANAGEMENT": 0.14,
 }
 GRADE_BY_ROLE = {
-    "OFFENDER_MANAGEMENT": {"PO": 0.47, "PSO": 0.43, "PQIP": 0.10},
+    "OFFENDER_MANAGEMENT": {"PO": 0.55, "PSO": 0.35, "PQIP": 0.10},
     "COURT": {"PO": 0.4, "PSO": 0.6},
     "APPROVED_PREMISES": {"PSO": 0.7, "PO": 0.3},
     "VICTIM_LIAISON": {"PSO": 0.8, "PO": 0.2},
@@ -118,17 +119,17 @@ def generate_trust(code: str, n_cases: int, crn_offset: int, seed: int) -> Trust
         "service_start": pd.to_datetime(service), "leaving_date": pd.to_datetime(leaving), "preference": pref,
     })
 
-    rosh = _pick(rng, {"LOW": 0.46, "MEDIUM": 0.39, "HIGH": 0.11, "VERY_HIGH": 0.015, "": 0.025}, n_cases)
+    rosh = _pick(rng, {"LOW": 0.46, "MEDIUM": 0.39, "HIGH": 0.08, "VERY_HIGH": 0.01, "": 0.06}, n_cases)
     rosh_high = np.isin(rosh, ["HIGH", "VERY_HIGH"])
     mappa = np.where(rng.random(n_cases) < np.where(rosh_high, 0.25, 0.01), rng.integers(1, 4, n_cases), 0)
     reg_pool = np.array(["", "", "", "", "ADVP", "RCPR", "STRG", "RPIR", "ADVP;RCPR", "RMDO"], dtype=object)
-    registers = np.where(rng.random(n_cases) < 0.35, reg_pool[rng.integers(0, len(reg_pool), n_cases)], "")
+    registers = np.where(rng.random(n_cases) < 0.25, reg_pool[rng.integers(0, len(reg_pool), n_cases)], "")
     registers = np.where(registers == "RPIR", np.where(rng.random(n_cases) < 0.3, "RPIR", "RMDO"), registers)
-    deport = rng.random(n_cases) < 0.012
+    deport = rng.random(n_cases) < 0.02
     nps_type = rosh_high | (mappa > 0) | (registers == "RPIR") | deport | (rosh == "")
     upw = ~nps_type & (rng.random(n_cases) < 0.12)
-    ogrs = np.where(rng.random(n_cases) < 0.9, rng.integers(5, 96, n_cases), -1)
-    rsr = np.where(rng.random(n_cases) < 0.8, np.round(rng.gamma(1.5, 1.2, n_cases), 2), np.nan)
+    ogrs = np.where(rng.random(n_cases) < 0.9, rng.integers(5, 86, n_cases), -1)
+    rsr = np.where(rng.random(n_cases) < 0.8, np.round(rng.gamma(1.5, 0.9, n_cases), 2), np.nan)
 
     # Officers lean to one side and hold what their grade allows: high-risk and complex cases sit with POs
     # (NPS-type ones mostly with NPS-leaning POs), unpaid work with PSOs; about 3% are held by someone whose
@@ -136,10 +137,11 @@ def generate_trust(code: str, n_cases: int, crn_offset: int, seed: int) -> Trust
     oms = om_idx
     om_team = team_of[oms]
     om_grade = grades[oms]
-    leaning = (om_grade == "PO") & (rng.random(len(oms)) < 0.5)
+    leaning = rng.random(len(oms)) < np.where(om_grade == "PO", LEAN_PO, LEAN_OTHER)
     team_codes = np.unique(om_team)
     case_team = team_codes[rng.integers(0, len(team_codes), n_cases)]
-    needs_po = (rosh_high | (mappa > 0) | ((rsr >= 3.0) & ~nps_type)) & (rng.random(n_cases) > 0.03)
+    complex_ = ~nps_type & ~upw & ((rsr >= 3.0) | (ogrs >= 75) | np.isin(registers, ["ADVP", "RCPR", "STRG", "ADVP;RCPR"]))
+    needs_po = (rosh_high | (mappa > 0) | complex_) & (rng.random(n_cases) > 0.03)
     needs_pso = upw & (rng.random(n_cases) > 0.03)
     om_of_case = np.empty(n_cases, dtype=object)
     for t in team_codes:
@@ -147,18 +149,21 @@ def generate_trust(code: str, n_cases: int, crn_offset: int, seed: int) -> Trust
         members = oms[in_team]
         pools = {
             "lean": members[leaning[in_team]],
+            "lean_po": members[leaning[in_team] & (om_grade[in_team] == "PO")],
             "po": members[(om_grade[in_team] == "PO") & ~leaning[in_team]],
             "pso": members[om_grade[in_team] == "PSO"],
             "other": members[~leaning[in_team]],
         }
         rows = np.flatnonzero(case_team == t)
-        choice = np.where(nps_type[rows] & (rng.random(len(rows)) < 0.85), "lean",
+        choice = np.where(nps_type[rows] & (rng.random(len(rows)) < 0.85),
+                          np.where(needs_po[rows], "lean_po", "lean"),
                           np.where(needs_po[rows], "po", np.where(needs_pso[rows], "pso", "other")))
         for name, pool in pools.items():
             sel = rows[choice == name]
             if not len(pool):
                 pool = members
-            om_of_case[sel] = staff_codes[pool[rng.integers(0, len(pool), len(sel))]]
+            weight = fte[pool] / fte[pool].sum()
+            om_of_case[sel] = staff_codes[pool[rng.choice(len(pool), size=len(sel), p=weight)]]
     om_of_case[rng.random(n_cases) < 0.02] = None
     departed = rng.choice(oms, size=max(1, len(oms) // 100), replace=False)
     keep_staff = np.ones(n_staff, dtype=bool)

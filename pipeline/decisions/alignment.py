@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -20,7 +20,7 @@ from ortools.graph.python.min_cost_flow import SimpleMinCostFlow
 from ortools.linear_solver import pywraplp
 
 from pipeline.domain import (
-    ALLOCATED, KEPT, MOVE_REASONS, MOVED_CAPACITY, MOVED_GRADE, MOVED_LEFT, MOVED_SIDE, RETAINED,
+    ALLOCATED, KEPT, LP_FLOW, LP_INTEGRAL, MIP, MOVE_REASONS, NO_STAFF, OTHER_SIDE, MOVED_CAPACITY, MOVED_GRADE, MOVED_LEFT, MOVED_SIDE, RETAINED,
     RETENTION_HONOURED, RETENTION_NOT_NEEDED, RETENTION_OM_LEFT, RETENTION_REJECTED_MOVED, SIDES)
 from pipeline.policy import Policy
 
@@ -50,12 +50,15 @@ class SideProblem:
 
 @dataclass(frozen=True)
 class SolveReport:
-    """How a side was solved: MIP (exact), LP_INTEGRAL (exact: the relaxation was whole) or LP_FLOW (LP-guided
-    min-cost flow). `objective` is the plan's cost; `bound` the relaxation's, a lower bound on any plan."""
+    """How a side was solved: MIP (exact), LP_INTEGRAL (exact: the relaxation was whole), LP_FLOW (LP-guided
+    min-cost flow), OTHER_SIDE (nobody on the side: the other side's officers hold its cases) or NO_STAFF
+    (nobody in the trust). `objective` is the plan's cost; `bound` the relaxation's, a lower bound on any
+    plan that keeps moves inside each of the `parts` the side was cut into (NaN for OTHER_SIDE)."""
     side: str
     method: str
     objective: float | None
     bound: float
+    parts: int = 1
 
 
 def effective_current_om(cases: pd.DataFrame, previous_plan: pd.DataFrame | None) -> pd.Series:
@@ -74,22 +77,25 @@ def effective_current_om(cases: pd.DataFrame, previous_plan: pd.DataFrame | None
 def _officers(staff: pd.DataFrame, policy: Policy, as_of: pd.Timestamp) -> dict[str, Officer]:
     cc, al = policy.case_classes, policy.alignment
     units_per_fte = cc.capacity_points_per_fte * policy.units_per_point
-    active = staff["leaving_date"].isna() | (staff["leaving_date"] > as_of)
+    active = (staff["leaving_date"].isna() | (staff["leaving_date"] > as_of)).to_numpy()
+    cols = {c: staff[c].to_numpy(dtype=object)[active] for c in ("staff_code", "side", "team_code", "grade", "role")}
+    classes_of: dict[tuple[str, str], frozenset[str]] = {}
     out: dict[str, Officer] = {}
-    for row in staff[active].itertuples(index=False):
-        classes = frozenset(k for k in cc.weights if cc.eligible(k, row.grade, row.role))
-        full = row.fte * units_per_fte
-        out[row.staff_code] = Officer(
-            code=row.staff_code, side=row.side, team=row.team_code, grade=row.grade, role=row.role,
+    for code, side, team, grade, role, fte in zip(*cols.values(), staff["fte"].to_numpy()[active]):
+        if (grade, role) not in classes_of:
+            classes_of[(grade, role)] = frozenset(k for k in cc.weights if cc.eligible(k, grade, role))
+        full = fte * units_per_fte
+        out[code] = Officer(
+            code=code, side=side, team=team, grade=grade, role=role,
             cap_units=math.floor(full * al.capacity_limit_pct / 100 + 1e-9),
             band_units=tuple(math.floor(full * b.from_pct / 100 + 1e-9) for b in al.spread_bands),
-            classes=classes,
+            classes=classes_of[(grade, role)],
         )
     return out
 
 
 def _solve_model(side: str, prob: SideProblem, classes: list[str], policy: Policy,
-                 weight_units: dict[str, int], solver_name: str) -> tuple[dict, float]:
+                 weight_units: dict[str, int], solver_name: str, integer: bool = True) -> tuple[dict, float]:
     """Build and solve one side's mixed-integer model; return the integer flows keyed by arc.
 
     Nodes: a group keeps some cases and sends the rest to its (class, team) pool; a pool feeds officers of
@@ -104,6 +110,7 @@ def _solve_model(side: str, prob: SideProblem, classes: list[str], policy: Polic
         raise RuntimeError(f"solver {solver_name!r} is not available in this OR-Tools build")
     solver.SuppressOutput()
     inf = solver.infinity()
+    var = solver.IntVar if integer else solver.NumVar
     officers = sorted(prob.officers, key=lambda o: o.code)
     by_team: dict[str, list[Officer]] = defaultdict(list)
     for o in officers:
@@ -116,7 +123,7 @@ def _solve_model(side: str, prob: SideProblem, classes: list[str], policy: Polic
     pool_const: dict[tuple[str, str], int] = defaultdict(int)
     pool_keeps: dict[tuple[str, str], list] = defaultdict(list)
     for i, (g, crns) in enumerate(sorted(prob.kept.items())):
-        v = solver.IntVar(0, len(crns), f"keep{i}")
+        v = var(0, len(crns), f"keep{i}")
         keep[g] = v
         objective.SetCoefficient(v, -al.cost_move * U)
         pool_const[(g[1], g[2])] += len(crns)
@@ -125,6 +132,7 @@ def _solve_model(side: str, prob: SideProblem, classes: list[str], policy: Polic
         pool_const[key] += len(idx)
 
     holders = _holders(officers, classes)
+    holder_codes = {k: {o.code for o in holders[k]} for k in classes}
     penalty = {k: _penalty(officers, k, policy) for k in classes}
     teams_of_class = {k: sorted({o.team for o in holders[k]}) for k in classes}
     pools = sorted(set(pool_const) | {(k, t) for k in classes for t in teams_of_class[k]})
@@ -132,18 +140,18 @@ def _solve_model(side: str, prob: SideProblem, classes: list[str], policy: Polic
     team_arc, export_arc, import_arc = {}, {}, {}
     for k, t in pools:
         for o in by_team.get(t, []):
-            if o in holders[k]:
-                v = solver.IntVar(0, total, f"y_{k}_{t}_{o.code}")
+            if o.code in holder_codes[k]:
+                v = var(0, total, f"y_{k}_{t}_{o.code}")
                 objective.SetCoefficient(v, penalty[k])
                 team_arc[(k, t, o.code)] = v
                 inflow[o.code].append((k, v))
                 pool_out[(k, t)].append((v, 1))
-        x = solver.IntVar(0, total, f"x_{k}_{t}")
+        x = var(0, total, f"x_{k}_{t}")
         export_arc[(k, t)] = x
         objective.SetCoefficient(x, al.cost_team_change * U)
         pool_out[(k, t)].append((x, 1))
         if t in teams_of_class[k]:
-            m = solver.IntVar(0, total, f"m_{k}_{t}")
+            m = var(0, total, f"m_{k}_{t}")
             import_arc[(k, t)] = m
             pool_out[(k, t)].append((m, -1))
     for key in pools:
@@ -170,6 +178,9 @@ def _solve_model(side: str, prob: SideProblem, classes: list[str], policy: Polic
         if not terms:
             continue
         fixed = prob.fixed_units.get(o.code, 0)
+        load: dict = defaultdict(int)
+        for k, v in terms:
+            load[v] -= weight_units[k]
         for cost, threshold in [(al.cost_overflow_per_point, o.cap_units)] + [
                 (b.cost, th) for b, th in zip(al.spread_bands, o.band_units)]:
             # excess >= load - threshold, excess >= 0, priced per unit of load above the threshold
@@ -177,8 +188,8 @@ def _solve_model(side: str, prob: SideProblem, classes: list[str], policy: Polic
             objective.SetCoefficient(e, cost)
             row = solver.Constraint(fixed - threshold, inf)
             row.SetCoefficient(e, 1)
-            for k, v in terms:
-                row.SetCoefficient(v, row.GetCoefficient(v) - weight_units[k])
+            for v, c in load.items():
+                row.SetCoefficient(v, c)
     objective.SetMinimization()
     params = pywraplp.MPSolverParameters()
     params.SetDoubleParam(params.RELATIVE_MIP_GAP, 0.0)
@@ -266,15 +277,11 @@ def _flow_repair(prob: SideProblem, classes: list[str], policy: Policy, weight_u
     for (k, t) in sorted(lp["import"]):
         arcs[("import", k, t)] = flow.add_arc_with_capacity_and_unit_cost(
             node(("trust", k)), node(("pool", k, t)), big, 0)
-    whole = {key: math.floor(x + 1e-6) for key, x in share.items()}
-    left: dict[str, int] = {code: o.cap_units - prob.fixed_units.get(code, 0) for code, o in officers.items()}
-    for (om, k), n in whole.items():
-        left[om] -= n * weight_units[k]
+    room = _class_rooms(prob, share, weight_units)
     for (om, k) in sorted({key[1:] for key in nodes if key[0] == "om"}):
-        room = whole.get((om, k), 0) + max(0, left[om]) // weight_units[k]
         o_node = nodes[("om", om, k)]
-        if room:
-            flow.add_arc_with_capacity_and_unit_cost(o_node, sink, room, 0)
+        if room.get((om, k)):
+            flow.add_arc_with_capacity_and_unit_cost(o_node, sink, room[(om, k)], 0)
         flow.add_arc_with_capacity_and_unit_cost(
             o_node, sink, big, al.cost_overflow_per_point * weight_units[k])
     total = sum(supply.values())
@@ -288,6 +295,33 @@ def _flow_repair(prob: SideProblem, classes: list[str], policy: Policy, weight_u
     for key, a in arcs.items():
         out[key[0]][key[1:]] = int(flow.flow(a))
     return out
+
+
+def _class_rooms(prob: SideProblem, share: dict[tuple[str, str], float],
+                 weight_units: dict[str, int]) -> dict[tuple[str, str], int]:
+    """Split each officer's capacity between classes in whole cases, following the LP.
+
+    Each class gets the LP's whole cases; the officer's remaining units then round up the classes with the
+    largest fractional parts, one case each, while it fits. No unit of capacity is counted twice.
+    """
+    room: dict[tuple[str, str], int] = {}
+    by_om: dict[str, list[tuple[str, float]]] = defaultdict(list)
+    for (om, k), x in share.items():
+        by_om[om].append((k, x))
+    for o in prob.officers:
+        left = o.cap_units - prob.fixed_units.get(o.code, 0)
+        fractions = []
+        for k, x in sorted(by_om.get(o.code, [])):
+            whole = math.floor(x + 1e-6)
+            room[(o.code, k)] = whole
+            left -= whole * weight_units[k]
+            if x - whole > 1e-6:
+                fractions.append((-(x - whole), k))
+        for _, k in sorted(fractions):
+            if left >= weight_units[k]:
+                room[(o.code, k)] += 1
+                left -= weight_units[k]
+    return room
 
 
 def plan_cost(loads: dict[str, int], officers: dict[str, Officer], moves: int, team_changes: int,
@@ -306,6 +340,99 @@ def plan_cost(loads: dict[str, int], officers: dict[str, Officer], moves: int, t
     return cost
 
 
+def _classify(cases: pd.DataFrame, current: np.ndarray, officers: dict[str, Officer], held: set[str],
+              problems: dict[str, SideProblem]) -> tuple[np.ndarray, ...]:
+    """Sort every case into pinned (retention), kept groups (its OM may keep it) or forced (it must move).
+
+    Fills `problems` and returns per-case arrays: om and reason (set for pinned cases), the reason a forced
+    case moves, and the pinned crns.
+    """
+    n = len(cases)
+    cur = pd.Series(current, dtype=object)
+    side = cases["side"].to_numpy(dtype=object)
+    klass = cases["case_class"].to_numpy(dtype=object)
+    team = cases["team_code"].to_numpy(dtype=object)
+    crn = cases["crn"].to_numpy(dtype=object)
+    om_side = cur.map({c: o.side for c, o in officers.items()}).to_numpy(dtype=object)
+    known = pd.notna(om_side)
+    allowed = known & (om_side == side) & np.fromiter(
+        (k in officers[c].classes if ok else False for c, k, ok in zip(current, klass, known)), bool, n)
+    pin = known & cases["crn"].isin(held).to_numpy()
+    om = np.full(n, None, dtype=object)
+    reason = np.full(n, None, dtype=object)
+    om[pin] = current[pin]
+    reason[pin] = np.where(allowed[pin], KEPT, RETAINED)
+    wunits = cases["weight_units"].to_numpy()
+    for s in SIDES:
+        on = pin & (om_side == s)
+        fixed = pd.Series(wunits[on]).groupby(current[on]).sum()
+        problems[s].fixed_units.update({c: int(u) for c, u in fixed.items()})
+    forced_reason = np.select(
+        [~pd.notna(current), ~known, om_side != side], [ALLOCATED, MOVED_LEFT, MOVED_SIDE], MOVED_GRADE
+    ).astype(object)
+    forced_reason[pin | allowed] = None
+    frame = pd.DataFrame({"om": current, "side": side, "k": klass, "t": team})
+    for s in SIDES:
+        keep = np.flatnonzero(allowed & ~pin & (side == s))
+        for key, pos in frame.iloc[keep].groupby(["om", "k", "t"], sort=True).indices.items():
+            problems[s].kept[key] = keep[pos].tolist()
+        move = np.flatnonzero(~allowed & ~pin & (side == s))
+        for key, pos in frame.iloc[move].groupby(["k", "t"], sort=True).indices.items():
+            problems[s].forced[key] = move[pos].tolist()
+    return om, reason, forced_reason, set(crn[pin])
+
+
+def _parts(prob: SideProblem, limit: int) -> list[SideProblem]:
+    """Cut a large side into parts of whole teams (team-code order), each with at most about `limit` cases.
+
+    Kept cases go with their officer's team, forced cases with the case's team; an officer goes with their
+    team, so each officer's whole load is in one part.
+    """
+    size = sum(len(v) for v in prob.kept.values()) + sum(len(v) for v in prob.forced.values())
+    if size <= limit:
+        return [prob]
+    team_of = {o.code: o.team for o in prob.officers}
+    per_team: dict[str, int] = defaultdict(int)
+    for (om, _k, _t), idx in prob.kept.items():
+        per_team[team_of[om]] += len(idx)
+    for (_k, t), idx in prob.forced.items():
+        per_team[t] += len(idx)
+    for t in team_of.values():
+        per_team.setdefault(t, 0)
+    part_of: dict[str, int] = {}
+    part, filled = 0, 0
+    for t in sorted(per_team):
+        if filled and filled + per_team[t] > limit:
+            part, filled = part + 1, 0
+        part_of[t] = part
+        filled += per_team[t]
+    parts = [SideProblem([], defaultdict(int)) for _ in range(part + 1)]
+    for o in prob.officers:
+        p = parts[part_of[o.team]]
+        p.officers.append(o)
+        if o.code in prob.fixed_units:
+            p.fixed_units[o.code] = prob.fixed_units[o.code]
+    for (om, k, t), idx in prob.kept.items():
+        parts[part_of[team_of[om]]].kept[(om, k, t)] = idx
+    for (k, t), idx in prob.forced.items():
+        parts[part_of[t]].forced[(k, t)] = idx
+    return [p for p in parts if p.kept or p.forced]
+
+
+def _borrowed(prob: SideProblem, officers: dict[str, Officer], side: str, om: np.ndarray,
+              wunits: np.ndarray) -> SideProblem:
+    """A side with no officer: its cases go to the other side's officers, as loaded now, all at the
+    ineligible cost (so who may hold which class no longer matters, only load, moves and teams)."""
+    others = [replace(o, classes=frozenset()) for o in officers.values() if o.side != side]
+    load: dict[str, int] = defaultdict(int)
+    for code, w in zip(om, wunits):
+        if code is not None:
+            load[code] += int(w)
+    out = SideProblem(others, defaultdict(int, {o.code: load[o.code] for o in others if load.get(o.code)}))
+    out.forced = prob.forced
+    return out
+
+
 def _solve_side(side: str, prob: SideProblem, classes: list[str], policy: Policy,
                 weight_units: dict[str, int]) -> tuple[dict, SolveReport]:
     """Exact MIP for small sides; otherwise LP relaxation, then min-cost flow repair when it is fractional."""
@@ -313,11 +440,11 @@ def _solve_side(side: str, prob: SideProblem, classes: list[str], policy: Policy
     size = sum(len(v) for v in prob.kept.values()) + sum(len(v) for v in prob.forced.values())
     if size <= al.exact_max_cases:
         flows, obj = _solve_model(side, prob, classes, policy, weight_units, al.solver)
-        return flows, SolveReport(side, "MIP", obj, obj)
+        return flows, SolveReport(side, MIP, obj, obj)
     lp, bound = _solve_model(side, prob, classes, policy, weight_units, "GLOP")
     if _is_integral(lp):
-        return lp, SolveReport(side, "LP_INTEGRAL", bound, bound)
-    return _flow_repair(prob, classes, policy, weight_units, lp), SolveReport(side, "LP_FLOW", None, bound)
+        return lp, SolveReport(side, LP_INTEGRAL, bound, bound)
+    return _flow_repair(prob, classes, policy, weight_units, lp), SolveReport(side, LP_FLOW, None, bound)
 
 
 def align_cases(
@@ -338,88 +465,79 @@ def align_cases(
     weight_units = {k: policy.weight_units(k) for k in policy.case_classes.weights}
     current = effective_current_om(cases, previous_plan).to_numpy(dtype=object)
     held = set(retention.loc[retention["status"].isin(HOLDING_STATUSES), "crn"])
-
-    n = len(cases)
-    om = np.full(n, None, dtype=object)
-    reason = np.full(n, None, dtype=object)
-    forced_reason = np.full(n, None, dtype=object)
     problems = {s: SideProblem([o for o in officers.values() if o.side == s], defaultdict(int)) for s in SIDES}
+
+    om, reason, forced_reason, pinned = _classify(cases, current, officers, held, problems)
     crns = cases["crn"].to_numpy(dtype=object)
     sides = cases["side"].to_numpy(dtype=object)
     klass = cases["case_class"].to_numpy(dtype=object)
     teams = cases["team_code"].to_numpy(dtype=object)
     wunits = cases["weight_units"].to_numpy()
-    pinned: set[str] = set()
-    for i in range(n):
-        cur = current[i]
-        officer = officers.get(cur) if isinstance(cur, str) else None
-        allowed = officer is not None and officer.side == sides[i] and klass[i] in officer.classes
-        if officer is not None and crns[i] in held:
-            pinned.add(crns[i])
-            om[i], reason[i] = cur, (KEPT if allowed else RETAINED)
-            problems[officer.side].fixed_units[cur] += int(wunits[i])
-            continue
-        if allowed:
-            problems[sides[i]].kept[(cur, klass[i], teams[i])].append(i)
-            continue
-        if not isinstance(cur, str):
-            forced_reason[i] = ALLOCATED
-        elif officer is None:
-            forced_reason[i] = MOVED_LEFT
-        elif officer.side != sides[i]:
-            forced_reason[i] = MOVED_SIDE
-        else:
-            forced_reason[i] = MOVED_GRADE
-        problems[sides[i]].forced[(klass[i], teams[i])].append(i)
 
     reports = []
-    for side in SIDES:
-        prob = problems[side]
+    # Staffed sides first: a side with nobody on it borrows the other side's officers as they are then loaded.
+    for side in sorted(SIDES, key=lambda s: not problems[s].officers):
+        prob, method = problems[side], None
         if not prob.kept and not prob.forced:
             continue
-        classes = sorted({k for (_, k, _) in prob.kept} | {k for (k, _) in prob.forced})
         if not prob.officers:
-            # Nobody on this side can hold a case: the cases stay unassigned and the report says so.
+            prob, method = _borrowed(prob, officers, side, om, wunits), OTHER_SIDE
+        if not prob.officers:
             for idx in prob.forced.values():
                 reason[idx] = forced_reason[idx]
-            reports.append(SolveReport(side, "NO_STAFF", None, 0.0))
+            reports.append(SolveReport(side, NO_STAFF, None, 0.0))
             continue
-        flows, report = _solve_side(side, prob, classes, policy, weight_units)
-        _deal(prob, flows, current, om, reason, forced_reason)
-        # The model prices kept cases negatively; shift its value onto the plan_cost scale.
-        movable = sum(len(v) for v in prob.kept.values())
-        forced_moves = sum(1 for idx in prob.forced.values() for i in idx if forced_reason[i] != ALLOCATED)
-        shift = policy.alignment.cost_move * policy.units_per_point * (movable + forced_moves)
-        reports.append(SolveReport(side, report.method, None, report.bound + shift))
+        bound, methods, parts = 0.0, set(), _parts(prob, policy.alignment.max_cases_per_model)
+        for part in parts:
+            classes = sorted({k for (_, k, _) in part.kept} | {k for (k, _) in part.forced})
+            flows, report = _solve_side(side, part, classes, policy, weight_units)
+            _deal(part, flows, current, om, reason, forced_reason)
+            if report.method == LP_FLOW:
+                _relieve_overflow(part, om, reason, forced_reason, current, klass, teams, wunits)
+            # The model prices kept cases negatively; shift its value onto the plan_cost scale.
+            movable = sum(len(v) for v in part.kept.values())
+            forced_moves = sum(1 for idx in part.forced.values() for i in idx if forced_reason[i] != ALLOCATED)
+            bound += report.bound + policy.alignment.cost_move * policy.units_per_point * (movable + forced_moves)
+            methods.add(report.method)
+        method = method or next(m for m in (LP_FLOW, LP_INTEGRAL, MIP) if m in methods)
+        reports.append(SolveReport(side, method, None, math.nan if method == OTHER_SIDE else bound, len(parts)))
 
     out = cases[["crn", "team_code", "side", "rule", "case_class", "weight_units"]].copy()
     out["current_om"] = pd.Series(current, dtype="object").where(pd.notna(current), None)
     out["om"] = om
     out["reason"] = reason
     out["moved"] = out["reason"].isin(MOVE_REASONS)
+    holder = [officers.get(o) if isinstance(o, str) else None for o in om]
     out["eligible_om"] = [
-        isinstance(o, str) and officers[o].side == s and k in officers[o].classes
-        for o, s, k in zip(out["om"], out["side"], out["case_class"])
-    ]
+        o is not None and o.side == s and k in o.classes for o, s, k in zip(holder, sides, klass)]
     out["team_change"] = [
-        isinstance(o, str) and (r in MOVE_REASONS or r == ALLOCATED) and officers[o].team != t
-        for o, r, t in zip(out["om"], out["reason"], out["team_code"])
-    ]
-    priced = [SolveReport(r.side, r.method, _side_cost(out, officers, r.side, policy, pinned), r.bound)
-              for r in reports]
+        o is not None and (r in MOVE_REASONS or r == ALLOCATED) and o.team != t
+        for o, r, t in zip(holder, reason, teams)]
+    free = ~out["crn"].isin(pinned).to_numpy()
+    borrowed = {r.side for r in reports if r.method == OTHER_SIDE}
+    priced = [replace(r, objective=_side_cost(out, officers, r.side, policy, free, borrowed)) for r in reports]
     return out, priced
 
 
 def _side_cost(out: pd.DataFrame, officers: dict[str, Officer], side: str, policy: Policy,
-               pinned: set[str]) -> int:
-    """plan_cost of one side of a finished alignment (pinned cases load their officer but cost nothing)."""
-    side_officers = {c: o for c, o in officers.items() if o.side == side}
-    loads = out[out["om"].isin(list(side_officers))].groupby("om")["weight_units"].sum()
-    mine = out[(out["side"] == side) & ~out["crn"].isin(pinned)]
+               free: np.ndarray, borrowed: set[str]) -> int:
+    """plan_cost of one side of a finished alignment, as that side's model saw it.
+
+    Pinned cases load their officer but cost nothing. A staffed side is priced without the cases a side with
+    nobody on it later lent its officers; that borrowing side is priced on its lenders' whole loads.
+    """
+    lender = side in borrowed
+    holders = {c: o for c, o in officers.items() if (o.side != side) == lender}
+    case_side = out["side"].to_numpy()
+    counted = np.ones(len(out), dtype=bool) if lender else ~out["side"].isin(borrowed).to_numpy()
+    loaded = out[counted & out["om"].isin(list(holders)).to_numpy()].groupby("om")["weight_units"].sum().to_dict()
+    mine = free & (case_side == side)
     return plan_cost(
-        {c: int(loads.get(c, 0)) for c in side_officers}, side_officers,
-        moves=int(mine["moved"].sum()), team_changes=int(mine["team_change"].sum()),
-        ineligible=int((mine["om"].notna() & ~mine["eligible_om"]).sum()), policy=policy)
+        {c: int(loaded.get(c, 0)) for c in holders}, holders,
+        moves=int(out["moved"].to_numpy()[mine].sum()),
+        team_changes=int(out["team_change"].to_numpy()[mine].sum()),
+        ineligible=int((out["om"].notna().to_numpy() & ~out["eligible_om"].to_numpy())[mine].sum()),
+        policy=policy)
 
 
 def _deal(prob: SideProblem, flows: dict, current: np.ndarray,
@@ -465,6 +583,64 @@ def _deal(prob: SideProblem, flows: dict, current: np.ndarray,
             for i in idx[pos:pos + count]:
                 give(i, code)
             pos += count
+
+
+def _relieve_overflow(prob: SideProblem, om: np.ndarray, reason: np.ndarray, forced_reason: np.ndarray,
+                      current: np.ndarray, klass: np.ndarray, teams: np.ndarray, wunits: np.ndarray) -> None:
+    """Polish a rounded plan: move cases off officers over capacity to eligible colleagues with room.
+
+    Rounding the LP's class split can leave an officer over capacity while a colleague has room the rounding
+    gave to another class. Cases that move anyway go first (no extra move), then kept ones (one move saves
+    at least a unit of overflow, which costs more); a receiver may go over by less than the giver
+    comes down; receivers in the case's own team first, then in code
+    order. Each step strictly lowers plan_cost; pinned cases are never in `prob` and never move.
+    """
+    officers = {o.code: o for o in prob.officers}
+    load: dict[str, int] = defaultdict(int, prob.fixed_units)
+    held: dict[str, list[int]] = defaultdict(list)
+    for idx in (*prob.kept.values(), *prob.forced.values()):
+        for i in idx:
+            if om[i] in officers:
+                load[om[i]] += int(wunits[i])
+                held[om[i]].append(i)
+    over = sorted(c for c, o in officers.items() if load[c] > o.cap_units)
+    if not over:
+        return
+    by_class: dict[str, list[Officer]] = defaultdict(list)
+    by_team_class: dict[tuple[str, str], list[Officer]] = defaultdict(list)
+    for o in sorted(officers.values(), key=lambda o: o.code):
+        for k in o.classes:
+            by_class[k].append(o)
+            by_team_class[(o.team, k)].append(o)
+
+    def receiver(i: int, giver: str, slack: int) -> Officer | None:
+        """An eligible colleague whose overflow would grow by at most `slack` units on taking case i."""
+        w = int(wunits[i])
+        for pool in (by_team_class.get((teams[i], klass[i]), []), by_class.get(klass[i], [])):
+            for r in pool:
+                if r.code != giver and load[r.code] + w - max(load[r.code], r.cap_units) <= slack:
+                    return r
+        return None
+
+    # Whole fits for every officer first; then colleagues who go over by less than the giver comes down.
+    for partial in (False, True):
+        for code in over:
+            cap = officers[code].cap_units
+            for i in sorted(held[code], key=lambda i: (reason[i] == KEPT, i)):
+                excess = load[code] - cap
+                if excess <= 0:
+                    break
+                if om[i] != code:
+                    continue
+                r = receiver(i, code, min(int(wunits[i]), excess) - 1 if partial else 0)
+                if r is None:
+                    continue
+                if reason[i] == KEPT:
+                    forced_reason[i] = MOVED_CAPACITY
+                om[i] = r.code
+                reason[i] = KEPT if r.code == current[i] else forced_reason[i]
+                load[code] -= int(wunits[i])
+                load[r.code] += int(wunits[i])
 
 
 def caseload(aligned: pd.DataFrame, staff_split: pd.DataFrame, policy: Policy) -> pd.DataFrame:
