@@ -5,22 +5,42 @@ import os
 import secrets
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Iterator, Optional
 
 import typer
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 app = typer.Typer(add_completion=False, help="Transition pipeline: the NPS/CRC split, nightly.")
 console = Console(stderr=True)
 
 
-def _progress_line(s: dict) -> None:
+def _trust_line(s: dict) -> str:
     extra = f"{s.get('cases', 0):>7} cases, {s.get('moved', 0):>6} moved" if "cases" in s else ""
     rejected = f", {len(s['rejected_files'])} file(s) rejected" if s.get("rejected_files") else ""
     quarantined = f", {s.get('quarantined_rows', 0)} row(s) quarantined" if s.get("quarantined_rows") else ""
-    console.print(f"{s['trust']}  {s['status']:<12} {extra}{quarantined}{rejected}", highlight=False)
+    return f"{s['trust']}  {s['status']:<12} {extra}{quarantined}{rejected}"
+
+
+@contextmanager
+def _progress(total: int) -> Iterator[Callable[[dict], None]]:
+    """A live bar with a line per finished trust on a terminal; plain log lines otherwise (CI, cron, Airflow)."""
+    if not console.is_terminal:
+        yield lambda s: console.print(_trust_line(s), highlight=False)
+        return
+    columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=True) as bar:
+        task = bar.add_task("trusts", total=total)
+
+        def done(s: dict) -> None:
+            bar.console.print(_trust_line(s), highlight=False)
+            bar.update(task, advance=1, description=f"last: {s['trust']}")
+
+        yield done
 
 
 @app.command()
@@ -33,10 +53,12 @@ def run(
 ) -> None:
     """One nightly run. Exit 0: all trusts fresh; 3: published, some trusts rejected or carried over;
     2: nothing published."""
+    from pipeline.reference import load_reference
     from pipeline.run import RunRefused, run_nightly
 
     try:
-        result = run_nightly(landing, out, run_date, policy, scheduler, on_trust_done=_progress_line)
+        with _progress(len(load_reference().trust_codes)) as on_trust_done:
+            result = run_nightly(landing, out, run_date, policy, scheduler, on_trust_done=on_trust_done)
     except RunRefused as exc:
         console.print(f"[bold red]nothing published:[/] {exc}")
         raise typer.Exit(2)
@@ -77,7 +99,8 @@ def demo(
         key = secrets.token_hex(32).encode()
         console.print("[yellow]demo mode: TRP_PSEUDONYM_KEY not set; using a throwaway key for this run only[/]")
     t0 = time.perf_counter()
-    result = run_nightly(landing, out, "2014-06-01", pseudonym_key=key, on_trust_done=_progress_line)
+    with _progress(len(counts)) as on_trust_done:
+        result = run_nightly(landing, out, "2014-06-01", pseudonym_key=key, on_trust_done=on_trust_done)
     _summary(result.manifest, result.manifest_path)
     console.print(f"run took {time.perf_counter() - t0:.1f} s")
 

@@ -60,26 +60,33 @@ def run_nightly(
     landing_store, out_store = Store(landing), Store(out)
     if not landing_store.exists():
         raise RunRefused(f"landing zone {landing} does not exist")
+    for finished in recover(out_store):
+        log.warning("finished publishing run %s, interrupted after its manifest was written", finished)
     run_id = new_run_id(run_date)
     known = set(reference.trust_codes)
     unknown = [n for n in landing_store.listdir() if n not in known]
     jobs = [TrustJob(code, *reference.units_of(code), landing, out, run_id, run_date, key, policy.units_per_point)
             for code in reference.trust_codes]
     started = dt.datetime.now(dt.timezone.utc)
-    summaries = _fan_out(jobs, policy, scheduler, on_trust_done, n_workers)
-    published = [s for s in summaries if s["status"] in ("FRESH", "CARRIED_OVER")]
-    if not published:
-        out_store.rm("_runs", run_id)
-        raise RunRefused("no trust had a usable extract: nothing published")
-    manifest = {
-        "run_id": run_id, "run_date": run_date, "started_at": started.isoformat(),
-        "finished_at": dt.datetime.now(dt.timezone.utc).isoformat(),
-        "policy": policy.manifest_entry(), "code_version": version("transition-pipeline"),
-        "python": platform.python_version(), "datasets": list(DATASETS),
-        "unknown_landing_folders": unknown,
-        "trusts": {s["trust"]: s for s in sorted(summaries, key=lambda s: s["trust"])},
-    }
-    path = publish(out_store, run_id, run_date, manifest, [s["trust"] for s in published])
+    try:
+        summaries = _fan_out(jobs, policy, scheduler, on_trust_done, n_workers)
+        published = [s for s in summaries if s["status"] in ("FRESH", "CARRIED_OVER")]
+        if not published:
+            raise RunRefused("no trust had a usable extract: nothing published")
+        manifest = {
+            "run_id": run_id, "run_date": run_date, "started_at": started.isoformat(),
+            "finished_at": dt.datetime.now(dt.timezone.utc).isoformat(),
+            "policy": policy.manifest_entry(), "code_version": version("transition-pipeline"),
+            "python": platform.python_version(), "datasets": list(DATASETS),
+            "unknown_landing_folders": unknown,
+            "trusts": {s["trust"]: s for s in sorted(summaries, key=lambda s: s["trust"])},
+        }
+        path = publish(out_store, run_id, run_date, manifest, [s["trust"] for s in published])
+    except BaseException:
+        committed = current_manifest(out_store, run_date)
+        if not committed or committed["run_id"] != run_id:
+            out_store.rm("_runs", run_id)  # never committed: nothing of it may remain
+        raise
     fresh = all(s["status"] == "FRESH" for s in summaries)
     return RunResult(EXIT_OK if fresh else EXIT_PARTIAL, manifest, path)
 
@@ -95,7 +102,7 @@ def _fan_out(jobs: list[TrustJob], policy: Policy, scheduler: str | None,
         client = Client(address)
     else:
         cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
-                               memory_limit="4GiB", dashboard_address=None)
+                               memory_limit="4GiB", dashboard_address=":0")
         client = Client(cluster)
     try:
         futures = [client.submit(process_trust, job, policy, key=f"trust-{job.trust}-{job.run_id}",
@@ -114,25 +121,57 @@ def _fan_out(jobs: list[TrustJob], policy: Policy, scheduler: str | None,
 
 
 def publish(out: Store, run_id: str, run_date: str, manifest: dict, trusts: list[str]) -> str:
-    """Move the staged run into place, keep what it supersedes for audit, then write the manifest last."""
-    stage = ("_runs", run_id)
+    """Commit a fully staged run: the manifest first (the commit), then the swap into the analysts' tree.
+
+    Until the manifest is written nothing visible has changed, so a crash leaves the previous run in place.
+    After it, the swap moves each dataset's partition for the date into place (the superseded one goes to
+    `superseded/<old run id>/`, outside the analysts' glob); if the swap is interrupted, the next run's
+    `recover` finishes it. The staged run is deleted last.
+    """
     previous = current_manifest(out, run_date)
-    old_id = previous["run_id"] if previous else "unknown"
+    manifest = {**manifest, "supersedes": previous["run_id"] if previous else None, "trusts_published": trusts}
+    body = json.dumps(manifest, indent=2, sort_keys=True, default=str).encode()
+    out.write_bytes(body, "_runs", run_id, "manifest.json")
+    path = out.write_bytes(body, "published", "_manifests", f"run_date={run_date}.json")
+    _swap_in(out, manifest)
+    return path
+
+
+def _swap_in(out: Store, manifest: dict) -> None:
+    """Move a committed run's staged partitions into place; idempotent, so an interrupted swap can resume."""
+    run_id, run_date = manifest["run_id"], manifest["run_date"]
+    stage, old = ("_runs", run_id), manifest.get("supersedes") or "unknown"
+    part = f"run_date={run_date}"
     for ds in DATASETS:
-        part = f"run_date={run_date}"
-        if out.exists("published", ds, part):
-            out.move(("published", ds, part), ("superseded", old_id, ds, part))
         if out.exists(*stage, "published", ds, part):
+            if out.exists("published", ds, part):
+                out.move(("published", ds, part), ("superseded", old, ds, part))
             out.move((*stage, "published", ds, part), ("published", ds, part))
     for trust in out.listdir(*stage, "operational"):
-        if out.exists("operational", trust, run_date):
-            out.move(("operational", trust, run_date), ("superseded", old_id, "operational", trust, run_date))
-        out.move((*stage, "operational", trust, run_date), ("operational", trust, run_date))
-    body = json.dumps(manifest, indent=2, sort_keys=True, default=str).encode()
-    out.write_bytes(body, "runs", run_id, "manifest.json")
-    path = out.write_bytes(body, "published", "_manifests", f"run_date={run_date}.json")
+        if out.exists(*stage, "operational", trust, run_date):
+            if out.exists("operational", trust, run_date):
+                out.move(("operational", trust, run_date), ("superseded", old, "operational", trust, run_date))
+            out.move((*stage, "operational", trust, run_date), ("operational", trust, run_date))
+    out.write_bytes(json.dumps(manifest, indent=2, sort_keys=True, default=str).encode(),
+                    "runs", run_id, "manifest.json")
     out.rm(*stage)
-    return path
+
+
+def recover(out: Store) -> list[str]:
+    """Finish the swap of any committed run that was interrupted after its manifest; returns their ids.
+
+    A staged run the pointer does not name was never committed; it is left alone (its run may still be
+    going).
+    """
+    finished = []
+    for run_id in out.listdir("_runs"):
+        if out.exists("_runs", run_id, "manifest.json"):
+            manifest = json.loads(out.read_bytes("_runs", run_id, "manifest.json"))
+            current = current_manifest(out, manifest["run_date"])
+            if current and current["run_id"] == run_id:
+                _swap_in(out, manifest)
+                finished.append(run_id)
+    return finished
 
 
 def current_manifest(out: Store, run_date: str) -> dict | None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import hmac
 import io
 import re
+import time
 from dataclasses import dataclass
 from hashlib import sha256
 
@@ -111,8 +112,25 @@ def _write_parquet(store: Store, df: pd.DataFrame, *parts: str) -> None:
     store.write_bytes(buf.getvalue(), *parts)
 
 
+def previous_plan(out: Store, trust: str, run_date: str) -> tuple[str | None, pd.DataFrame | None]:
+    """The trust's most recent published plan before `run_date` (crn, current_om, om), for incumbency."""
+    earlier = [d for d in out.listdir("operational", trust) if DATE_DIR.match(d) and d < run_date]
+    for date in sorted(earlier, reverse=True):
+        if out.exists("operational", trust, date, "case_alignment.csv"):
+            raw = out.read_bytes("operational", trust, date, "case_alignment.csv")
+            plan = pd.read_csv(io.BytesIO(raw), dtype=str, keep_default_na=False, usecols=["crn", "current_om", "om"])
+            return date, plan.replace({"": None})
+    return None, None
+
+
+def _peak_rss_mib() -> float:
+    import resource
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
 def process_trust(job: TrustJob, policy: Policy) -> dict:
     """Ingest, decide and stage one trust; the summary says what was used, quarantined and decided."""
+    t0 = time.perf_counter()
     landing, out = Store(job.landing), Store(job.out)
     stage = ("_runs", job.run_id)
     dates, odd = extract_dates(landing, job.trust, job.run_date)
@@ -138,8 +156,11 @@ def process_trust(job: TrustJob, policy: Policy) -> dict:
     summary["status"] = "FRESH" if chosen == dates[0] else "CARRIED_OVER"
     summary.update(input_sha256=hashes, notes=notes, quarantined_rows=int(len(quarantine)))
 
+    plan_date, plan = previous_plan(out, job.trust, job.run_date)
+    t1 = time.perf_counter()
     d = decide_trust(typed["staff"], typed["cases"], typed["retention_requests"], typed["appeals"], policy,
-                     job.nps_unit, job.crc_unit, pd.Timestamp(chosen))
+                     job.nps_unit, job.crc_unit, pd.Timestamp(chosen), plan)
+    t2 = time.perf_counter()
     _write_operational(out, op, d, typed)
     _stage_published(out, stage, job, d, qdf)
     a = d.case_alignment
@@ -148,9 +169,13 @@ def process_trust(job: TrustJob, policy: Policy) -> dict:
         nps_cases=int((a["side"] == "NPS").sum()),
         nps_staff=int((d.staff_assignment["side"] == "NPS").sum()),
         over_capacity=int(d.caseload["over_capacity"].sum()),
-        solver=[{"side": r.side, "method": r.method, "objective": r.objective, "bound": r.bound}
+        solver=[{"side": r.side, "method": r.method, "objective": r.objective, "bound": r.bound, "parts": r.parts}
                 for r in d.solver],
         uploaded_rows={k: int(len(v)) for k, v in typed.items()},
+        previous_plan=plan_date,
+        seconds={"ingest": round(t1 - t0, 3), "decide": round(t2 - t1, 3),
+                 "write": round(time.perf_counter() - t2, 3)},
+        worker_peak_rss_mib=_peak_rss_mib(),
     )
     return summary
 

@@ -69,7 +69,8 @@ def brute_force(split, assignment, r, policy, side):
         moves = teams = bad = 0
         for (row, cur), code in zip(free, plan):
             loads[code] += row["weight_units"]
-            allowed = isinstance(cur, str) and cur in mine and row["case_class"] in mine[cur].classes
+            nobody = all(row["case_class"] not in o.classes for o in mine.values())
+            allowed = isinstance(cur, str) and cur in mine and (row["case_class"] in mine[cur].classes or nobody)
             forced_move = isinstance(cur, str) and not allowed
             moved = forced_move or (allowed and code != cur)
             moves += moved
@@ -167,7 +168,8 @@ def test_with_ample_capacity_moves_equal_the_forced_lower_bound(seed, n):
         update={"capacity_points_per_fte": 100_000})})
     e, d = _generated(seed, n, roomy)
     a, s = d.case_alignment, d.staff_assignment.set_index("staff_code")
-    # Lower bound computed here, independently: current OM gone, on the other side or not allowed the class.
+    # Lower bound computed here, independently: current OM gone, on the other side, or not allowed the class
+    # while someone on the side is.
     active = s[s["leaving_date"].isna() | (s["leaving_date"] > AS_OF)]
     held = set(e.retention_requests.loc[e.retention_requests["status"].isin(HOLDING_STATUSES), "crn"])
     forced = 0
@@ -181,8 +183,12 @@ def test_with_ample_capacity_moves_equal_the_forced_lower_bound(seed, n):
         o = active.loc[cur]
         if row.crn in held:
             continue
-        if o["side"] != row.side or not roomy.case_classes.eligible(row.case_class, o["grade"], o["role"]):
+        if o["side"] != row.side:
             forced += 1
+        elif not roomy.case_classes.eligible(row.case_class, o["grade"], o["role"]) and any(
+                roomy.case_classes.eligible(row.case_class, g, r)
+                for g, r in zip(*active.loc[active["side"] == row.side, ["grade", "role"]].T.to_numpy())):
+            forced += 1  # may not hold the class, and someone on the side may
     assert int(a["moved"].sum()) == forced
 
 

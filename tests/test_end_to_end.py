@@ -90,19 +90,54 @@ def test_rerun_replaces_the_date_and_keeps_the_old_run_for_audit(dirty_run):
     assert not list(Path(out, "_runs").iterdir())             # no staging debris
 
 
-def test_a_crash_before_the_manifest_publishes_nothing(dirty_run, monkeypatch):
+def _visible(out: str) -> tuple[str, pd.DataFrame]:
+    pointer = Path(out, "published", "_manifests", "run_date=2014-06-01.json").read_text()
+    rows = _published(out, "case_alignment").sort_values(["trust_code", "case_id"]).reset_index(drop=True)
+    return pointer, rows
+
+
+def test_a_crash_before_the_manifest_changes_nothing_visible(dirty_run, monkeypatch):
     _, landing, out, _ = dirty_run
-    manifest_before = Path(out, "published", "_manifests", "run_date=2014-06-01.json").read_text()
-    rows_before = len(_published(out, "case_alignment"))
+    pointer, rows = _visible(out)
+    real_write = Store.write_bytes
 
-    def crash(*args, **kwargs):
-        raise RuntimeError("killed between writing data and writing the manifest")
+    def write(self, data, *parts):
+        if "_manifests" in parts:
+            raise RuntimeError("killed between writing data and writing the manifest")
+        return real_write(self, data, *parts)
 
-    monkeypatch.setattr("pipeline.run.publish", crash)
-    with pytest.raises(RuntimeError):
+    monkeypatch.setattr(Store, "write_bytes", write)
+    with pytest.raises(RuntimeError, match="killed"):
         run_nightly(landing, out, "2014-06-01", pseudonym_key=KEY)
-    assert Path(out, "published", "_manifests", "run_date=2014-06-01.json").read_text() == manifest_before
-    assert len(_published(out, "case_alignment")) == rows_before
+    after_pointer, after_rows = _visible(out)
+    assert after_pointer == pointer
+    pd.testing.assert_frame_equal(after_rows, rows)
+
+
+def test_a_swap_interrupted_after_the_manifest_is_finished_by_the_next_run(dirty_run, monkeypatch):
+    _, landing, out, _ = dirty_run
+    real_move, moves = Store.move, []
+
+    def move(self, src, dst):
+        if len(moves) == 3:
+            raise RuntimeError("killed in the middle of the swap")
+        moves.append(src)
+        return real_move(self, src, dst)
+
+    monkeypatch.setattr(Store, "move", move)
+    with pytest.raises(RuntimeError, match="killed"):
+        run_nightly(landing, out, "2014-06-01", pseudonym_key=KEY)
+    committed = json.loads(Path(out, "published", "_manifests", "run_date=2014-06-01.json").read_text())
+    assert Path(out, "_runs", committed["run_id"]).is_dir()     # half swapped, staged rest still there
+    monkeypatch.setattr(Store, "move", real_move)
+    from pipeline.run import recover
+    assert recover(Store(out)) == [committed["run_id"]]
+    assert not list(Path(out, "_runs").iterdir())
+    assert Path(out, "runs", committed["run_id"], "manifest.json").is_file()
+    for ds in ("staff_assignment", "case_alignment", "caseload", "workforce_balance"):
+        assert len(_published(out, ds)), ds
+    trusts = set(_published(out, "case_alignment")["trust_code"])
+    assert trusts == set(committed["trusts_published"])
 
 
 def test_no_key_refuses_to_publish(tmp_path, monkeypatch):
@@ -110,3 +145,17 @@ def test_no_key_refuses_to_publish(tmp_path, monkeypatch):
     with pytest.raises(RunRefused, match="TRP_PSEUDONYM_KEY"):
         run_nightly(str(tmp_path), str(tmp_path / "out"), "2014-06-01")
     assert not (tmp_path / "out").exists()
+
+
+def test_the_next_night_keeps_last_nights_plan(dirty_run):
+    """Incumbency: while the extract still shows the old OMs, last night's planned OM counts as current."""
+    _, landing, out, first = dirty_run
+    second = run_nightly(landing, out, "2014-06-02", pseudonym_key=KEY)
+    assert {t["previous_plan"] for t in second.manifest["trusts"].values() if "cases" in t} == {"2014-06-01"}
+    for trust in ("LDN", "WIL", "KNT"):
+        night1 = pd.read_csv(Path(out, "operational", trust, "2014-06-01", "case_alignment.csv"), dtype=str)
+        night2 = pd.read_csv(Path(out, "operational", trust, "2014-06-02", "case_alignment.csv"), dtype=str)
+        both = night1.merge(night2, on="crn", suffixes=("_1", "_2"))
+        assert len(both) == len(night1) == len(night2)
+        assert (both["om_1"] == both["om_2"]).mean() > 0.99, trust
+        assert (night2["moved"] == "Y").sum() < 0.01 * len(night2), trust

@@ -122,10 +122,11 @@ def _solve_model(side: str, prob: SideProblem, classes: list[str], policy: Polic
     pool_out: dict[tuple[str, str], list] = defaultdict(list)  # terms leaving a pool (must equal inflow)
     pool_const: dict[tuple[str, str], int] = defaultdict(int)
     pool_keeps: dict[tuple[str, str], list] = defaultdict(list)
+    penalty = {k: _penalty(officers, k, policy) for k in classes}
     for i, (g, crns) in enumerate(sorted(prob.kept.items())):
         v = var(0, len(crns), f"keep{i}")
         keep[g] = v
-        objective.SetCoefficient(v, -al.cost_move * U)
+        objective.SetCoefficient(v, penalty[g[1]] - al.cost_move * U)
         pool_const[(g[1], g[2])] += len(crns)
         pool_keeps[(g[1], g[2])].append(v)
     for key, idx in prob.forced.items():
@@ -133,7 +134,6 @@ def _solve_model(side: str, prob: SideProblem, classes: list[str], policy: Polic
 
     holders = _holders(officers, classes)
     holder_codes = {k: {o.code for o in holders[k]} for k in classes}
-    penalty = {k: _penalty(officers, k, policy) for k in classes}
     teams_of_class = {k: sorted({o.team for o in holders[k]}) for k in classes}
     pools = sorted(set(pool_const) | {(k, t) for k in classes for t in teams_of_class[k]})
     inflow: dict[str, list] = defaultdict(list)
@@ -355,8 +355,11 @@ def _classify(cases: pd.DataFrame, current: np.ndarray, officers: dict[str, Offi
     crn = cases["crn"].to_numpy(dtype=object)
     om_side = cur.map({c: o.side for c, o in officers.items()}).to_numpy(dtype=object)
     known = pd.notna(om_side)
+    # An officer may keep a case of a class they may hold, or of one nobody on their side may hold.
+    held_on_side = {s: frozenset().union(*(o.classes for o in officers.values() if o.side == s)) for s in SIDES}
     allowed = known & (om_side == side) & np.fromiter(
-        (k in officers[c].classes if ok else False for c, k, ok in zip(current, klass, known)), bool, n)
+        (ok and (k in officers[c].classes or k not in held_on_side[s]) for c, k, s, ok in
+         zip(current, klass, side, known)), bool, n)
     pin = known & cases["crn"].isin(held).to_numpy()
     om = np.full(n, None, dtype=object)
     reason = np.full(n, None, dtype=object)
@@ -556,8 +559,7 @@ def _deal(prob: SideProblem, flows: dict, current: np.ndarray,
 
     def give(i: int, code: str) -> None:
         om[i] = code
-        back_home = code == current[i] and forced_reason[i] == MOVED_CAPACITY
-        reason[i] = KEPT if back_home else forced_reason[i]
+        reason[i] = KEPT if code == current[i] else forced_reason[i]  # given back to its own OM: no move
 
     for key in pools:
         pools[key].sort()
