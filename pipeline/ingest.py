@@ -69,10 +69,11 @@ def _record_start_lines(text: str) -> list[int]:
     return starts
 
 
-def read_text(raw: bytes, kind: str) -> TextFile:
-    """Parse an upload of `kind` (staff, cases, ...) into text columns; file rules raise FileRejected."""
-    spec = FILES[kind]
-    name = spec.name
+def parse_csv(raw: bytes, name: str) -> TextFile:
+    """Any CSV upload as text columns (RFC 4180, quoted newlines, UTF-8 with or without BOM or Windows-1252).
+
+    Rows with the wrong number of fields are set aside in `ragged` with their line; file-level faults raise.
+    """
     if not raw.strip():
         raise FileRejected(name, 1, "EMPTY", "the file is empty: expected a header row and data rows")
     text, encoding = decode(raw, name)
@@ -96,16 +97,25 @@ def read_text(raw: bytes, kind: str) -> TextFile:
     if len(set(header)) != len(header):
         dup = sorted({c for c in header if header.count(c) > 1})
         raise FileRejected(name, 1, "DUPLICATE_COLUMN", f"the header names {', '.join(dup)} more than once")
+    frame = table.rename_columns(header).to_pandas()
+    return TextFile(name, hashlib.sha256(raw).hexdigest(), encoding, frame.astype(object).astype("str"),
+                    [], ragged, text)
+
+
+def read_text(raw: bytes, kind: str) -> TextFile:
+    """Parse an upload of `kind` (staff, cases, ...) and check its columns; file rules raise FileRejected."""
+    spec = FILES[kind]
+    parsed = parse_csv(raw, spec.name)
+    header = list(parsed.frame.columns)
     missing = [c for c in spec.required if c not in header]
     if missing:
-        raise FileRejected(name, 1, "MISSING_COLUMN",
+        raise FileRejected(spec.name, 1, "MISSING_COLUMN",
                            f"required column(s) {', '.join(missing)} missing; expected {', '.join(spec.required)}")
-    frame = table.rename_columns(header).to_pandas()
-    if frame.empty and spec.mandatory:
-        raise FileRejected(name, 2, "EMPTY", "the file has a header but no data rows")
+    if parsed.frame.empty and spec.mandatory:
+        raise FileRejected(spec.name, 2, "EMPTY", "the file has a header but no data rows")
     known = set(spec.required) | set(spec.optional)
-    return TextFile(name, hashlib.sha256(raw).hexdigest(), encoding, frame.astype(object).astype("str"),
-                    [c for c in header if c not in known], ragged, text)
+    parsed.extra_columns = [c for c in header if c not in known]
+    return parsed
 
 
 def _all_text(text: str) -> dict[str, pa.DataType]:

@@ -24,7 +24,7 @@ class Store:
         """Write whole: to a temporary name beside the target, then into place, so no reader sees half a file."""
         target = self.path(*parts)
         self.fs.makedirs(posixpath.dirname(target), exist_ok=True)
-        if "file" in self.fs.protocol:  # local: a rename is atomic
+        if self._local:  # a rename is atomic
             tmp = f"{target}.tmp-{uuid.uuid4().hex}"
             self.fs.pipe_file(tmp, data)
             self.fs.mv(tmp, target)
@@ -48,6 +48,17 @@ class Store:
             self.fs.rm(p, recursive=True)
 
     def move(self, src: tuple[str, ...], dst: tuple[str, ...]) -> None:
-        self.fs.makedirs(posixpath.dirname(self.path(*dst)), exist_ok=True)
-        self.fs.mv(self.path(*src), self.path(*dst), recursive=True)
+        """Local: one rename (atomic). Object stores: copy every object under src, then delete the originals."""
+        a, b = self.path(*src), self.path(*dst)
+        if self._local:
+            self.fs.makedirs(posixpath.dirname(b), exist_ok=True)
+            self.fs.mv(a, b, recursive=True)
+            return
+        files = self.fs.find(a) if self.fs.isdir(a) else [a]
+        for f in files:
+            self.fs.copy(f, b + f[len(a):])
+        self.fs.rm(files)
 
+    @property
+    def _local(self) -> bool:
+        return "file" in self.fs.protocol

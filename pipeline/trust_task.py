@@ -39,22 +39,46 @@ class TrustJob:
     units_per_point: int
 
 
-def pseudonym(key: bytes, kind: str, value: str | None) -> str | None:
-    """Keyed pseudonym (HMAC-SHA256): stable across runs for one key, unlinkable without it."""
-    if value is None or (isinstance(value, float) and pd.isna(value)):
-        return None
-    return hmac.new(key, f"{kind}:{value}".encode(), sha256).hexdigest()[:32]
+def pseudonyms(key: bytes, kind: str, values: pd.Series) -> pd.Series:
+    """Keyed pseudonyms (HMAC-SHA256 of "kind:value", first 128 bits in hex) of a column; nulls stay null.
+
+    Stable across runs for one key and unlinkable without it; computed once per distinct value."""
+    base = hmac.new(key, digestmod=sha256)
+
+    def one(value: str) -> str:
+        h = base.copy()
+        h.update(f"{kind}:{value}".encode())
+        return h.hexdigest()[:32]
+
+    distinct = values.dropna().unique()
+    return values.map(dict(zip(distinct, map(one, distinct))))
+
+
+FORMULA_START = re.compile(r"^[=+\-@\t\r]")
 
 
 def formula_safe(value: object) -> object:
     """Neutralise text a spreadsheet would run as a formula (a leading = + - @ that is not a number)."""
-    if not isinstance(value, str) or not value or value[0] not in "=+-@\t\r":
+    if not isinstance(value, str) or not FORMULA_START.match(value):
         return value
     try:
         float(value)
         return value
     except ValueError:
         return "'" + value
+
+
+def formula_safe_frame(df: pd.DataFrame) -> pd.DataFrame:
+    """`formula_safe` on every text column, touching only the cells that start like a formula."""
+    out = df.copy()
+    for col in out.columns:
+        s = out[col]
+        if s.dtype == object or pd.api.types.is_string_dtype(s):
+            risky = s.astype("string").str.match(FORMULA_START.pattern).fillna(False).to_numpy(dtype=bool)
+            if risky.any():
+                out[col] = s.astype(object)
+                out.loc[risky, col] = [formula_safe(v) for v in s[risky]]
+    return out
 
 
 def extract_dates(landing: Store, trust: str, run_date: str) -> tuple[list[str], list[str]]:
@@ -102,7 +126,7 @@ def _read_extract(landing: Store, trust: str, date: str):
 
 
 def _write_csv(store: Store, df: pd.DataFrame, *parts: str) -> None:
-    safe = df.map(formula_safe) if len(df) else df
+    safe = formula_safe_frame(df) if len(df) else df
     store.write_bytes(safe.to_csv(index=False, lineterminator="\r\n").encode("utf-8"), *parts)
 
 
@@ -200,24 +224,24 @@ def _stage_published(out: Store, stage: tuple[str, ...], job: TrustJob, d, qdf: 
     key = job.pseudonym_key
     part = (f"run_date={job.run_date}", f"trust_code={job.trust}", "part-0.parquet")
 
-    def staff_id(code):
-        return pseudonym(key, f"staff:{job.trust}", code)
+    def staff_id(codes: pd.Series) -> pd.Series:
+        return pseudonyms(key, f"staff:{job.trust}", codes)
 
     s = d.staff_assignment
     datasets = {
         "staff_assignment": pd.DataFrame({
-            "staff_id": s["staff_code"].map(staff_id), "grade": s["grade"], "role": s["role"],
+            "staff_id": staff_id(s["staff_code"]), "grade": s["grade"], "role": s["role"],
             "team_code": s["team_code"], "fte": s["fte"], "side": s["side"], "unit": s["unit"],
             "reason": s["reason"], "guaranteed": s["guaranteed"]}),
         "case_alignment": pd.DataFrame({
-            "case_id": d.case_alignment["crn"].map(lambda c: pseudonym(key, "crn", c)),
+            "case_id": pseudonyms(key, "crn", d.case_alignment["crn"]),
             "team_code": d.case_alignment["team_code"], "side": d.case_alignment["side"],
             "rule": d.case_alignment["rule"], "case_class": d.case_alignment["case_class"],
             "weight": d.case_alignment["weight_units"] / job.units_per_point,
-            "current_om_id": d.case_alignment["current_om"].map(staff_id),
-            "om_id": d.case_alignment["om"].map(staff_id), "moved": d.case_alignment["moved"],
+            "current_om_id": staff_id(d.case_alignment["current_om"]),
+            "om_id": staff_id(d.case_alignment["om"]), "moved": d.case_alignment["moved"],
             "reason": d.case_alignment["reason"], "team_change": d.case_alignment["team_change"]}),
-        "caseload": d.caseload.assign(om_id=d.caseload["staff_code"].map(staff_id)).drop(columns="staff_code"),
+        "caseload": d.caseload.assign(om_id=staff_id(d.caseload["staff_code"])).drop(columns="staff_code"),
         "workforce_balance": d.workforce_balance,
         "validation": (qdf.groupby(["file", "column", "rule"], dropna=False).size().rename("rows").reset_index()
                        if len(qdf) else pd.DataFrame({"file": pd.Series(dtype=str), "column": pd.Series(dtype=str),

@@ -109,6 +109,9 @@ def _solve_model(side: str, prob: SideProblem, classes: list[str], policy: Polic
     if solver is None:
         raise RuntimeError(f"solver {solver_name!r} is not available in this OR-Tools build")
     solver.SuppressOutput()
+    if solver_name == "HIGHS":
+        # Quiet (else HiGHS prints a banner per solve) and exact: these replace the options set through params.
+        solver.SetSolverSpecificParametersAsString("output_flag=false\nmip_rel_gap=0\nmip_abs_gap=0")
     inf = solver.infinity()
     var = solver.IntVar if integer else solver.NumVar
     officers = sorted(prob.officers, key=lambda o: o.code)

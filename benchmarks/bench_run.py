@@ -1,0 +1,126 @@
+"""Benchmark: `trp run` end to end at scale 1 and 10, beside the floor measured in the same run.
+
+Run with `make bench` (or `python benchmarks/bench_run.py --scales 1 10`). For each scale it generates a
+clean landing zone, then times
+- the floor: reading every newest extract CSV with pyarrow and writing it as Parquet (what any pipeline
+  over these files must at least do), and
+- `trp run` as a subprocess (start-up, imports and the Dask cluster included), sampling the resident memory
+  of its whole process tree every 50 ms for the peak.
+Per-stage seconds come from the run's manifest (worker seconds summed over trusts).
+Targets: scale 1 under 10 s wall; scale 10 within 8x the floor and under 4 GiB peak memory.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import psutil
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from pipeline.generate import generate_landing
+
+GIB = 1024 ** 3
+
+
+def floor_seconds(landing: Path, scratch: Path) -> tuple[float, int]:
+    """pyarrow CSV read + Parquet write of the newest extract of every trust; returns seconds and rows."""
+    rows = 0
+    t0 = time.perf_counter()
+    for trust in sorted(p for p in landing.iterdir() if p.is_dir()):
+        newest = max(d for d in trust.iterdir() if d.is_dir())
+        for f in sorted(newest.glob("*.csv")):
+            opts = pacsv.ReadOptions(encoding="cp1252" if trust.name == "WPT" else "utf8")
+            try:
+                table = pacsv.read_csv(f, read_options=opts)
+            except Exception:  # a file even pyarrow refuses (the dirty faults) still counts as read
+                continue
+            rows += table.num_rows
+            pq.write_table(table, scratch / f"{trust.name}-{f.stem}.parquet")
+    return time.perf_counter() - t0, rows
+
+
+def timed_run(landing: Path, out: Path) -> tuple[float, float, int]:
+    """Wall seconds, peak resident memory of the whole process tree (bytes), exit code of `trp run`."""
+    env = {**os.environ, "TRP_PSEUDONYM_KEY": "benchmark-key"}
+    cmd = [str(Path(sys.executable).with_name("trp")), "run", "--landing", str(landing), "--out", str(out),
+           "--run-date", "2014-06-01"]
+    peak = 0
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    parent = psutil.Process(proc.pid)
+    done = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        while not done.is_set():
+            try:
+                tree = [parent, *parent.children(recursive=True)]
+                peak = max(peak, sum(p.memory_info().rss for p in tree if p.is_running()))
+            except psutil.Error:
+                pass
+            time.sleep(0.05)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    code = proc.wait()
+    wall = time.perf_counter() - t0
+    done.set()
+    sampler.join()
+    return wall, peak, code
+
+
+def bench(scale: float, seed: int) -> dict:
+    with tempfile.TemporaryDirectory(prefix="trp-bench-") as tmp:
+        root = Path(tmp)
+        landing, out, scratch = root / "landing", root / "out", root / "floor"
+        scratch.mkdir()
+        t0 = time.perf_counter()
+        counts = generate_landing(str(landing), scale, seed, dirty=False)
+        generated = time.perf_counter() - t0
+        floor, rows = floor_seconds(landing, scratch)
+        wall, peak, code = timed_run(landing, out)
+        manifest = json.loads((out / "published" / "_manifests" / "run_date=2014-06-01.json").read_text())
+        stages: dict[str, float] = {}
+        worker_peak = 0.0
+        for t in manifest["trusts"].values():
+            for k, v in t.get("seconds", {}).items():
+                stages[k] = stages.get(k, 0.0) + v
+            worker_peak = max(worker_peak, t.get("worker_peak_rss_mib", 0.0))
+        return {
+            "scale": scale, "cases": sum(counts.values()), "rows_uploaded": rows, "exit_code": code,
+            "generate_seconds": round(generated, 2), "floor_seconds": round(floor, 2),
+            "run_wall_seconds": round(wall, 2), "x_floor": round(wall / floor, 2),
+            "rows_per_second": round(rows / wall), "peak_memory_gib": round(peak / GIB, 2),
+            "worker_peak_rss_mib": worker_peak,
+            "worker_seconds_by_stage": {k: round(v, 2) for k, v in stages.items()},
+        }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--scales", type=float, nargs="+", default=[1.0, 10.0])
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, "
+          f"{psutil.virtual_memory().total / GIB:.0f} GiB; Python {platform.python_version()}")
+    for scale in args.scales:
+        r = bench(scale, args.seed)
+        print(json.dumps(r), flush=True)
+        if scale == 1.0:
+            print("scale 1 under 10 s wall:", "met" if r["run_wall_seconds"] < 10 else "MISSED")
+        if scale >= 10.0:
+            print("scale 10 within 8x floor:", "met" if r["x_floor"] <= 8 else "MISSED",
+                  "; under 4 GiB:", "met" if r["peak_memory_gib"] < 4 else "MISSED")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,89 @@
+"""Input nobody on this project wrote: csv-spectrum (tricky but valid CSV) and the big list of naughty strings."""
+import csv
+import io
+import json
+import re
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from pipeline.contract import check_rows
+from pipeline.ingest import parse_csv, read_text
+from pipeline.trust_task import FORMULA_START, formula_safe_frame, pseudonyms
+
+CORPORA = Path(__file__).with_name("corpora")  # copied as published from ../shared/corpora (PROVENANCE.txt)
+SPECTRUM = CORPORA / "csv-spectrum"
+NAUGHTY = json.loads((CORPORA / "big-list-of-naughty-strings" / "blns.json").read_text(encoding="utf-8"))
+SPECTRUM_CASES = sorted(p.stem for p in (SPECTRUM / "csvs").glob("*.csv") if p.stem != "location_coordinates")
+
+
+@pytest.mark.parametrize("name", SPECTRUM_CASES)
+def test_csv_spectrum_parses_as_published(name):
+    expected = json.loads((SPECTRUM / "json" / f"{name}.json").read_text(encoding="utf-8"))
+    raw = (SPECTRUM / "csvs" / f"{name}.csv").read_bytes()
+    parsed = parse_csv(raw, f"{name}.csv")
+    got = parsed.frame.to_dict(orient="records")
+    assert got == [{k: v for k, v in row.items()} for row in expected]
+    # lines as the file's author sees them: where each record starts, quoted newlines counted
+    starts, line = [], 1
+    for chunk in csv.reader(io.StringIO(raw.decode("utf-8-sig"), newline="")):
+        starts.append(line)
+        line += sum(field.count("\n") for field in chunk) + 1
+    assert parsed.lines(range(len(got))) == starts[1:len(got) + 1]
+
+
+def _staff_csv(values: list[str]) -> bytes:
+    rows = [{"trust_code": "WIL", "staff_code": f"WIL{i:04d}", "full_name": v, "ni_number": "",
+             "grade": "PO", "role": "OFFENDER_MANAGEMENT", "team_code": "WIL001", "fte": "1.0",
+             "contract": "PERMANENT", "service_start": "2010-01-01", "leaving_date": "", "preference": ""}
+            for i, v in enumerate(values)]
+    buf = io.StringIO()
+    pd.DataFrame(rows).to_csv(buf, index=False)
+    return buf.getvalue().encode("utf-8")
+
+
+def test_naughty_strings_in_free_text_survive_ingest_unchanged():
+    """Every naughty string as a name: read back exactly, and only rule breaches are quarantined."""
+    text = read_text(_staff_csv(NAUGHTY), "staff")
+    assert len(text.frame) + len(text.ragged) == len(NAUGHTY)
+    assert not text.ragged
+    assert text.frame["full_name"].tolist() == [s if s.strip() else s for s in NAUGHTY]
+    breaches = check_rows("staff", text.frame, "WIL")
+    assert set(breaches["column"]) <= {"full_name"}  # nothing else in these rows is wrong
+
+
+@pytest.mark.parametrize("code", [s for s in NAUGHTY if s.strip()][:150])
+def test_naughty_strings_as_staff_codes_are_quarantined_unless_valid(code):
+    raw = _staff_csv(["Ann Example"]).decode().replace("WIL0000", code.replace('"', '""').join('""'), 1)
+    text = read_text(raw.encode("utf-8"), "staff")
+    assert len(text.frame) == 1 and text.frame["staff_code"].iloc[0] == code
+    breaches = check_rows("staff", text.frame, "WIL")
+    valid = re.fullmatch(r"[A-Za-z0-9]{1,7}", code) is not None  # spec section 3, written out independently
+    flagged = breaches[breaches["column"] == "staff_code"]
+    assert flagged.empty == valid, code
+    if not valid:
+        assert flagged["rule"].iloc[0] == "STAFF_CODE_FORMAT" and "1-7 letters or digits" in flagged["message"].iloc[0]
+
+
+def test_no_published_cell_starts_like_a_formula():
+    df = pd.DataFrame({"text": NAUGHTY, "n": range(len(NAUGHTY))})
+    safe = formula_safe_frame(df)
+    for before, after in zip(df["text"], safe["text"]):
+        if FORMULA_START.match(after):
+            float(after)  # only numbers may start with + or -
+        assert after in (before, "'" + before)
+    assert safe["n"].tolist() == df["n"].tolist()
+
+
+def test_pseudonyms_are_the_keyed_hmac_and_keep_nulls():
+    import hashlib
+    import hmac
+    values = pd.Series(NAUGHTY[:50] + [None])
+    got = pseudonyms(b"k", "crn", values)
+    for v, p in zip(values, got):
+        if pd.isna(v):
+            assert pd.isna(p)
+        else:
+            assert p == hmac.new(b"k", f"crn:{v}".encode(), hashlib.sha256).hexdigest()[:32]
+    assert got.iloc[:50].nunique() == len(set(NAUGHTY[:50]))
