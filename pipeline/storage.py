@@ -42,6 +42,11 @@ class Store:
             return []
         return sorted(posixpath.basename(e.rstrip("/")) for e in self.fs.ls(p, detail=False))
 
+    def size(self, *parts: str) -> int:
+        """Bytes under a folder (0 if it does not exist)."""
+        p = self.path(*parts)
+        return int(self.fs.du(p)) if self.fs.exists(p) else 0
+
     def rm(self, *parts: str) -> None:
         p = self.path(*parts)
         if self.fs.exists(p):
