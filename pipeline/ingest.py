@@ -5,6 +5,7 @@ import csv
 import hashlib
 import io
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import pandas as pd
 import pyarrow as pa
@@ -16,9 +17,11 @@ from pipeline.contract import FILES
 class FileRejected(Exception):
     """A file rule was broken: the whole file is rejected, with the line and what was expected."""
 
-    def __init__(self, file: str, line: int | None, rule: str, message: str):
+    def __init__(self, file: str, line: int | None, rule: str, message: str, column: str = "",
+                 results: list[dict] | None = None):
         super().__init__(f"{file}: line {line or '-'}: {rule}: {message}")
-        self.file, self.line, self.rule, self.message = file, line, rule, message
+        self.file, self.line, self.rule, self.message, self.column = file, line, rule, message, column
+        self.results = results or []  # the suite's results, when the suite found the fault
 
 
 @dataclass
@@ -32,9 +35,13 @@ class TextFile:
     ragged: list[tuple[int | None, str]] = field(default_factory=list)
     _raw: str = ""
 
-    def lines(self, rows) -> list[int]:
+    @cached_property
+    def _starts(self) -> list[int]:
+        return _record_start_lines(self._raw)
+
+    def lines(self, rows) -> list[int | None]:
         """Line (1-based, header = 1) where each data row starts in the trust's file, quoted newlines included."""
-        starts = _record_start_lines(self._raw)
+        starts = self._starts
         return [starts[r] if r < len(starts) else None for r in rows]
 
 
@@ -103,18 +110,11 @@ def parse_csv(raw: bytes, name: str) -> TextFile:
 
 
 def read_text(raw: bytes, kind: str) -> TextFile:
-    """Parse an upload of `kind` (staff, cases, ...) and check its columns; file rules raise FileRejected."""
+    """Parse an upload of `kind` (staff, cases, ...); its columns and values are checked by its suite."""
     spec = FILES[kind]
     parsed = parse_csv(raw, spec.name)
-    header = list(parsed.frame.columns)
-    missing = [c for c in spec.required if c not in header]
-    if missing:
-        raise FileRejected(spec.name, 1, "MISSING_COLUMN",
-                           f"required column(s) {', '.join(missing)} missing; expected {', '.join(spec.required)}")
-    if parsed.frame.empty and spec.mandatory:
-        raise FileRejected(spec.name, 2, "EMPTY", "the file has a header but no data rows")
     known = set(spec.required) | set(spec.optional)
-    parsed.extra_columns = [c for c in header if c not in known]
+    parsed.extra_columns = [c for c in parsed.frame.columns if c not in known]
     return parsed
 
 

@@ -12,16 +12,21 @@ import platform
 import uuid
 from dataclasses import dataclass
 from importlib.metadata import version
-from typing import Callable
+from contextlib import contextmanager
+from typing import Callable, Iterator
+
+import pandas as pd
 
 from pipeline.policy import Policy, load_policy
 from pipeline.reference import load_reference
 from pipeline.storage import Store
-from pipeline.trust_task import TrustJob, process_trust
+from pipeline.trust_task import LINE, TrustJob, finish_trust, ingest_trust, staged_crns
+from pipeline.validation import CROSS_TRUST_MESSAGE, CROSS_TRUST_RULE
 
 log = logging.getLogger("trp")
 DATASETS = ("staff_assignment", "case_alignment", "caseload", "workforce_balance", "validation")
 EXIT_OK, EXIT_PARTIAL, EXIT_FAILED = 0, 3, 2
+USABLE = ("FRESH", "CARRIED_OVER")
 
 
 class RunRefused(Exception):
@@ -39,17 +44,25 @@ def new_run_id(run_date: str) -> str:
     return f"{run_date}_{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%SZ}_{uuid.uuid4().hex[:8]}"
 
 
-def run_nightly(
-    landing: str,
-    out: str,
-    run_date: str | None = None,
-    policy_file: str | None = None,
-    scheduler: str | None = None,
-    pseudonym_key: bytes | None = None,
-    on_trust_done: Callable[[dict], None] | None = None,
-    n_workers: int = 2,
-) -> RunResult:
-    """One nightly run. Raises RunRefused (nothing published) or returns the manifest and the exit code."""
+@dataclass
+class RunPlan:
+    """Everything a run's steps share: who, where, which policy; built once by `plan_run`."""
+    run_id: str
+    run_date: str
+    policy: Policy
+    jobs: list[TrustJob]
+    unknown_landing_folders: list[str]
+    started_at: str
+
+    @property
+    def out(self) -> Store:
+        return Store(self.jobs[0].out)
+
+
+def plan_run(landing: str, out: str, run_date: str | None = None, policy_file: str | None = None,
+             pseudonym_key: bytes | None = None, run_id: str | None = None) -> RunPlan:
+    """Check what a run needs before any work (key, landing zone, policy), finish any interrupted publish,
+    and name the run. Raises RunRefused when the run cannot go ahead."""
     run_date = run_date or dt.date.today().isoformat()
     dt.date.fromisoformat(run_date)
     key = pseudonym_key if pseudonym_key is not None else os.environ.get("TRP_PSEUDONYM_KEY", "").encode()
@@ -62,69 +75,138 @@ def run_nightly(
         raise RunRefused(f"landing zone {landing} does not exist")
     for finished in recover(out_store):
         log.warning("finished publishing run %s, interrupted after its manifest was written", finished)
-    run_id = new_run_id(run_date)
+    run_id = run_id or new_run_id(run_date)
     known = set(reference.trust_codes)
-    unknown = [n for n in landing_store.listdir() if n not in known]
     jobs = [TrustJob(code, *reference.units_of(code), landing, out, run_id, run_date, key, policy.units_per_point)
             for code in reference.trust_codes]
-    started = dt.datetime.now(dt.timezone.utc)
+    return RunPlan(run_id, run_date, policy, jobs, [n for n in landing_store.listdir() if n not in known],
+                   dt.datetime.now(dt.timezone.utc).isoformat())
+
+
+def run_nightly(
+    landing: str,
+    out: str,
+    run_date: str | None = None,
+    policy_file: str | None = None,
+    scheduler: str | None = None,
+    pseudonym_key: bytes | None = None,
+    on_trust_done: Callable[[dict], None] | None = None,
+    n_workers: int = 2,
+) -> RunResult:
+    """One nightly run. Raises RunRefused (nothing published) or returns the manifest and the exit code.
+
+    Two waves of per-trust Dask tasks: ingest and validate every trust, then (once the run-wide CRN check
+    has seen every extract) decide and stage every trust; then the commit.
+    """
+    plan = plan_run(landing, out, run_date, policy_file, pseudonym_key)
     try:
-        summaries = _fan_out(jobs, policy, scheduler, on_trust_done, n_workers)
-        published = [s for s in summaries if s["status"] in ("FRESH", "CARRIED_OVER")]
-        if not published:
-            raise RunRefused("no trust had a usable extract: nothing published")
-        manifest = {
-            "run_id": run_id, "run_date": run_date, "started_at": started.isoformat(),
-            "finished_at": dt.datetime.now(dt.timezone.utc).isoformat(),
-            "policy": policy.manifest_entry(), "code_version": version("transition-pipeline"),
-            "python": platform.python_version(), "datasets": list(DATASETS),
-            "unknown_landing_folders": unknown,
-            "trusts": {s["trust"]: s for s in sorted(summaries, key=lambda s: s["trust"])},
-        }
-        path = publish(out_store, run_id, run_date, manifest, [s["trust"] for s in published])
+        with dask_client(scheduler, n_workers) as client:
+            # Largest extracts first, so the biggest trust (London, a fifth of the work) never starts last.
+            jobs = sorted(plan.jobs, key=lambda j: (-Store(j.landing).size(j.trust), j.trust))
+            ingested = _gather(client, {j.trust: client.submit(ingest_trust, j, key=f"ingest-{j.trust}-{j.run_id}",
+                                                               retries=2, pure=False) for j in jobs})
+            conflicts = crn_conflicts(plan, ingested)
+            summaries = _gather(client, {j.trust: client.submit(
+                finish_trust, j, plan.policy, ingested[j.trust], conflicts.get(j.trust),
+                key=f"finish-{j.trust}-{j.run_id}", retries=2, pure=False) for j in jobs}, on_trust_done)
+        return commit_run(plan, list(summaries.values()))
     except BaseException:
-        committed = current_manifest(out_store, run_date)
-        if not committed or committed["run_id"] != run_id:
-            out_store.rm("_runs", run_id)  # never committed: nothing of it may remain
+        abandon(plan)
         raise
+
+
+@contextmanager
+def dask_client(scheduler: str | None = None, n_workers: int = 2) -> Iterator:
+    """A client of the cluster at `scheduler` (or DASK_SCHEDULER_ADDRESS), else of a local cluster of worker
+    processes (one thread each: GX contexts and the solvers are not thread-safe) that is closed after."""
+    import dask
+    from dask.distributed import Client, LocalCluster
+
+    address = scheduler or os.environ.get("DASK_SCHEDULER_ADDRESS")
+    if address:
+        with Client(address) as client:
+            yield client
+        return
+    # Forked workers start in 0.1 s with this process's imports; spawned ones take 2.5 s each to import
+    # pandas, pyarrow and OR-Tools again. DASK_DISTRIBUTED__WORKER__MULTIPROCESSING_METHOD overrides.
+    method = os.environ.get("DASK_DISTRIBUTED__WORKER__MULTIPROCESSING_METHOD", "fork")
+    with dask.config.set({"distributed.worker.multiprocessing-method": method}):
+        cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
+                               memory_limit="4GiB", dashboard_address=":0")
+    try:
+        with Client(cluster) as client:
+            yield client
+    finally:
+        cluster.close()
+
+
+def _gather(client, futures: dict, on_done: Callable[[dict], None] | None = None) -> dict[str, dict]:
+    """Each trust's summary as its task finishes; a task that failed all its retries stops the run, named."""
+    from dask.distributed import as_completed
+
+    trust_of = {f.key: t for t, f in futures.items()}
+    done = {}
+    for fut in as_completed(list(futures.values())):
+        try:
+            s = fut.result()
+        except Exception as exc:
+            raise RunRefused(f"trust {trust_of[fut.key]} failed after retries ({type(exc).__name__}: {exc}): "
+                             "nothing published; earlier runs are unchanged") from exc
+        done[s["trust"]] = s
+        if on_done:
+            on_done(s)
+    return done
+
+
+def crn_conflicts(plan: RunPlan, ingested: dict[str, dict]) -> dict[str, list[dict]]:
+    """CRNs in more than one trust's accepted extract: a finding for each trust that holds one (spec §3)."""
+    jobs = {j.trust: j for j in plan.jobs}
+    held = [staged_crns(jobs[t]).assign(trust=t) for t, s in sorted(ingested.items()) if s["status"] in USABLE]
+    if not held:
+        return {}
+    crns = pd.concat(held, ignore_index=True)
+    shared = crns[crns["crn"].duplicated(keep=False)]
+    trusts_of = shared.groupby("crn")["trust"].agg(lambda t: sorted(set(t)))
+    findings: dict[str, list[dict]] = {}
+    shared = shared.sort_values(["trust", LINE])
+    for trust, crn, line in zip(shared["trust"], shared["crn"], shared[LINE]):
+        others = ", ".join(t for t in trusts_of[crn] if t != trust)
+        findings.setdefault(trust, []).append({
+            "file": "cases.csv", "line": int(line), "column": "crn", "rule": CROSS_TRUST_RULE,
+            "message": f"{CROSS_TRUST_MESSAGE} (also in {others})", "value": crn})
+    return findings
+
+
+def commit_run(plan: RunPlan, summaries: list[dict]) -> RunResult:
+    """Write the manifest (the commit) and swap the staged run in; the exit code says how fresh it was."""
+    published = [s["trust"] for s in summaries if s["status"] in USABLE]
+    if not published:
+        raise RunRefused("no trust had a usable extract: nothing published")
+    manifest = {
+        "run_id": plan.run_id, "run_date": plan.run_date, "started_at": plan.started_at,
+        "finished_at": dt.datetime.now(dt.timezone.utc).isoformat(),
+        "policy": plan.policy.manifest_entry(), "code_version": version("transition-pipeline"),
+        "python": platform.python_version(), "datasets": list(DATASETS),
+        "unknown_landing_folders": plan.unknown_landing_folders,
+        "trusts": {s["trust"]: _manifest_entry(s) for s in sorted(summaries, key=lambda s: s["trust"])},
+    }
+    path = publish(plan.out, plan.run_id, plan.run_date, manifest, sorted(published))
     fresh = all(s["status"] == "FRESH" for s in summaries)
     return RunResult(EXIT_OK if fresh else EXIT_PARTIAL, manifest, path)
 
 
-def _fan_out(jobs: list[TrustJob], policy: Policy, scheduler: str | None,
-             on_trust_done: Callable[[dict], None] | None, n_workers: int) -> list[dict]:
-    """Submit one task per trust (retried, keyed by run and trust) and gather their small summaries."""
-    import dask
-    from dask.distributed import Client, LocalCluster, as_completed
+def _manifest_entry(summary: dict) -> dict:
+    """A trust's summary for the manifest: its validation results are published as a dataset, counted here."""
+    results = summary.get("validation", [])
+    return {**{k: v for k, v in summary.items() if k != "validation"},
+            "checks": len(results), "checks_failed": sum(not r["success"] for r in results)}
 
-    address = scheduler or os.environ.get("DASK_SCHEDULER_ADDRESS")
-    cluster = None
-    if address:
-        client = Client(address)
-    else:
-        # Forked workers start in 0.1 s with this process's imports; spawned ones take 2.5 s each to import
-        # pandas, pyarrow and OR-Tools again. DASK_DISTRIBUTED__WORKER__MULTIPROCESSING_METHOD overrides.
-        method = os.environ.get("DASK_DISTRIBUTED__WORKER__MULTIPROCESSING_METHOD", "fork")
-        with dask.config.set({"distributed.worker.multiprocessing-method": method}):
-            cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
-                                   memory_limit="4GiB", dashboard_address=":0")
-        client = Client(cluster)
-    try:
-        # Largest extracts first, so the biggest trust (London, a fifth of the work) never starts last.
-        ordered = sorted(jobs, key=lambda j: (-Store(j.landing).size(j.trust), j.trust))
-        futures = [client.submit(process_trust, job, policy, key=f"trust-{job.trust}-{job.run_id}",
-                                 retries=2, pure=False) for job in ordered]
-        summaries = []
-        for fut in as_completed(futures):
-            s = fut.result()
-            summaries.append(s)
-            if on_trust_done:
-                on_trust_done(s)
-        return summaries
-    finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
+
+def abandon(plan: RunPlan) -> None:
+    """Remove a run's staging unless it was committed (then `recover` finishes it): nothing of it may remain."""
+    committed = current_manifest(plan.out, plan.run_date)
+    if not committed or committed["run_id"] != plan.run_id:
+        plan.out.rm("_runs", plan.run_id)
 
 
 def publish(out: Store, run_id: str, run_date: str, manifest: dict, trusts: list[str]) -> str:

@@ -16,14 +16,17 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline.contract import FILES, check_rows, to_typed
+from pipeline.contract import FILES, to_typed
 from pipeline.decisions.engine import decide_trust
 from pipeline.ingest import FileRejected, read_text
 from pipeline.policy import Policy
 from pipeline.storage import Store
+from pipeline.report import REPORT_FILE, render_report
+from pipeline.validation import QUARANTINE_ROW, REPORT, cross_trust_result, validate
 
 DATE_DIR = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 QUARANTINE_COLUMNS = ["file", "line", "column", "rule", "message", "value"]
+LINE = "_line"  # the line of each accepted row in the trust's file, kept beside the staged rows
 
 
 @dataclass(frozen=True)
@@ -37,6 +40,7 @@ class TrustJob:
     run_date: str
     pseudonym_key: bytes
     units_per_point: int
+    validation_engine: str = "mirror"
 
 
 def pseudonyms(key: bytes, kind: str, values: pd.Series) -> pd.Series:
@@ -89,40 +93,79 @@ def extract_dates(landing: Store, trust: str, run_date: str) -> tuple[list[str],
     return sorted(good, reverse=True), odd
 
 
-def _read_extract(landing: Store, trust: str, date: str):
-    """All four files of one extract: typed tables, quarantined rows, input hashes, reported notes."""
-    typed, quarantine, hashes, notes = {}, [], {}, []
+@dataclass
+class Extract:
+    """One extract, checked: typed tables, the rows held back, warnings, input hashes and every result."""
+    date: str
+    typed: dict[str, pd.DataFrame]
+    quarantine: list[dict]
+    warnings: list[dict]
+    hashes: dict[str, str]
+    notes: list[str]
+    results: list[dict]
+
+
+def _findings(text, rows: pd.DataFrame) -> list[dict]:
+    lines = text.lines(rows["row"].tolist())
+    return [{"file": text.name, "line": line, "column": r.column, "rule": r.rule, "message": r.message,
+             "value": r.value} for line, r in zip(lines, rows.itertuples())]
+
+
+def read_extract(landing: Store, trust: str, date: str, engine: str = "mirror") -> Extract:
+    """All four files of one extract, each validated by its suite; a file rule raises FileRejected.
+
+    Files are checked in order (staff, cases, retention requests, appeals) so that each can refer to what
+    passed before it: cases to staff codes, requests to cases and staff, appeals to staff.
+    """
+    ex = Extract(date, {}, [], [], {}, [], [])
+    params: dict = {"trust": [trust]}
     present = set(landing.listdir(trust, date))
     for kind, spec in FILES.items():
         if spec.name not in present:
             if spec.mandatory:
                 raise FileRejected(spec.name, None, "MISSING_FILE", f"{spec.name} was not uploaded")
-            typed[kind] = to_typed(kind, pd.DataFrame({c: pd.Series(dtype=str) for c in spec.required}))
+            empty = pd.DataFrame({c: pd.Series(dtype=str) for c in spec.required})
+            ex.typed[kind] = to_typed(kind, empty).assign(**{LINE: pd.Series(dtype="Int64")})
             continue
         raw = landing.read_bytes(trust, date, spec.name)
         text = read_text(raw, kind)
-        hashes[spec.name] = text.sha256
+        ex.hashes[spec.name] = text.sha256
         if text.extra_columns:
-            notes.append(f"{spec.name}: unknown columns ignored: {', '.join(text.extra_columns)}")
+            ex.notes.append(f"{spec.name}: unknown columns ignored: {', '.join(text.extra_columns)}")
         for number, row_text in text.ragged:
-            quarantine.append({"file": spec.name, "line": number, "column": "", "rule": "RAGGED_ROW",
-                               "message": "the row has a different number of fields from the header",
-                               "value": row_text})
-        breaches = check_rows(kind, text.frame, trust)
-        if kind in ("staff", "cases") and len(breaches):
-            misfiled = breaches[breaches["rule"] == "TRUST_MATCHES_FOLDER"]
-            if len(misfiled) > len(text.frame) / 2:
-                raise FileRejected(spec.name, int(text.lines([int(misfiled["row"].iloc[0])])[0] or 2),
-                                   "MISFILED", f"most rows name another trust than {trust}: was this upload "
-                                   f"meant for {misfiled['value'].mode().iloc[0]}?")
-        if len(breaches):
-            lines = text.lines(breaches["row"].tolist())
-            quarantine.extend({"file": spec.name, "line": line, "column": b.column, "rule": b.rule,
-                               "message": b.message, "value": b.value}
-                              for line, b in zip(lines, breaches.itertuples()))
-        good = text.frame.drop(index=breaches["row"].unique()) if len(breaches) else text.frame
-        typed[kind] = to_typed(kind, good)
-    return typed, quarantine, hashes, notes
+            ex.quarantine.append({"file": spec.name, "line": number, "column": "", "rule": "RAGGED_ROW",
+                                  "message": "the row has a different number of fields from the header",
+                                  "value": row_text})
+        v = validate(kind, text.frame, params, engine)
+        ex.results.extend(v.results)
+        rejected = v.rejection()
+        if rejected:
+            raise _rejection(text, v, rejected, trust)
+        held = v.rows(QUARANTINE_ROW)
+        ex.quarantine.extend(_findings(text, held))
+        ex.warnings.extend(_findings(text, v.rows(REPORT)))
+        good = text.frame.drop(index=held["row"].unique()) if len(held) else text.frame
+        ex.typed[kind] = to_typed(kind, good).assign(**{LINE: text.lines(good.index)})
+        if kind == "staff":
+            codes = ex.typed["staff"]["staff_code"].tolist()
+            params.update(staff_codes=codes, staff_codes_or_blank=codes + [""])
+        elif kind == "cases":
+            params["crns"] = ex.typed["cases"]["crn"].tolist()
+    return ex
+
+
+def _rejection(text, v, rule: dict, trust: str) -> FileRejected:
+    """The file rule's failure as the trust should read it, with the line where it shows."""
+    line, message = {"MISSING_COLUMN": 1, "EMPTY": 2}.get(rule["rule"]), rule["message"]
+    column = rule["column"]
+    if rule["rule"] == "MISSING_COLUMN":
+        column = message.rsplit(": ", 1)[-1]
+    elif rule["rule"] == "MISFILED":
+        others = text.frame.loc[text.frame["trust_code"] != trust, "trust_code"]
+        line = text.lines([int(others.index[0])])[0]
+        message = (f"most rows name another trust than {trust}: was this upload meant for "
+                   f"{others.mode().iloc[0]}?")
+    return FileRejected(text.name, line, rule["rule"], message, column=column, results=v.results)
 
 
 def _write_csv(store: Store, df: pd.DataFrame, *parts: str) -> None:
@@ -152,56 +195,134 @@ def _peak_rss_mib() -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
-def process_trust(job: TrustJob, policy: Policy) -> dict:
-    """Ingest, decide and stage one trust; the summary says what was used, quarantined and decided."""
+def _stage(job: TrustJob, *parts: str) -> tuple[str, ...]:
+    return ("_runs", job.run_id, *parts)
+
+
+def _operational(job: TrustJob) -> tuple[str, ...]:
+    return _stage(job, "operational", job.trust, job.run_date)
+
+
+def _typed_path(job: TrustJob, kind: str) -> tuple[str, ...]:
+    return _stage(job, "trusts", job.trust, f"{kind}.parquet")
+
+
+def ingest_trust(job: TrustJob) -> dict:
+    """Phase 1: pick the trust's newest usable extract and validate it; stage its accepted rows.
+
+    A rejected extract falls back to the next older one (CARRIED_OVER), else the trust is REJECTED (or
+    NO_EXTRACT). Its quarantined rows and warnings go to the staged operational folder; the summary's
+    `validation` holds every expectation's result, for the run to publish (not for the manifest).
+    """
     t0 = time.perf_counter()
     landing, out = Store(job.landing), Store(job.out)
-    stage = ("_runs", job.run_id)
     dates, odd = extract_dates(landing, job.trust, job.run_date)
-    rejections, quarantine = [], []
-    chosen = None
+    rejections, results, ex = [], [], None
     for date in dates:
         try:
-            typed, rows, hashes, notes = _read_extract(landing, job.trust, date)
+            ex = read_extract(landing, job.trust, date, job.validation_engine)
         except FileRejected as exc:
-            rejections.append({"file": f"{date}/{exc.file}", "line": exc.line, "column": "", "rule": exc.rule,
-                               "message": exc.message, "value": ""})
+            rejections.append({"file": f"{date}/{exc.file}", "line": exc.line, "column": exc.column or "",
+                               "rule": exc.rule, "message": exc.message, "value": ""})
+            results.extend({**r, "extract_date": date} for r in exc.results)
             continue
-        chosen, quarantine = date, rows
+        results.extend({**r, "extract_date": date} for r in ex.results)
         break
-    summary = {"trust": job.trust, "extract_date": chosen, "newest_extract": dates[0] if dates else None,
-               "odd_folders": odd, "rejected_files": rejections}
-    qdf = pd.DataFrame(rejections + quarantine, columns=QUARANTINE_COLUMNS)
-    op = (*stage, "operational", job.trust, job.run_date)
-    _write_csv(out, qdf, *op, "quarantine.csv")
-    if chosen is None:
-        summary["status"] = "REJECTED" if dates else "NO_EXTRACT"
-        return summary
-    summary["status"] = "FRESH" if chosen == dates[0] else "CARRIED_OVER"
-    summary.update(input_sha256=hashes, notes=notes, quarantined_rows=int(len(quarantine)))
+    summary = {"trust": job.trust, "extract_date": ex.date if ex else None,
+               "newest_extract": dates[0] if dates else None, "odd_folders": odd, "rejected_files": rejections,
+               "validation": results}
+    quarantine = rejections + (ex.quarantine if ex else [])
+    _write_csv(out, pd.DataFrame(quarantine, columns=QUARANTINE_COLUMNS), *_operational(job), "quarantine.csv")
+    _write_csv(out, pd.DataFrame(ex.warnings if ex else [], columns=QUARANTINE_COLUMNS), *_operational(job),
+               "warnings.csv")
+    if ex is None:
+        summary.update(status="REJECTED" if dates else "NO_EXTRACT", quarantined_rows=len(quarantine))
+    else:
+        for kind, df in ex.typed.items():
+            _write_parquet(out, df, *_typed_path(job, kind))
+        summary.update(status="FRESH" if ex.date == dates[0] else "CARRIED_OVER", input_sha256=ex.hashes,
+                       notes=ex.notes, quarantined_rows=len(ex.quarantine), warnings=len(ex.warnings),
+                       accepted_rows={k: int(len(v)) for k, v in ex.typed.items()})
+    summary["seconds"] = {"ingest": round(time.perf_counter() - t0, 3)}
+    return summary
 
+
+def staged_crns(job: TrustJob) -> pd.DataFrame:
+    """The CRNs (and their lines) a trust's accepted extract holds, for the cross-trust check."""
+    raw = Store(job.out).read_bytes(*_typed_path(job, "cases"))
+    return pq.read_table(io.BytesIO(raw), columns=["crn", LINE]).to_pandas()
+
+
+def finish_trust(job: TrustJob, policy: Policy, ingested: dict, conflicts: list[dict] | None = None) -> dict:
+    """Phase 2: decide and stage one ingested trust, then write its validation report.
+
+    `conflicts` are findings the trust's own files could not show (a CRN also in another trust's extract);
+    they are reported to the trust as warnings, and the case is still aligned by both trusts.
+    """
+    out = Store(job.out)
+    summary = {**ingested, "seconds": dict(ingested["seconds"])}
+    conflicts = conflicts or []
+    if conflicts:
+        warnings = _read_csv(out, *_operational(job), "warnings.csv")
+        rows = pd.DataFrame(conflicts, columns=QUARANTINE_COLUMNS)
+        _write_csv(out, pd.concat([warnings, rows], ignore_index=True), *_operational(job), "warnings.csv")
+        summary["warnings"] = summary.get("warnings", 0) + len(conflicts)
+    if summary["extract_date"] is not None:
+        summary["validation"] = summary["validation"] + [cross_trust_result(summary["extract_date"], len(conflicts))]
+        summary["crn_conflicts"] = len(conflicts)
+        facts, seconds = _decide_and_stage(job, policy, summary["extract_date"])
+        summary.update(facts)
+        summary["seconds"].update(seconds)
+    t2 = time.perf_counter()
+    _stage_validation(out, job, summary["validation"])
+    out.write_bytes(render_report(job.trust, job.run_date, summary,
+                                  _read_csv(out, *_operational(job), "quarantine.csv"),
+                                  _read_csv(out, *_operational(job), "warnings.csv")).encode("utf-8"),
+                    *_operational(job), REPORT_FILE)
+    summary["seconds"]["report"] = round(time.perf_counter() - t2, 3)
+    summary["worker_peak_rss_mib"] = _peak_rss_mib()
+    return summary
+
+
+def _decide_and_stage(job: TrustJob, policy: Policy, extract_date: str) -> tuple[dict, dict]:
+    """Read the staged accepted rows back, run the four decisions, stage both zones' outputs."""
+    out = Store(job.out)
+    typed = {kind: pq.read_table(io.BytesIO(out.read_bytes(*_typed_path(job, kind)))).to_pandas().drop(
+        columns=LINE, errors="ignore") for kind in FILES}
     plan_date, plan = previous_plan(out, job.trust, job.run_date)
     t1 = time.perf_counter()
     d = decide_trust(typed["staff"], typed["cases"], typed["retention_requests"], typed["appeals"], policy,
-                     job.nps_unit, job.crc_unit, pd.Timestamp(chosen), plan)
+                     job.nps_unit, job.crc_unit, pd.Timestamp(extract_date), plan)
     t2 = time.perf_counter()
-    _write_operational(out, op, d, typed)
-    _stage_published(out, stage, job, d, qdf)
+    _write_operational(out, _operational(job), d, typed)
+    _stage_published(out, _stage(job), job, d)
     a = d.case_alignment
-    summary.update(
+    facts = dict(
         cases=int(len(a)), staff=int(len(d.staff_assignment)), moved=int(a["moved"].sum()),
         nps_cases=int((a["side"] == "NPS").sum()),
         nps_staff=int((d.staff_assignment["side"] == "NPS").sum()),
         over_capacity=int(d.caseload["over_capacity"].sum()),
         solver=[{"side": r.side, "method": r.method, "objective": r.objective, "bound": r.bound, "parts": r.parts}
                 for r in d.solver],
-        uploaded_rows={k: int(len(v)) for k, v in typed.items()},
         previous_plan=plan_date,
-        seconds={"ingest": round(t1 - t0, 3), "decide": round(t2 - t1, 3),
-                 "write": round(time.perf_counter() - t2, 3)},
-        worker_peak_rss_mib=_peak_rss_mib(),
     )
-    return summary
+    return facts, {"decide": round(t2 - t1, 3), "write": round(time.perf_counter() - t2, 3)}
+
+
+VALIDATION_COLUMNS = ("extract_date", "file", "expectation", "rule", "column", "on_fail", "success",
+                      "unexpected_count", "message")
+
+
+def _stage_validation(out: Store, job: TrustJob, results: list[dict]) -> None:
+    """Every expectation's result for the trust, as its partition of the `validation` dataset."""
+    df = pd.DataFrame(results, columns=list(VALIDATION_COLUMNS)).rename(columns={"on_fail": "severity"})
+    df = df.astype({"success": bool, "unexpected_count": "int64"})
+    _write_parquet(out, df, *_stage(job), "published", "validation", f"run_date={job.run_date}",
+                   f"trust_code={job.trust}", "part-0.parquet")
+
+
+def _read_csv(store: Store, *parts: str) -> pd.DataFrame:
+    return pd.read_csv(io.BytesIO(store.read_bytes(*parts)), dtype=str, keep_default_na=False)
 
 
 def _write_operational(out: Store, op: tuple[str, ...], d, typed) -> None:
@@ -220,7 +341,7 @@ def _write_operational(out: Store, op: tuple[str, ...], d, typed) -> None:
                        "case_om", "case_reason", "outcome"]], *op, "retention_decisions.csv")
 
 
-def _stage_published(out: Store, stage: tuple[str, ...], job: TrustJob, d, qdf: pd.DataFrame) -> None:
+def _stage_published(out: Store, stage: tuple[str, ...], job: TrustJob, d) -> None:
     key = job.pseudonym_key
     part = (f"run_date={job.run_date}", f"trust_code={job.trust}", "part-0.parquet")
 
@@ -243,9 +364,6 @@ def _stage_published(out: Store, stage: tuple[str, ...], job: TrustJob, d, qdf: 
             "reason": d.case_alignment["reason"], "team_change": d.case_alignment["team_change"]}),
         "caseload": d.caseload.assign(om_id=staff_id(d.caseload["staff_code"])).drop(columns="staff_code"),
         "workforce_balance": d.workforce_balance,
-        "validation": (qdf.groupby(["file", "column", "rule"], dropna=False).size().rename("rows").reset_index()
-                       if len(qdf) else pd.DataFrame({"file": pd.Series(dtype=str), "column": pd.Series(dtype=str),
-                                                      "rule": pd.Series(dtype=str), "rows": pd.Series(dtype="int64")})),
     }
     for name, df in datasets.items():
         _write_parquet(out, df, *stage, "published", name, *part)

@@ -8,9 +8,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from pipeline.contract import check_rows
 from pipeline.ingest import parse_csv, read_text
 from pipeline.trust_task import FORMULA_START, formula_safe_frame, pseudonyms
+from pipeline.validation import QUARANTINE_ROW, validate
 
 CORPORA = Path(__file__).with_name("corpora")  # copied as published from ../shared/corpora (PROVENANCE.txt)
 SPECTRUM = CORPORA / "csv-spectrum"
@@ -49,8 +49,8 @@ def test_naughty_strings_in_free_text_survive_ingest_unchanged():
     assert len(text.frame) + len(text.ragged) == len(NAUGHTY)
     assert not text.ragged
     assert text.frame["full_name"].tolist() == [s if s.strip() else s for s in NAUGHTY]
-    breaches = check_rows("staff", text.frame, "WIL")
-    assert set(breaches["column"]) <= {"full_name"}  # nothing else in these rows is wrong
+    breaches = validate("staff", text.frame, {"trust": ["WIL"]}).rows(QUARANTINE_ROW)
+    assert breaches.empty  # nothing else in these rows is wrong
 
 
 @pytest.mark.parametrize("code", [s for s in NAUGHTY if s.strip()][:150])
@@ -58,7 +58,7 @@ def test_naughty_strings_as_staff_codes_are_quarantined_unless_valid(code):
     raw = _staff_csv(["Ann Example"]).decode().replace("WIL0000", code.replace('"', '""').join('""'), 1)
     text = read_text(raw.encode("utf-8"), "staff")
     assert len(text.frame) == 1 and text.frame["staff_code"].iloc[0] == code
-    breaches = check_rows("staff", text.frame, "WIL")
+    breaches = validate("staff", text.frame, {"trust": ["WIL"]}).rows(QUARANTINE_ROW)
     valid = re.fullmatch(r"[A-Za-z0-9]{1,7}", code) is not None  # spec section 3, written out independently
     flagged = breaches[breaches["column"] == "staff_code"]
     assert flagged.empty == valid, code

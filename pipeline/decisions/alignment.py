@@ -529,13 +529,13 @@ def _side_cost(out: pd.DataFrame, officers: dict[str, Officer], side: str, polic
                free: np.ndarray, borrowed: set[str]) -> int:
     """plan_cost of one side of a finished alignment, as that side's model saw it.
 
-    Pinned cases load their officer but cost nothing. A staffed side is priced without the cases a side with
-    nobody on it later lent its officers; that borrowing side is priced on its lenders' whole loads.
+    Pinned cases load their officer but cost nothing. A staffed side is priced without the free cases a side
+    with nobody on it later lent its officers (a pinned one loaded its officer before any lending); that borrowing side is priced on its lenders' whole loads.
     """
     lender = side in borrowed
     holders = {c: o for c, o in officers.items() if (o.side != side) == lender}
     case_side = out["side"].to_numpy()
-    counted = np.ones(len(out), dtype=bool) if lender else ~out["side"].isin(borrowed).to_numpy()
+    counted = np.ones(len(out), dtype=bool) if lender else ~(out["side"].isin(borrowed).to_numpy() & free)
     loaded = out[counted & out["om"].isin(list(holders)).to_numpy()].groupby("om")["weight_units"].sum().to_dict()
     mine = free & (case_side == side)
     return plan_cost(
