@@ -15,14 +15,15 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn
 from rich.table import Table
 
 app = typer.Typer(add_completion=False, help="Transition pipeline: the NPS/CRC split, nightly.")
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)
 
 
 def _trust_line(s: dict) -> str:
     extra = f"{s.get('cases', 0):>7} cases, {s.get('moved', 0):>6} moved" if "cases" in s else ""
     rejected = f", {len(s['rejected_files'])} file(s) rejected" if s.get("rejected_files") else ""
     quarantined = f", {s.get('quarantined_rows', 0)} row(s) quarantined" if s.get("quarantined_rows") else ""
-    return f"{s['trust']}  {s['status']:<12} {extra}{quarantined}{rejected}"
+    warned = f", {s['warnings']} warning(s)" if s.get("warnings") else ""
+    return f"{s['trust']}  {s['status']:<12} {extra}{quarantined}{warned}{rejected}"
 
 
 @contextmanager
@@ -64,6 +65,31 @@ def run(
         raise typer.Exit(2)
     _summary(result.manifest, result.manifest_path)
     raise typer.Exit(result.exit_code)
+
+
+@app.command()
+def validate(
+    landing: str = typer.Option(..., help="Landing zone: local path or fsspec URL"),
+    trust: str = typer.Option(..., help="Trust code, e.g. LDN"),
+    out: Optional[str] = typer.Option(None, help="Write the report to OUT/arrivals/<TRUST>/<date>/"),
+    engine: str = typer.Option("mirror", help="mirror (vectorised, the nightly default) or gx (Great Expectations)"),
+) -> None:
+    """Check a trust's newest extract now, without the split. Exit 0: accepted (rows may be held back);
+    1: a file was rejected; 2: no extract."""
+    from pipeline.arrival import check_arrival
+
+    s = check_arrival(landing, trust.upper(), out, engine)
+    console.print(_trust_line(s), highlight=False)
+    for r in s["rejected_files"]:
+        console.print(f"[red]{r['file']} line {r['line'] or '-'}, column {r['column'] or '-'}: {r['rule']}: "
+                      f"{r['message']}[/]", highlight=False)
+    for r in s["validation"]:
+        if not r["success"] and r["on_fail"] != "reject_file":
+            console.print(f"  {r['file']} {r['column']}: {r['rule']}: {r['unexpected_count']} row(s): {r['message']}",
+                          highlight=False)
+    if s.get("report"):
+        console.print(f"report: {s['report']}")
+    raise typer.Exit({"VALIDATED": 0, "REJECTED": 1}.get(s["status"], 2))
 
 
 @app.command()

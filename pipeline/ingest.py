@@ -5,7 +5,6 @@ import csv
 import hashlib
 import io
 from dataclasses import dataclass, field
-from functools import cached_property
 
 import pandas as pd
 import pyarrow as pa
@@ -33,11 +32,8 @@ class TextFile:
     frame: pd.DataFrame
     extra_columns: list[str]
     ragged: list[tuple[int | None, str]] = field(default_factory=list)
-    _raw: str = ""
 
-    @cached_property
-    def _starts(self) -> list[int]:
-        return _record_start_lines(self._raw)
+    _starts: list[int] = field(default_factory=list)
 
     def lines(self, rows) -> list[int | None]:
         """Line (1-based, header = 1) where each data row starts in the trust's file, quoted newlines included."""
@@ -62,18 +58,30 @@ def decode(raw: bytes, name: str) -> tuple[str, str]:
                            f"byte 0x{raw[exc.start]:02x} is neither UTF-8 nor Windows-1252 text") from exc
 
 
-def _record_start_lines(text: str) -> list[int]:
-    starts, line = [], 1
+csv.field_size_limit(1 << 30)  # a trust's 10 MB field is a value to report, not a crash
+
+
+def _records(text: str, width: int) -> tuple[list[int], list[tuple[int, str]]]:
+    """One pass over the data records: the line each well-formed one starts on (header = line 1, quoted
+    newlines counted) and, for each record with another number of fields than the header, its line and text.
+
+    pyarrow parses the values (fast) and skips the same ill-formed records; this pass says where they are.
+    """
+    if '"' not in text:  # no quoting: a record is a non-blank physical line
+        lines = text.split("\n")
+        good, bad = [], []
+        for number, row in enumerate(lines[1:], start=2):
+            if row.strip("\r"):
+                (good.append(number) if row.count(",") == width - 1 else bad.append((number, row[:200])))
+        return good, bad
+    good, bad, line, first = [], [], 1, True
     reader = csv.reader(io.StringIO(text, newline=""))
-    first = True
     for record in reader:
-        end = reader.line_num
         if record and not first:
-            starts.append(line)
-        if record:
-            first = False
-        line = end + 1
-    return starts
+            (good.append(line) if len(record) == width else bad.append((line, ",".join(record)[:200])))
+        first = first and not record
+        line = reader.line_num + 1
+    return good, bad
 
 
 def parse_csv(raw: bytes, name: str) -> TextFile:
@@ -84,17 +92,11 @@ def parse_csv(raw: bytes, name: str) -> TextFile:
     if not raw.strip():
         raise FileRejected(name, 1, "EMPTY", "the file is empty: expected a header row and data rows")
     text, encoding = decode(raw, name)
-    ragged: list[tuple[int | None, str]] = []
-
-    def on_invalid(row) -> str:
-        ragged.append((row.number, row.text[:200]))
-        return "skip"
-
     try:
         table = pacsv.read_csv(
             io.BytesIO(text.encode("utf-8")),
             read_options=pacsv.ReadOptions(block_size=1 << 24),
-            parse_options=pacsv.ParseOptions(newlines_in_values=True, invalid_row_handler=on_invalid),
+            parse_options=pacsv.ParseOptions(newlines_in_values=True, invalid_row_handler=lambda row: "skip"),
             convert_options=pacsv.ConvertOptions(column_types=_all_text(text), strings_can_be_null=False,
                                                  quoted_strings_can_be_null=False),
         )
@@ -105,8 +107,11 @@ def parse_csv(raw: bytes, name: str) -> TextFile:
         dup = sorted({c for c in header if header.count(c) > 1})
         raise FileRejected(name, 1, "DUPLICATE_COLUMN", f"the header names {', '.join(dup)} more than once")
     frame = table.rename_columns(header).to_pandas()
+    starts, ragged = _records(text, len(header))
+    if len(starts) != len(frame):  # the two parsers disagree: keep every row, say no line rather than a wrong one
+        starts = []
     return TextFile(name, hashlib.sha256(raw).hexdigest(), encoding, frame.astype(object).astype("str"),
-                    [], ragged, text)
+                    [], ragged, starts)
 
 
 def read_text(raw: bytes, kind: str) -> TextFile:

@@ -22,7 +22,7 @@ from pipeline.ingest import FileRejected, read_text
 from pipeline.policy import Policy
 from pipeline.storage import Store
 from pipeline.report import REPORT_FILE, render_report
-from pipeline.validation import QUARANTINE_ROW, REPORT, cross_trust_result, validate
+from pipeline.validation import QUARANTINE_ROW, REPORT, cross_trust_result, parse_result, validate
 
 DATE_DIR = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 QUARANTINE_COLUMNS = ["file", "line", "column", "rule", "message", "value"]
@@ -168,7 +168,7 @@ def _rejection(text, v, rule: dict, trust: str) -> FileRejected:
     return FileRejected(text.name, line, rule["rule"], message, column=column, results=v.results)
 
 
-def _write_csv(store: Store, df: pd.DataFrame, *parts: str) -> None:
+def write_csv(store: Store, df: pd.DataFrame, *parts: str) -> None:
     safe = formula_safe_frame(df) if len(df) else df
     store.write_bytes(safe.to_csv(index=False, lineterminator="\r\n").encode("utf-8"), *parts)
 
@@ -224,7 +224,7 @@ def ingest_trust(job: TrustJob) -> dict:
         except FileRejected as exc:
             rejections.append({"file": f"{date}/{exc.file}", "line": exc.line, "column": exc.column or "",
                                "rule": exc.rule, "message": exc.message, "value": ""})
-            results.extend({**r, "extract_date": date} for r in exc.results)
+            results.extend({**r, "extract_date": date} for r in exc.results or [parse_result(exc)])
             continue
         results.extend({**r, "extract_date": date} for r in ex.results)
         break
@@ -232,8 +232,8 @@ def ingest_trust(job: TrustJob) -> dict:
                "newest_extract": dates[0] if dates else None, "odd_folders": odd, "rejected_files": rejections,
                "validation": results}
     quarantine = rejections + (ex.quarantine if ex else [])
-    _write_csv(out, pd.DataFrame(quarantine, columns=QUARANTINE_COLUMNS), *_operational(job), "quarantine.csv")
-    _write_csv(out, pd.DataFrame(ex.warnings if ex else [], columns=QUARANTINE_COLUMNS), *_operational(job),
+    write_csv(out, pd.DataFrame(quarantine, columns=QUARANTINE_COLUMNS), *_operational(job), "quarantine.csv")
+    write_csv(out, pd.DataFrame(ex.warnings if ex else [], columns=QUARANTINE_COLUMNS), *_operational(job),
                "warnings.csv")
     if ex is None:
         summary.update(status="REJECTED" if dates else "NO_EXTRACT", quarantined_rows=len(quarantine))
@@ -265,7 +265,7 @@ def finish_trust(job: TrustJob, policy: Policy, ingested: dict, conflicts: list[
     if conflicts:
         warnings = _read_csv(out, *_operational(job), "warnings.csv")
         rows = pd.DataFrame(conflicts, columns=QUARANTINE_COLUMNS)
-        _write_csv(out, pd.concat([warnings, rows], ignore_index=True), *_operational(job), "warnings.csv")
+        write_csv(out, pd.concat([warnings, rows], ignore_index=True), *_operational(job), "warnings.csv")
         summary["warnings"] = summary.get("warnings", 0) + len(conflicts)
     if summary["extract_date"] is not None:
         summary["validation"] = summary["validation"] + [cross_trust_result(summary["extract_date"], len(conflicts))]
@@ -327,17 +327,17 @@ def _read_csv(store: Store, *parts: str) -> pd.DataFrame:
 
 def _write_operational(out: Store, op: tuple[str, ...], d, typed) -> None:
     s = d.staff_assignment
-    _write_csv(out, s[["staff_code", "grade", "role", "fte", "side", "unit", "reason"]].assign(
+    write_csv(out, s[["staff_code", "grade", "role", "fte", "side", "unit", "reason"]].assign(
         guaranteed=s["guaranteed"].map({True: "Y", False: "N"})), *op, "staff_assignment.csv")
     a = d.case_alignment
-    _write_csv(out, a[["crn", "side", "rule", "case_class", "current_om", "om"]].assign(
+    write_csv(out, a[["crn", "side", "rule", "case_class", "current_om", "om"]].assign(
         moved=a["moved"].map({True: "Y", False: "N"}), reason=a["reason"]), *op, "case_alignment.csv")
     moves = a[a["moved"]]
-    _write_csv(out, pd.DataFrame({"crn": moves["crn"], "current_om": moves["current_om"], "new_om": moves["om"],
+    write_csv(out, pd.DataFrame({"crn": moves["crn"], "current_om": moves["current_om"], "new_om": moves["om"],
                                   "team_code": moves["team_code"], "reason": moves["reason"]}),
                *op, "transfer_list.csv")
     r = d.retention_decisions
-    _write_csv(out, r[["crn", "requested_by", "reason", "note", "status", "decided_by", "decision_note",
+    write_csv(out, r[["crn", "requested_by", "reason", "note", "status", "decided_by", "decision_note",
                        "case_om", "case_reason", "outcome"]], *op, "retention_decisions.csv")
 
 

@@ -269,3 +269,10 @@ def cross_trust_result(extract_date: str, conflicts: int) -> dict:
     return {"file": FILES["cases"].name, "expectation": "crn_unique_across_trusts", "rule": CROSS_TRUST_RULE,
             "column": "crn", "on_fail": REPORT, "success": conflicts == 0, "unexpected_count": conflicts,
             "message": CROSS_TRUST_MESSAGE, "extract_date": extract_date}
+
+
+def parse_result(exc) -> dict:
+    """A file that could not be read as CSV at all (binary, undecodable, duplicated column) as a result, so
+    the `validation` dataset shows every rejection, not only those a suite found."""
+    return {"file": exc.file, "expectation": "readable_csv", "rule": exc.rule, "column": exc.column,
+            "on_fail": REJECT_FILE, "success": False, "unexpected_count": 1, "message": exc.message}

@@ -159,3 +159,62 @@ def test_the_next_night_keeps_last_nights_plan(dirty_run):
         assert len(both) == len(night1) == len(night2)
         assert (both["om_1"] == both["om_2"]).mean() > 0.99, trust
         assert (night2["moved"] == "Y").sum() < 0.01 * len(night2), trust
+
+
+def test_a_crn_in_two_trusts_is_reported_to_both_and_aligned_by_both(dirty_run):
+    _, landing, out, result = dirty_run
+    uploads = {t: pd.read_csv(Path(landing, t, info["extract_date"], "cases.csv"), dtype=str,
+                              keep_default_na=False, encoding="utf-8-sig")
+               for t, info in result.manifest["trusts"].items()}
+    crns = pd.concat([df[["crn"]].assign(trust=t) for t, df in uploads.items()])
+    crns = crns[crns["crn"].str.fullmatch(r"[A-Z][0-9]{6}")]
+    shared = crns.groupby("crn")["trust"].nunique()
+    shared = set(shared[shared > 1].index)
+    assert len(shared) == 1  # the generator's one conflict; duplicates within a file are another rule
+    holders = set(crns.loc[crns["crn"].isin(shared), "trust"])
+    for trust in holders:
+        op = Path(out, "operational", trust, "2014-06-01")
+        w = pd.read_csv(op / "warnings.csv", dtype=str, keep_default_na=False)
+        hit = w[w["rule"] == "CRN_IN_TWO_TRUSTS"]
+        assert set(hit["value"]) == shared and set(hit["column"]) == {"crn"}
+        (other,) = holders - {trust}
+        assert f"also in {other}" in hit["message"].iloc[0]
+        line = int(hit["line"].iloc[0])
+        assert uploads[trust]["crn"].iloc[line - 2] in shared  # no quoted newlines in this file's rows
+        aligned = pd.read_csv(op / "case_alignment.csv", dtype=str, keep_default_na=False)
+        assert shared <= set(aligned["crn"])
+        assert result.manifest["trusts"][trust]["crn_conflicts"] == 1
+        assert "CRN_IN_TWO_TRUSTS" in (op / "validation_report.html").read_text(encoding="utf-8")
+
+
+def test_validation_dataset_has_every_expectation_of_every_trust(dirty_run):
+    _, _, out, result = dirty_run
+    v = _published(out, "validation")
+    v = v[v["run_date"].astype(str) == "2014-06-01"]
+    assert set(v["trust_code"]) == set(result.manifest["trusts"])
+    assert set(v["severity"]) == {"reject_file", "quarantine_row", "report"}
+    dor = v[v["trust_code"] == "DOR"]
+    assert set(dor["extract_date"]) == {"2014-06-01", "2014-05-31"}  # the rejected extract and the one used
+    failed = dor[(dor["extract_date"] == "2014-06-01") & ~dor["success"]]
+    assert failed[["file", "rule", "column"]].values.tolist() == [["staff.csv", "MISSING_COLUMN", ""]]
+    # failing row rules count exactly the rows quarantined for them
+    for trust, info in result.manifest["trusts"].items():
+        q = pd.read_csv(Path(out, "operational", trust, "2014-06-01", "quarantine.csv"), dtype=str,
+                        keep_default_na=False)
+        mine = v[(v["trust_code"] == trust) & (v["extract_date"] == info["extract_date"])
+                 & (v["severity"] == "quarantine_row")]
+        counted = mine.groupby(["file", "rule"])["unexpected_count"].sum()
+        rows = q[(q["rule"] != "RAGGED_ROW") & ~q["file"].str.contains("/")]  # "<date>/<file>": a rejected file
+        held = rows.groupby(["file", "rule"]).size()
+        assert counted[counted > 0].sort_index().to_dict() == held.sort_index().to_dict(), trust
+        assert info["checks_failed"] == int((~v[v["trust_code"] == trust]["success"]).sum())
+
+
+def test_every_trust_gets_a_validation_report(dirty_run):
+    _, _, out, result = dirty_run
+    for trust in result.manifest["trusts"]:
+        page = Path(out, "operational", trust, "2014-06-01", "validation_report.html").read_text(encoding="utf-8")
+        assert page.startswith("<!doctype html>") and f"<h1>{trust}: extract validation</h1>" in page
+        assert not any(tag in page for tag in ("<script", "<link", "src=", "href=", "@import"))  # no fetches
+    dor = Path(out, "operational", "DOR", "2014-06-01", "validation_report.html").read_text(encoding="utf-8")
+    assert "CARRIED_OVER" in dor and "MISSING_COLUMN" in dor and "grade" in dor
