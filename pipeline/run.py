@@ -105,14 +105,23 @@ def run_nightly(
             jobs = sorted(plan.jobs, key=lambda j: (-Store(j.landing).size(j.trust), j.trust))
             ingested = _gather(client, {j.trust: client.submit(ingest_trust, j, key=f"ingest-{j.trust}-{j.run_id}",
                                                                retries=2, pure=False) for j in jobs})
-            conflicts = crn_conflicts(plan, ingested)
-            summaries = _gather(client, {j.trust: client.submit(
-                finish_trust, j, plan.policy, ingested[j.trust], conflicts.get(j.trust),
-                key=f"finish-{j.trust}-{j.run_id}", retries=2, pure=False) for j in jobs}, on_trust_done)
+            summaries = finish_all(client, plan, ingested, on_trust_done)
         return commit_run(plan, list(summaries.values()))
     except BaseException:
         abandon(plan)
         raise
+
+
+def finish_all(client, plan: RunPlan, ingested: dict[str, dict],
+               on_trust_done: Callable[[dict], None] | None = None) -> dict[str, dict]:
+    """Phase 2 on Dask, once every trust is ingested: the run-wide CRN check, then decide and stage each trust
+    (largest first)."""
+    conflicts = crn_conflicts(plan, ingested)
+    jobs = sorted((j for j in plan.jobs if j.trust in ingested),
+                  key=lambda j: (-ingested[j.trust].get("accepted_rows", {}).get("cases", 0), j.trust))
+    return _gather(client, {j.trust: client.submit(
+        finish_trust, j, plan.policy, ingested[j.trust], conflicts.get(j.trust),
+        key=f"finish-{j.trust}-{j.run_id}", retries=2, pure=False) for j in jobs}, on_trust_done)
 
 
 @contextmanager
