@@ -12,6 +12,7 @@ import pytest
 
 from pipeline.generate import generate_landing
 from pipeline.run import DATASETS, run_nightly
+from tests.readback import published_rows
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -75,10 +76,6 @@ def _dag_test(env: dict, landing: Path, out: Path, run_date: str) -> dict:
     """)
 
 
-def _dataset(out: Path, name: str):
-    return duckdb.sql(f"select * exclude (run_date) from read_parquet('{out}/published/{name}/**/*.parquet', "
-                      "hive_partitioning=true) order by all").fetchall()
-
 
 def test_dag_test_publishes_what_trp_run_publishes_and_skips_only_the_broken_trust(airflow_env, tmp_path):
     landing = tmp_path / "landing"
@@ -95,7 +92,8 @@ def test_dag_test_publishes_what_trp_run_publishes_and_skips_only_the_broken_tru
     local = run_nightly(str(landing), str(tmp_path / "cli-out"), "2014-06-01", pseudonym_key=KEY.encode())
     assert local.exit_code == 3 and local.manifest["trusts"]["WIL"]["status"] == "REJECTED"
     for name in DATASETS:
-        assert _dataset(tmp_path / "airflow-out", name) == _dataset(tmp_path / "cli-out", name), name
+        assert published_rows(tmp_path / "airflow-out", name) == published_rows(tmp_path / "cli-out", name), \
+            name
     for trust in ("LDN", "DOR", "WIL"):
         for f in ("case_alignment.csv", "transfer_list.csv", "quarantine.csv", "warnings.csv"):
             a, b = (tmp_path / o / "operational" / trust / "2014-06-01" / f for o in ("airflow-out", "cli-out"))
@@ -111,6 +109,6 @@ def test_dag_test_publishes_what_trp_run_publishes_and_skips_only_the_broken_tru
     assert again["state"] == "success"
     rows = duckdb.sql(f"select count(*) from read_parquet('{tmp_path}/airflow-out/published/case_alignment/"
                       "**/*.parquet', hive_partitioning=true)").fetchall()[0][0]
-    assert rows == len(_dataset(tmp_path / "cli-out", "case_alignment"))
+    assert rows == len(published_rows(tmp_path / "cli-out", "case_alignment"))
     assert manifest["run_id"] in {p.name for p in (tmp_path / "airflow-out" / "superseded").iterdir()}
     assert not any((tmp_path / "airflow-out" / "_runs").iterdir())

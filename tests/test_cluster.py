@@ -6,11 +6,11 @@ import sys
 import time
 from pathlib import Path
 
-import duckdb
 import pytest
 
 from pipeline.generate import generate_landing
 from pipeline.run import DATASETS, run_nightly
+from tests.readback import published_rows
 
 BIN = Path(sys.executable).parent
 KEY = "test-key-not-secret"
@@ -50,10 +50,6 @@ def cluster():
         p.wait(timeout=30)
 
 
-def _dataset(out: Path, name: str):
-    return duckdb.sql(f"select * exclude (run_date) from read_parquet('{out}/published/{name}/**/*.parquet', "
-                      "hive_partitioning=true) order by all").fetchall()
-
 
 def test_an_external_cluster_gives_the_same_outputs_as_a_local_one(tmp_path, cluster):
     landing = tmp_path / "landing"
@@ -66,7 +62,7 @@ def test_an_external_cluster_gives_the_same_outputs_as_a_local_one(tmp_path, clu
     assert done.returncode == local.exit_code == 3, done.stderr
     assert "DOR  CARRIED_OVER" in done.stderr   # plain per-trust lines when not on a terminal
     for name in DATASETS:
-        assert _dataset(tmp_path / "remote", name) == _dataset(tmp_path / "local", name), name
+        assert published_rows(tmp_path / "remote", name) == published_rows(tmp_path / "local", name), name
     for trust in ("LDN", "WIL"):
         for f in ("case_alignment.csv", "transfer_list.csv", "staff_assignment.csv", "quarantine.csv"):
             a = (tmp_path / "remote" / "operational" / trust / "2014-06-01" / f).read_bytes()

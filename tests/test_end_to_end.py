@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from pipeline.generate import generate_landing
-from pipeline.run import RunRefused, publish, run_nightly
+from pipeline.run import RunRefused, run_nightly
 from pipeline.storage import Store
 
 KEY = b"test-key-not-secret"
