@@ -11,8 +11,8 @@ import pandas as pd
 from pipeline.ingest import FileRejected
 from pipeline.report import REPORT_FILE, render_report
 from pipeline.storage import Store
-from pipeline.validation import parse_result
-from pipeline.trust_task import QUARANTINE_COLUMNS, extract_dates, read_extract, write_csv
+from pipeline.trust_task import (QUARANTINE_COLUMNS, extract_dates, read_extract, rejected_file, rejected_results,
+                                 write_csv)
 
 LATEST = "9999-12-31"
 
@@ -28,11 +28,8 @@ def check_arrival(landing: str, trust: str, out: str | None = None, engine: str 
     try:
         ex = read_extract(Store(landing), trust, dates[0], engine)
     except FileRejected as exc:
-        summary["rejected_files"] = [{"file": exc.file, "line": exc.line, "column": exc.column, "rule": exc.rule,
-                                      "message": exc.message}]
-        summary["validation"] = [{**r, "extract_date": dates[0]} for r in exc.results or [parse_result(exc)]]
-        summary["status"] = "REJECTED"
-        quarantine = [{**summary["rejected_files"][0], "value": ""}]
+        quarantine = [rejected_file(exc, exc.file)]
+        summary.update(rejected_files=quarantine, validation=rejected_results(exc, dates[0]), status="REJECTED")
     else:
         summary["validation"] = [{**r, "extract_date": dates[0]} for r in ex.results]
         summary.update(status="VALIDATED", notes=ex.notes)

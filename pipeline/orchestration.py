@@ -90,13 +90,8 @@ def publish(run: dict) -> dict:
             "statuses": {t: s["status"] for t, s in result.manifest["trusts"].items()}}
 
 
-def cleanup(run: dict) -> bool:
-    """After a failed run: remove its staging unless it was committed. True when something was removed."""
-    from pipeline.run import abandon, current_manifest
-    from pipeline.storage import Store
+def cleanup(run: dict) -> None:
+    """After a failed run: remove its staging unless it was committed (`abandon` checks)."""
+    from pipeline.run import abandon
 
-    committed = current_manifest(Store(run["out"]), run["run_date"])
-    if committed and committed["run_id"] == run["run_id"]:
-        return False
     abandon(_plan(run))
-    return True

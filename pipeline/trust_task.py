@@ -207,6 +207,17 @@ def _typed_path(job: TrustJob, kind: str) -> tuple[str, ...]:
     return _stage(job, "trusts", job.trust, f"{kind}.parquet")
 
 
+def rejected_file(exc: FileRejected, file: str) -> dict:
+    """A rejected file as its row of quarantine.csv."""
+    return {"file": file, "line": exc.line, "column": exc.column or "", "rule": exc.rule, "message": exc.message,
+            "value": ""}
+
+
+def rejected_results(exc: FileRejected, date: str) -> list[dict]:
+    """The suite results of a rejected file, or one result for a file no suite could read."""
+    return [{**r, "extract_date": date} for r in exc.results or [parse_result(exc)]]
+
+
 def ingest_trust(job: TrustJob) -> dict:
     """Phase 1: pick the trust's newest usable extract and validate it; stage its accepted rows.
 
@@ -222,9 +233,8 @@ def ingest_trust(job: TrustJob) -> dict:
         try:
             ex = read_extract(landing, job.trust, date, job.validation_engine)
         except FileRejected as exc:
-            rejections.append({"file": f"{date}/{exc.file}", "line": exc.line, "column": exc.column or "",
-                               "rule": exc.rule, "message": exc.message, "value": ""})
-            results.extend({**r, "extract_date": date} for r in exc.results or [parse_result(exc)])
+            rejections.append(rejected_file(exc, f"{date}/{exc.file}"))
+            results.extend(rejected_results(exc, date))
             continue
         results.extend({**r, "extract_date": date} for r in ex.results)
         break
