@@ -6,27 +6,60 @@ files the nightly run gives, under `OUT/arrivals/<TRUST>/<extract date>/`.
 """
 from __future__ import annotations
 
+import json
+
 import pandas as pd
 
+from pipeline.contract import FILES
 from pipeline.ingest import FileRejected
+from pipeline.reference import load_reference
 from pipeline.report import REPORT_FILE, render_report
 from pipeline.storage import Store
 from pipeline.trust_task import (QUARANTINE_COLUMNS, extract_dates, read_extract, rejected_file, rejected_results,
                                  write_csv)
 
 LATEST = "9999-12-31"
+MARKER = "arrival.json"
+MANDATORY = sorted(spec.name for spec in FILES.values() if spec.mandatory)
+
+
+def fingerprint(landing: Store, trust: str, extract_date: str) -> dict[str, int]:
+    """The files of an extract folder and their sizes: a changed or added file makes the extract new again."""
+    entries = landing.fs.ls(landing.path(trust, extract_date), detail=True)
+    return {e["name"].rstrip("/").rsplit("/", 1)[-1]: int(e.get("size") or 0) for e in entries
+            if e.get("type") != "directory"}
+
+
+def pending_arrivals(landing: str, out: str) -> list[dict]:
+    """Trusts whose newest extract has landed (both mandatory files there) and has no report for these bytes yet."""
+    land, done = Store(landing), Store(out)
+    pending = []
+    for trust in load_reference().trust_codes:
+        dates, _ = extract_dates(land, trust, LATEST)
+        if not dates:
+            continue
+        files = fingerprint(land, trust, dates[0])
+        if not set(MANDATORY) <= set(files):
+            continue
+        marker = ("arrivals", trust, dates[0], MARKER)
+        if done.exists(*marker) and json.loads(done.read_bytes(*marker))["files"] == files:
+            continue
+        pending.append({"trust": trust, "extract_date": dates[0]})
+    return pending
 
 
 def check_arrival(landing: str, trust: str, out: str | None = None, engine: str = "mirror") -> dict:
     """The newest extract's outcome: status VALIDATED, REJECTED or NO_EXTRACT, with counts and findings."""
-    dates, _ = extract_dates(Store(landing), trust, LATEST)
+    land = Store(landing)
+    dates, _ = extract_dates(land, trust, LATEST)
     summary: dict = {"trust": trust, "extract_date": dates[0] if dates else None,
                      "newest_extract": dates[0] if dates else None, "rejected_files": [], "validation": []}
     if not dates:
         return {**summary, "status": "NO_EXTRACT", "quarantined_rows": 0, "warnings": 0}
+    files = fingerprint(land, trust, dates[0])
     quarantine, warnings = [], []
     try:
-        ex = read_extract(Store(landing), trust, dates[0], engine)
+        ex = read_extract(land, trust, dates[0], engine)
     except FileRejected as exc:
         quarantine = [rejected_file(exc, exc.file)]
         summary.update(rejected_files=quarantine, validation=rejected_results(exc, dates[0]), status="REJECTED")
@@ -43,4 +76,7 @@ def check_arrival(landing: str, trust: str, out: str | None = None, engine: str 
         write_csv(store, w, *folder, "warnings.csv")
         store.write_bytes(render_report(trust, dates[0], summary, q, w).encode("utf-8"), *folder, REPORT_FILE)
         summary["report"] = store.path(*folder, REPORT_FILE)
+        marker = {"files": files, "status": summary["status"],
+                  "quarantined_rows": summary["quarantined_rows"], "warnings": summary["warnings"]}
+        store.write_bytes(json.dumps(marker, sort_keys=True).encode(), *folder, MARKER)
     return summary

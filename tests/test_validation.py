@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from pipeline.arrival import check_arrival
+from pipeline.arrival import check_arrival, pending_arrivals
 from pipeline.contract import FILES
 from pipeline.generate import generate_landing
 from pipeline.ingest import read_text
@@ -176,3 +176,20 @@ def test_ragged_rows_unclosed_quotes_and_mixed_line_endings(clean, tmp_path):
     staff = read_text(text.encode(), "staff")
     assert staff.lines(range(len(staff.frame))) == [2, 4, 6]
     assert staff.frame["staff_code"].tolist()[1] == "ZZ2"
+
+
+def test_an_extract_is_pending_until_checked_and_again_when_its_files_change(clean, tmp_path):
+    landing, out = _upload(clean, "WIL", tmp_path), tmp_path / "out"
+    folder = landing / "WIL" / "2014-06-02"
+    (folder / "cases.csv").rename(tmp_path / "cases.csv")
+    assert pending_arrivals(str(landing), str(out)) == []           # still landing: no cases.csv yet
+    (tmp_path / "cases.csv").rename(folder / "cases.csv")
+    assert pending_arrivals(str(landing), str(out)) == [{"trust": "WIL", "extract_date": "2014-06-02"}]
+    check_arrival(str(landing), "WIL", str(out))
+    assert pending_arrivals(str(landing), str(out)) == []
+    with open(folder / "staff.csv", "ab") as f:                        # re-uploaded with one more row
+        f.write(b"WIL,ZZ9,New Officer,PO,OFFENDER_MANAGEMENT,T1,1.0,PERMANENT,2013-01-01\n")
+    assert pending_arrivals(str(landing), str(out)) == [{"trust": "WIL", "extract_date": "2014-06-02"}]
+    check_arrival(str(landing), "WIL", str(out))
+    (folder.parent / "2014-06-09").mkdir()                               # a newer folder, files not yet there
+    assert pending_arrivals(str(landing), str(out)) == []
