@@ -92,6 +92,92 @@ def validate(
     raise typer.Exit({"VALIDATED": 0, "REJECTED": 1}.get(s["status"], 2))
 
 
+def _out_root(out: Optional[str]) -> str:
+    return out or os.environ.get("TRP_OUT") or str(Path("demo-out", "out"))
+
+
+@app.command()
+def query(
+    sql: str = typer.Argument(..., help="SQL over the catalog's views, e.g. \"select * from runs\""),
+    out: Optional[str] = typer.Option(None, help="Output root (default: TRP_OUT, else demo-out/out)"),
+    format: str = typer.Option("table", help="table (on screen), csv or parquet"),
+    output: Optional[str] = typer.Option(None, help="File to write (csv: default standard output)"),
+    limit: int = typer.Option(100, help="Rows shown in table format"),
+) -> None:
+    """Run SQL against the published catalog (published/catalog.duckdb): one view per dataset, *_history
+    views of superseded runs, and the runs and run_trusts tables."""
+    import duckdb
+
+    from pipeline.catalog import open_catalog
+    from pipeline.storage import Store
+
+    if format not in ("table", "csv", "parquet") or (format == "parquet" and not output):
+        console.print("[red]--format is table, csv or parquet (parquet needs --output FILE)[/]")
+        raise typer.Exit(2)
+    try:
+        with open_catalog(Store(_out_root(out))) as con:
+            rel = con.sql(sql)
+            if rel is None:
+                raise typer.Exit(0)
+            if format == "parquet":
+                rel.write_parquet(output)
+            elif format == "csv":
+                rel.df().to_csv(output or sys.stdout, index=False)
+            else:
+                _print_relation(rel, limit)
+    except (duckdb.Error, FileNotFoundError) as exc:
+        console.print(f"[red]query failed:[/] {exc}")
+        raise typer.Exit(2)
+
+
+def _print_relation(rel, limit: int) -> None:
+    frame = rel.limit(limit + 1).df()
+    table = Table(show_lines=False)
+    for col in frame.columns:
+        table.add_column(str(col), justify="right" if frame[col].dtype.kind in "iuf" else "left")
+    for row in frame.head(limit).itertuples(index=False):
+        table.add_row(*("" if v is None or v != v else str(v) for v in row))
+    Console(soft_wrap=True).print(table)
+    if len(frame) > limit:
+        console.print(f"(first {limit} rows; --limit N for more, or --format csv)")
+
+
+@app.command()
+def diff(
+    from_date: str = typer.Option(..., "--from", help="The earlier run date, YYYY-MM-DD"),
+    to_date: str = typer.Option(..., "--to", help="The later run date, YYYY-MM-DD"),
+    out: Optional[str] = typer.Option(None, help="Output root (default: TRP_OUT, else demo-out/out)"),
+) -> None:
+    """What changed between two runs, per trust: cases whose OM or side changed, staff re-assigned, and
+    rules newly rejecting files or holding rows back."""
+    from pipeline.catalog import open_catalog
+    from pipeline.night_diff import case_changes, quarantine_changes, staff_changes
+    from pipeline.storage import Store
+
+    queries = {"case_alignment": "trust_code, case_id, om_id, side", "staff_assignment":
+               "trust_code, staff_id, side, unit", "validation": "trust_code, file, rule, severity, success, "
+               "unexpected_count"}
+    with open_catalog(Store(_out_root(out))) as con:
+        dates = {str(d) for (d,) in con.sql("select run_date from runs").fetchall()}
+        missing = [d for d in (from_date, to_date) if d not in dates]
+        if missing:
+            console.print(f"[red]no published run for {', '.join(missing)}[/] (runs: {', '.join(sorted(dates))})")
+            raise typer.Exit(2)
+        runs = {d: {ds: con.execute(f"select {cols} from {ds} where run_date = ?", [d]).df()
+                    for ds, cols in queries.items()} for d in (from_date, to_date)}
+    a, b = runs[from_date], runs[to_date]
+    for title, frame in (("cases", case_changes(a["case_alignment"], b["case_alignment"])),
+                         ("staff", staff_changes(a["staff_assignment"], b["staff_assignment"])),
+                         ("files rejected and rows held back", quarantine_changes(a["validation"],
+                                                                                 b["validation"]))):
+        table = Table(title=f"{title}: {from_date} -> {to_date}")
+        for col in frame.columns:
+            table.add_column(col, justify="right" if frame[col].dtype.kind in "iu" else "left")
+        for row in frame.itertuples(index=False):
+            table.add_row(*(str(v) for v in row))
+        Console(soft_wrap=True).print(table)
+
+
 @app.command()
 def generate(
     out: str = typer.Option(..., help="Landing zone to write"),

@@ -134,6 +134,10 @@ class BalancePolicy(_Frozen):
     case_holding_grades: tuple[str, ...]
 
 
+class PublishingPolicy(_Frozen):
+    suppression_threshold: int = Field(default=10, ge=1)
+
+
 class Policy(_Frozen):
     version: str
     cutoff_date: dt.date
@@ -142,6 +146,7 @@ class Policy(_Frozen):
     staff_split: StaffSplitPolicy
     alignment: AlignmentPolicy
     balance: BalancePolicy
+    publishing: PublishingPolicy = PublishingPolicy()
     sha256: str = ""
 
     @cached_property

@@ -200,8 +200,19 @@ def commit_run(plan: RunPlan, summaries: list[dict]) -> RunResult:
         "trusts": {s["trust"]: _manifest_entry(s) for s in sorted(summaries, key=lambda s: s["trust"])},
     }
     path = publish(plan.out, plan.run_id, plan.run_date, manifest, sorted(published))
+    after_publish(plan.out, json.loads(plan.out.read_bytes("runs", plan.run_id, "manifest.json")), plan.policy)
     fresh = all(s["status"] == "FRESH" for s in summaries)
     return RunResult(EXIT_OK if fresh else EXIT_PARTIAL, manifest, path)
+
+
+def after_publish(out: Store, manifest: dict, policy: Policy) -> None:
+    """What a publish refreshes for readers once the run is in place: the catalog and the run report."""
+    from pipeline.catalog import refresh_catalog
+    from pipeline.run_report import write_run_report
+
+    write_run_report(out, manifest, policy.publishing.suppression_threshold,
+                     policy.alignment.capacity_limit_pct / 100)
+    refresh_catalog(out)
 
 
 def _manifest_entry(summary: dict) -> dict:

@@ -24,7 +24,7 @@ class Store:
         """Write whole: to a temporary name beside the target, then into place, so no reader sees half a file."""
         target = self.path(*parts)
         self.fs.makedirs(posixpath.dirname(target), exist_ok=True)
-        if self._local:  # a rename is atomic
+        if self.is_local:  # a rename is atomic
             tmp = f"{target}.tmp-{uuid.uuid4().hex}"
             self.fs.pipe_file(tmp, data)
             self.fs.mv(tmp, target)
@@ -55,7 +55,7 @@ class Store:
     def move(self, src: tuple[str, ...], dst: tuple[str, ...]) -> None:
         """Local: one rename (atomic). Object stores: copy every object under src, then delete the originals."""
         a, b = self.path(*src), self.path(*dst)
-        if self._local:
+        if self.is_local:
             self.fs.makedirs(posixpath.dirname(b), exist_ok=True)
             self.fs.mv(a, b, recursive=True)
             return
@@ -65,5 +65,10 @@ class Store:
         self.fs.rm(files)
 
     @property
-    def _local(self) -> bool:
+    def is_local(self) -> bool:
         return "file" in self.fs.protocol
+
+    def url_of(self, *parts: str) -> str:
+        """The full URL of a path under the root (protocol included off the local disk), as readers want it."""
+        p = self.path(*parts)
+        return p if self.is_local else self.fs.unstrip_protocol(p)

@@ -82,6 +82,17 @@ def _wait_until_up(airflow: Airflow, procs: list, logs: Path, timeout: float = 1
     raise AssertionError("Airflow did not come up: " + _tails(logs))
 
 
+def _backfill_run(api: Airflow, timeout: float = 60) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        runs = api.call("GET", "/dags/tr_nightly/dagRuns", params={"run_type": "backfill"})["dag_runs"]
+        if runs:
+            assert len(runs) == 1, runs
+            return runs[0]["dag_run_id"]
+        time.sleep(2)
+    raise AssertionError("the backfill made no run")
+
+
 def _tails(logs: Path) -> str:
     return "\n".join(f"== {f.name}\n{f.read_text(errors='replace')[-2000:]}" for f in sorted(logs.glob("*.log")))
 
@@ -153,6 +164,13 @@ def test_scheduler_runs_the_nightly_and_the_arrival_dag_triggered_through_the_re
     local = run_nightly(str(landing), str(tmp / "cli-out"), "2014-06-01", pseudonym_key=KEY.encode())
     for name in DATASETS:
         assert published_rows(out, name) == published_rows(tmp / "cli-out", name), name
+
+    # a backfill of one past night: its run date comes from the logical date, in London
+    api.call("POST", "/backfills", json={"dag_id": "tr_nightly", "from_date": "2014-06-02T00:00:00Z",
+                                         "to_date": "2014-06-02T12:00:00Z", "max_active_runs": 1})
+    backfilled = _backfill_run(api)
+    assert api.wait("tr_nightly", backfilled) == "success", _tails(logs)
+    assert (out / "published" / "_manifests" / "run_date=2014-06-02.json").exists()
 
     run_id = api.trigger("tr_extract_arrival")
     assert api.wait("tr_extract_arrival", run_id) == "success", _tails(logs)

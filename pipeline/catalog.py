@@ -1,0 +1,115 @@
+"""The analysts' catalog: `published/catalog.duckdb`, refreshed at every publish.
+
+One view per dataset over the current run of every run date (the same glob an analyst would write), a
+`<dataset>_history` view over the superseded runs kept for audit (with `superseded_run_id`), and two small
+tables from the manifests: `runs` (one row per current run date) and `run_trusts` (each trust's status in
+it). Views hold no data, so the file stays small and always reads what is published now; it is built in a
+temporary file and put in place whole, so a reader never opens half a catalog.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from contextlib import contextmanager
+from typing import Iterator
+
+import duckdb
+import pandas as pd
+
+from pipeline.orchestration import DATASETS
+from pipeline.storage import Store
+
+CATALOG = "catalog.duckdb"
+
+
+def connect(out: Store, database: str = ":memory:", read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection that reads `out` whatever its filesystem (local, or S3 through fsspec)."""
+    con = duckdb.connect(database, read_only=read_only)
+    if not out.is_local:
+        con.register_filesystem(out.fs)
+    return con
+
+
+def _has_files(out: Store, *parts: str) -> bool:
+    return bool(out.fs.glob(out.path(*parts)))
+
+
+def _scan(glob: str, extra: str = "") -> str:
+    glob = glob.replace("'", "''")
+    return f"read_parquet('{glob}', hive_partitioning = true, union_by_name = true{extra})"
+
+
+def refresh_catalog(out: Store) -> str:
+    """Rebuild the catalog from what is published now; returns where it was written."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, CATALOG)
+        con = connect(out, path)
+        for ds in DATASETS:
+            current = ("published", ds, "**", "*.parquet")
+            if not _has_files(out, *current):
+                continue
+            con.execute(f"create view {ds} as select * from {_scan(out.url_of(*current))}")
+            old = ("superseded", "*", ds, "**", "*.parquet")
+            if _has_files(out, *old):
+                con.execute(f"create view {ds}_history as select regexp_extract(filename, "
+                            f"'/superseded/([^/]+)/{ds}/', 1) as superseded_run_id, * exclude (filename) "
+                            f"from {_scan(out.url_of(*old), ', filename = true')}")
+            else:
+                con.execute(f"create view {ds}_history as select null::varchar as superseded_run_id, * "
+                            f"from {ds} where false")
+        runs, trusts = _manifest_tables(out)
+        con.register("runs_df", runs)
+        con.register("trusts_df", trusts)
+        con.execute("create table runs as select * from runs_df order by run_date")
+        con.execute("create table run_trusts as select * from trusts_df order by run_date, trust_code")
+        con.close()
+        with open(path, "rb") as f:
+            return out.write_bytes(f.read(), "published", CATALOG)
+
+
+def _manifest_tables(out: Store) -> tuple[pd.DataFrame, pd.DataFrame]:
+    runs, trusts = [], []
+    for name in out.listdir("published", "_manifests"):
+        if not name.endswith(".json"):
+            continue
+        m = json.loads(out.read_bytes("published", "_manifests", name))
+        runs.append({"run_date": pd.Timestamp(m["run_date"]).date(), "run_id": m["run_id"],
+                     "started_at": m["started_at"], "finished_at": m["finished_at"],
+                     "policy_version": m["policy"]["version"], "policy_sha256": m["policy"]["sha256"],
+                     "code_version": m["code_version"], "supersedes": m.get("supersedes"),
+                     "trusts_published": len(m.get("trusts_published", []))})
+        for code, t in sorted(m["trusts"].items()):
+            trusts.append({"run_date": pd.Timestamp(m["run_date"]).date(), "run_id": m["run_id"],
+                           "trust_code": code, "status": t["status"], "extract_date": t.get("extract_date"),
+                           "cases": t.get("cases"), "moved": t.get("moved"),
+                           "quarantined_rows": t.get("quarantined_rows", 0), "checks_failed": t.get("checks_failed")})
+    run_cols = ["run_date", "run_id", "started_at", "finished_at", "policy_version", "policy_sha256",
+                "code_version", "supersedes", "trusts_published"]
+    trust_cols = ["run_date", "run_id", "trust_code", "status", "extract_date", "cases", "moved",
+                  "quarantined_rows", "checks_failed"]
+    return pd.DataFrame(runs, columns=run_cols), pd.DataFrame(trusts, columns=trust_cols).astype(
+        {"cases": "Int64", "moved": "Int64", "quarantined_rows": "Int64", "checks_failed": "Int64"})
+
+
+@contextmanager
+def open_catalog(out: Store) -> Iterator[duckdb.DuckDBPyConnection]:
+    """The catalog, read-only (a copy in a temporary file when the outputs are not on a local disk)."""
+    if not out.exists("published", CATALOG):
+        raise FileNotFoundError(f"no catalog at {out.path('published', CATALOG)}: nothing published yet")
+    if out.is_local:
+        con = connect(out, out.path("published", CATALOG), read_only=True)
+        try:
+            yield con
+        finally:
+            con.close()
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        local = os.path.join(tmp, CATALOG)
+        with open(local, "wb") as f:
+            f.write(out.read_bytes("published", CATALOG))
+        con = connect(out, local, read_only=True)
+        try:
+            yield con
+        finally:
+            con.close()

@@ -1,0 +1,203 @@
+"""The run report: `OUT/reports/<run_date>/index.html`, one self-contained page for programme teams.
+
+Charts are drawn with matplotlib as inline SVG (no scripts, no network fetches). Every count on the page
+goes through `pipeline.disclosure` first: the page is for a wide audience, so small counts are hidden with
+secondary suppression (threshold: the policy's `publishing.suppression_threshold`).
+"""
+from __future__ import annotations
+
+import html
+import io
+from dataclasses import dataclass
+
+import pandas as pd
+
+from pipeline.disclosure import suppressed_table, suppressed_values, suppression_mask
+from pipeline.storage import Store
+
+REPORT = "index.html"
+SIDES = ["NPS", "CRC"]
+UTILISATION_BINS = [i / 10 for i in range(0, 21)] + [float("inf")]
+
+
+@dataclass(frozen=True)
+class ReportTables:
+    """What the page shows, every count already suppressed (NaN in chart series, "[c]" in tables)."""
+    cases_by_side: pd.DataFrame       # trust x side, suppressed counts for the chart
+    staff_by_side: pd.DataFrame
+    cases_table: pd.DataFrame         # trust x side as text with totals
+    moved_by_reason: pd.Series
+    utilisation: pd.Series            # OMs per utilisation band
+    balance_by_grade: pd.DataFrame    # grade x side, net FTE (surplus - deficit); FTE, not a count
+    held_back_by_trust: pd.Series     # rows quarantined per trust
+    hidden_cells: int
+
+
+def _by_side(frame: pd.DataFrame, trusts: list[str]) -> pd.DataFrame:
+    table = frame.groupby(["trust_code", "side"]).size().unstack("side")
+    return table.reindex(index=trusts, columns=SIDES).fillna(0).astype("int64")
+
+
+def report_tables(cases: pd.DataFrame, staff: pd.DataFrame, caseload: pd.DataFrame, balance: pd.DataFrame,
+                  trusts: pd.DataFrame, threshold: int) -> ReportTables:
+    """The report's tables from the run's published rows (pure: the page is drawn from these alone)."""
+    codes = sorted(trusts["trust_code"])
+    cases_n, staff_n = _by_side(cases, codes), _by_side(staff, codes)
+    moved = cases[cases["moved"]].groupby("reason").size().sort_values(ascending=False)
+    bands = pd.cut(caseload["utilisation"], UTILISATION_BINS, right=False)
+    per_band = bands.value_counts(sort=False)
+    per_band.index = [f"{b.left:.0%}+" if b.right == float("inf") else f"{b.left:.0%}" for b in per_band.index]
+    net = balance.assign(net=balance["surplus_fte"] - balance["deficit_fte"]).groupby(["grade", "side"])[
+        "net"].sum().unstack("side").reindex(columns=SIDES).fillna(0.0).round(1)
+    held = trusts.set_index("trust_code")["quarantined_rows"].reindex(codes).fillna(0).astype("int64")
+
+    def hide(frame: pd.DataFrame) -> pd.DataFrame:
+        return frame.astype(float).mask(suppression_mask(frame, threshold))
+
+    cases_shown, staff_shown = hide(cases_n), hide(staff_n)
+    moved_shown, band_shown = suppressed_values(moved, threshold), suppressed_values(per_band, threshold)
+    held_shown = suppressed_values(held, threshold)
+    hidden = int(cases_shown.isna().sum().sum() + staff_shown.isna().sum().sum() + moved_shown.isna().sum()
+                 + band_shown.isna().sum() + held_shown.isna().sum())
+    return ReportTables(cases_shown, staff_shown, suppressed_table(cases_n, threshold), moved_shown, band_shown,
+                        net, held_shown, hidden)
+
+
+def _svg(fig) -> str:
+    buf = io.StringIO()
+    fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None})
+    text = buf.getvalue()
+    return text[text.index("<svg"):]
+
+
+def _figure(width: float, height: float):
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), dpi=96)
+    return fig, fig.add_subplot()
+
+
+def _side_bars(frame: pd.DataFrame, title: str) -> str:
+    fig, ax = _figure(8, 0.22 * len(frame) + 1.2)
+    left = pd.Series(0.0, index=frame.index)
+    for side, colour in zip(SIDES, ("#1d70b8", "#f47738")):
+        values = frame[side].fillna(0)
+        ax.barh(frame.index, values, left=left, label=side, color=colour)
+        left += values
+    ax.invert_yaxis()
+    ax.set_title(title)
+    ax.legend(loc="lower right")
+    ax.tick_params(axis="y", labelsize=7)
+    return _svg(fig)
+
+
+def _bars(values: pd.Series, title: str, xlabel: str, lines: dict[str, float] | None = None) -> str:
+    fig, ax = _figure(8, 3.6)
+    positions = range(len(values))
+    ax.bar(list(positions), values.fillna(0).to_numpy(), color="#1d70b8")
+    ax.set_xticks(list(positions), [str(i) for i in values.index], rotation=60, ha="right", fontsize=7)
+    for label, x in (lines or {}).items():
+        ax.axvline(x, color="#d4351c", linestyle="--")
+        ax.text(x, ax.get_ylim()[1] * 0.95, f" {label}", color="#d4351c", fontsize=8)
+    ax.set_title(title)
+    ax.set_xlabel(xlabel)
+    return _svg(fig)
+
+
+def _balance_bars(net: pd.DataFrame) -> str:
+    fig, ax = _figure(8, 3.4)
+    width = 0.4
+    for i, (side, colour) in enumerate(zip(SIDES, ("#1d70b8", "#f47738"))):
+        ax.bar([p + (i - 0.5) * width for p in range(len(net))], net[side].to_numpy(), width, label=side,
+               color=colour)
+    ax.axhline(0, color="black", linewidth=0.8)
+    ax.set_xticks(list(range(len(net))), list(net.index))
+    ax.set_ylabel("FTE: surplus (+) / deficit (-)")
+    ax.set_title("Workforce surplus and deficit by grade")
+    ax.legend()
+    return _svg(fig)
+
+
+def manifest_in_words(manifest: dict) -> str:
+    """The manifest as a paragraph a programme manager reads."""
+    trusts = manifest["trusts"]
+    by_status: dict[str, list[str]] = {}
+    for code, t in sorted(trusts.items()):
+        by_status.setdefault(t["status"], []).append(code)
+    parts = [f"{len(v)} {k.lower().replace('_', ' ')} ({', '.join(v)})" if k != "FRESH" else f"{len(v)} fresh"
+             for k, v in sorted(by_status.items())]
+    policy = manifest["policy"]
+    files = sum(len(t.get("input_sha256", {}) or {}) for t in trusts.values())
+    return (f"Run {manifest['run_id']} for {manifest['run_date']}, started {manifest['started_at']} and "
+            f"finished {manifest['finished_at']} (UTC), under policy version {policy['version']} (SHA-256 "
+            f"{policy['sha256'][:12]}…) and code version {manifest['code_version']}. Of {len(trusts)} trusts: "
+            f"{'; '.join(parts)}. {len(manifest.get('trusts_published', []))} trusts were published"
+            + (f"; it replaced run {manifest['supersedes']}" if manifest.get("supersedes") else "")
+            + (f"; {files} input files were fingerprinted (SHA-256)" if files else "") + ".")
+
+
+def render_run_report(manifest: dict, t: ReportTables, threshold: int, capacity_limit: float) -> str:
+    """The page: inline SVG charts and tables, no scripts and no external resources."""
+    charts = [
+        ("cases-by-side", "Cases by side and trust", _side_bars(t.cases_by_side, "Cases by side")),
+        ("staff-by-side", "Staff by side and trust", _side_bars(t.staff_by_side, "Staff by side")),
+        ("moved-by-reason", "Cases moved, by reason", _bars(t.moved_by_reason, "Cases moved by reason", "reason")),
+        ("utilisation", "Caseload utilisation of offender managers (workload points against capacity)",
+         _bars(t.utilisation, "Offender managers by caseload utilisation", "utilisation band",
+               {"100%": 10 - 0.5, f"{capacity_limit:.0%}": capacity_limit * 10 - 0.5})),
+        ("balance", "Workforce surplus and deficit by grade (FTE)", _balance_bars(t.balance_by_grade)),
+        ("validation", "Rows held back by validation, by trust", _bars(t.held_back_by_trust,
+                                                                         "Rows held back", "trust")),
+    ]
+    figures = "\n".join(f'<figure id="chart-{cid}"><figcaption>{html.escape(cap)}</figcaption>{svg}</figure>'
+                        for cid, cap, svg in charts)
+    statuses = "".join(f"<tr><td>{html.escape(c)}</td><td>{html.escape(v['status'])}</td>"
+                       f"<td>{html.escape(str(v.get('extract_date') or ''))}</td></tr>"
+                       for c, v in sorted(manifest["trusts"].items()))
+    cases_table = t.cases_table.to_html(classes="counts", border=0, escape=True)
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'; img-src data:">
+<title>Transition pipeline run report {html.escape(manifest['run_date'])}</title>
+<style>
+body {{ font-family: Arial, sans-serif; margin: 2em auto; max-width: 60em; color: #0b0c0c; }}
+figure {{ margin: 2em 0; }} figcaption {{ font-weight: bold; margin-bottom: .5em; }}
+svg {{ max-width: 100%; height: auto; }}
+table {{ border-collapse: collapse; font-size: .85em; }} td, th {{ padding: .2em .6em; border-bottom: 1px solid #ccc; }}
+.note {{ color: #505a5f; }}
+</style></head><body>
+<h1>Transition pipeline: run report for {html.escape(manifest['run_date'])}</h1>
+<h2>This run</h2>
+<p id="manifest">{html.escape(manifest_in_words(manifest))}</p>
+<p class="note">Small counts (1 to {threshold - 1}) are hidden and shown as [c], with other cells hidden where a
+total would give them away ({t.hidden_cells} chart values hidden on this page); charts leave hidden values
+out. The pseudonymised datasets for analysts are under <code>published/</code>.</p>
+{figures}
+<h2>Cases by trust and side</h2>
+{cases_table}
+<h2>Trusts</h2>
+<table id="trusts"><tr><th>trust</th><th>status</th><th>extract used</th></tr>{statuses}</table>
+</body></html>
+"""
+
+
+def write_run_report(out: Store, manifest: dict, threshold: int, capacity_limit: float) -> str:
+    """Read the run's published rows back and write its report; returns the page's path."""
+    from pipeline.catalog import connect
+
+    run_date = manifest["run_date"]
+    con = connect(out)
+
+    def rows(ds: str, cols: str) -> pd.DataFrame:
+        glob = out.url_of("published", ds, f"run_date={run_date}", "**", "*.parquet").replace("'", "''")
+        return con.sql(f"select {cols} from read_parquet('{glob}', hive_partitioning = true)").df()
+
+    trusts = pd.DataFrame([{"trust_code": c, "quarantined_rows": t.get("quarantined_rows", 0)}
+                           for c, t in manifest["trusts"].items()])
+    tables = report_tables(rows("case_alignment", "trust_code, side, moved, reason"),
+                           rows("staff_assignment", "trust_code, side"),
+                           rows("caseload", "utilisation"),
+                           rows("workforce_balance", "side, grade, surplus_fte, deficit_fte"), trusts, threshold)
+    con.close()
+    page = render_run_report(manifest, tables, threshold, capacity_limit)
+    return out.write_bytes(page.encode("utf-8"), "reports", run_date, REPORT)
