@@ -18,6 +18,12 @@ app = typer.Typer(add_completion=False, help="Transition pipeline: the NPS/CRC s
 console = Console(stderr=True, soft_wrap=True)
 
 
+def _stdout() -> Console:
+    """Tables on standard output: the terminal's width, or wide enough not to cut headers when piped."""
+    out = Console(soft_wrap=True)
+    return out if out.is_terminal else Console(soft_wrap=True, width=240)
+
+
 def _trust_line(s: dict) -> str:
     extra = f"{s.get('cases', 0):>7} cases, {s.get('moved', 0):>6} moved" if "cases" in s else ""
     rejected = f", {len(s['rejected_files'])} file(s) rejected" if s.get("rejected_files") else ""
@@ -137,7 +143,7 @@ def _print_relation(rel, limit: int) -> None:
         table.add_column(str(col), justify="right" if frame[col].dtype.kind in "iuf" else "left")
     for row in frame.head(limit).itertuples(index=False):
         table.add_row(*("" if v is None or v != v else str(v) for v in row))
-    Console(soft_wrap=True).print(table)
+    _stdout().print(table)
     if len(frame) > limit:
         console.print(f"(first {limit} rows; --limit N for more, or --format csv)")
 
@@ -175,7 +181,7 @@ def diff(
             table.add_column(col, justify="right" if frame[col].dtype.kind in "iu" else "left")
         for row in frame.itertuples(index=False):
             table.add_row(*(str(v) for v in row))
-        Console(soft_wrap=True).print(table)
+        _stdout().print(table)
 
 
 @app.command()

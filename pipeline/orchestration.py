@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-DATASETS = ("staff_assignment", "case_alignment", "caseload", "workforce_balance", "validation")
+DATASETS = ("staff_assignment", "case_alignment", "caseload", "workforce_balance", "retention_requests", "validation")
 UNUSABLE = ("REJECTED", "NO_EXTRACT")
 
 

@@ -17,6 +17,7 @@ from typing import Callable, Iterator
 
 import pandas as pd
 
+from pipeline.orchestration import DATASETS
 from pipeline.policy import Policy, load_policy
 from pipeline.reference import load_reference
 from pipeline.storage import Store
@@ -24,7 +25,6 @@ from pipeline.trust_task import LINE, TrustJob, finish_trust, ingest_trust, stag
 from pipeline.validation import CROSS_TRUST_MESSAGE, CROSS_TRUST_RULE
 
 log = logging.getLogger("trp")
-DATASETS = ("staff_assignment", "case_alignment", "caseload", "workforce_balance", "validation")
 EXIT_OK, EXIT_PARTIAL, EXIT_FAILED = 0, 3, 2
 USABLE = ("FRESH", "CARRIED_OVER")
 

@@ -154,7 +154,7 @@ def render_run_report(manifest: dict, t: ReportTables, threshold: int, capacity_
     statuses = "".join(f"<tr><td>{html.escape(c)}</td><td>{html.escape(v['status'])}</td>"
                        f"<td>{html.escape(str(v.get('extract_date') or ''))}</td></tr>"
                        for c, v in sorted(manifest["trusts"].items()))
-    cases_table = t.cases_table.to_html(classes="counts", border=0, escape=True)
+    cases_table = t.cases_table.rename_axis("trust").reset_index().to_html(classes="counts", border=0, index=False)
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'; img-src data:">

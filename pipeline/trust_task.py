@@ -21,6 +21,7 @@ from pipeline.decisions.engine import decide_trust
 from pipeline.ingest import FileRejected, read_text
 from pipeline.policy import Policy
 from pipeline.storage import Store
+from pipeline.deliverables import TRANSFER_WORKBOOK, TRUST_README, transfer_workbook, trust_readme
 from pipeline.report import REPORT_FILE, render_report
 from pipeline.validation import QUARANTINE_ROW, REPORT, cross_trust_result, parse_result, validate
 
@@ -243,6 +244,7 @@ def ingest_trust(job: TrustJob) -> dict:
                "validation": results}
     quarantine = rejections + (ex.quarantine if ex else [])
     write_csv(out, pd.DataFrame(quarantine, columns=QUARANTINE_COLUMNS), *_operational(job), "quarantine.csv")
+    out.write_bytes(trust_readme(job.trust, job.run_date).encode("utf-8"), *_operational(job), TRUST_README)
     write_csv(out, pd.DataFrame(ex.warnings if ex else [], columns=QUARANTINE_COLUMNS), *_operational(job),
                "warnings.csv")
     if ex is None:
@@ -343,9 +345,10 @@ def _write_operational(out: Store, op: tuple[str, ...], d, typed) -> None:
     write_csv(out, a[["crn", "side", "rule", "case_class", "current_om", "om"]].assign(
         moved=a["moved"].map({True: "Y", False: "N"}), reason=a["reason"]), *op, "case_alignment.csv")
     moves = a[a["moved"]]
-    write_csv(out, pd.DataFrame({"crn": moves["crn"], "current_om": moves["current_om"], "new_om": moves["om"],
-                                  "team_code": moves["team_code"], "reason": moves["reason"]}),
-               *op, "transfer_list.csv")
+    transfers = pd.DataFrame({"crn": moves["crn"], "current_om": moves["current_om"], "new_om": moves["om"],
+                              "team_code": moves["team_code"], "reason": moves["reason"]})
+    write_csv(out, transfers, *op, "transfer_list.csv")
+    out.write_bytes(transfer_workbook(formula_safe_frame(transfers)), *op, TRANSFER_WORKBOOK)
     r = d.retention_decisions
     write_csv(out, r[["crn", "requested_by", "reason", "note", "status", "decided_by", "decision_note",
                        "case_om", "case_reason", "outcome"]], *op, "retention_decisions.csv")
@@ -374,6 +377,10 @@ def _stage_published(out: Store, stage: tuple[str, ...], job: TrustJob, d) -> No
             "reason": d.case_alignment["reason"], "team_change": d.case_alignment["team_change"]}),
         "caseload": d.caseload.assign(om_id=staff_id(d.caseload["staff_code"])).drop(columns="staff_code"),
         "workforce_balance": d.workforce_balance,
+        "retention_requests": pd.DataFrame({
+            "case_id": pseudonyms(key, "crn", d.retention_decisions["crn"]),
+            "requested_by_id": staff_id(d.retention_decisions["requested_by"]),
+            **{c: d.retention_decisions[c] for c in ("reason", "status", "outcome", "case_reason")}}).astype("string"),
     }
     for name, df in datasets.items():
         _write_parquet(out, df, *stage, "published", name, *part)
