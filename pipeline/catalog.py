@@ -1,10 +1,11 @@
 """The analysts' catalog: `published/catalog.duckdb`, refreshed at every publish.
 
-One view per dataset over the current run of every run date (the same glob an analyst would write), a
-`<dataset>_history` view over the superseded runs kept for audit (with `superseded_run_id`), and two small
-tables from the manifests: `runs` (one row per current run date) and `run_trusts` (each trust's status in
-it). Views hold no data, so the file stays small and always reads what is published now; it is built in a
-temporary file and put in place whole, so a reader never opens half a catalog.
+One view per dataset over the current run of every run date, a `<dataset>_history` view over the
+superseded runs kept for audit (with `superseded_run_id`), and two small tables from the manifests: `runs`
+(one row per current run date) and `run_trusts` (each trust's status in it). The views read each run's
+immutable copy (`runs/<run id>/published/`) named by the manifests, so a reader of the catalog sees whole
+runs at every instant, even on object stores where nothing renames atomically. The file is built in a
+temporary file and put in place whole (one PUT on S3), so a reader never opens half a catalog.
 """
 from __future__ import annotations
 
@@ -31,32 +32,30 @@ def connect(out: Store, database: str = ":memory:", read_only: bool = False) -> 
     return con
 
 
-def _has_files(out: Store, *parts: str) -> bool:
-    return bool(out.fs.glob(out.path(*parts)))
-
-
-def _scan(glob: str, extra: str = "") -> str:
+def _scan(globs: list[str], extra: str = "") -> str:
     """Every file of a dataset has one schema. Not `union_by_name`: with it, DuckDB 2.0.0 sums wrongly
     when a partition column is filtered by a subquery (tests/test_analyst_outputs.py keeps the check)."""
-    glob = glob.replace("'", "''")
-    return f"read_parquet('{glob}', hive_partitioning = true{extra})"
+    quoted = ", ".join("'" + g.replace("'", "''") + "'" for g in globs)
+    return f"read_parquet([{quoted}], hive_partitioning = true{extra})"
 
 
 def refresh_catalog(out: Store) -> str:
-    """Rebuild the catalog from what is published now; returns where it was written."""
+    """Rebuild the catalog from the manifests; returns where it was written."""
+    current = _current_runs(out)
+    superseded = sorted(set(out.listdir("runs")) - set(current.values()))
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, CATALOG)
         con = connect(out, path)
         for ds in DATASETS:
-            current = ("published", ds, "**", "*.parquet")
-            if not _has_files(out, *current):
+            globs = _globs(out, current.values(), ds)
+            if not globs:
                 continue
-            con.execute(f"create view {ds} as select * from {_scan(out.url_of(*current))}")
-            old = ("superseded", "*", ds, "**", "*.parquet")
-            if _has_files(out, *old):
+            con.execute(f"create view {ds} as select * from {_scan(globs)}")
+            old = _globs(out, superseded, ds)
+            if old:
                 con.execute(f"create view {ds}_history as select regexp_extract(filename, "
-                            f"'/superseded/([^/]+)/{ds}/', 1) as superseded_run_id, * exclude (filename) "
-                            f"from {_scan(out.url_of(*old), ', filename = true')}")
+                            f"'/runs/([^/]+)/published/{ds}/', 1) as superseded_run_id, * exclude (filename) "
+                            f"from {_scan(old, ', filename = true')}")
             else:
                 con.execute(f"create view {ds}_history as select null::varchar as superseded_run_id, * "
                             f"from {ds} where false")
@@ -68,6 +67,20 @@ def refresh_catalog(out: Store) -> str:
         con.close()
         with open(path, "rb") as f:
             return out.write_bytes(f.read(), "published", CATALOG)
+
+
+def _current_runs(out: Store) -> dict[str, str]:
+    """The committed run of every run date, as the manifests (the commit points) name them."""
+    found = {}
+    for name in out.listdir("published", "_manifests"):
+        if name.endswith(".json"):
+            found[name] = json.loads(out.read_bytes("published", "_manifests", name))["run_id"]
+    return found
+
+
+def _globs(out: Store, run_ids, ds: str) -> list[str]:
+    return [out.url_of("runs", r, "published", ds, "**", "*.parquet") for r in sorted(run_ids)
+            if out.exists("runs", r, "published", ds)]
 
 
 def _manifest_tables(out: Store) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -230,12 +230,12 @@ def abandon(plan: RunPlan) -> None:
 
 
 def publish(out: Store, run_id: str, run_date: str, manifest: dict, trusts: list[str]) -> str:
-    """Commit a fully staged run: the manifest first (the commit), then the swap into the analysts' tree.
+    """Commit a fully staged run: the manifest first (the commit), then put it in place for readers.
 
     Until the manifest is written nothing visible has changed, so a crash leaves the previous run in place.
-    After it, the swap moves each dataset's partition for the date into place (the superseded one goes to
-    `superseded/<old run id>/`, outside the analysts' glob); if the swap is interrupted, the next run's
-    `recover` finishes it. The staged run is deleted last.
+    After it, `_swap_in` keeps the run's datasets under `runs/<run id>/published/` (immutable: what the
+    catalog reads, and the audit copy once superseded) and replaces the date's partitions in the analysts'
+    `published/` tree with them; if that is interrupted, the next run's `recover` finishes it.
     """
     previous = current_manifest(out, run_date)
     manifest = {**manifest, "supersedes": previous["run_id"] if previous else None, "trusts_published": trusts}
@@ -247,15 +247,26 @@ def publish(out: Store, run_id: str, run_date: str, manifest: dict, trusts: list
 
 
 def _swap_in(out: Store, manifest: dict) -> None:
-    """Move a committed run's staged partitions into place; idempotent, so an interrupted swap can resume."""
+    """Put a committed run in place; idempotent, so an interrupted swap can resume.
+
+    Per dataset: the staged partition becomes the run's kept copy, then the date's partition in
+    `published/` is removed and the kept one copied in (local: hard links). The glob never shows two
+    versions of a date; during the swap it may briefly show none, so readers who need a whole run at every
+    instant (object stores, where nothing renames atomically) read through the catalog, which follows the
+    manifests. Trusts' operational folders are swapped the same way; the replaced ones go to
+    `superseded/<old run id>/operational/`.
+    """
     run_id, run_date = manifest["run_id"], manifest["run_date"]
     stage, old = ("_runs", run_id), manifest.get("supersedes") or "unknown"
     part = f"run_date={run_date}"
     for ds in DATASETS:
+        kept = ("runs", run_id, "published", ds, part)
         if out.exists(*stage, "published", ds, part):
-            if out.exists("published", ds, part):
-                out.move(("published", ds, part), ("superseded", old, ds, part))
-            out.move((*stage, "published", ds, part), ("published", ds, part))
+            out.rm(*kept)
+            out.move((*stage, "published", ds, part), kept)
+        if out.exists(*kept):
+            out.rm("published", ds, part)
+            out.copy(kept, ("published", ds, part))
     for trust in out.listdir(*stage, "operational"):
         if out.exists(*stage, "operational", trust, run_date):
             if out.exists("operational", trust, run_date):
@@ -280,6 +291,10 @@ def recover(out: Store) -> list[str]:
             if current and current["run_id"] == run_id:
                 _swap_in(out, manifest)
                 finished.append(run_id)
+    if finished:
+        from pipeline.catalog import refresh_catalog
+
+        refresh_catalog(out)
     return finished
 
 

@@ -110,5 +110,5 @@ def test_dag_test_publishes_what_trp_run_publishes_and_skips_only_the_broken_tru
     rows = duckdb.sql(f"select count(*) from read_parquet('{tmp_path}/airflow-out/published/case_alignment/"
                       "**/*.parquet', hive_partitioning=true)").fetchall()[0][0]
     assert rows == len(published_rows(tmp_path / "cli-out", "case_alignment"))
-    assert manifest["run_id"] in {p.name for p in (tmp_path / "airflow-out" / "superseded").iterdir()}
+    assert (tmp_path / "airflow-out" / "runs" / manifest["run_id"] / "published" / "case_alignment").is_dir()
     assert not any((tmp_path / "airflow-out" / "_runs").iterdir())

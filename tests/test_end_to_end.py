@@ -86,7 +86,7 @@ def test_rerun_replaces_the_date_and_keeps_the_old_run_for_audit(dirty_run):
     pd.testing.assert_frame_equal(before, after)             # same inputs: identical data, no duplicates
     manifest = json.loads(Path(second.manifest_path).read_text())
     assert manifest["run_id"] == second.manifest["run_id"] != first.manifest["run_id"]
-    assert Path(out, "superseded", first.manifest["run_id"], "case_alignment").is_dir()
+    assert Path(out, "runs", first.manifest["run_id"], "published", "case_alignment").is_dir()
     assert not list(Path(out, "_runs").iterdir())             # no staging debris
 
 

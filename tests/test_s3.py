@@ -1,6 +1,8 @@
 """The landing zone and outputs on S3: moto's real S3 HTTP server on 127.0.0.1, real Dask workers."""
 import json
 import socket
+import threading
+import time
 
 import pyarrow.dataset as pads
 import pyarrow.fs as pafs
@@ -8,8 +10,13 @@ import pytest
 import s3fs
 from moto.server import ThreadedMotoServer
 
+from typer.testing import CliRunner
+
+from pipeline.catalog import open_catalog
+from pipeline.cli import app
 from pipeline.generate import generate_landing
 from pipeline.run import run_nightly
+from pipeline.storage import Store
 
 KEY = b"test-key-not-secret"
 
@@ -58,3 +65,47 @@ def test_a_run_reads_and_publishes_on_s3(s3):
     assert table.num_rows == sum(t.get("cases", 0) for t in pointer["trusts"].values())
     ldn = fs.cat_file("outputs/trp/operational/LDN/2014-06-01/transfer_list.csv").decode()
     assert ldn.startswith("crn,current_om,new_om,team_code,reason")
+
+
+def _cases_by_trust(out: str) -> dict[str, int]:
+    with open_catalog(Store(out)) as con:
+        return dict(con.sql("select trust_code, count(*) from case_alignment where run_date = '2014-06-01' "
+                            "group by 1").fetchall())
+
+
+def test_the_catalog_on_s3_answers_trp_query_and_a_reader_never_sees_half_a_run(s3, tmp_path):
+    fs, _ = s3
+    out = "s3://outputs/catalog-test"
+    first = run_nightly("s3://landing/zone", out, "2014-06-01", pseudonym_key=KEY)
+    before = _cases_by_trust(out)
+    assert sum(before.values()) == sum(t.get("cases", 0) for t in first.manifest["trusts"].values())
+
+    shown = CliRunner().invoke(app, ["query", "select count(*) as n from case_alignment", "--out", out,
+                                     "--format", "csv"])
+    assert shown.exit_code == 0, shown.output
+    assert shown.output.splitlines()[-1] == str(sum(before.values()))
+    assert fs.exists("outputs/catalog-test/reports/2014-06-01/index.html")
+
+    other = tmp_path / "landing2"                     # different extracts: every trust's count changes
+    generate_landing(str(other), 0.012, seed=9, dirty=True)
+    fs.put(str(other), "landing/zone2", recursive=True)
+    seen, stop = [], threading.Event()
+
+    def poll() -> None:
+        while not stop.is_set():
+            seen.append(_cases_by_trust(out))
+            time.sleep(0.2)
+
+    reader = threading.Thread(target=poll)
+    reader.start()
+    try:
+        second = run_nightly("s3://landing/zone2", out, "2014-06-01", pseudonym_key=KEY)
+    finally:
+        stop.set()
+        reader.join()
+    after = _cases_by_trust(out)
+    assert after != before
+    assert sum(after.values()) == sum(t.get("cases", 0) for t in second.manifest["trusts"].values())
+    assert seen[0] == before and seen[-1] in (before, after)
+    mixed = [s for s in seen if s not in (before, after)]
+    assert not mixed and len(seen) > 3, (len(seen), mixed[:1])
