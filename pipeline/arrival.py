@@ -26,8 +26,9 @@ MANDATORY = sorted(spec.name for spec in FILES.values() if spec.mandatory)
 def fingerprint(landing: Store, trust: str, extract_date: str) -> dict[str, int]:
     """The files of an extract folder and their sizes: a changed or added file makes the extract new again."""
     entries = landing.fs.ls(landing.path(trust, extract_date), detail=True)
-    return {e["name"].rstrip("/").rsplit("/", 1)[-1]: int(e.get("size") or 0) for e in entries
-            if e.get("type") != "directory"}
+    names = {e["name"].rstrip("/").rsplit("/", 1)[-1]: int(e.get("size") or 0) for e in entries
+             if e.get("type") != "directory"}
+    return {k: v for k, v in names.items() if not k.startswith(".")}  # an upload still being written
 
 
 def pending_arrivals(landing: str, out: str) -> list[dict]:
@@ -48,10 +49,14 @@ def pending_arrivals(landing: str, out: str) -> list[dict]:
     return pending
 
 
-def check_arrival(landing: str, trust: str, out: str | None = None, engine: str = "mirror") -> dict:
-    """The newest extract's outcome: status VALIDATED, REJECTED or NO_EXTRACT, with counts and findings."""
+def check_arrival(landing: str, trust: str, out: str | None = None, engine: str = "mirror",
+                  extract_date: str | None = None) -> dict:
+    """The newest extract's outcome (or that of `extract_date`): status VALIDATED, REJECTED or NO_EXTRACT,
+    with counts, the rows held back (`quarantine`) and every expectation's result."""
     land = Store(landing)
     dates, _ = extract_dates(land, trust, LATEST)
+    if extract_date is not None:
+        dates = [d for d in dates if d == extract_date]
     summary: dict = {"trust": trust, "extract_date": dates[0] if dates else None,
                      "newest_extract": dates[0] if dates else None, "rejected_files": [], "validation": []}
     if not dates:
@@ -67,7 +72,7 @@ def check_arrival(landing: str, trust: str, out: str | None = None, engine: str 
         summary["validation"] = [{**r, "extract_date": dates[0]} for r in ex.results]
         summary.update(status="VALIDATED", notes=ex.notes)
         quarantine, warnings = ex.quarantine, ex.warnings
-    summary.update(quarantined_rows=len(quarantine), warnings=len(warnings))
+    summary.update(quarantined_rows=len(quarantine), warnings=len(warnings), quarantine=quarantine)
     if out is not None:
         store, folder = Store(out), ("arrivals", trust, dates[0])
         q = pd.DataFrame(quarantine, columns=QUARANTINE_COLUMNS)

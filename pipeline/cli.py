@@ -184,6 +184,101 @@ def diff(
         _stdout().print(table)
 
 
+tokens_app = typer.Typer(help="Trusts' API tokens for the upload service (stored as salted hashes only).")
+app.add_typer(tokens_app, name="tokens")
+TOKENS_HELP = "Token file (default: TRP_TOKENS, else trp-tokens.json)"
+
+
+def _tokens(path: Optional[str]):
+    from pipeline.tokens import TokenStore
+
+    return TokenStore(path or os.environ.get("TRP_TOKENS") or "trp-tokens.json")
+
+
+@tokens_app.command("issue")
+def tokens_issue(trust: str = typer.Option(..., help="Trust code"),
+                 tokens: Optional[str] = typer.Option(None, help=TOKENS_HELP)) -> None:
+    """Issue a token for a trust; it is printed once, on standard output, and never stored."""
+    from pipeline.reference import load_reference
+
+    if trust.upper() not in load_reference().trust_codes:
+        console.print(f"[red]unknown trust code {trust!r}[/]")
+        raise typer.Exit(2)
+    issued = _tokens(tokens).issue(trust.upper())
+    console.print(f"token {issued.token_id} for {issued.trust} (give it to the trust's data officer; "
+                  "it cannot be shown again)")
+    print(issued.token)
+
+
+@tokens_app.command("revoke")
+def tokens_revoke(token_id: str = typer.Argument(..., help="The token id (the part after 'trp.')"),
+                  tokens: Optional[str] = typer.Option(None, help=TOKENS_HELP)) -> None:
+    """Revoke a token at once: the next request with it is refused."""
+    if not _tokens(tokens).revoke(token_id):
+        console.print(f"[red]no live token {token_id}[/]")
+        raise typer.Exit(2)
+    console.print(f"revoked {token_id}")
+
+
+@tokens_app.command("list")
+def tokens_list(tokens: Optional[str] = typer.Option(None, help=TOKENS_HELP)) -> None:
+    """Tokens issued: id, trust, when issued and revoked (never the token)."""
+    for t in _tokens(tokens).list():
+        print(f"{t['token_id']}  {t['trust']}  issued {t['issued_at']}  revoked {t['revoked_at'] or '-'}")
+
+
+@app.command()
+def serve(
+    landing: str = typer.Option(..., help="Landing zone: local path or fsspec URL"),
+    out: str = typer.Option(..., help="Output root (arrival reports, trusts' outputs)"),
+    tokens: Optional[str] = typer.Option(None, help=TOKENS_HELP),
+    host: str = typer.Option("127.0.0.1", help="Address to bind (put a TLS proxy in front for anything else)"),
+    port: int = typer.Option(8000),
+    max_mb: float = typer.Option(256, help="Largest file accepted, MiB"),
+    idle_seconds: float = typer.Option(30, help="An upload that sends nothing this long is dropped"),
+    upload_seconds: float = typer.Option(600, help="An upload must finish within this"),
+) -> None:
+    """The upload service and its web page for trust data officers."""
+    import logging
+
+    import uvicorn
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(name)s: %(message)s")
+
+    from pipeline.service import Settings, create_app
+
+    settings = Settings(landing, out, str(_tokens(tokens).path), int(max_mb * (1 << 20)), idle_seconds,
+                        upload_seconds)
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="info", timeout_keep_alive=5)
+
+
+@app.command()
+def upload(
+    files: list[Path] = typer.Argument(..., help="staff.csv, cases.csv, retention_requests.csv, appeals.csv"),
+    url: str = typer.Option(..., help="The upload service, e.g. http://127.0.0.1:8000"),
+    token_file: Path = typer.Option(..., help="File holding your trust's token"),
+    trust: str = typer.Option(..., help="Your trust code"),
+    date: str = typer.Option(..., help="Extract date YYYY-MM-DD"),
+) -> None:
+    """Upload an extract's files and print the validation. Exit 0: accepted (rows may be held back);
+    1: a file was rejected; 2: an upload was refused."""
+    from pipeline.upload_client import upload_extract
+
+    token = token_file.read_text().strip()
+    try:
+        outcome = upload_extract(url, token, trust.upper(), date, files, console)
+    except RuntimeError as exc:
+        console.print(f"[red]{exc}[/]")
+        raise typer.Exit(2)
+    v = outcome["validation"]
+    console.print(f"{trust.upper()} {date}: {v['status']}, {v['quarantined_rows']} row(s) held back, "
+                  f"{v['warnings']} warning(s)", highlight=False)
+    for r in v["rejected_files"] + v["held_back"]:
+        console.print(f"  {r['file']} line {r['line'] or '-'}, column {r['column'] or '-'}: {r['rule']}: "
+                      f"{r['message']}", highlight=False)
+    raise typer.Exit({"VALIDATED": 0, "REJECTED": 1}.get(v["status"], 2))
+
+
 @app.command()
 def generate(
     out: str = typer.Option(..., help="Landing zone to write"),
@@ -243,6 +338,9 @@ def _summary(manifest: dict, path: str) -> None:
     table.add_row("rows quarantined", f"{sum(t.get('quarantined_rows', 0) for t in done):,}")
     table.add_row("officers over capacity", f"{sum(t['over_capacity'] for t in done):,}")
     table.add_row("manifest", path)
+    root = path.rsplit("/published/_manifests/", 1)[0]
+    table.add_row("run report", f"{root}/reports/{manifest['run_date']}/index.html")
+    table.add_row("analysts", f"trp query --out {root} \"select * from run_trusts\"")
     Console().print(table)
     for t in trusts:
         if t["status"] != "FRESH":

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import posixpath
+import shutil
 import uuid
 
 from fsspec.core import url_to_fs
@@ -31,6 +32,18 @@ class Store:
             self.fs.mv(tmp, target)
         else:
             self.fs.pipe_file(target, data)  # an object PUT is atomic on S3
+        return target
+
+    def put_file(self, local_path: str, *parts: str) -> str:
+        """Put a local file in place whole: local disk, a copy beside the target then a rename; else one PUT."""
+        target = self.path(*parts)
+        self.fs.makedirs(posixpath.dirname(target), exist_ok=True)
+        if self.is_local:
+            tmp = posixpath.join(posixpath.dirname(target), f".{posixpath.basename(target)}.tmp-{uuid.uuid4().hex}")
+            shutil.copyfile(local_path, tmp)
+            os.replace(tmp, target)
+        else:
+            self.fs.put_file(local_path, target)
         return target
 
     def exists(self, *parts: str) -> bool:
