@@ -358,9 +358,11 @@ def _classify(cases: pd.DataFrame, current: np.ndarray, officers: dict[str, Offi
     crn = cases["crn"].to_numpy(dtype=object)
     om_side = cur.map({c: o.side for c, o in officers.items()}).to_numpy(dtype=object)
     known = pd.notna(om_side)
-    # An officer may keep a case of a class they may hold, or of one nobody on their side may hold.
+    # An officer may keep a case of a class they may hold, or of one nobody on their side may hold; and any
+    # officer may keep a case of a side with nobody on it (that side borrows the other side's officers).
     held_on_side = {s: frozenset().union(*(o.classes for o in officers.values() if o.side == s)) for s in SIDES}
-    allowed = known & (om_side == side) & np.fromiter(
+    unstaffed = np.isin(side, [s for s in SIDES if not any(o.side == s for o in officers.values())])
+    allowed = known & ((om_side == side) | unstaffed) & np.fromiter(
         (ok and (k in officers[c].classes or k not in held_on_side[s]) for c, k, s, ok in
          zip(current, klass, side, known)), bool, n)
     pin = known & cases["crn"].isin(held).to_numpy()
@@ -428,14 +430,15 @@ def _parts(prob: SideProblem, limit: int) -> list[SideProblem]:
 def _borrowed(prob: SideProblem, officers: dict[str, Officer], side: str, om: np.ndarray,
               wunits: np.ndarray) -> SideProblem:
     """A side with no officer: its cases go to the other side's officers, as loaded now, all at the
-    ineligible cost (so who may hold which class no longer matters, only load, moves and teams)."""
+    ineligible cost (so who may hold which class no longer matters, only load, moves and teams); a case
+    already held by one of them may stay."""
     others = [replace(o, classes=frozenset()) for o in officers.values() if o.side != side]
     load: dict[str, int] = defaultdict(int)
     for code, w in zip(om, wunits):
         if code is not None:
             load[code] += int(w)
     out = SideProblem(others, defaultdict(int, {o.code: load[o.code] for o in others if load.get(o.code)}))
-    out.forced = prob.forced
+    out.kept, out.forced = prob.kept, prob.forced
     return out
 
 
