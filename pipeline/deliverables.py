@@ -1,6 +1,7 @@
 """What a trust's operational folder holds beside the CSVs: the transfer list as a workbook, and a README."""
 from __future__ import annotations
 
+import datetime as dt
 import io
 import re
 
@@ -25,16 +26,18 @@ def _sheet_names(teams: list[str]) -> list[str]:
     return names
 
 
-def transfer_workbook(moves: pd.DataFrame) -> bytes:
+def transfer_workbook(moves: pd.DataFrame, created: dt.datetime = dt.datetime(2014, 1, 1)) -> bytes:
     """The transfer list, one sheet per team (sorted), each with filters and a frozen header row.
 
-    `moves` is already formula-safe; cells are written as text, never as formulas.
+    `moves` is already formula-safe; cells are written as text, never as formulas. `created` goes in the
+    file's properties instead of the clock, so the same moves give the same bytes.
     """
     import xlsxwriter
 
     buf = io.BytesIO()
     book = xlsxwriter.Workbook(buf, {"in_memory": True, "strings_to_formulas": False, "strings_to_urls": False,
                                      "strings_to_numbers": False})
+    book.set_properties({"created": created})
     bold = book.add_format({"bold": True})
     columns = list(moves.columns)
     teams = sorted(moves["team_code"].unique()) if len(moves) else []

@@ -48,7 +48,7 @@ def start(landing: str, out: str, run_date: str, policy_file: str | None = None)
     """Check the run can go ahead and name it; the dict every later step takes."""
     from pipeline.run import plan_run
 
-    plan = plan_run(landing, out, run_date, policy_file)
+    plan = plan_run(landing, out, run_date, policy_file, one_process=False)  # tasks run in many processes
     return {"run_id": plan.run_id, "run_date": plan.run_date, "landing": landing, "out": out,
             "policy_file": policy_file, "started_at": plan.started_at, "trusts": [j.trust for j in plan.jobs]}
 

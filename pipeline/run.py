@@ -9,6 +9,7 @@ import json
 import logging
 import os
 import platform
+import socket
 import uuid
 from dataclasses import dataclass
 from importlib.metadata import version
@@ -60,9 +61,11 @@ class RunPlan:
 
 
 def plan_run(landing: str, out: str, run_date: str | None = None, policy_file: str | None = None,
-             pseudonym_key: bytes | None = None, run_id: str | None = None) -> RunPlan:
+             pseudonym_key: bytes | None = None, run_id: str | None = None,
+             one_process: bool = True) -> RunPlan:
     """Check what a run needs before any work (key, landing zone, policy), finish any interrupted publish,
-    and name the run. Raises RunRefused when the run cannot go ahead."""
+    and name the run, taking the run date's lock (`one_process`: the whole run lives in this process, so
+    its death frees the lock). Raises RunRefused when the run cannot go ahead."""
     run_date = run_date or dt.date.today().isoformat()
     dt.date.fromisoformat(run_date)
     key = pseudonym_key if pseudonym_key is not None else os.environ.get("TRP_PSEUDONYM_KEY", "").encode()
@@ -75,12 +78,72 @@ def plan_run(landing: str, out: str, run_date: str | None = None, policy_file: s
         raise RunRefused(f"landing zone {landing} does not exist")
     for finished in recover(out_store):
         log.warning("finished publishing run %s, interrupted after its manifest was written", finished)
-    run_id = run_id or new_run_id(run_date)
+    if run_id is None:  # a new run, not a later step of one (the Airflow tasks re-plan with the run's id)
+        run_id = new_run_id(run_date)
+        acquire_run_lock(out_store, run_date, run_id, os.getpid() if one_process else None)
+        for debris in (r for r in out_store.listdir("_runs") if r.startswith(f"{run_date}_") and r != run_id):
+            log.warning("removing the staging of run %s, which died before its commit", debris)
+            out_store.rm("_runs", debris)
     known = set(reference.trust_codes)
     jobs = [TrustJob(code, *reference.units_of(code), landing, out, run_id, run_date, key, policy.units_per_point)
             for code in reference.trust_codes]
     return RunPlan(run_id, run_date, policy, jobs, [n for n in landing_store.listdir() if n not in known],
                    dt.datetime.now(dt.timezone.utc).isoformat())
+
+
+def _lock(run_date: str) -> tuple[str, str]:
+    return ("_locks", f"run_date={run_date}.json")
+
+
+def acquire_run_lock(out: Store, run_date: str, run_id: str, pid: int | None) -> None:
+    """One run per run date at a time: an exclusive create (a conditional PUT on S3), so of two runs started
+    together exactly one goes ahead. A lock is taken over when it was left by a run that died: its process
+    (`pid`, for runs that live in one process) is gone from this host, or it is older than
+    TRP_LOCK_MAX_AGE_HOURS (12)."""
+    now = dt.datetime.now(dt.timezone.utc)
+    body = json.dumps({"run_id": run_id, "host": socket.gethostname(), "pid": pid,
+                       "started_at": now.isoformat()}).encode()
+    if out.create_exclusive(body, *_lock(run_date)):
+        return
+    try:
+        held = json.loads(out.read_bytes(*_lock(run_date)))
+    except FileNotFoundError:  # released in between: try once more
+        if out.create_exclusive(body, *_lock(run_date)):
+            return
+        raise RunRefused(f"run date {run_date} is being run by another run: nothing done") from None
+    max_age = dt.timedelta(hours=float(os.environ.get("TRP_LOCK_MAX_AGE_HOURS", "12")))
+    if now - dt.datetime.fromisoformat(held["started_at"]) > max_age or _died(held):
+        log.warning("taking over the lock of run %s (started %s): its run is gone", held["run_id"],
+                    held["started_at"])
+        out.rm(*_lock(run_date))
+        if out.create_exclusive(body, *_lock(run_date)):
+            return
+    raise RunRefused(
+        f"run date {run_date} is already being run by {held['run_id']} (host {held['host']}, pid {held['pid']}, "
+        f"since {held['started_at']}): nothing done. If that run died, remove {out.url_of(*_lock(run_date))} "
+        f"or wait until it is older than {max_age}")
+
+
+def _died(held: dict) -> bool:
+    if held.get("pid") is None or held.get("host") != socket.gethostname():
+        return False
+    try:
+        os.kill(held["pid"], 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def release_run_lock(out: Store, run_date: str, run_id: str) -> None:
+    """Release the run date's lock if this run holds it."""
+    try:
+        held = json.loads(out.read_bytes(*_lock(run_date)))
+    except FileNotFoundError:
+        return
+    if held["run_id"] == run_id:
+        out.rm(*_lock(run_date))
 
 
 def run_nightly(
@@ -141,7 +204,7 @@ def dask_client(scheduler: str | None = None, n_workers: int = 2) -> Iterator:
     method = os.environ.get("DASK_DISTRIBUTED__WORKER__MULTIPROCESSING_METHOD", "fork")
     with dask.config.set({"distributed.worker.multiprocessing-method": method}):
         cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
-                               memory_limit="4GiB", dashboard_address=":0")
+                               memory_limit="4GiB", dashboard_address="127.0.0.1:0")
     try:
         with Client(cluster) as client:
             yield client
@@ -199,8 +262,17 @@ def commit_run(plan: RunPlan, summaries: list[dict]) -> RunResult:
         "unknown_landing_folders": plan.unknown_landing_folders,
         "trusts": {s["trust"]: _manifest_entry(s) for s in sorted(summaries, key=lambda s: s["trust"])},
     }
-    path = publish(plan.out, plan.run_id, plan.run_date, manifest, sorted(published))
+    try:
+        path = publish(plan.out, plan.run_id, plan.run_date, manifest, sorted(published))
+    except OSError as exc:
+        committed = current_manifest(plan.out, plan.run_date)
+        if committed and committed["run_id"] == plan.run_id:
+            raise RunRefused(f"run {plan.run_id} was committed, but putting it in place failed "
+                             f"({type(exc).__name__}: {exc}); the next run finishes it") from exc
+        raise RunRefused(f"could not commit the run ({type(exc).__name__}: {exc}): nothing published; earlier "
+                         "runs are unchanged") from exc
     after_publish(plan.out, json.loads(plan.out.read_bytes("runs", plan.run_id, "manifest.json")), plan.policy)
+    release_run_lock(plan.out, plan.run_date, plan.run_id)
     fresh = all(s["status"] == "FRESH" for s in summaries)
     return RunResult(EXIT_OK if fresh else EXIT_PARTIAL, manifest, path)
 
@@ -227,6 +299,7 @@ def abandon(plan: RunPlan) -> None:
     committed = current_manifest(plan.out, plan.run_date)
     if not committed or committed["run_id"] != plan.run_id:
         plan.out.rm("_runs", plan.run_id)
+    release_run_lock(plan.out, plan.run_date, plan.run_id)
 
 
 def publish(out: Store, run_id: str, run_date: str, manifest: dict, trusts: list[str]) -> str:

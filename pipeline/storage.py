@@ -46,6 +46,20 @@ class Store:
             self.fs.put_file(local_path, target)
         return target
 
+    def create_exclusive(self, data: bytes, *parts: str) -> bool:
+        """Write a new file only if none is there (local: O_EXCL; S3: a conditional PUT); False if one was."""
+        target = self.path(*parts)
+        self.fs.makedirs(posixpath.dirname(target), exist_ok=True)
+        try:
+            if self.is_local:
+                with open(target, "xb") as f:
+                    f.write(data)
+            else:
+                self.fs.pipe_file(target, data, mode="create")
+        except FileExistsError:
+            return False
+        return True
+
     def exists(self, *parts: str) -> bool:
         return self.fs.exists(self.path(*parts))
 

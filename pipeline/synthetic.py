@@ -87,6 +87,11 @@ def _dates(rng: np.random.Generator, start: str, end: str, n: int) -> np.ndarray
     return lo + rng.integers(0, int((hi - lo).astype(int)) + 1, size=n).astype("timedelta64[D]")
 
 
+def _team_suffix(t: int) -> str:
+    """Three characters, so team codes keep the contract's 6 at any scale: 000-999, then A00-ZZZ (base 36)."""
+    return f"{t:03d}" if t < 1000 else np.base_repr(36 ** 2 * 10 + t - 1000, 36)
+
+
 def generate_trust(code: str, n_cases: int, crn_offset: int, seed: int) -> TrustExtract:
     """One trust's staff, cases, retention requests and appeals (typed), deterministic by (seed, code)."""
     rng = np.random.default_rng([seed, *code.encode()])
@@ -102,7 +107,7 @@ def generate_trust(code: str, n_cases: int, crn_offset: int, seed: int) -> Trust
     om_idx = np.flatnonzero(roles == "OFFENDER_MANAGEMENT")
     n_teams = max(1, round(len(om_idx) / 9))
     team_of = np.empty(n_staff, dtype=object)
-    team_of[om_idx] = np.array([f"{code}{t:03d}" for t in range(n_teams)], dtype=object)[
+    team_of[om_idx] = np.array([code + _team_suffix(t) for t in range(n_teams)], dtype=object)[
         np.sort(rng.integers(0, n_teams, size=len(om_idx)))]
     other = np.flatnonzero(roles != "OFFENDER_MANAGEMENT")
     team_of[other] = [ROLE_TEAM[r] + f"{i % 3:01d}" for i, r in zip(other, roles[other])]

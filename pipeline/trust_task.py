@@ -5,6 +5,8 @@ task overwrites its own files and nothing else. Returns a small summary, never a
 """
 from __future__ import annotations
 
+import datetime as dt
+
 import hmac
 import io
 import re
@@ -348,7 +350,8 @@ def _write_operational(out: Store, op: tuple[str, ...], d, typed) -> None:
     transfers = pd.DataFrame({"crn": moves["crn"], "current_om": moves["current_om"], "new_om": moves["om"],
                               "team_code": moves["team_code"], "reason": moves["reason"]})
     write_csv(out, transfers, *op, "transfer_list.csv")
-    out.write_bytes(transfer_workbook(formula_safe_frame(transfers)), *op, TRANSFER_WORKBOOK)
+    out.write_bytes(transfer_workbook(formula_safe_frame(transfers), dt.datetime.fromisoformat(op[-1])), *op,
+                    TRANSFER_WORKBOOK)
     r = d.retention_decisions
     write_csv(out, r[["crn", "requested_by", "reason", "note", "status", "decided_by", "decision_note",
                        "case_om", "case_reason", "outcome"]], *op, "retention_decisions.csv")

@@ -1,0 +1,190 @@
+"""Failures injected into real runs, each with an exact outcome: a worker process killed mid-run, a poison
+extract, the run process killed before its commit, two runs of one date at once, and storage that fails."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import fsspec
+import psutil
+import pytest
+from fsspec.implementations.local import LocalFileSystem
+
+from pipeline.catalog import open_catalog
+from pipeline.generate import generate_landing
+from pipeline.run import DATASETS, RunRefused, run_nightly
+from pipeline.storage import Store
+from tests.readback import published_rows
+
+KEY = b"test-key-not-secret"
+BIN = Path(sys.executable).parent
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def landings(tmp_path_factory):
+    root = tmp_path_factory.mktemp("failures")
+    made = {}
+    for name, seed in (("a", 21), ("b", 22), ("c", 23)):
+        generate_landing(str(root / name), 0.01, seed=seed, dirty=True)
+        made[name] = root / name
+    return made
+
+
+def _operational(out: Path) -> dict[str, bytes]:
+    root = out / "operational"
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def _staged_trusts(out: Path) -> int:
+    return sum(1 for _ in out.glob("_runs/*/operational/*/*/case_alignment.csv"))
+
+
+def test_a_worker_killed_mid_run_changes_nothing_in_what_is_published(landings, tmp_path):
+    clean, hurt = tmp_path / "clean", tmp_path / "hurt"
+    run_nightly(str(landings["a"]), str(clean), "2014-06-01", pseudonym_key=KEY)
+    killed = []
+
+    def kill_a_worker() -> None:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and _staged_trusts(hurt) < 12:
+            time.sleep(0.05)
+        workers = [p for p in psutil.Process().children(recursive=True)    # forked Dask workers
+                   if not any("resource_tracker" in a or "forkserver" in a for a in p.cmdline())]
+        if workers:
+            workers[0].send_signal(signal.SIGKILL)
+            killed.append((workers[0].pid, _staged_trusts(hurt)))
+
+    killer = threading.Thread(target=kill_a_worker)
+    killer.start()
+    result = run_nightly(str(landings["a"]), str(hurt), "2014-06-01", pseudonym_key=KEY)
+    killer.join()
+    assert killed and 0 < killed[0][1] < 35, killed                # killed while half the trusts were done
+    assert result.exit_code == 3
+    for name in DATASETS:
+        assert published_rows(hurt, name) == published_rows(clean, name), name
+    assert _operational(hurt).keys() == _operational(clean).keys()
+    for f, body in _operational(clean).items():
+        if not f.endswith(".html"):                                  # reports carry the run id and time
+            assert _operational(hurt)[f] == body, f
+    assert not list((hurt / "_runs").iterdir()) and not list((hurt / "_locks").iterdir())
+
+
+def test_a_poison_extract_stops_the_run_naming_the_trust_and_publishes_nothing(landings, tmp_path):
+    out = tmp_path / "out"
+    first = run_nightly(str(landings["a"]), str(out), "2014-06-01", pseudonym_key=KEY)
+    poisoned = tmp_path / "poisoned"
+    subprocess.run(["cp", "-r", str(landings["a"]), str(poisoned)], check=True)
+    newest = sorted((poisoned / "KNT").iterdir())[-1]
+    (newest / "cases.csv").unlink()
+    (newest / "cases.csv").mkdir()                                   # unreadable as a file, every time
+    before = published_rows(out, "case_alignment")
+    with pytest.raises(RunRefused, match=r"trust KNT failed after retries .*nothing published"):
+        run_nightly(str(poisoned), str(out), "2014-06-01", pseudonym_key=KEY)
+    assert published_rows(out, "case_alignment") == before
+    pointer = json.loads((out / "published/_manifests/run_date=2014-06-01.json").read_text())
+    assert pointer["run_id"] == first.manifest["run_id"]
+    assert not list((out / "_runs").iterdir()) and not list((out / "_locks").iterdir())
+
+
+def _trp_run(landing: Path, out: Path, log: Path) -> subprocess.Popen:
+    return subprocess.Popen([BIN / "trp", "run", "--landing", str(landing), "--out", str(out), "--run-date",
+                             "2014-06-01"], stdout=open(log, "wb"), stderr=subprocess.STDOUT,
+                            stdin=subprocess.DEVNULL, env={**os.environ, "TRP_PSEUDONYM_KEY": KEY.decode()},
+                            start_new_session=True)
+
+
+def test_a_run_killed_before_its_commit_leaves_the_last_run_and_the_next_run_cleans_up(landings, tmp_path):
+    out = tmp_path / "out"
+    first = run_nightly(str(landings["a"]), str(out), "2014-06-01", pseudonym_key=KEY)
+    before = published_rows(out, "case_alignment")
+    proc = _trp_run(landings["b"], out, tmp_path / "killed.log")
+    deadline = time.monotonic() + 120
+    while _staged_trusts(out) < 5 and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    assert list((out / "_runs").iterdir()) and list((out / "_locks").iterdir())   # debris of the dead run
+    assert published_rows(out, "case_alignment") == before
+    assert json.loads((out / "published/_manifests/run_date=2014-06-01.json").read_text())["run_id"] == \
+        first.manifest["run_id"]
+
+    again = run_nightly(str(landings["b"]), str(out), "2014-06-01", pseudonym_key=KEY)
+    assert again.exit_code == 3
+    assert not list((out / "_runs").iterdir()) and not list((out / "_locks").iterdir())
+    assert {p.name for p in (out / "runs").iterdir()} == {first.manifest["run_id"], again.manifest["run_id"]}
+    assert published_rows(out, "case_alignment") != before
+
+
+def _cases_by_trust(out: Path) -> dict[str, int]:
+    with open_catalog(Store(str(out))) as con:
+        return dict(con.sql("select trust_code, count(*) from case_alignment group by 1").fetchall())
+
+
+def test_two_runs_of_one_date_at_once_exactly_one_publishes_and_readers_never_see_a_mix(landings, tmp_path):
+    out = tmp_path / "out"
+    run_nightly(str(landings["a"]), str(out), "2014-06-01", pseudonym_key=KEY)
+    baseline = _cases_by_trust(out)
+    seen, stop = [], threading.Event()
+
+    def poll() -> None:
+        while not stop.is_set():
+            seen.append(_cases_by_trust(out))
+            time.sleep(0.05)
+
+    reader = threading.Thread(target=poll)
+    reader.start()
+    try:
+        first = _trp_run(landings["b"], out, tmp_path / "b.log")
+        deadline = time.monotonic() + 60
+        while not list((out / "_locks").glob("*.json")) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        second = _trp_run(landings["c"], out, tmp_path / "c.log")
+        assert second.wait(timeout=120) == 2
+        assert first.wait(timeout=300) == 3, (tmp_path / "b.log").read_text()[-2000:]
+    finally:
+        stop.set()
+        reader.join()
+    refused = (tmp_path / "c.log").read_text()
+    assert "run date 2014-06-01 is already being run by 2014-06-01_" in " ".join(refused.split()), refused
+    after = _cases_by_trust(out)
+    assert after != baseline
+    assert all(s in (baseline, after) for s in seen) and seen[0] == baseline
+    assert len(list((out / "runs").iterdir())) == 2                  # the first night and b; never c
+    assert not list((out / "_locks").iterdir()) and not list((out / "_runs").iterdir())
+
+
+class FailingManifests(LocalFileSystem):
+    """Local files, except that writing a run's commit point fails as a full disk would."""
+    protocol = "failingmanifests"
+    root_marker = "/"
+
+    @classmethod
+    def _strip_protocol(cls, path):
+        return super()._strip_protocol(path.replace("failingmanifests://", "", 1))
+
+    def pipe_file(self, path, value, mode="overwrite", **kwargs):
+        if "/published/_manifests/" in path:
+            raise OSError(28, "No space left on device", path)
+        return super().pipe_file(path, value, **kwargs)
+
+
+fsspec.register_implementation("failingmanifests", FailingManifests, clobber=True)
+
+
+def test_storage_that_fails_at_the_commit_gives_a_clear_error_and_publishes_nothing(landings, tmp_path):
+    out = tmp_path / "out"
+    first = run_nightly(str(landings["a"]), str(out), "2014-06-01", pseudonym_key=KEY)
+    before = published_rows(out, "case_alignment")
+    with pytest.raises(RunRefused, match=r"could not commit the run \(OSError: .*No space left on device.*"
+                                         r"nothing published"):
+        run_nightly(str(landings["b"]), f"failingmanifests://{out}", "2014-06-01", pseudonym_key=KEY)
+    assert published_rows(out, "case_alignment") == before
+    assert json.loads((out / "published/_manifests/run_date=2014-06-01.json").read_text())["run_id"] == \
+        first.manifest["run_id"]
+    assert not list((out / "_runs").iterdir()) and not list((out / "_locks").iterdir())
