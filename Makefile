@@ -10,8 +10,8 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet uv
 
-$(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/uv pip install --python $(BIN)/python --quiet -e '.[test]'
+$(STAMP): pyproject.toml Makefile | $(BIN)/python
+	$(BIN)/uv pip install --python $(BIN)/python --quiet --compile-bytecode -e '.[test]'
 	touch $(STAMP)
 
 install: $(STAMP)

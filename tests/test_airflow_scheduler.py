@@ -3,7 +3,6 @@
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,17 +15,13 @@ import pytest
 from pipeline.generate import generate_landing
 from pipeline.run import DATASETS, run_nightly
 from tests.readback import published_rows
+from tests.net import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 KEY = "test-key-not-secret"
 pytestmark = pytest.mark.slow
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Airflow:
@@ -102,7 +97,7 @@ def airflow(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("airflow_services")
     home, logs = tmp / "home", tmp / "logs"
     home.mkdir(), logs.mkdir()
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "AIRFLOW_HOME": str(home), "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
            "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"), "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",

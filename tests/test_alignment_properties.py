@@ -3,8 +3,7 @@ import itertools
 
 import numpy as np
 import pandas as pd
-import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pipeline.decisions.alignment import HOLDING_STATUSES, _officers, align_cases, effective_current_om, plan_cost

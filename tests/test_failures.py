@@ -14,11 +14,9 @@ import psutil
 import pytest
 from fsspec.implementations.local import LocalFileSystem
 
-from pipeline.catalog import open_catalog
 from pipeline.generate import generate_landing
 from pipeline.run import DATASETS, RunRefused, run_nightly
-from pipeline.storage import Store
-from tests.readback import published_rows
+from tests.readback import catalog_cases_by_trust, polling, published_rows
 
 KEY = b"test-key-not-secret"
 BIN = Path(sys.executable).parent
@@ -121,25 +119,11 @@ def test_a_run_killed_before_its_commit_leaves_the_last_run_and_the_next_run_cle
     assert published_rows(out, "case_alignment") != before
 
 
-def _cases_by_trust(out: Path) -> dict[str, int]:
-    with open_catalog(Store(str(out))) as con:
-        return dict(con.sql("select trust_code, count(*) from case_alignment group by 1").fetchall())
-
-
 def test_two_runs_of_one_date_at_once_exactly_one_publishes_and_readers_never_see_a_mix(landings, tmp_path):
     out = tmp_path / "out"
     run_nightly(str(landings["a"]), str(out), "2014-06-01", pseudonym_key=KEY)
-    baseline = _cases_by_trust(out)
-    seen, stop = [], threading.Event()
-
-    def poll() -> None:
-        while not stop.is_set():
-            seen.append(_cases_by_trust(out))
-            time.sleep(0.05)
-
-    reader = threading.Thread(target=poll)
-    reader.start()
-    try:
+    baseline = catalog_cases_by_trust(str(out))
+    with polling(lambda: catalog_cases_by_trust(str(out)), every=0.05) as seen:
         first = _trp_run(landings["b"], out, tmp_path / "b.log")
         deadline = time.monotonic() + 60
         while not list((out / "_locks").glob("*.json")) and time.monotonic() < deadline:
@@ -147,12 +131,9 @@ def test_two_runs_of_one_date_at_once_exactly_one_publishes_and_readers_never_se
         second = _trp_run(landings["c"], out, tmp_path / "c.log")
         assert second.wait(timeout=120) == 2
         assert first.wait(timeout=300) == 3, (tmp_path / "b.log").read_text()[-2000:]
-    finally:
-        stop.set()
-        reader.join()
     refused = (tmp_path / "c.log").read_text()
     assert "run date 2014-06-01 is already being run by 2014-06-01_" in " ".join(refused.split()), refused
-    after = _cases_by_trust(out)
+    after = catalog_cases_by_trust(str(out))
     assert after != baseline
     assert all(s in (baseline, after) for s in seen) and seen[0] == baseline
     assert len(list((out / "runs").iterdir())) == 2                  # the first night and b; never c

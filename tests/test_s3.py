@@ -1,8 +1,5 @@
 """The landing zone and outputs on S3: moto's real S3 HTTP server on 127.0.0.1, real Dask workers."""
 import json
-import socket
-import threading
-import time
 
 import pyarrow.dataset as pads
 import pyarrow.fs as pafs
@@ -12,24 +9,19 @@ from moto.server import ThreadedMotoServer
 
 from typer.testing import CliRunner
 
-from pipeline.catalog import open_catalog
 from pipeline.cli import app
 from pipeline.generate import generate_landing
 from pipeline.run import run_nightly
-from pipeline.storage import Store
+from tests.net import free_port
+from tests.readback import catalog_cases_by_trust, polling
 
 KEY = b"test-key-not-secret"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 @pytest.fixture(scope="module")
 def s3(tmp_path_factory):
-    port = _free_port()
+    port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     endpoint = f"http://127.0.0.1:{port}"
@@ -67,17 +59,11 @@ def test_a_run_reads_and_publishes_on_s3(s3):
     assert ldn.startswith("crn,current_om,new_om,team_code,reason")
 
 
-def _cases_by_trust(out: str) -> dict[str, int]:
-    with open_catalog(Store(out)) as con:
-        return dict(con.sql("select trust_code, count(*) from case_alignment where run_date = '2014-06-01' "
-                            "group by 1").fetchall())
-
-
 def test_the_catalog_on_s3_answers_trp_query_and_a_reader_never_sees_half_a_run(s3, tmp_path):
     fs, _ = s3
     out = "s3://outputs/catalog-test"
     first = run_nightly("s3://landing/zone", out, "2014-06-01", pseudonym_key=KEY)
-    before = _cases_by_trust(out)
+    before = catalog_cases_by_trust(out)
     assert sum(before.values()) == sum(t.get("cases", 0) for t in first.manifest["trusts"].values())
 
     shown = CliRunner().invoke(app, ["query", "select count(*) as n from case_alignment", "--out", out,
@@ -89,21 +75,9 @@ def test_the_catalog_on_s3_answers_trp_query_and_a_reader_never_sees_half_a_run(
     other = tmp_path / "landing2"                     # different extracts: every trust's count changes
     generate_landing(str(other), 0.012, seed=9, dirty=True)
     fs.put(str(other), "landing/zone2", recursive=True)
-    seen, stop = [], threading.Event()
-
-    def poll() -> None:
-        while not stop.is_set():
-            seen.append(_cases_by_trust(out))
-            time.sleep(0.2)
-
-    reader = threading.Thread(target=poll)
-    reader.start()
-    try:
+    with polling(lambda: catalog_cases_by_trust(out), every=0.2) as seen:
         second = run_nightly("s3://landing/zone2", out, "2014-06-01", pseudonym_key=KEY)
-    finally:
-        stop.set()
-        reader.join()
-    after = _cases_by_trust(out)
+    after = catalog_cases_by_trust(out)
     assert after != before
     assert sum(after.values()) == sum(t.get("cases", 0) for t in second.manifest["trusts"].values())
     assert seen[0] == before and seen[-1] in (before, after)

@@ -16,16 +16,12 @@ from typer.testing import CliRunner
 from pipeline.cli import app
 from pipeline.generate import generate_landing
 from pipeline.tokens import TokenStore
+from tests.net import free_port
 
 BIN = Path(sys.executable).parent
 CHROMIUM = shutil.which("chromium")
 MAX_BYTES = 1 << 20
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +41,7 @@ def service(tmp_path_factory):
     issued = {t: store.issue(t) for t in ("LDN", "KNT", "DOR")}
     revoked = store.issue("LDN")
     store.revoke(revoked.token_id)
-    port = _free_port()
+    port = free_port()
     log = open(root / "service.log", "wb")
     proc = subprocess.Popen([BIN / "trp", "serve", "--landing", str(landing), "--out", str(out), "--tokens",
                              str(tokens), "--port", str(port), "--max-mb", str(MAX_BYTES / (1 << 20)),

@@ -477,7 +477,6 @@ def align_cases(
     problems = {s: SideProblem([o for o in officers.values() if o.side == s], defaultdict(int)) for s in SIDES}
 
     om, reason, forced_reason, pinned = _classify(cases, current, officers, held, problems)
-    crns = cases["crn"].to_numpy(dtype=object)
     sides = cases["side"].to_numpy(dtype=object)
     klass = cases["case_class"].to_numpy(dtype=object)
     teams = cases["team_code"].to_numpy(dtype=object)
