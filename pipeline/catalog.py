@@ -41,7 +41,8 @@ def _scan(globs: list[str], extra: str = "") -> str:
 
 def refresh_catalog(out: Store) -> str:
     """Rebuild the catalog from the manifests; returns where it was written."""
-    current = _current_runs(out)
+    manifests = _manifests(out)
+    current = {m["run_date"]: m["run_id"] for m in manifests}
     superseded = sorted(set(out.listdir("runs")) - set(current.values()))
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, CATALOG)
@@ -59,7 +60,7 @@ def refresh_catalog(out: Store) -> str:
             else:
                 con.execute(f"create view {ds}_history as select null::varchar as superseded_run_id, * "
                             f"from {ds} where false")
-        runs, trusts = _manifest_tables(out)
+        runs, trusts = _manifest_tables(manifests)
         con.register("runs_df", runs)
         con.register("trusts_df", trusts)
         con.execute("create table runs as select * from runs_df order by run_date")
@@ -69,13 +70,10 @@ def refresh_catalog(out: Store) -> str:
             return out.write_bytes(f.read(), "published", CATALOG)
 
 
-def _current_runs(out: Store) -> dict[str, str]:
-    """The committed run of every run date, as the manifests (the commit points) name them."""
-    found = {}
-    for name in out.listdir("published", "_manifests"):
-        if name.endswith(".json"):
-            found[name] = json.loads(out.read_bytes("published", "_manifests", name))["run_id"]
-    return found
+def _manifests(out: Store) -> list[dict]:
+    """The manifest of the committed run of every run date (the commit points)."""
+    return [json.loads(out.read_bytes("published", "_manifests", name))
+            for name in out.listdir("published", "_manifests") if name.endswith(".json")]
 
 
 def _globs(out: Store, run_ids, ds: str) -> list[str]:
@@ -83,12 +81,9 @@ def _globs(out: Store, run_ids, ds: str) -> list[str]:
             if out.exists("runs", r, "published", ds)]
 
 
-def _manifest_tables(out: Store) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _manifest_tables(manifests: list[dict]) -> tuple[pd.DataFrame, pd.DataFrame]:
     runs, trusts = [], []
-    for name in out.listdir("published", "_manifests"):
-        if not name.endswith(".json"):
-            continue
-        m = json.loads(out.read_bytes("published", "_manifests", name))
+    for m in manifests:
         runs.append({"run_date": pd.Timestamp(m["run_date"]).date(), "run_id": m["run_id"],
                      "started_at": m["started_at"], "finished_at": m["finished_at"],
                      "policy_version": m["policy"]["version"], "policy_sha256": m["policy"]["sha256"],

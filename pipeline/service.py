@@ -191,8 +191,8 @@ def _validate(settings: Settings, trust: str, extract_date: str) -> dict:
     from pipeline.arrival import check_arrival
 
     s = check_arrival(settings.landing, trust, settings.out, extract_date=extract_date)
-    failed = [{k: r.get(k) for k in ("file", "rule", "column", "severity", "unexpected_count", "message")}
-              | {"severity": r.get("on_fail", r.get("severity"))}
+    failed = [{"file": r["file"], "rule": r["rule"], "column": r["column"], "severity": r["on_fail"],
+               "unexpected_count": r["unexpected_count"], "message": r["message"]}
               for r in s["validation"] if not r["success"]]
     return {"status": s["status"], "quarantined_rows": s["quarantined_rows"], "warnings": s["warnings"],
             "rejected_files": s["rejected_files"], "failed_rules": failed,
