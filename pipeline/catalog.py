@@ -32,7 +32,7 @@ def connect(out: Store, database: str = ":memory:", read_only: bool = False) -> 
     return con
 
 
-def _scan(globs: list[str], extra: str = "") -> str:
+def scan(globs: list[str], extra: str = "") -> str:
     """Every file of a dataset has one schema. Not `union_by_name`: with it, DuckDB 2.0.0 sums wrongly
     when a partition column is filtered by a subquery (tests/test_analyst_outputs.py keeps the check)."""
     quoted = ", ".join("'" + g.replace("'", "''") + "'" for g in globs)
@@ -51,12 +51,12 @@ def refresh_catalog(out: Store) -> str:
             globs = _globs(out, current.values(), ds)
             if not globs:
                 continue
-            con.execute(f"create view {ds} as select * from {_scan(globs)}")
+            con.execute(f"create view {ds} as select * from {scan(globs)}")
             old = _globs(out, superseded, ds)
             if old:
                 con.execute(f"create view {ds}_history as select regexp_extract(filename, "
                             f"'/runs/([^/]+)/published/{ds}/', 1) as superseded_run_id, * exclude (filename) "
-                            f"from {_scan(old, ', filename = true')}")
+                            f"from {scan(old, ', filename = true')}")
             else:
                 con.execute(f"create view {ds}_history as select null::varchar as superseded_run_id, * "
                             f"from {ds} where false")

@@ -263,15 +263,15 @@ def commit_run(plan: RunPlan, summaries: list[dict]) -> RunResult:
         "trusts": {s["trust"]: _manifest_entry(s) for s in sorted(summaries, key=lambda s: s["trust"])},
     }
     try:
-        path = publish(plan.out, plan.run_id, plan.run_date, manifest, sorted(published))
+        path, committed = publish(plan.out, plan.run_id, plan.run_date, manifest, sorted(published))
     except OSError as exc:
-        committed = current_manifest(plan.out, plan.run_date)
-        if committed and committed["run_id"] == plan.run_id:
+        current = current_manifest(plan.out, plan.run_date)
+        if current and current["run_id"] == plan.run_id:
             raise RunRefused(f"run {plan.run_id} was committed, but putting it in place failed "
                              f"({type(exc).__name__}: {exc}); the next run finishes it") from exc
         raise RunRefused(f"could not commit the run ({type(exc).__name__}: {exc}): nothing published; earlier "
                          "runs are unchanged") from exc
-    after_publish(plan.out, json.loads(plan.out.read_bytes("runs", plan.run_id, "manifest.json")), plan.policy)
+    after_publish(plan.out, committed, plan.policy)
     release_run_lock(plan.out, plan.run_date, plan.run_id)
     fresh = all(s["status"] == "FRESH" for s in summaries)
     return RunResult(EXIT_OK if fresh else EXIT_PARTIAL, manifest, path)
@@ -302,7 +302,7 @@ def abandon(plan: RunPlan) -> None:
     release_run_lock(plan.out, plan.run_date, plan.run_id)
 
 
-def publish(out: Store, run_id: str, run_date: str, manifest: dict, trusts: list[str]) -> str:
+def publish(out: Store, run_id: str, run_date: str, manifest: dict, trusts: list[str]) -> tuple[str, dict]:
     """Commit a fully staged run: the manifest first (the commit), then put it in place for readers.
 
     Until the manifest is written nothing visible has changed, so a crash leaves the previous run in place.
@@ -316,7 +316,7 @@ def publish(out: Store, run_id: str, run_date: str, manifest: dict, trusts: list
     out.write_bytes(body, "_runs", run_id, "manifest.json")
     path = out.write_bytes(body, "published", "_manifests", f"run_date={run_date}.json")
     _swap_in(out, manifest)
-    return path
+    return path, manifest
 
 
 def _swap_in(out: Store, manifest: dict) -> None:

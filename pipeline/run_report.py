@@ -17,6 +17,7 @@ from pipeline.storage import Store
 
 REPORT = "index.html"
 SIDES = ["NPS", "CRC"]
+SIDE_COLOURS = dict(zip(SIDES, ("#1d70b8", "#f47738")))
 UTILISATION_BINS = [i / 10 for i in range(0, 21)] + [float("inf")]
 
 
@@ -80,7 +81,7 @@ def _figure(width: float, height: float):
 def _side_bars(frame: pd.DataFrame, title: str) -> str:
     fig, ax = _figure(8, 0.22 * len(frame) + 1.2)
     left = pd.Series(0.0, index=frame.index)
-    for side, colour in zip(SIDES, ("#1d70b8", "#f47738")):
+    for side, colour in SIDE_COLOURS.items():
         values = frame[side].fillna(0)
         ax.barh(frame.index, values, left=left, label=side, color=colour)
         left += values
@@ -107,7 +108,7 @@ def _bars(values: pd.Series, title: str, xlabel: str, lines: dict[str, float] | 
 def _balance_bars(net: pd.DataFrame) -> str:
     fig, ax = _figure(8, 3.4)
     width = 0.4
-    for i, (side, colour) in enumerate(zip(SIDES, ("#1d70b8", "#f47738"))):
+    for i, (side, colour) in enumerate(SIDE_COLOURS.items()):
         ax.bar([p + (i - 0.5) * width for p in range(len(net))], net[side].to_numpy(), width, label=side,
                color=colour)
     ax.axhline(0, color="black", linewidth=0.8)
@@ -183,14 +184,14 @@ out. The pseudonymised datasets for analysts are under <code>published/</code>.<
 
 def write_run_report(out: Store, manifest: dict, threshold: int, capacity_limit: float) -> str:
     """Read the run's published rows back and write its report; returns the page's path."""
-    from pipeline.catalog import connect
+    from pipeline.catalog import connect, scan
 
     run_date = manifest["run_date"]
     con = connect(out)
 
     def rows(ds: str, cols: str) -> pd.DataFrame:
-        glob = out.url_of("published", ds, f"run_date={run_date}", "**", "*.parquet").replace("'", "''")
-        return con.sql(f"select {cols} from read_parquet('{glob}', hive_partitioning = true)").df()
+        files = out.url_of("published", ds, f"run_date={run_date}", "**", "*.parquet")
+        return con.sql(f"select {cols} from {scan([files])}").df()
 
     trusts = pd.DataFrame([{"trust_code": c, "quarantined_rows": t.get("quarantined_rows", 0)}
                            for c, t in manifest["trusts"].items()])

@@ -16,7 +16,6 @@ import datetime as dt
 import hashlib
 import logging
 import os
-import re
 import tempfile
 import time
 from dataclasses import dataclass
@@ -26,14 +25,15 @@ from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse, Response
 from starlette.concurrency import run_in_threadpool
 
+from pipeline.arrival import fingerprint
 from pipeline.contract import FILES
 from pipeline.reference import load_reference
 from pipeline.storage import Store
 from pipeline.tokens import TokenStore
+from pipeline.trust_task import DATE_DIR
 
 log = logging.getLogger("trp.service")
 ALLOWED_FILES = frozenset(spec.name for spec in FILES.values())
-DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 OUTPUT_ZONES = ("operational", "arrivals")
 CHUNK = 1 << 16
 SHOWN_FINDINGS = 200
@@ -50,7 +50,7 @@ class Settings:
 
 
 def _date(value: str) -> str:
-    if not DATE.fullmatch(value):
+    if not DATE_DIR.fullmatch(value):
         raise HTTPException(400, "the extract date must be YYYY-MM-DD")
     try:
         dt.date.fromisoformat(value)
@@ -124,26 +124,22 @@ def create_app(settings: Settings) -> FastAPI:
     @app.get("/api/v1/extracts/{trust}")
     def uploads(trust: str, caller_trust: str = Depends(caller)) -> dict:
         own(trust, caller_trust)
-        found = []
-        for date in land.listdir(trust):
-            if DATE.fullmatch(date):
-                files = {e["name"].rsplit("/", 1)[-1]: int(e.get("size") or 0)
-                         for e in land.fs.ls(land.path(trust, date), detail=True)}
-                found.append({"extract_date": date, "files": {k: v for k, v in sorted(files.items())
-                                                              if k in ALLOWED_FILES}})
+        found = [{"extract_date": date, "files": {k: v for k, v in sorted(fingerprint(land, trust, date).items())
+                                                  if k in ALLOWED_FILES}}
+                 for date in land.listdir(trust) if DATE_DIR.fullmatch(date)]
         return {"trust": trust, "extracts": found}
 
     @app.get("/api/v1/outputs/{trust}")
     def outputs(trust: str, caller_trust: str = Depends(caller)) -> dict:
         own(trust, caller_trust)
         return {"trust": trust, "files": [f"{zone}/{date}/{name}" for zone in OUTPUT_ZONES
-                                          for date in out.listdir(zone, trust) if DATE.fullmatch(date)
+                                          for date in out.listdir(zone, trust) if DATE_DIR.fullmatch(date)
                                           for name in out.listdir(zone, trust, date) if not name.startswith(".")]}
 
     @app.get("/api/v1/outputs/{trust}/{zone}/{date}/{file_name}")
     def output(trust: str, zone: str, date: str, file_name: str, caller_trust: str = Depends(caller)) -> Response:
         own(trust, caller_trust)
-        if zone not in OUTPUT_ZONES or not DATE.fullmatch(date) or file_name not in out.listdir(zone, trust, date):
+        if zone not in OUTPUT_ZONES or not DATE_DIR.fullmatch(date) or file_name not in out.listdir(zone, trust, date):
             raise HTTPException(404, "no such output")
         media = {"html": "text/html", "csv": "text/csv", "txt": "text/plain", "json": "application/json"}.get(
             file_name.rsplit(".", 1)[-1], "application/octet-stream")

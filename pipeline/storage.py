@@ -87,12 +87,12 @@ class Store:
             self.fs.makedirs(posixpath.dirname(b), exist_ok=True)
             self.fs.mv(a, b, recursive=True)
             return
-        files = self.fs.find(a) if self.fs.isdir(a) else [a]
-        self.fs.copy(files, [b + f[len(a):] for f in files])  # one batched call: s3fs copies concurrently
-        self.fs.rm(files)
+        self.copy(src, dst)
+        self.fs.rm(a, recursive=True)
 
     def copy(self, src: tuple[str, ...], dst: tuple[str, ...]) -> None:
-        """Copy every file under src to dst (local: hard links, so no bytes are copied)."""
+        """Copy every file under src to dst (local: hard links, so no bytes are copied; object stores: one
+        batched call, which s3fs runs concurrently)."""
         a, b = self.path(*src), self.path(*dst)
         files = self.fs.find(a) if self.fs.isdir(a) else [a]
         targets = [b + f[len(a):] for f in files]

@@ -6,7 +6,6 @@ task overwrites its own files and nothing else. Returns a small summary, never a
 from __future__ import annotations
 
 import datetime as dt
-
 import hmac
 import io
 import re
@@ -20,10 +19,10 @@ import pyarrow.parquet as pq
 
 from pipeline.contract import FILES, to_typed
 from pipeline.decisions.engine import decide_trust
+from pipeline.deliverables import TRANSFER_WORKBOOK, TRUST_README, transfer_workbook, trust_readme
 from pipeline.ingest import FileRejected, read_text
 from pipeline.policy import Policy
 from pipeline.storage import Store
-from pipeline.deliverables import TRANSFER_WORKBOOK, TRUST_README, transfer_workbook, trust_readme
 from pipeline.report import REPORT_FILE, render_report
 from pipeline.validation import QUARANTINE_ROW, REPORT, cross_trust_result, parse_result, validate
 
