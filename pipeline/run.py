@@ -10,6 +10,7 @@ import logging
 import os
 import platform
 import socket
+import threading
 import uuid
 from dataclasses import dataclass
 from importlib.metadata import version
@@ -200,8 +201,11 @@ def dask_client(scheduler: str | None = None, n_workers: int = 2) -> Iterator:
             yield client
         return
     # Forked workers start in 0.1 s with this process's imports; spawned ones take 2.5 s each to import
-    # pandas, pyarrow and OR-Tools again. DASK_DISTRIBUTED__WORKER__MULTIPROCESSING_METHOD overrides.
-    method = os.environ.get("DASK_DISTRIBUTED__WORKER__MULTIPROCESSING_METHOD", "fork")
+    # pandas, pyarrow and OR-Tools again. But forking a process that runs other threads (an Airflow task, a
+    # caller polling, an in-process server) can copy a lock some thread holds, and the worker hangs at start:
+    # fork only when this is the process's one thread. DASK_DISTRIBUTED__WORKER__MULTIPROCESSING_METHOD overrides.
+    method = os.environ.get("DASK_DISTRIBUTED__WORKER__MULTIPROCESSING_METHOD") or (
+        "fork" if threading.active_count() == 1 else "spawn")
     with dask.config.set({"distributed.worker.multiprocessing-method": method}):
         cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
                                memory_limit="4GiB", dashboard_address="127.0.0.1:0")

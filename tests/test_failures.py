@@ -9,13 +9,13 @@ import threading
 import time
 from pathlib import Path
 
-import fsspec
+import dask
 import psutil
 import pytest
-from fsspec.implementations.local import LocalFileSystem
 
 from pipeline.generate import generate_landing
 from pipeline.run import DATASETS, RunRefused, run_nightly
+import tests.failing_fs  # noqa: F401  (registers failingmanifests://)
 from tests.readback import catalog_cases_by_trust, polling, published_rows
 
 KEY = b"test-key-not-secret"
@@ -140,30 +140,13 @@ def test_two_runs_of_one_date_at_once_exactly_one_publishes_and_readers_never_se
     assert not list((out / "_locks").iterdir()) and not list((out / "_runs").iterdir())
 
 
-class FailingManifests(LocalFileSystem):
-    """Local files, except that writing a run's commit point fails as a full disk would."""
-    protocol = "failingmanifests"
-    root_marker = "/"
-
-    @classmethod
-    def _strip_protocol(cls, path):
-        return super()._strip_protocol(path.replace("failingmanifests://", "", 1))
-
-    def pipe_file(self, path, value, mode="overwrite", **kwargs):
-        if "/published/_manifests/" in path:
-            raise OSError(28, "No space left on device", path)
-        return super().pipe_file(path, value, **kwargs)
-
-
-fsspec.register_implementation("failingmanifests", FailingManifests, clobber=True)
-
-
 def test_storage_that_fails_at_the_commit_gives_a_clear_error_and_publishes_nothing(landings, tmp_path):
     out = tmp_path / "out"
     first = run_nightly(str(landings["a"]), str(out), "2014-06-01", pseudonym_key=KEY)
     before = published_rows(out, "case_alignment")
     with pytest.raises(RunRefused, match=r"could not commit the run \(OSError: .*No space left on device.*"
-                                         r"nothing published"):
+                                         r"nothing published"), \
+            dask.config.set({"distributed.worker.preload": ["tests.failing_fs"]}):
         run_nightly(str(landings["b"]), f"failingmanifests://{out}", "2014-06-01", pseudonym_key=KEY)
     assert published_rows(out, "case_alignment") == before
     assert json.loads((out / "published/_manifests/run_date=2014-06-01.json").read_text())["run_id"] == \
