@@ -17,8 +17,8 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import pandas as pd
 from ortools.graph.python.min_cost_flow import SimpleMinCostFlow
-from ortools.linear_solver import pywraplp
 
+from pipeline.decisions.lp import INF, SparseModel
 from pipeline.domain import (
     ALLOCATED, KEPT, LP_FLOW, LP_INTEGRAL, MIP, MOVE_REASONS, NO_STAFF, OTHER_SIDE, MOVED_CAPACITY, MOVED_GRADE, MOVED_LEFT, MOVED_SIDE, RETAINED,
     RETENTION_HONOURED, RETENTION_NOT_NEEDED, RETENTION_OM_LEFT, RETENTION_REJECTED_MOVED, SIDES)
@@ -105,33 +105,24 @@ def _solve_model(side: str, prob: SideProblem, classes: list[str], policy: Polic
     """
     al = policy.alignment
     U = policy.units_per_point
-    solver = pywraplp.Solver.CreateSolver(solver_name)
-    if solver is None:
-        raise RuntimeError(f"solver {solver_name!r} is not available in this OR-Tools build")
-    solver.SuppressOutput()
-    if solver_name == "HIGHS":
-        # Quiet (else HiGHS prints a banner per solve) and exact: these replace the options set through params.
-        solver.SetSolverSpecificParametersAsString("output_flag=false\nmip_rel_gap=0\nmip_abs_gap=0")
-    inf = solver.infinity()
-    var = solver.IntVar if integer else solver.NumVar
+    integer = integer and solver_name != "GLOP"
+    model = SparseModel()
     officers = sorted(prob.officers, key=lambda o: o.code)
     by_team: dict[str, list[Officer]] = defaultdict(list)
     for o in officers:
         by_team[o.team].append(o)
     total = sum(len(v) for v in prob.kept.values()) + sum(len(v) for v in prob.forced.values())
-    objective = solver.Objective()
 
     keep = {}
-    pool_out: dict[tuple[str, str], list] = defaultdict(list)  # terms leaving a pool (must equal inflow)
+    pool_terms: dict[tuple[str, str], list[tuple[int, float]]] = defaultdict(list)
     pool_const: dict[tuple[str, str], int] = defaultdict(int)
-    pool_keeps: dict[tuple[str, str], list] = defaultdict(list)
     penalty = {k: _penalty(officers, k, policy) for k in classes}
-    for i, (g, crns) in enumerate(sorted(prob.kept.items())):
-        v = var(0, len(crns), f"keep{i}")
+    kept_by_om: dict[str, list[tuple[str, int]]] = defaultdict(list)
+    for g, crns in sorted(prob.kept.items()):
+        v = model.var(0, len(crns), penalty[g[1]] - al.cost_move * U, integer)
         keep[g] = v
-        objective.SetCoefficient(v, penalty[g[1]] - al.cost_move * U)
+        kept_by_om[g[0]].append((g[1], v))
         pool_const[(g[1], g[2])] += len(crns)
-        pool_keeps[(g[1], g[2])].append(v)
     for key, idx in prob.forced.items():
         pool_const[key] += len(idx)
 
@@ -139,69 +130,52 @@ def _solve_model(side: str, prob: SideProblem, classes: list[str], policy: Polic
     holder_codes = {k: {o.code for o in holders[k]} for k in classes}
     teams_of_class = {k: sorted({o.team for o in holders[k]}) for k in classes}
     pools = sorted(set(pool_const) | {(k, t) for k in classes for t in teams_of_class[k]})
-    inflow: dict[str, list] = defaultdict(list)
+    inflow: dict[str, list[tuple[str, int]]] = defaultdict(list)
     team_arc, export_arc, import_arc = {}, {}, {}
     for k, t in pools:
+        out = pool_terms[(k, t)]
         for o in by_team.get(t, []):
             if o.code in holder_codes[k]:
-                v = var(0, total, f"y_{k}_{t}_{o.code}")
-                objective.SetCoefficient(v, penalty[k])
+                v = model.var(0, total, penalty[k], integer)
                 team_arc[(k, t, o.code)] = v
                 inflow[o.code].append((k, v))
-                pool_out[(k, t)].append((v, 1))
-        x = var(0, total, f"x_{k}_{t}")
+                out.append((v, 1))
+        x = model.var(0, total, al.cost_team_change * U, integer)
         export_arc[(k, t)] = x
-        objective.SetCoefficient(x, al.cost_team_change * U)
-        pool_out[(k, t)].append((x, 1))
+        out.append((x, 1))
         if t in teams_of_class[k]:
-            m = var(0, total, f"m_{k}_{t}")
+            m = model.var(0, total, 0, integer)
             import_arc[(k, t)] = m
-            pool_out[(k, t)].append((m, -1))
+            out.append((m, -1))
+    for g, v in keep.items():
+        pool_terms[(g[1], g[2])].append((v, 1))
     for key in pools:
         # outflow - imports + keeps = cases arriving from groups and forced cases
-        row = solver.Constraint(pool_const[key], pool_const[key])
-        for v, c in pool_out[key]:
-            row.SetCoefficient(v, c)
-        for v in pool_keeps[key]:
-            row.SetCoefficient(v, 1)
+        model.row(pool_const[key], pool_const[key], pool_terms[key])
     for k in classes:
-        row = solver.Constraint(0, 0)
-        for (kk, _), x in export_arc.items():
-            if kk == k:
-                row.SetCoefficient(x, 1)
-        for (kk, _), m in import_arc.items():
-            if kk == k:
-                row.SetCoefficient(m, -1)
+        model.row(0, 0, [(x, 1) for (kk, _), x in export_arc.items() if kk == k]
+                  + [(m, -1) for (kk, _), m in import_arc.items() if kk == k])
 
-    kept_by_om: dict[str, list] = defaultdict(list)
-    for (om, k, _t), v in keep.items():
-        kept_by_om[om].append((k, v))
     for o in officers:
         terms = kept_by_om.get(o.code, []) + inflow.get(o.code, [])
         if not terms:
             continue
         fixed = prob.fixed_units.get(o.code, 0)
-        load: dict = defaultdict(int)
-        for k, v in terms:
-            load[v] -= weight_units[k]
+        load = [(v, -weight_units[k]) for k, v in terms]
         for cost, threshold in [(al.cost_overflow_per_point, o.cap_units)] + [
                 (b.cost, th) for b, th in zip(al.spread_bands, o.band_units)]:
             # excess >= load - threshold, excess >= 0, priced per unit of load above the threshold
-            e = solver.NumVar(0, inf, f"e_{o.code}_{threshold}")
-            objective.SetCoefficient(e, cost)
-            row = solver.Constraint(fixed - threshold, inf)
-            row.SetCoefficient(e, 1)
-            for v, c in load.items():
-                row.SetCoefficient(v, c)
-    objective.SetMinimization()
-    params = pywraplp.MPSolverParameters()
-    params.SetDoubleParam(params.RELATIVE_MIP_GAP, 0.0)
-    status = solver.Solve(params)
-    if status not in (pywraplp.Solver.OPTIMAL, pywraplp.Solver.FEASIBLE):
-        raise RuntimeError(f"case alignment found no solution for side {side} (solver status {status})")
+            e = model.var(0, INF, cost)
+            model.row(fixed - threshold, INF, [(e, 1), *load])
+    # Exact: no relative or absolute gap; quiet.
+    params = "output_flag=false\nmip_rel_gap=0\nmip_abs_gap=0" if solver_name == "HIGHS" else ""
+    solved = model.solve(solver_name, params)
+    if solved is None:
+        raise RuntimeError(f"case alignment found no solution for side {side}")
+    values, objective = solved
 
-    def val(v) -> float:
-        x = v.solution_value()
+    def val(v: int) -> float:
+        x = float(values[v])
         return int(round(x)) if abs(x - round(x)) < 1e-6 else x
 
     flows = {
@@ -210,7 +184,7 @@ def _solve_model(side: str, prob: SideProblem, classes: list[str], policy: Polic
         "export": {a: val(v) for a, v in export_arc.items()},
         "import": {a: val(v) for a, v in import_arc.items()},
     }
-    return flows, objective.Value()
+    return flows, objective
 
 
 def _holders(officers: list[Officer], classes: list[str]) -> dict[str, list[Officer]]:

@@ -5,55 +5,62 @@ import re
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from pipeline.domain import CRC, DEFAULT_CRC, NPS
 from pipeline.policy import Policy
 
 
-def has_register(registers: pd.Series, codes: tuple[str, ...]) -> pd.Series:
+def has_register(registers: pd.Series, codes: tuple[str, ...]) -> np.ndarray:
     """True where the ';'-separated register list holds any of `codes` (whole codes only)."""
     if not codes:
-        return pd.Series(False, index=registers.index)
+        return np.zeros(len(registers), dtype=bool)
     pattern = r"(?:^|;)\s*(?:" + "|".join(re.escape(c) for c in codes) + r")\s*(?:;|$)"
-    return registers.fillna("").astype(str).str.contains(pattern, regex=True)
+    found = pc.match_substring_regex(pa.array(registers, type=pa.string(), from_pandas=True), pattern)
+    return pc.fill_null(found, False).to_numpy(zero_copy_only=False)
+
+
+def _numbers(column: pd.Series) -> np.ndarray:
+    return pd.to_numeric(column, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
 
 
 def split_cases(cases: pd.DataFrame, policy: Policy) -> pd.DataFrame:
     """Add `side`, `rule`, `case_class`, `weight` (points) and `weight_units` (integer points x units_per_point)."""
     cs, cc = policy.case_split, policy.case_classes
-    mappa = cases["mappa_category"].fillna(0).astype(int) >= cs.mappa_min_category
-    rosh_high = cases["rosh"].isin(cs.rosh_high_levels)
+    rosh = cases["rosh"]
+    mappa = np.nan_to_num(_numbers(cases["mappa_category"]), nan=0).astype(int) >= cs.mappa_min_category
+    rosh_high = rosh.isin(cs.rosh_high_levels).to_numpy(dtype=bool)
     conditions = {
-        "MAPPA": mappa,
-        "ROSH_HIGH": rosh_high,
-        "PUBLIC_INTEREST": has_register(cases["registers"], cs.public_interest_registers),
-        "DEPORT": cases["deport"].astype(bool),
-        "ROSH_UNASSESSED": cases["rosh"].isna(),
-        "CUSTODY": cases["case_type"].eq("CUSTODY"),
+        "MAPPA": lambda: mappa,
+        "ROSH_HIGH": lambda: rosh_high,
+        "PUBLIC_INTEREST": lambda: has_register(cases["registers"], cs.public_interest_registers),
+        "DEPORT": lambda: cases["deport"].to_numpy(dtype=bool),
+        "ROSH_UNASSESSED": lambda: rosh.isna().to_numpy(dtype=bool),
+        "CUSTODY": lambda: (cases["case_type"] == "CUSTODY").to_numpy(dtype=bool, na_value=False),
     }
     rules = cs.active_rules()
-    rule = np.select([conditions[r].to_numpy(dtype=bool) for r in rules], list(rules), default=DEFAULT_CRC)
+    rule = np.select([conditions[r]() for r in rules], list(rules), default=DEFAULT_CRC)
     nps = rule != DEFAULT_CRC
 
-    complex_ = (
-        (cases["rsr"].astype(float) >= cc.crc_complex.rsr_min).fillna(False).to_numpy(dtype=bool)
-        | (cases["ogrs"].astype(float) >= cc.crc_complex.ogrs_min).fillna(False).to_numpy(dtype=bool)
-        | has_register(cases["registers"], cc.crc_complex.registers).to_numpy(dtype=bool)
-    )
+    with np.errstate(invalid="ignore"):
+        complex_ = (
+            (_numbers(cases["rsr"]) >= cc.crc_complex.rsr_min)
+            | (_numbers(cases["ogrs"]) >= cc.crc_complex.ogrs_min)
+            | has_register(cases["registers"], cc.crc_complex.registers)
+        )
     case_class = np.select(
-        [nps & (mappa | rosh_high).to_numpy(dtype=bool), nps,
-         cases["upw_only"].astype(bool).to_numpy(), complex_],
+        [nps & (mappa | rosh_high), nps, cases["upw_only"].to_numpy(dtype=bool), complex_],
         ["NPS_HIGH", "NPS_STANDARD", "CRC_UPW", "CRC_COMPLEX"],
         default="CRC_STANDARD",
     )
-    out = cases.copy()
-    out["side"] = np.where(nps, NPS, CRC)
-    out["rule"] = rule
-    out["case_class"] = case_class
     units = {k: policy.weight_units(k) for k in cc.weights}
-    out["weight_units"] = pd.Series(case_class, index=cases.index).map(units).astype("int64")
-    out["weight"] = out["weight_units"] / policy.units_per_point
-    return out
+    weight_units = np.zeros(len(cases), dtype="int64")
+    for k, u in units.items():
+        weight_units[case_class == k] = u
+    return cases.assign(
+        side=np.where(nps, NPS, CRC), rule=rule, case_class=case_class, weight_units=weight_units,
+        weight=weight_units / policy.units_per_point)
 
 
 def nps_points_share(split: pd.DataFrame, fallback: float) -> float:

@@ -1,8 +1,6 @@
 """Staff split: every person gets exactly one side (NPS or CRC), its unit and a reason code."""
 from __future__ import annotations
 
-from collections import defaultdict
-
 import numpy as np
 import pandas as pd
 
@@ -22,12 +20,16 @@ def guaranteed(staff: pd.DataFrame, policy: Policy) -> pd.Series:
 
 def staff_alignment(staff: pd.DataFrame, split_cases: pd.DataFrame, trust_share: float) -> pd.Series:
     """NPS share of the workload points each person holds now; the trust's share for an empty caseload."""
-    held = split_cases[split_cases["om_staff_code"].notna()]
-    nps_units = held["weight_units"].where(held["side"] == NPS, 0)
-    by_om = pd.DataFrame({"om": held["om_staff_code"], "nps": nps_units, "all": held["weight_units"]})
-    sums = by_om.groupby("om")[["nps", "all"]].sum()
-    share = (sums["nps"] / sums["all"]).reindex(staff["staff_code"]).to_numpy()
-    return pd.Series(np.where(np.isnan(share), trust_share, share), index=staff.index, dtype=float)
+    holder = pd.Index(staff["staff_code"]).get_indexer(split_cases["om_staff_code"])
+    held = holder >= 0
+    units = split_cases["weight_units"].to_numpy()[held]
+    nps = (split_cases["side"].to_numpy(dtype=object)[held] == NPS)
+    n = len(staff)
+    all_units = np.bincount(holder[held], weights=units, minlength=n)
+    nps_units = np.bincount(holder[held], weights=np.where(nps, units, 0), minlength=n)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        share = nps_units / all_units
+    return pd.Series(np.where(all_units > 0, share, trust_share), index=staff.index, dtype=float)
 
 
 def split_staff(
@@ -45,56 +47,62 @@ def split_staff(
     sp = policy.staff_split
     staff = staff.sort_values("staff_code", kind="stable").reset_index(drop=True)
     trust_share = nps_points_share(split_cases, sp.fallback_nps_share)
-    alignment = staff_alignment(staff, split_cases, trust_share)
+    alignment = staff_alignment(staff, split_cases, trust_share).to_numpy()
+    codes = staff["staff_code"].to_numpy(dtype=object)
+    role = staff["role"].to_numpy(dtype=object)
+    grade = staff["grade"].to_numpy(dtype=object)
+    fte = staff["fte"].to_numpy(dtype=float)
+    preference = staff["preference"].to_numpy(dtype=object, na_value=None)
+    service = staff["service_start"].to_numpy(dtype="datetime64[ns]")
+    row_of = {c: i for i, c in enumerate(codes)}
+    side = np.full(len(staff), None, dtype=object)
+    reason = np.full(len(staff), None, dtype=object)
 
-    side: dict[str, str] = {}
-    reason: dict[str, str] = {}
     upheld = appeals[appeals["status"] == "UPHELD"].sort_values(["staff_code", "requested_org"], kind="stable")
     for code, org in zip(upheld["staff_code"], upheld["requested_org"]):
-        if code not in side and org in (NPS, CRC):
-            side[code], reason[code] = org, APPEAL_UPHELD
-    for code, role in zip(staff["staff_code"], staff["role"]):
-        if code not in side and role in sp.fixed_roles:
-            side[code], reason[code] = sp.fixed_roles[role], FIXED_ROLE
-
-    flexible = staff[~staff["staff_code"].isin(list(side))].assign(alignment=alignment)
-    flexible = flexible.assign(clarity=(flexible["alignment"] - 0.5).abs())
+        i = row_of.get(code)
+        if i is not None and side[i] is None and org in (NPS, CRC):
+            side[i], reason[i] = org, APPEAL_UPHELD
+    for r, s in sp.fixed_roles.items():
+        at = (role == r) & pd.isna(side)
+        side[at], reason[at] = s, FIXED_ROLE
+    flexible = pd.isna(side)
+    clarity = np.abs(alignment - 0.5)
 
     def split_grades(grades: list[str], share: float) -> None:
-        for grade in grades:
-            people = flexible[flexible["grade"] == grade].sort_values(
-                ["clarity", "service_start", "staff_code"], ascending=[False, True, True], kind="stable")
-            if people.empty:
+        for g in grades:
+            rows = np.flatnonzero(flexible & (grade == g))
+            if not len(rows):
                 continue
-            total = float(people["fte"].sum())
+            # clearest alignment first, then longest service, then staff_code (rows are in code order)
+            rows = rows[np.lexsort((rows, service[rows], -clarity[rows]))]
+            total = float(fte[rows].sum())
             room = {NPS: total * share, CRC: total * (1 - share)}
-            for code, fte, pref, align in zip(
-                    people["staff_code"], people["fte"], people["preference"], people["alignment"]):
+            for i in rows:
+                pref = preference[i]
                 explicit = pref in (NPS, CRC)
-                choice = pref if explicit else (NPS if align >= sp.nps_alignment_threshold else CRC)
-                if room[choice] + _EPS >= sp.room_fraction_of_fte * fte:
+                choice = pref if explicit else (NPS if alignment[i] >= sp.nps_alignment_threshold else CRC)
+                if room[choice] + _EPS >= sp.room_fraction_of_fte * fte[i]:
                     got, why = choice, (PREFERENCE if explicit else ALIGNMENT)
                 else:
                     got, why = (CRC if choice == NPS else NPS), TARGET_FULL
-                room[got] -= fte
-                side[code], reason[code] = got, why
+                room[got] -= fte[i]
+                side[i], reason[i] = got, why
 
     workload_grades = list(sp.workload_grades)
     split_grades(workload_grades, trust_share)
 
-    om_fte: dict[str, float] = defaultdict(float)
-    for code, role, fte in zip(staff["staff_code"], staff["role"], staff["fte"]):
-        if role == sp.case_holding_role and code in side:
-            om_fte[side[code]] += fte
-    om_total = om_fte[NPS] + om_fte[CRC]
-    om_share = om_fte[NPS] / om_total if om_total > 0 else trust_share
-    other_grades = sorted(set(flexible["grade"]) - set(workload_grades))
+    holding = (role == sp.case_holding_role) & pd.notna(side)
+    nps_fte = float(fte[holding & (side == NPS)].sum())
+    om_total = float(fte[holding].sum())
+    om_share = nps_fte / om_total if om_total > 0 else trust_share
+    other_grades = sorted(set(grade[flexible]) - set(workload_grades))
     split_grades(other_grades, om_share)
 
     out = staff.copy()
-    out["side"] = out["staff_code"].map(side)
-    out["unit"] = np.where(out["side"] == NPS, nps_unit, crc_unit)
-    out["reason"] = out["staff_code"].map(reason)
+    out["side"] = side
+    out["unit"] = np.where(side == NPS, nps_unit, crc_unit)
+    out["reason"] = reason
     out["guaranteed"] = guaranteed(out, policy).to_numpy()
-    out["alignment"] = alignment.to_numpy()
+    out["alignment"] = alignment
     return out
