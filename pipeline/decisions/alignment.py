@@ -61,6 +61,42 @@ class SolveReport:
     parts: int = 1
 
 
+@dataclass(frozen=True)
+class Roster:
+    """The officers as arrays in code order, with a last sentinel row standing for 'no officer'."""
+    codes: pd.Index
+    side: np.ndarray
+    team: np.ndarray
+    classes: np.ndarray  # bit i set: may hold class i of `class_names`
+    class_names: pd.Index
+
+    @classmethod
+    def of(cls, officers: dict[str, Officer], class_names: list[str]) -> Roster:
+        ordered = sorted(officers.values(), key=lambda o: o.code)
+        bit = {k: 1 << i for i, k in enumerate(class_names)}
+        return cls(
+            codes=pd.Index([o.code for o in ordered], dtype=object),
+            side=np.array([o.side for o in ordered] + [None], dtype=object),
+            team=np.array([o.team for o in ordered] + [None], dtype=object),
+            classes=np.array([sum(bit[k] for k in o.classes) for o in ordered] + [0], dtype=np.int64),
+            class_names=pd.Index(class_names, dtype=object))
+
+    @property
+    def none(self) -> int:
+        return len(self.codes)
+
+    def find(self, codes: np.ndarray) -> np.ndarray:
+        """Row of each officer code; the sentinel row for a missing or unknown code."""
+        rows = self.codes.get_indexer(pd.Index(codes, dtype=object))
+        return np.where(rows < 0, self.none, rows)
+
+    def class_bits(self, klass: np.ndarray) -> np.ndarray:
+        return np.left_shift(np.int64(1), self.class_names.get_indexer(pd.Index(klass, dtype=object)).astype(np.int64))
+
+    def side_classes(self, side: str) -> int:
+        return int(np.bitwise_or.reduce(self.classes[:-1][self.side[:-1] == side], initial=0))
+
+
 def effective_current_om(cases: pd.DataFrame, previous_plan: pd.DataFrame | None) -> pd.Series:
     """The extract's OM, or the previous run's planned OM while the extract has not caught up with it."""
     current = cases["om_staff_code"]
@@ -317,7 +353,15 @@ def plan_cost(loads: dict[str, int], officers: dict[str, Officer], moves: int, t
     return cost
 
 
-def _classify(cases: pd.DataFrame, current: np.ndarray, officers: dict[str, Officer], held: set[str],
+def _groups(rows: np.ndarray, key: np.ndarray) -> list[np.ndarray]:
+    """`rows` grouped by integer `key`, groups in key order, rows ascending within each group."""
+    order = np.argsort(key, kind="stable")
+    ordered = key[order]
+    starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]]) if len(ordered) else np.array([], int)
+    return np.split(rows[order], starts[1:]) if len(ordered) else []
+
+
+def _classify(cases: pd.DataFrame, current: np.ndarray, roster: Roster, held: set[str],
               problems: dict[str, SideProblem]) -> tuple[np.ndarray, ...]:
     """Sort every case into pinned (retention), kept groups (its OM may keep it) or forced (it must move).
 
@@ -325,42 +369,45 @@ def _classify(cases: pd.DataFrame, current: np.ndarray, officers: dict[str, Offi
     case moves, and the pinned crns.
     """
     n = len(cases)
-    cur = pd.Series(current, dtype=object)
     side = cases["side"].to_numpy(dtype=object)
     klass = cases["case_class"].to_numpy(dtype=object)
     team = cases["team_code"].to_numpy(dtype=object)
     crn = cases["crn"].to_numpy(dtype=object)
-    om_side = cur.map({c: o.side for c, o in officers.items()}).to_numpy(dtype=object)
-    known = pd.notna(om_side)
+    row = roster.find(current)
+    known = row < roster.none
+    om_side = roster.side[row]
+    bits = roster.class_bits(klass)
     # An officer may keep a case of a class they may hold, or of one nobody on their side may hold; and any
     # officer may keep a case of a side with nobody on it (that side borrows the other side's officers).
-    held_on_side = {s: frozenset().union(*(o.classes for o in officers.values() if o.side == s)) for s in SIDES}
-    unstaffed = np.isin(side, [s for s in SIDES if not any(o.side == s for o in officers.values())])
-    allowed = known & ((om_side == side) | unstaffed) & np.fromiter(
-        (ok and (k in officers[c].classes or k not in held_on_side[s]) for c, k, s, ok in
-         zip(current, klass, side, known)), bool, n)
+    side_bits = np.zeros(n, dtype=np.int64)
+    for s in SIDES:
+        side_bits[side == s] = roster.side_classes(s)
+    unstaffed = np.isin(side, [s for s in SIDES if not (roster.side == s).any()])
+    allowed = known & ((om_side == side) | unstaffed) & (((roster.classes[row] & bits) != 0) | ((side_bits & bits) == 0))
     pin = known & cases["crn"].isin(held).to_numpy()
     om = np.full(n, None, dtype=object)
     reason = np.full(n, None, dtype=object)
     om[pin] = current[pin]
     reason[pin] = np.where(allowed[pin], KEPT, RETAINED)
     wunits = cases["weight_units"].to_numpy()
+    fixed = np.bincount(row[pin], weights=wunits[pin], minlength=roster.none + 1)
     for s in SIDES:
-        on = pin & (om_side == s)
-        fixed = pd.Series(wunits[on]).groupby(current[on]).sum()
-        problems[s].fixed_units.update({c: int(u) for c, u in fixed.items()})
+        mine = np.flatnonzero((fixed[:-1] > 0) & (roster.side[:-1] == s))
+        problems[s].fixed_units.update({roster.codes[j]: int(fixed[j]) for j in mine})
     forced_reason = np.select(
         [~pd.notna(current), ~known, om_side != side], [ALLOCATED, MOVED_LEFT, MOVED_SIDE], MOVED_GRADE
     ).astype(object)
     forced_reason[pin | allowed] = None
-    frame = pd.DataFrame({"om": current, "side": side, "k": klass, "t": team})
+    k_code = roster.class_names.get_indexer(pd.Index(klass, dtype=object)).astype(np.int64)
+    t_code, t_names = pd.factorize(team, sort=True)
+    nk, nt = len(roster.class_names), max(len(t_names), 1)
     for s in SIDES:
         keep = np.flatnonzero(allowed & ~pin & (side == s))
-        for key, pos in frame.iloc[keep].groupby(["om", "k", "t"], sort=True).indices.items():
-            problems[s].kept[key] = keep[pos].tolist()
+        for idx in _groups(keep, (row[keep] * nk + k_code[keep]) * nt + t_code[keep]):
+            problems[s].kept[(current[idx[0]], klass[idx[0]], team[idx[0]])] = idx.tolist()
         move = np.flatnonzero(~allowed & ~pin & (side == s))
-        for key, pos in frame.iloc[move].groupby(["k", "t"], sort=True).indices.items():
-            problems[s].forced[key] = move[pos].tolist()
+        for idx in _groups(move, k_code[move] * nt + t_code[move]):
+            problems[s].forced[(klass[idx[0]], team[idx[0]])] = idx.tolist()
     return om, reason, forced_reason, set(crn[pin])
 
 
@@ -443,14 +490,18 @@ def align_cases(
     Returns one row per case, sorted by crn: crn, team_code, side, rule, case_class, weight_units,
     current_om, om, moved, reason, eligible_om; and one solver report per side.
     """
-    cases = split_cases.sort_values("crn", kind="stable").reset_index(drop=True)
+    cases = split_cases
+    if not cases["crn"].is_monotonic_increasing:
+        cases = cases.sort_values("crn", kind="stable")
+    cases = cases.reset_index(drop=True)
     officers = _officers(staff_split, policy, as_of)
+    roster = Roster.of(officers, list(policy.case_classes.weights))
     weight_units = {k: policy.weight_units(k) for k in policy.case_classes.weights}
-    current = effective_current_om(cases, previous_plan).to_numpy(dtype=object)
+    current = effective_current_om(cases, previous_plan).to_numpy(dtype=object, na_value=None)
     held = set(retention.loc[retention["status"].isin(HOLDING_STATUSES), "crn"])
     problems = {s: SideProblem([o for o in officers.values() if o.side == s], defaultdict(int)) for s in SIDES}
 
-    om, reason, forced_reason, pinned = _classify(cases, current, officers, held, problems)
+    om, reason, forced_reason, pinned = _classify(cases, current, roster, held, problems)
     sides = cases["side"].to_numpy(dtype=object)
     klass = cases["case_class"].to_numpy(dtype=object)
     teams = cases["team_code"].to_numpy(dtype=object)
@@ -484,41 +535,57 @@ def align_cases(
         method = method or next(m for m in (LP_FLOW, LP_INTEGRAL, MIP) if m in methods)
         reports.append(SolveReport(side, method, None, math.nan if method == OTHER_SIDE else bound, len(parts)))
 
+    row = roster.find(om)
+    moved = np.isin(reason, MOVE_REASONS)
+    plan = Plan(
+        row=row, side=sides, wunits=wunits, moved=moved,
+        eligible=(row < roster.none) & (roster.side[row] == sides) & ((roster.classes[row] & roster.class_bits(klass)) != 0),
+        team_change=(row < roster.none) & (moved | (reason == ALLOCATED)) & (roster.team[row] != teams),
+        free=~cases["crn"].isin(pinned).to_numpy())
     out = cases[["crn", "team_code", "side", "rule", "case_class", "weight_units"]].copy()
-    out["current_om"] = pd.Series(current, dtype="object").where(pd.notna(current), None)
+    out["current_om"] = pd.Series(current, dtype="object")
     out["om"] = om
     out["reason"] = reason
-    out["moved"] = out["reason"].isin(MOVE_REASONS)
-    holder = [officers.get(o) if isinstance(o, str) else None for o in om]
-    out["eligible_om"] = [
-        o is not None and o.side == s and k in o.classes for o, s, k in zip(holder, sides, klass)]
-    out["team_change"] = [
-        o is not None and (r in MOVE_REASONS or r == ALLOCATED) and o.team != t
-        for o, r, t in zip(holder, reason, teams)]
-    free = ~out["crn"].isin(pinned).to_numpy()
+    out["moved"] = moved
+    out["eligible_om"] = plan.eligible
+    out["team_change"] = plan.team_change
     borrowed = {r.side for r in reports if r.method == OTHER_SIDE}
-    priced = [replace(r, objective=_side_cost(out, officers, r.side, policy, free, borrowed)) for r in reports]
+    priced = [replace(r, objective=_side_cost(plan, roster, officers, r.side, policy, borrowed)) for r in reports]
     return out, priced
 
 
-def _side_cost(out: pd.DataFrame, officers: dict[str, Officer], side: str, policy: Policy,
-               free: np.ndarray, borrowed: set[str]) -> int:
+@dataclass(frozen=True)
+class Plan:
+    """A finished alignment as per-case arrays: holder row in the roster, and what pricing needs."""
+    row: np.ndarray
+    side: np.ndarray
+    wunits: np.ndarray
+    moved: np.ndarray
+    eligible: np.ndarray
+    team_change: np.ndarray
+    free: np.ndarray
+
+
+def _side_cost(plan: Plan, roster: Roster, officers: dict[str, Officer], side: str, policy: Policy,
+               borrowed: set[str]) -> int:
     """plan_cost of one side of a finished alignment, as that side's model saw it.
 
     Pinned cases load their officer but cost nothing. A staffed side is priced without the free cases a side
-    with nobody on it later lent its officers (a pinned one loaded its officer before any lending); that borrowing side is priced on its lenders' whole loads.
+    with nobody on it later lent its officers (a pinned one loaded its officer before any lending); that
+    borrowing side is priced on its lenders' whole loads.
     """
     lender = side in borrowed
-    holders = {c: o for c, o in officers.items() if (o.side != side) == lender}
-    case_side = out["side"].to_numpy()
-    counted = np.ones(len(out), dtype=bool) if lender else ~(out["side"].isin(borrowed).to_numpy() & free)
-    loaded = out[counted & out["om"].isin(list(holders)).to_numpy()].groupby("om")["weight_units"].sum().to_dict()
-    mine = free & (case_side == side)
+    holder = np.append((roster.side[:-1] != side) == lender, False)
+    counted = np.ones(len(plan.row), dtype=bool) if lender else ~(np.isin(plan.side, list(borrowed)) & plan.free)
+    sel = counted & holder[plan.row]
+    loaded = np.bincount(plan.row[sel], weights=plan.wunits[sel], minlength=roster.none + 1)
+    mine = plan.free & (plan.side == side)
+    held = plan.row < roster.none
     return plan_cost(
-        {c: int(loaded.get(c, 0)) for c in holders}, holders,
-        moves=int(out["moved"].to_numpy()[mine].sum()),
-        team_changes=int(out["team_change"].to_numpy()[mine].sum()),
-        ineligible=int((out["om"].notna().to_numpy() & ~out["eligible_om"].to_numpy())[mine].sum()),
+        {roster.codes[j]: int(loaded[j]) for j in np.flatnonzero(holder)}, officers,
+        moves=int(plan.moved[mine].sum()),
+        team_changes=int(plan.team_change[mine].sum()),
+        ineligible=int((held & ~plan.eligible)[mine].sum()),
         policy=policy)
 
 
@@ -626,19 +693,23 @@ def _relieve_overflow(prob: SideProblem, om: np.ndarray, reason: np.ndarray, for
 
 def caseload(aligned: pd.DataFrame, staff_split: pd.DataFrame, policy: Policy) -> pd.DataFrame:
     """Per offender manager: cases, workload points, capacity and utilisation after alignment."""
-    U = policy.units_per_point
-    held = aligned[aligned["om"].notna()]
-    load = held.groupby("om").agg(cases=("crn", "size"), units=("weight_units", "sum"))
-    holders = staff_split[staff_split["staff_code"].isin(load.index)
-                          | staff_split["role"].isin(_holding_roles(policy))]
-    out = holders[["staff_code", "side", "unit", "grade", "role", "team_code", "fte"]].copy()
-    out = out.merge(load, left_on="staff_code", right_index=True, how="left")
-    out["cases"] = out["cases"].fillna(0).astype("int64")
-    out["points"] = out["units"].fillna(0) / U
-    out["capacity_points"] = out["fte"] * policy.case_classes.capacity_points_per_fte
-    out["utilisation"] = out["points"] / out["capacity_points"]
-    out["over_capacity"] = out["utilisation"] > policy.alignment.capacity_limit_pct / 100 + 1e-9
-    return out.drop(columns="units").sort_values("staff_code").reset_index(drop=True)
+    staff = staff_split
+    if not staff["staff_code"].is_monotonic_increasing:
+        staff = staff.sort_values("staff_code")
+    row = pd.Index(staff["staff_code"], dtype=object).get_indexer(pd.Index(aligned["om"], dtype=object))
+    held = row >= 0
+    cases = np.bincount(row[held], minlength=len(staff))
+    units = np.bincount(row[held], weights=aligned["weight_units"].to_numpy()[held], minlength=len(staff))
+    keep = (cases > 0) | staff["role"].isin(_holding_roles(policy)).to_numpy()
+    out = staff.loc[keep, ["staff_code", "side", "unit", "grade", "role", "team_code", "fte"]].reset_index(drop=True)
+    fte = out["fte"].to_numpy(dtype=float)
+    points = units[keep] / policy.units_per_point
+    capacity = fte * policy.case_classes.capacity_points_per_fte
+    with np.errstate(divide="ignore", invalid="ignore"):
+        utilisation = points / capacity
+    return out.assign(
+        cases=cases[keep].astype("int64"), points=points, capacity_points=capacity, utilisation=utilisation,
+        over_capacity=utilisation > policy.alignment.capacity_limit_pct / 100 + 1e-9)
 
 
 def _holding_roles(policy: Policy) -> set[str]:
@@ -648,15 +719,18 @@ def _holding_roles(policy: Policy) -> set[str]:
 def retention_decisions(retention: pd.DataFrame, aligned: pd.DataFrame) -> pd.DataFrame:
     """Each request as made, with its status, explanation and what happened to the case."""
     out = retention.copy()
-    by_crn = aligned.set_index("crn")
-    cur = out["crn"].map(by_crn["current_om"])
-    final = out["crn"].map(by_crn["om"])
+    row = pd.Index(aligned["crn"], dtype=object).get_indexer(pd.Index(out["crn"], dtype=object))
+
+    def of_case(column: str) -> np.ndarray:
+        return np.append(aligned[column].to_numpy(dtype=object, na_value=None), None)[row]
+
+    cur, final, reason = of_case("current_om"), of_case("om"), of_case("reason")
     out["case_om"] = final
-    out["case_reason"] = out["crn"].map(by_crn["reason"])
-    holding = out["status"].isin(HOLDING_STATUSES)
-    stayed = final.notna() & (final == cur)
+    out["case_reason"] = reason
+    holding = out["status"].isin(HOLDING_STATUSES).to_numpy()
+    stayed = pd.notna(final) & (final == cur)
     out["outcome"] = np.select(
-        [out["case_reason"].isna(), holding & stayed, holding, stayed],
+        [pd.isna(reason), holding & stayed, holding, stayed],
         ["CASE_NOT_FOUND", RETENTION_HONOURED, RETENTION_OM_LEFT, RETENTION_NOT_NEEDED],
         default=RETENTION_REJECTED_MOVED,
     )
