@@ -261,13 +261,24 @@ def _flow_repair(prob: SideProblem, classes: list[str], policy: Policy, weight_u
     U = policy.units_per_point
     officers = {o.code: o for o in prob.officers}
     share = _class_inflow(lp, officers)
-    flow = SimpleMinCostFlow()
     nodes: dict[tuple, int] = {}
 
     def node(key: tuple) -> int:
         if key not in nodes:
             nodes[key] = len(nodes)
         return nodes[key]
+
+    tails: list[int] = []
+    heads: list[int] = []
+    caps: list[int] = []
+    costs: list[int] = []
+
+    def arc(tail: int, head: int, cap: int, cost: int) -> int:
+        tails.append(tail)
+        heads.append(head)
+        caps.append(cap)
+        costs.append(cost)
+        return len(tails) - 1
 
     sink = node(("sink",))
     arcs: dict[tuple, int] = {}
@@ -276,27 +287,27 @@ def _flow_repair(prob: SideProblem, classes: list[str], policy: Policy, weight_u
     for (om, k, t), idx in sorted(prob.kept.items()):
         g = node(("group", om, k, t))
         supply[g] += len(idx)
-        arcs[("keep", om, k, t)] = flow.add_arc_with_capacity_and_unit_cost(g, node(("om", om, k)), len(idx), 0)
-        flow.add_arc_with_capacity_and_unit_cost(g, node(("pool", k, t)), len(idx), al.cost_move * U)
+        arcs[("keep", om, k, t)] = arc(g, node(("om", om, k)), len(idx), 0)
+        arc(g, node(("pool", k, t)), len(idx), al.cost_move * U)
     for (k, t), idx in sorted(prob.forced.items()):
         supply[node(("pool", k, t))] += len(idx)
     penalty = {k: _penalty(prob.officers, k, policy) for k in classes}
     for (k, t, om) in sorted(lp["team"]):
-        arcs[("team", k, t, om)] = flow.add_arc_with_capacity_and_unit_cost(
-            node(("pool", k, t)), node(("om", om, k)), big, penalty[k])
+        arcs[("team", k, t, om)] = arc(node(("pool", k, t)), node(("om", om, k)), big, penalty[k])
     for (k, t) in sorted(lp["export"]):
-        arcs[("export", k, t)] = flow.add_arc_with_capacity_and_unit_cost(
-            node(("pool", k, t)), node(("trust", k)), big, al.cost_team_change * U)
+        arcs[("export", k, t)] = arc(node(("pool", k, t)), node(("trust", k)), big, al.cost_team_change * U)
     for (k, t) in sorted(lp["import"]):
-        arcs[("import", k, t)] = flow.add_arc_with_capacity_and_unit_cost(
-            node(("trust", k)), node(("pool", k, t)), big, 0)
+        arcs[("import", k, t)] = arc(node(("trust", k)), node(("pool", k, t)), big, 0)
     room = _class_rooms(prob, share, weight_units)
     for (om, k) in sorted({key[1:] for key in nodes if key[0] == "om"}):
         o_node = nodes[("om", om, k)]
         if room.get((om, k)):
-            flow.add_arc_with_capacity_and_unit_cost(o_node, sink, room[(om, k)], 0)
-        flow.add_arc_with_capacity_and_unit_cost(
-            o_node, sink, big, al.cost_overflow_per_point * weight_units[k])
+            arc(o_node, sink, room[(om, k)], 0)
+        arc(o_node, sink, big, al.cost_overflow_per_point * weight_units[k])
+    flow = SimpleMinCostFlow()
+    flow.add_arcs_with_capacity_and_unit_cost(
+        np.asarray(tails, dtype=np.int32), np.asarray(heads, dtype=np.int32),
+        np.asarray(caps, dtype=np.int64), np.asarray(costs, dtype=np.int64))
     total = sum(supply.values())
     for n, amount in supply.items():
         flow.set_node_supply(n, amount)
@@ -304,9 +315,11 @@ def _flow_repair(prob: SideProblem, classes: list[str], policy: Policy, weight_u
     status = flow.solve()
     if status != SimpleMinCostFlow.OPTIMAL:
         raise RuntimeError(f"case alignment flow repair failed (status {status})")
+    keys = list(arcs)
+    amounts = flow.flows(np.asarray([arcs[k] for k in keys], dtype=np.int32))
     out: dict = {"keep": {}, "team": {}, "export": {}, "import": {}}
-    for key, a in arcs.items():
-        out[key[0]][key[1:]] = int(flow.flow(a))
+    for key, amount in zip(keys, amounts.tolist()):
+        out[key[0]][key[1:]] = int(amount)
     return out
 
 
@@ -644,16 +657,19 @@ def _relieve_overflow(prob: SideProblem, om: np.ndarray, reason: np.ndarray, for
     order. Each step strictly lowers plan_cost; pinned cases are never in `prob` and never move.
     """
     officers = {o.code: o for o in prob.officers}
+    codes = pd.Index(list(officers), dtype=object)
+    groups = (*prob.kept.values(), *prob.forced.values())
+    cases = np.concatenate([np.empty(0, np.int64)] + [np.asarray(v, dtype=np.int64) for v in groups])
+    row = codes.get_indexer(pd.Index(om[cases], dtype=object))
+    cases, row = cases[row >= 0], row[row >= 0]
+    units = np.bincount(row, weights=wunits[cases], minlength=len(codes))
     load: dict[str, int] = defaultdict(int, prob.fixed_units)
-    held: dict[str, list[int]] = defaultdict(list)
-    for idx in (*prob.kept.values(), *prob.forced.values()):
-        for i in idx:
-            if om[i] in officers:
-                load[om[i]] += int(wunits[i])
-                held[om[i]].append(i)
+    for code, u in zip(codes, units):
+        load[code] += int(u)
     over = sorted(c for c, o in officers.items() if load[c] > o.cap_units)
     if not over:
         return
+    held = {c: cases[row == codes.get_loc(c)].tolist() for c in over}
     by_class: dict[str, list[Officer]] = defaultdict(list)
     by_team_class: dict[tuple[str, str], list[Officer]] = defaultdict(list)
     for o in sorted(officers.values(), key=lambda o: o.code):
@@ -721,8 +737,12 @@ def retention_decisions(retention: pd.DataFrame, aligned: pd.DataFrame) -> pd.Da
     out = retention.copy()
     row = pd.Index(aligned["crn"], dtype=object).get_indexer(pd.Index(out["crn"], dtype=object))
 
+    found = row >= 0
+
     def of_case(column: str) -> np.ndarray:
-        return np.append(aligned[column].to_numpy(dtype=object, na_value=None), None)[row]
+        values = np.full(len(row), None, dtype=object)
+        values[found] = aligned[column].iloc[row[found]].to_numpy(dtype=object, na_value=None)
+        return values
 
     cur, final, reason = of_case("current_om"), of_case("om"), of_case("reason")
     out["case_om"] = final
