@@ -65,7 +65,8 @@ def split_cases(cases: pd.DataFrame, policy: Policy) -> pd.DataFrame:
 
 def nps_points_share(split: pd.DataFrame, fallback: float) -> float:
     """NPS share of workload points among `split` cases (the fallback when there is no workload)."""
-    total = int(split["weight_units"].sum())
+    units = split["weight_units"].to_numpy()
+    total = int(units.sum())
     if total == 0:
         return fallback
-    return int(split.loc[split["side"] == NPS, "weight_units"].sum()) / total
+    return int(units[split["side"].to_numpy(dtype=object) == NPS].sum()) / total

@@ -58,8 +58,10 @@ def split_staff(
     side = np.full(len(staff), None, dtype=object)
     reason = np.full(len(staff), None, dtype=object)
 
-    upheld = appeals[appeals["status"] == "UPHELD"].sort_values(["staff_code", "requested_org"], kind="stable")
-    for code, org in zip(upheld["staff_code"], upheld["requested_org"]):
+    upheld = sorted((code, org) for code, org, status in
+                    zip(appeals["staff_code"], appeals["requested_org"], appeals["status"])
+                    if status == "UPHELD" and isinstance(code, str) and isinstance(org, str))
+    for code, org in upheld:
         i = row_of.get(code)
         if i is not None and side[i] is None and org in (NPS, CRC):
             side[i], reason[i] = org, APPEAL_UPHELD
