@@ -25,12 +25,9 @@ from pipeline.synthetic import generate_all
 AS_OF = pd.Timestamp("2014-06-01")
 
 
-def run(scale: float, seed: int) -> dict:
-    reference, policy = load_reference(), load_policy()
-    extracts = generate_all(reference, scale, seed)
+def _decide_all(extracts, reference, policy) -> tuple[dict[str, float], dict[str, int]]:
     seconds: dict[str, float] = defaultdict(float)
     methods: dict[str, int] = defaultdict(int)
-    cases = staff = 0
     for e in extracts:
         nps_unit, crc_unit = reference.units_of(e.trust_code)
         t0 = time.perf_counter()
@@ -49,11 +46,21 @@ def run(scale: float, seed: int) -> dict:
             seconds[name] += b - a
         for r in reports:
             methods[r.method] += 1
-        cases += len(e.cases)
-        staff += len(e.staff)
+    return seconds, methods
+
+
+def run(scale: float, seed: int, repeats: int) -> dict:
+    """The decisions over every trust, `repeats` times; the fastest pass is the figure (this VM's neighbours
+    add noise, never speed), all passes are reported."""
+    reference, policy = load_reference(), load_policy()
+    extracts = generate_all(reference, scale, seed)
+    passes = [_decide_all(extracts, reference, policy) for _ in range(repeats)]
+    seconds, methods = min(passes, key=lambda p: sum(p[0].values()))
     total = sum(seconds.values())
-    return {"scale": scale, "trusts": len(extracts), "cases": cases, "staff": staff,
+    cases = sum(len(e.cases) for e in extracts)
+    return {"scale": scale, "trusts": len(extracts), "cases": cases, "staff": sum(len(e.staff) for e in extracts),
             "seconds": {k: round(v, 3) for k, v in seconds.items()}, "total_seconds": round(total, 3),
+            "all_passes_seconds": [round(sum(p[0].values()), 3) for p in passes],
             "cases_per_second": round(cases / total), "solve_methods": dict(methods)}
 
 
@@ -61,9 +68,10 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--scales", type=float, nargs="+", default=[1.0, 10.0])
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args()
     print(f"machine: {platform.machine()} {platform.python_version()}; floor: 3 s for all four at scale 1")
-    results = [run(s, args.seed) for s in args.scales]
+    results = [run(s, args.seed, args.repeats) for s in args.scales]
     for r in results:
         print(json.dumps(r))
     if len(results) >= 2:
