@@ -22,6 +22,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from pipeline.contract import FILES
 
@@ -100,12 +102,55 @@ def prepare(kind: str, text: pd.DataFrame) -> pd.DataFrame:
     for name in sorted(n for n in wanted if n and n.endswith(SUFFIXES)):
         base = frame[name.rsplit("__", 1)[0]].astype(str)
         if name.endswith("__num"):
-            frame[name] = pd.to_numeric(base.where(base.str.contains(NUMBER)), errors="coerce").astype(float)
+            frame[name] = _numbers(base.where(contains(base, NUMBER)))
         elif name.endswith("__date"):
-            frame[name] = pd.to_datetime(base.where(base.str.contains(DATE)), format="%Y-%m-%d", errors="coerce")
+            frame[name] = pd.to_datetime(base.where(contains(base, DATE)), format="%Y-%m-%d", errors="coerce")
         else:
             frame[name] = base.str.strip().ne("")
     return frame
+
+
+_END_ANCHOR = re.compile(r"(?<!\\)((?:\\\\)*)\\Z")
+_RE2_MAY_DIFFER = r"[^\x00-\x7f]|\x0b"  # RE2's \s misses \x0b; its \d \w \s are ASCII-only
+
+
+def contains(s: pd.Series, pattern: str) -> pd.Series:
+    """`re.search(pattern, value)` for each value, exactly as pandas' `str.contains` (Python's re).
+
+    pandas runs a pattern with \\s through Python's re for the whole column; here Arrow's RE2 answers for
+    the values where the two engines cannot differ (ASCII without vertical tab) and Python's re for the rest.
+    Missing values do not match.
+    """
+    if not isinstance(s.dtype, pd.StringDtype):
+        return s.astype(str).str.contains(pattern).fillna(False).astype(bool)
+    values = pa.array(s, type=pa.string(), from_pandas=True)
+    found = pc.fill_null(pc.match_substring_regex(values, _END_ANCHOR.sub(r"\1\\z", pattern)), False)
+    result = found.to_numpy(zero_copy_only=False).copy()
+    differ = np.flatnonzero(pc.fill_null(pc.match_substring_regex(values, _RE2_MAY_DIFFER), False)
+                            .to_numpy(zero_copy_only=False))
+    if len(differ):
+        rx = re.compile(pattern)
+        result[differ] = [rx.search(v) is not None for v in values.take(differ).to_pylist()]
+    return pd.Series(result, index=s.index, dtype=bool)
+
+
+def _numbers(text: pd.Series) -> pd.Series:
+    """The numbers that text which looks like one holds (NaN elsewhere): Arrow's cast, pandas' when Arrow
+    refuses one (a digit outside ASCII, say)."""
+    try:
+        values = pc.cast(pc.utf8_trim_whitespace(pa.array(text, type=pa.string(), from_pandas=True)), pa.float64())
+        return pd.Series(values.to_numpy(zero_copy_only=False), index=text.index, dtype=float)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return pd.to_numeric(text, errors="coerce").astype(float)
+
+
+def _in_set(s: pd.Series, values) -> pd.Series:
+    """`s.isin(values)`; through Arrow for text against a text set (pandas converts a long list slowly)."""
+    values = list(values)
+    if isinstance(s.dtype, pd.StringDtype) and all(isinstance(v, str) for v in values):
+        found = pc.is_in(pa.array(s, type=pa.string(), from_pandas=True), value_set=pa.array(values, type=pa.string()))
+        return pd.Series(pc.fill_null(found, False).to_numpy(zero_copy_only=False), index=s.index)
+    return s.isin(values)
 
 
 def _condition(check: Check, frame: pd.DataFrame) -> np.ndarray:
@@ -138,9 +183,9 @@ def mirror(check: Check, frame: pd.DataFrame, params: dict) -> tuple[bool, np.nd
         if check.type != "expect_column_values_to_not_be_null":
             considered &= s.notna().to_numpy()  # GX leaves nulls out of column map expectations
         if check.type == "expect_column_values_to_match_regex":
-            good = s.astype(str).str.contains(kw["regex"])
+            good = contains(s, kw["regex"])
         elif check.type == "expect_column_values_to_be_in_set":
-            good = s.isin(list(kw["value_set"]))
+            good = _in_set(s, kw["value_set"])
         elif check.type == "expect_column_values_to_be_between":
             lo, hi = kw.get("min_value"), kw.get("max_value")
             good = pd.Series(True, index=s.index)
