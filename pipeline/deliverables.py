@@ -40,14 +40,19 @@ def transfer_workbook(moves: pd.DataFrame, created: dt.datetime = dt.datetime(20
     book.set_properties({"created": created})
     bold = book.add_format({"bold": True})
     columns = list(moves.columns)
-    teams = sorted(moves["team_code"].unique()) if len(moves) else []
-    groups = [(name, moves[moves["team_code"] == team]) for name, team in zip(_sheet_names(teams), teams)]
-    for name, rows in groups or [("no moves", moves)]:
+    moves = moves.sort_values("team_code", kind="stable")
+    cells = [[("" if pd.isna(v) else str(v)) for v in moves[c].to_numpy(dtype=object)] for c in columns]
+    teams = moves["team_code"].to_numpy(dtype=object)
+    starts = [i for i in range(len(teams)) if i == 0 or teams[i] != teams[i - 1]] + [len(teams)]
+    names = _sheet_names([str(teams[a]) for a in starts[:-1]])
+    for name, a, b in list(zip(names, starts[:-1], starts[1:])) or [("no moves", 0, 0)]:
         sheet = book.add_worksheet(name)
         sheet.write_row(0, 0, columns, bold)
-        for r, row in enumerate(rows.itertuples(index=False), start=1):
-            sheet.write_row(r, 0, ["" if pd.isna(v) else str(v) for v in row])
-        sheet.autofilter(0, 0, max(len(rows), 1), len(columns) - 1)
+        write = sheet.write_string  # text only: never a formula, number or link
+        for r in range(a, b):
+            for c, col in enumerate(cells):
+                write(r - a + 1, c, col[r])
+        sheet.autofilter(0, 0, max(b - a, 1), len(columns) - 1)
         sheet.freeze_panes(1, 0)
         sheet.set_column(0, len(columns) - 1, 18)
     book.close()

@@ -13,8 +13,10 @@ import time
 from dataclasses import dataclass
 from hashlib import sha256
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pipeline.contract import FILES, to_typed
@@ -56,8 +58,9 @@ def pseudonyms(key: bytes, kind: str, values: pd.Series) -> pd.Series:
         h.update(f"{kind}:{value}".encode())
         return h.hexdigest()[:32]
 
-    distinct = values.dropna().unique()
-    return values.map(dict(zip(distinct, map(one, distinct))))
+    codes, distinct = pd.factorize(values)
+    digests = np.array([one(v) for v in distinct] + [None], dtype=object)
+    return pd.Series(digests[codes], index=values.index)  # code -1 (null) takes the trailing None
 
 
 FORMULA_START = re.compile(r"^[=+\-@\t\r]")
@@ -74,13 +77,21 @@ def formula_safe(value: object) -> object:
         return "'" + value
 
 
+def _starts_like_formula(s: pd.Series) -> np.ndarray:
+    try:
+        text = pa.array(s, type=pa.string(), from_pandas=True)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):  # not all text: a cell at a time
+        return np.array([isinstance(v, str) and bool(FORMULA_START.match(v)) for v in s], dtype=bool)
+    return pc.fill_null(pc.match_substring_regex(text, FORMULA_START.pattern), False).to_numpy(zero_copy_only=False)
+
+
 def formula_safe_frame(df: pd.DataFrame) -> pd.DataFrame:
     """`formula_safe` on every text column, touching only the cells that start like a formula."""
     out = df.copy()
     for col in out.columns:
         s = out[col]
         if s.dtype == object or pd.api.types.is_string_dtype(s):
-            risky = s.astype("string").str.match(FORMULA_START.pattern).fillna(False).to_numpy(dtype=bool)
+            risky = _starts_like_formula(s)
             if risky.any():
                 out[col] = s.astype(object)
                 out.loc[risky, col] = [formula_safe(v) for v in s[risky]]
