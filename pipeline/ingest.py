@@ -110,8 +110,9 @@ def parse_csv(raw: bytes, name: str) -> TextFile:
     starts, ragged = _records(text, len(header))
     if len(starts) != len(frame):  # the two parsers disagree: keep every row, say no line rather than a wrong one
         starts = []
-    return TextFile(name, hashlib.sha256(raw).hexdigest(), encoding, frame.astype(object).astype("str"),
-                    [], ragged, starts)
+    if not all(isinstance(t, pd.StringDtype) for t in frame.dtypes):  # pandas before 3 hands back objects
+        frame = frame.astype(object).astype("str")
+    return TextFile(name, hashlib.sha256(raw).hexdigest(), encoding, frame, [], ragged, starts)
 
 
 def read_text(raw: bytes, kind: str) -> TextFile:
