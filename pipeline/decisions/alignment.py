@@ -1,6 +1,6 @@
 """Case alignment: every case ends with exactly one offender manager, with as few moves as the rules allow.
 
-The problem is solved per trust and side as an integer program (OR-Tools CP-SAT) over *groups* of identical
+The problem is solved per trust and side as an integer program (OR-Tools) over *groups* of identical
 cases rather than single cases. A group is every movable case with the same current OM, class and team; it
 either stays (`keep`) or sends cases into its team's pool for that class. A team pool hands cases to OMs of
 the team or, at a team-change cost, to the trust pool, which hands them to any eligible OM. The model so
@@ -20,8 +20,9 @@ from ortools.graph.python.min_cost_flow import SimpleMinCostFlow
 
 from pipeline.decisions.lp import INF, SparseModel
 from pipeline.domain import (
-    ALLOCATED, KEPT, LP_FLOW, LP_INTEGRAL, MIP, MOVE_REASONS, NO_STAFF, OTHER_SIDE, MOVED_CAPACITY, MOVED_GRADE, MOVED_LEFT, MOVED_SIDE, RETAINED,
-    RETENTION_HONOURED, RETENTION_NOT_NEEDED, RETENTION_OM_LEFT, RETENTION_REJECTED_MOVED, SIDES)
+    ALLOCATED, KEPT, LP_FLOW, LP_INTEGRAL, MIP, MOVE_REASONS, NO_STAFF, OTHER_SIDE, MOVED_CAPACITY, MOVED_GRADE,
+    MOVED_LEFT, MOVED_SIDE, RETAINED, RETENTION_HONOURED, RETENTION_NOT_NEEDED, RETENTION_OM_LEFT,
+    RETENTION_REJECTED_MOVED, SIDES)
 from pipeline.policy import Policy
 
 HOLDING_STATUSES = ("ACCEPTED", "PENDING")
@@ -141,7 +142,6 @@ def _solve_model(side: str, prob: SideProblem, classes: list[str], policy: Polic
     """
     al = policy.alignment
     U = policy.units_per_point
-    integer = integer and solver_name != "GLOP"
     model = SparseModel()
     officers = sorted(prob.officers, key=lambda o: o.code)
     by_team: dict[str, list[Officer]] = defaultdict(list)
@@ -396,7 +396,8 @@ def _classify(cases: pd.DataFrame, current: np.ndarray, roster: Roster, held: se
     for s in SIDES:
         side_bits[side == s] = roster.side_classes(s)
     unstaffed = np.isin(side, [s for s in SIDES if not (roster.side == s).any()])
-    allowed = known & ((om_side == side) | unstaffed) & (((roster.classes[row] & bits) != 0) | ((side_bits & bits) == 0))
+    may_hold = ((roster.classes[row] & bits) != 0) | ((side_bits & bits) == 0)
+    allowed = known & ((om_side == side) | unstaffed) & may_hold
     pin = known & cases["crn"].isin(held).to_numpy()
     om = np.full(n, None, dtype=object)
     reason = np.full(n, None, dtype=object)
@@ -484,7 +485,7 @@ def _solve_side(side: str, prob: SideProblem, classes: list[str], policy: Policy
     if size <= al.exact_max_cases:
         flows, obj = _solve_model(side, prob, classes, policy, weight_units, al.solver)
         return flows, SolveReport(side, MIP, obj, obj)
-    lp, bound = _solve_model(side, prob, classes, policy, weight_units, "GLOP")
+    lp, bound = _solve_model(side, prob, classes, policy, weight_units, "GLOP", integer=False)
     if _is_integral(lp):
         return lp, SolveReport(side, LP_INTEGRAL, bound, bound)
     return _flow_repair(prob, classes, policy, weight_units, lp), SolveReport(side, LP_FLOW, None, bound)
@@ -552,7 +553,8 @@ def align_cases(
     moved = np.isin(reason, MOVE_REASONS)
     plan = Plan(
         row=row, side=sides, wunits=wunits, moved=moved,
-        eligible=(row < roster.none) & (roster.side[row] == sides) & ((roster.classes[row] & roster.class_bits(klass)) != 0),
+        eligible=(row < roster.none) & (roster.side[row] == sides)
+        & ((roster.classes[row] & roster.class_bits(klass)) != 0),
         team_change=(row < roster.none) & (moved | (reason == ALLOCATED)) & (roster.team[row] != teams),
         free=~cases["crn"].isin(pinned).to_numpy())
     out = cases[["crn", "team_code", "side", "rule", "case_class", "weight_units"]].copy()
