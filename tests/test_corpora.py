@@ -8,9 +8,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from pipeline.contract import FILES
 from pipeline.ingest import parse_csv, read_text
 from pipeline.trust_task import FORMULA_START, formula_safe_frame, pseudonyms
-from pipeline.validation import QUARANTINE_ROW, validate
+from pipeline.validation import DATE, NUMBER, QUARANTINE_ROW, _in_set, contains, suite_json, validate
 
 CORPORA = Path(__file__).with_name("corpora")  # copied as published from ../shared/corpora (PROVENANCE.txt)
 SPECTRUM = CORPORA / "csv-spectrum"
@@ -87,3 +88,24 @@ def test_pseudonyms_are_the_keyed_hmac_and_keep_nulls():
         else:
             assert p == hmac.new(b"k", f"crn:{v}".encode(), hashlib.sha256).hexdigest()[:32]
     assert got.iloc[:50].nunique() == len(set(NAUGHTY[:50]))
+
+
+SUITE_PATTERNS = sorted({e["kwargs"]["regex"] for kind in FILES for e in suite_json(kind)["expectations"]
+                         if "regex" in e["kwargs"]} | {NUMBER, DATE})
+
+
+@pytest.mark.parametrize("pattern", SUITE_PATTERNS)
+def test_fast_regex_matches_pythons_re_on_every_naughty_string(pattern):
+    """The mirror's Arrow fast path gives exactly re.search's answer, whitespace and digits beyond ASCII
+    included (the naughty strings hold vertical tabs, Arabic digits, zero-width and right-to-left marks)."""
+    values = NAUGHTY + [f" {s} " for s in NAUGHTY] + ["12\x0b", "\u0661\u0662", "1.5\n", "A123456", None]
+    got = contains(pd.Series(values, dtype="str"), pattern).tolist()
+    want = [v is not None and re.search(pattern, v) is not None for v in values]
+    assert got == want
+    assert any(want) or pattern == DATE  # the list exercises the matching side too
+
+
+def test_value_sets_through_arrow_agree_with_pandas():
+    values = pd.Series(NAUGHTY + [None, "NPS"], dtype="str")
+    allowed = NAUGHTY[::3] + ["NPS"]
+    assert _in_set(values, allowed).tolist() == values.isin(allowed).tolist()
