@@ -111,7 +111,6 @@ def prepare(kind: str, text: pd.DataFrame) -> pd.DataFrame:
 
 
 _END_ANCHOR = re.compile(r"(?<!\\)((?:\\\\)*)\\Z")
-_RE2_MAY_DIFFER = r"[^\x00-\x7f]|\x0b"  # RE2's \s misses \x0b; its \d \w \s are ASCII-only
 
 
 def contains(s: pd.Series, pattern: str) -> pd.Series:
@@ -126,8 +125,8 @@ def contains(s: pd.Series, pattern: str) -> pd.Series:
     values = pa.array(s, type=pa.string(), from_pandas=True)
     found = pc.fill_null(pc.match_substring_regex(values, _END_ANCHOR.sub(r"\1\\z", pattern)), False)
     result = found.to_numpy(zero_copy_only=False).copy()
-    differ = np.flatnonzero(pc.fill_null(pc.match_substring_regex(values, _RE2_MAY_DIFFER), False)
-                            .to_numpy(zero_copy_only=False))
+    may_differ = pc.or_(pc.invert(pc.string_is_ascii(values)), pc.match_substring(values, "\x0b"))
+    differ = np.flatnonzero(pc.fill_null(may_differ, False).to_numpy(zero_copy_only=False))
     if len(differ):
         rx = re.compile(pattern)
         result[differ] = [rx.search(v) is not None for v in values.take(differ).to_pylist()]
@@ -153,10 +152,19 @@ def _in_set(s: pd.Series, values) -> pd.Series:
     return s.isin(values)
 
 
+_EQUALS = re.compile(r'\A\s*(\w+)\s*==\s*(True|False|"[^"\\]*")\s*\Z')
+
+
 def _condition(check: Check, frame: pd.DataFrame) -> np.ndarray:
+    """The rows a check's row_condition selects; `column==literal` directly, anything else by pandas' eval."""
     cond = check.kwargs.get("row_condition")
     if not cond:
         return np.ones(len(frame), dtype=bool)
+    simple = _EQUALS.match(cond)
+    if simple and simple.group(1) in frame:
+        name, literal = simple.groups()
+        value = {"True": True, "False": False}.get(literal, literal[1:-1])
+        return np.array((frame[name] == value).to_numpy(dtype=bool, na_value=False), dtype=bool)
     return np.array(frame.eval(cond), dtype=bool)  # a writable copy: pandas hands out read-only views
 
 
