@@ -117,7 +117,7 @@ class AlignmentPolicy(_Frozen):
     cost_team_change: int = Field(ge=0)
     spread_bands: tuple[SpreadBand, ...]
     cost_ineligible: int = Field(gt=0)
-    solver: Literal["HIGHS", "SCIP", "CBC", "CP_SAT"] = "HIGHS"
+    solver: Literal["HIGHS", "SCIP", "CP_SAT"] = "HIGHS"  # the MIP solvers OR-Tools' model builder runs
     exact_max_cases: int = Field(ge=0)
     max_cases_per_model: int = Field(gt=0)
 
