@@ -16,7 +16,6 @@ from hashlib import sha256
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
@@ -26,6 +25,7 @@ from pipeline.deliverables import TRANSFER_WORKBOOK, TRUST_README, transfer_work
 from pipeline.ingest import FileRejected, read_text
 from pipeline.policy import Policy
 from pipeline.storage import Store
+from pipeline.text import contains
 from pipeline.report import REPORT_FILE, render_report
 from pipeline.validation import QUARANTINE_ROW, REPORT, cross_trust_result, parse_result, validate
 
@@ -78,21 +78,13 @@ def formula_safe(value: object) -> object:
         return "'" + value
 
 
-def _starts_like_formula(s: pd.Series) -> np.ndarray:
-    try:
-        text = pa.array(s, type=pa.string(), from_pandas=True)
-    except (pa.ArrowInvalid, pa.ArrowTypeError):  # not all text: a cell at a time
-        return np.array([isinstance(v, str) and bool(FORMULA_START.match(v)) for v in s], dtype=bool)
-    return pc.fill_null(pc.match_substring_regex(text, FORMULA_START.pattern), False).to_numpy(zero_copy_only=False)
-
-
 def formula_safe_frame(df: pd.DataFrame) -> pd.DataFrame:
     """`formula_safe` on every text column, touching only the cells that start like a formula."""
     out = df.copy()
     for col in out.columns:
         s = out[col]
         if s.dtype == object or pd.api.types.is_string_dtype(s):
-            risky = _starts_like_formula(s)
+            risky = contains(s, FORMULA_START.pattern).to_numpy()
             if risky.any():
                 out[col] = s.astype(object)
                 out.loc[risky, col] = [formula_safe(v) for v in s[risky]]

@@ -26,6 +26,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipeline.contract import FILES
+from pipeline.text import contains
 
 REJECT_FILE, QUARANTINE_ROW, REPORT = "reject_file", "quarantine_row", "report"
 SUFFIXES = ("__num", "__date", "__given")
@@ -108,29 +109,6 @@ def prepare(kind: str, text: pd.DataFrame) -> pd.DataFrame:
         else:
             frame[name] = base.str.strip().ne("")
     return frame
-
-
-_END_ANCHOR = re.compile(r"(?<!\\)((?:\\\\)*)\\Z")
-
-
-def contains(s: pd.Series, pattern: str) -> pd.Series:
-    """`re.search(pattern, value)` for each value, exactly as pandas' `str.contains` (Python's re).
-
-    pandas runs a pattern with \\s through Python's re for the whole column; here Arrow's RE2 answers for
-    the values where the two engines cannot differ (ASCII without vertical tab) and Python's re for the rest.
-    Missing values do not match.
-    """
-    if not isinstance(s.dtype, pd.StringDtype):
-        return s.astype(str).str.contains(pattern).fillna(False).astype(bool)
-    values = pa.array(s, type=pa.string(), from_pandas=True)
-    found = pc.fill_null(pc.match_substring_regex(values, _END_ANCHOR.sub(r"\1\\z", pattern)), False)
-    result = found.to_numpy(zero_copy_only=False).copy()
-    may_differ = pc.or_(pc.invert(pc.string_is_ascii(values)), pc.match_substring(values, "\x0b"))
-    differ = np.flatnonzero(pc.fill_null(may_differ, False).to_numpy(zero_copy_only=False))
-    if len(differ):
-        rx = re.compile(pattern)
-        result[differ] = [rx.search(v) is not None for v in values.take(differ).to_pylist()]
-    return pd.Series(result, index=s.index, dtype=bool)
 
 
 def _numbers(text: pd.Series) -> pd.Series:

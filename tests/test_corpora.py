@@ -11,7 +11,8 @@ import pytest
 from pipeline.contract import FILES
 from pipeline.ingest import parse_csv, read_text
 from pipeline.trust_task import FORMULA_START, formula_safe_frame, pseudonyms
-from pipeline.validation import DATE, NUMBER, QUARANTINE_ROW, _in_set, contains, suite_json, validate
+from pipeline.text import contains
+from pipeline.validation import DATE, NUMBER, QUARANTINE_ROW, _in_set, suite_json, validate
 
 CORPORA = Path(__file__).with_name("corpora")  # copied as published from ../shared/corpora (PROVENANCE.txt)
 SPECTRUM = CORPORA / "csv-spectrum"

@@ -738,7 +738,6 @@ def retention_decisions(retention: pd.DataFrame, aligned: pd.DataFrame) -> pd.Da
     """Each request as made, with its status, explanation and what happened to the case."""
     out = retention.copy()
     row = pd.Index(aligned["crn"], dtype=object).get_indexer(pd.Index(out["crn"], dtype=object))
-
     found = row >= 0
 
     def of_case(column: str) -> np.ndarray:

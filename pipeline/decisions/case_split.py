@@ -5,11 +5,10 @@ import re
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
 
 from pipeline.domain import CRC, DEFAULT_CRC, NPS
 from pipeline.policy import Policy
+from pipeline.text import contains
 
 
 def has_register(registers: pd.Series, codes: tuple[str, ...]) -> np.ndarray:
@@ -17,8 +16,7 @@ def has_register(registers: pd.Series, codes: tuple[str, ...]) -> np.ndarray:
     if not codes:
         return np.zeros(len(registers), dtype=bool)
     pattern = r"(?:^|;)\s*(?:" + "|".join(re.escape(c) for c in codes) + r")\s*(?:;|$)"
-    found = pc.match_substring_regex(pa.array(registers, type=pa.string(), from_pandas=True), pattern)
-    return pc.fill_null(found, False).to_numpy(zero_copy_only=False)
+    return contains(registers, pattern).to_numpy()
 
 
 def _numbers(column: pd.Series) -> np.ndarray:

@@ -11,6 +11,8 @@ import numpy as np
 from ortools.linear_solver.python import model_builder_helper as mbh
 from scipy.sparse import csr_matrix
 
+INF = math.inf
+
 
 class SparseModel:
     """Variables and rows in creation order; minimised."""
@@ -63,5 +65,3 @@ class SparseModel:
             return None
         return np.asarray(solver.variable_values(), dtype=float), solver.objective_value()
 
-
-INF = math.inf

@@ -1,0 +1,33 @@
+"""Regex tests over text columns: Arrow's RE2 where it answers as Python's re would, Python's re elsewhere."""
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+_END_ANCHOR = re.compile(r"(?<!\\)((?:\\\\)*)\\Z")
+
+
+def contains(s: pd.Series, pattern: str) -> pd.Series:
+    """`re.search(pattern, value)` for each value, exactly as Python's re answers; missing values do not match.
+
+    RE2 and Python's re can only disagree on values that are not ASCII (\\d \\w \\s are ASCII-only in RE2),
+    hold a vertical tab (RE2's \\s misses it) or a newline (Python's $ also matches before a final one):
+    those go through Python's re, every other value through Arrow's RE2, which is many times faster.
+    """
+    try:
+        values = pa.array(s, type=pa.string(), from_pandas=True)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):  # not all text
+        return pd.Series([isinstance(v, str) and re.search(pattern, v) is not None for v in s], index=s.index,
+                         dtype=bool)
+    found = pc.fill_null(pc.match_substring_regex(values, _END_ANCHOR.sub(r"\1\\z", pattern)), False)
+    result = found.to_numpy(zero_copy_only=False).copy()
+    may_differ = pc.or_(pc.invert(pc.string_is_ascii(values)), pc.match_substring_regex(values, "[\x0b\n]"))
+    differ = np.flatnonzero(pc.fill_null(may_differ, False).to_numpy(zero_copy_only=False))
+    if len(differ):
+        rx = re.compile(pattern)
+        result[differ] = [rx.search(v) is not None for v in values.take(differ).to_pylist()]
+    return pd.Series(result, index=s.index, dtype=bool)
