@@ -7,11 +7,11 @@ ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 \
 
 RUN useradd --create-home --uid 50000 trp && mkdir -p /opt/airflow /opt/trp && chown -R trp /opt/airflow
 WORKDIR /opt/trp
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md constraints.txt ./
 COPY pipeline ./pipeline
 COPY expectations ./expectations
 COPY dags ./dags
-RUN pip install --no-cache-dir . psycopg2-binary
+RUN pip install --no-cache-dir -c constraints.txt . psycopg2-binary
 ENV TRP_EXPECTATIONS=/opt/trp/expectations
 
 USER trp

@@ -4,14 +4,15 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install bench clean browser
+.PHONY: demo test install bench clean browser lock
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet uv
 
-$(STAMP): pyproject.toml Makefile | $(BIN)/python
-	$(BIN)/uv pip install --python $(BIN)/python --quiet --compile-bytecode -e '.[test]'
+# constraints.txt holds the versions CI passed with: a new upstream release cannot change a clean clone's install.
+$(STAMP): pyproject.toml constraints.txt Makefile | $(BIN)/python
+	$(BIN)/uv pip install --python $(BIN)/python --quiet --compile-bytecode -c constraints.txt -e '.[test]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -31,6 +32,10 @@ browser:
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_decisions.py
 	$(BIN)/python benchmarks/bench_run.py
+
+lock: | $(BIN)/python
+	$(BIN)/uv pip compile pyproject.toml --extra test --python-version 3.11 --quiet --no-header --upgrade -o constraints.txt
+	@echo "constraints.txt refreshed: run make test before committing it"
 
 clean:
 	rm -rf $(VENV) demo-out
