@@ -34,7 +34,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_run.py
 
 lock: | $(BIN)/python
-	$(BIN)/uv pip compile pyproject.toml --extra test --python-version 3.11 --quiet --no-header --upgrade -o constraints.txt
+	$(BIN)/uv pip compile pyproject.toml --extra test --python-version 3.11 --quiet --upgrade --custom-compile-command "make lock" -o constraints.txt
 	@echo "constraints.txt refreshed: run make test before committing it"
 
 clean:

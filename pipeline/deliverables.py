@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import datetime as dt
-import io
 import re
 
+import numpy as np
 import pandas as pd
+
+from pipeline.workbook import Sheet, write_workbook
 
 TRANSFER_WORKBOOK = "transfer_list.xlsx"
 TRUST_README = "README.txt"
@@ -32,31 +34,14 @@ def transfer_workbook(moves: pd.DataFrame, created: dt.datetime = dt.datetime(20
     `moves` is already formula-safe; cells are written as text, never as formulas. `created` goes in the
     file's properties instead of the clock, so the same moves give the same bytes.
     """
-    import xlsxwriter
-
-    buf = io.BytesIO()
-    book = xlsxwriter.Workbook(buf, {"in_memory": True, "strings_to_formulas": False, "strings_to_urls": False,
-                                     "strings_to_numbers": False})
-    book.set_properties({"created": created})
-    bold = book.add_format({"bold": True})
-    columns = list(moves.columns)
     moves = moves.sort_values("team_code", kind="stable")
-    cells = [[("" if pd.isna(v) else str(v)) for v in moves[c].to_numpy(dtype=object)] for c in columns]
+    cells = np.column_stack([moves[c].fillna("").astype(str).to_numpy(dtype=object) for c in moves.columns])
     teams = moves["team_code"].to_numpy(dtype=object)
     starts = [i for i in range(len(teams)) if i == 0 or teams[i] != teams[i - 1]] + [len(teams)]
     names = _sheet_names([str(teams[a]) for a in starts[:-1]])
-    for name, a, b in list(zip(names, starts[:-1], starts[1:])) or [("no moves", 0, 0)]:
-        sheet = book.add_worksheet(name)
-        sheet.write_row(0, 0, columns, bold)
-        write = sheet.write_string  # text only: never a formula, number or link
-        for r in range(a, b):
-            for c, col in enumerate(cells):
-                write(r - a + 1, c, col[r])
-        sheet.autofilter(0, 0, max(b - a, 1), len(columns) - 1)
-        sheet.freeze_panes(1, 0)
-        sheet.set_column(0, len(columns) - 1, 18)
-    book.close()
-    return buf.getvalue()
+    header = list(moves.columns)
+    sheets = [Sheet(name, header, cells[a:b]) for name, a, b in zip(names, starts[:-1], starts[1:])]
+    return write_workbook(sheets or [Sheet("no moves", header, cells)], created)
 
 
 def trust_readme(trust: str, run_date: str) -> str:
