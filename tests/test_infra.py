@@ -89,7 +89,9 @@ def test_the_image_installs_the_package_with_its_dags_and_suites_on_the_python_i
     assert f">={version}" in requires
     for folder in ("pipeline", "expectations", "dags"):
         assert f"COPY {folder} ./{folder}" in docker
-    assert "pip install --no-cache-dir ." in docker and "TRP_EXPECTATIONS=/opt/trp/expectations" in docker
+    assert "COPY pyproject.toml README.md constraints.txt ./" in docker  # the versions CI tested
+    assert "pip install --no-cache-dir -c constraints.txt ." in docker
+    assert "TRP_EXPECTATIONS=/opt/trp/expectations" in docker
     assert "AIRFLOW__CORE__DAGS_FOLDER=/opt/trp/dags" in docker
 
 
