@@ -5,9 +5,12 @@ runs them); this module only knows each file's shape and how a row that passed b
 """
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 DATE = r"\d{4}-\d{2}-\d{2}"
 
@@ -52,32 +55,56 @@ def _opt(s: pd.Series) -> pd.Series:
     return s.where(~_blank(s), None)
 
 
-def to_typed(kind: str, text: pd.DataFrame) -> pd.DataFrame:
-    """Typed table of rows that passed validation (the decisions' input schema)."""
+# How each column of a row that passed validation is typed; columns not named stay text.
+TYPES: dict[str, dict[str, str]] = {
+    "staff": {"fte": "number", "service_start": "date", "leaving_date": "date", "preference": "optional",
+              "ni_number": "optional"},
+    "cases": {"om_staff_code": "optional", "rosh": "optional", "registers": "optional", "mappa_category": "integer",
+              "mappa_level": "integer", "ogrs": "optional_number", "rsr": "optional_number", "deport": "flag",
+              "upw_only": "flag", "sentence_date": "date", "expected_end": "date"},
+    "retention_requests": {c: "optional" for c in FILES["retention_requests"].optional},
+    "appeals": {c: "optional" for c in FILES["appeals"].optional},
+}
+_PANDAS = {"number": lambda s: s.astype(float), "date": _dates, "optional": _opt, "integer": lambda s: s.astype(int),
+           "optional_number": lambda s: pd.to_numeric(_opt(s), errors="coerce"), "flag": lambda s: s.eq("Y")}
+# Every character Python's str.strip() removes, so that Arrow finds the same blanks as `_blank`
+WHITESPACE = "".join(c for c in map(chr, range(sys.maxunicode + 1)) if c.isspace())
+
+
+def blank(values: pa.ChunkedArray) -> pa.ChunkedArray:
+    """Null, or nothing but whitespace (as Python's str.strip() sees it)."""
+    return pc.fill_null(pc.equal(pc.utf8_trim(values, WHITESPACE), ""), True)
+
+
+def _arrow(how: str, values: pa.ChunkedArray) -> pa.ChunkedArray:
+    """One column typed by Arrow; ArrowInvalid where Arrow is stricter than pandas (then pandas types it)."""
+    if how in ("optional", "optional_number"):
+        values = pc.if_else(blank(values), pa.scalar(None, values.type), values)
+    if how == "flag":
+        return pc.fill_null(pc.equal(values, "Y"), False)
+    if how == "optional":
+        return values.cast(pa.large_string())
+    if how == "date":
+        return pc.if_else(pc.match_substring_regex(values, f"^{DATE}$"), values, pa.scalar(None, values.type)).cast(
+            pa.timestamp("us"))
+    return values.cast(pa.int64() if how == "integer" else pa.float64())
+
+
+def typed_table(kind: str, text: pa.Table) -> pa.Table:
+    """Typed table of rows that passed validation (the decisions' input schema), from their text in Arrow."""
     spec = FILES[kind]
-    df = text.copy()
-    for col in spec.optional:
-        if col not in df:
-            df[col] = ""
-    df = df[list(spec.required) + list(spec.optional)]
-    if kind == "staff":
-        df["fte"] = df["fte"].astype(float)
-        df["service_start"] = _dates(df["service_start"])
-        df["leaving_date"] = _dates(df["leaving_date"])
-        df["preference"] = _opt(df["preference"])
-        df["ni_number"] = _opt(df["ni_number"])
-    elif kind == "cases":
-        for col in ("om_staff_code", "rosh", "registers"):
-            df[col] = _opt(df[col])
-        df["mappa_category"] = df["mappa_category"].astype(int)
-        df["mappa_level"] = df["mappa_level"].astype(int)
-        df["ogrs"] = pd.to_numeric(_opt(df["ogrs"]), errors="coerce")
-        df["rsr"] = pd.to_numeric(_opt(df["rsr"]), errors="coerce")
-        df["deport"] = df["deport"].eq("Y")
-        df["upw_only"] = df["upw_only"].eq("Y")
-        df["sentence_date"] = _dates(df["sentence_date"])
-        df["expected_end"] = _dates(df["expected_end"])
-    else:
-        for col in spec.optional:
-            df[col] = _opt(df[col])
-    return df.reset_index(drop=True)
+    columns = {}
+    for col in spec.required + spec.optional:
+        values = text[col] if col in text.column_names else pa.chunked_array(
+            [pa.array([""] * text.num_rows, pa.string())], pa.string())
+        how = TYPES[kind].get(col)
+        columns[col] = values.cast(pa.large_string()) if how is None else type_column(how, values)
+    return pa.table(columns)
+
+
+def type_column(how: str, values: pa.ChunkedArray) -> pa.ChunkedArray | pa.Array:
+    """One text column typed `how`: by Arrow, or by pandas where Arrow's parsing is stricter (" 1.5", "+2")."""
+    try:
+        return _arrow(how, values)
+    except pa.ArrowInvalid:
+        return pa.array(_PANDAS[how](values.to_pandas()), from_pandas=True)

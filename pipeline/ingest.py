@@ -31,6 +31,7 @@ class TextFile:
     encoding: str
     frame: pd.DataFrame
     extra_columns: list[str]
+    table: pa.Table | None = None  # the same values as Arrow text, for typing the rows that pass
     ragged: list[tuple[int | None, str]] = field(default_factory=list)
 
     _starts: list[int] = field(default_factory=list)
@@ -106,13 +107,14 @@ def parse_csv(raw: bytes, name: str) -> TextFile:
     if len(set(header)) != len(header):
         dup = sorted({c for c in header if header.count(c) > 1})
         raise FileRejected(name, 1, "DUPLICATE_COLUMN", f"the header names {', '.join(dup)} more than once")
-    frame = table.rename_columns(header).to_pandas()
+    table = table.rename_columns(header)
+    frame = table.to_pandas()
     starts, ragged = _records(text, len(header))
     if len(starts) != len(frame):  # the two parsers disagree: keep every row, say no line rather than a wrong one
         starts = []
     if not all(isinstance(t, pd.StringDtype) for t in frame.dtypes):  # pandas before 3 hands back objects
         frame = frame.astype(object).astype("str")
-    return TextFile(name, hashlib.sha256(raw).hexdigest(), encoding, frame, [], ragged, starts)
+    return TextFile(name, hashlib.sha256(raw).hexdigest(), encoding, frame, [], table, ragged, starts)
 
 
 def read_text(raw: bytes, kind: str) -> TextFile:

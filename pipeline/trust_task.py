@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from pipeline.contract import FILES, to_typed
+from pipeline.contract import FILES, typed_table
 from pipeline.decisions.engine import decide_trust
 from pipeline.deliverables import TRANSFER_WORKBOOK, TRUST_README, transfer_workbook, trust_readme
 from pipeline.ingest import FileRejected, read_text
@@ -103,7 +103,7 @@ def extract_dates(landing: Store, trust: str, run_date: str) -> tuple[list[str],
 class Extract:
     """One extract, checked: typed tables, the rows held back, warnings, input hashes and every result."""
     date: str
-    typed: dict[str, pd.DataFrame]
+    typed: dict[str, pa.Table]
     quarantine: list[dict]
     warnings: list[dict]
     hashes: dict[str, str]
@@ -130,8 +130,8 @@ def read_extract(landing: Store, trust: str, date: str, engine: str = "mirror") 
         if spec.name not in present:
             if spec.mandatory:
                 raise FileRejected(spec.name, None, "MISSING_FILE", f"{spec.name} was not uploaded")
-            empty = pd.DataFrame({c: pd.Series(dtype=str) for c in spec.required})
-            ex.typed[kind] = to_typed(kind, empty).assign(**{LINE: pd.Series(dtype="Int64")})
+            empty = typed_table(kind, pa.table({c: pa.array([], pa.string()) for c in spec.required}))
+            ex.typed[kind] = empty.append_column(LINE, pa.array([], pa.int64()))
             continue
         raw = landing.read_bytes(trust, date, spec.name)
         text = read_text(raw, kind)
@@ -150,13 +150,14 @@ def read_extract(landing: Store, trust: str, date: str, engine: str = "mirror") 
         held = v.rows(QUARANTINE_ROW)
         ex.quarantine.extend(_findings(text, held))
         ex.warnings.extend(_findings(text, v.rows(REPORT)))
-        good = text.frame.drop(index=held["row"].unique()) if len(held) else text.frame
-        ex.typed[kind] = to_typed(kind, good).assign(**{LINE: text.lines(good.index)})
+        good = np.setdiff1d(np.arange(text.table.num_rows), held["row"].to_numpy())
+        ex.typed[kind] = typed_table(kind, text.table.take(good)).append_column(
+            LINE, pa.array(text.lines(good.tolist()), pa.int64()))
         if kind == "staff":
-            codes = ex.typed["staff"]["staff_code"].tolist()
+            codes = ex.typed["staff"]["staff_code"].to_pylist()
             params.update(staff_codes=codes, staff_codes_or_blank=codes + [""])
         elif kind == "cases":
-            params["crns"] = ex.typed["cases"]["crn"].tolist()
+            params["crns"] = ex.typed["cases"]["crn"].to_pylist()
     return ex
 
 
@@ -191,8 +192,12 @@ def csv_bytes(df: pd.DataFrame) -> bytes:
 
 
 def _write_parquet(store: Store, df: pd.DataFrame, *parts: str) -> None:
+    _write_table(store, pa.Table.from_pandas(df.reset_index(drop=True), preserve_index=False), *parts)
+
+
+def _write_table(store: Store, table: pa.Table, *parts: str) -> None:
     buf = io.BytesIO()
-    pq.write_table(pa.Table.from_pandas(df.reset_index(drop=True), preserve_index=False), buf)
+    pq.write_table(table, buf)
     store.write_bytes(buf.getvalue(), *parts)
 
 
@@ -266,11 +271,11 @@ def ingest_trust(job: TrustJob) -> dict:
     if ex is None:
         summary.update(status="REJECTED" if dates else "NO_EXTRACT", quarantined_rows=len(quarantine))
     else:
-        for kind, df in ex.typed.items():
-            _write_parquet(out, df, *_typed_path(job, kind))
+        for kind, table in ex.typed.items():
+            _write_table(out, table, *_typed_path(job, kind))
         summary.update(status="FRESH" if ex.date == dates[0] else "CARRIED_OVER", input_sha256=ex.hashes,
                        notes=ex.notes, quarantined_rows=len(ex.quarantine), warnings=len(ex.warnings),
-                       accepted_rows={k: int(len(v)) for k, v in ex.typed.items()})
+                       accepted_rows={k: v.num_rows for k, v in ex.typed.items()})
     summary["seconds"] = {"ingest": round(time.perf_counter() - t0, 3)}
     return summary
 

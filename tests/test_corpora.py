@@ -6,9 +6,10 @@ import re
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
 import pytest
 
-from pipeline.contract import FILES
+from pipeline.contract import _PANDAS, FILES, type_column
 from pipeline.ingest import parse_csv, read_text
 from pipeline.trust_task import FORMULA_START, formula_safe_frame, pseudonyms
 from pipeline.text import contains
@@ -110,3 +111,25 @@ def test_value_sets_through_arrow_agree_with_pandas():
     values = pd.Series(NAUGHTY + [None, "NPS"], dtype="str")
     allowed = NAUGHTY[::3] + ["NPS"]
     assert _in_set(values, allowed).tolist() == values.isin(allowed).tolist()
+
+
+TYPED_TEXT = {
+    "number": ["1", " 1.5", "2.", "+2", "1_000", "-0.5", "1e3"],
+    "integer": ["1", "01", "+2", " 3", "-4"],
+    "date": ["2014-02-28", "2014-02-30", "2016-02-29", "", " ", "2014-1-1", "١٢٣٤-٠١-٠١", *NAUGHTY],
+    "optional": ["", " ", "\u3000", "\x1c", "\u200b", *NAUGHTY],
+    "optional_number": ["", " ", "1.5", "\u3000", "\x1f 2 "],
+    "flag": ["Y", "N", "", "y", " Y"],
+}
+
+
+@pytest.mark.parametrize("how", sorted(TYPED_TEXT))
+def test_arrow_types_accepted_text_as_pandas_does(how):
+    """Rows that pass are typed by Arrow (pandas where Arrow is stricter): the same values either way."""
+    values = pa.chunked_array([pa.array(TYPED_TEXT[how], pa.string())])
+    expected = _PANDAS[how](pd.Series(TYPED_TEXT[how], dtype="str"))
+    got = pa.chunked_array([type_column(how, values)]).to_pandas()
+    pd.testing.assert_series_equal(got, expected.reset_index(drop=True), check_names=False,
+                                   check_dtype=how not in ("optional",))
+    if how == "optional":  # blanks as Python's strip() finds them, whatever Arrow's own whitespace is
+        assert got.isna().tolist() == [v.strip() == "" for v in TYPED_TEXT[how]]

@@ -16,8 +16,8 @@ import xlsxwriter
 
 from pipeline.deliverables import _sheet_names, transfer_workbook
 
-NAUGHTY = json.loads((Path(__file__).resolve().parents[2] / "shared" / "corpora" / "big-list-of-naughty-strings"
-                      / "blns.json").read_text(encoding="utf-8"))
+NAUGHTY = json.loads((Path(__file__).with_name("corpora") / "big-list-of-naughty-strings" / "blns.json")
+                     .read_text(encoding="utf-8"))
 
 
 def xlsxwriter_workbook(moves: pd.DataFrame) -> bytes:
