@@ -9,6 +9,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 _END_ANCHOR = re.compile(r"(?<!\\)((?:\\\\)*)\\Z")
+# What RE2 and Python's re read differently for some values; a pattern with none of it (literals, classes of
+# literal characters, ^ and \A) gets the same answer from both for every value.
+_NOT_PORTABLE = re.compile(r"\\[dDwWsSbBZ0-9]|\$|\(\?")
 
 
 def contains(s: pd.Series, pattern: str) -> pd.Series:
@@ -25,6 +28,8 @@ def contains(s: pd.Series, pattern: str) -> pd.Series:
                          dtype=bool)
     found = pc.fill_null(pc.match_substring_regex(values, _END_ANCHOR.sub(r"\1\\z", pattern)), False)
     result = found.to_numpy(zero_copy_only=False).copy()
+    if not _NOT_PORTABLE.search(pattern):
+        return pd.Series(result, index=s.index, dtype=bool)
     may_differ = pc.or_(pc.invert(pc.string_is_ascii(values)), pc.match_substring_regex(values, "[\x0b\n]"))
     differ = np.flatnonzero(pc.fill_null(may_differ, False).to_numpy(zero_copy_only=False))
     if len(differ):

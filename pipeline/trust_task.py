@@ -48,20 +48,26 @@ class TrustJob:
     validation_engine: str = "mirror"
 
 
-def pseudonyms(key: bytes, kind: str, values: pd.Series) -> pd.Series:
-    """Keyed pseudonyms (HMAC-SHA256 of "kind:value", first 128 bits in hex) of a column; nulls stay null.
+class Pseudonyms:
+    """Keyed pseudonyms of one kind of identifier (HMAC-SHA256 of "kind:value", first 128 bits in hex).
 
-    Stable across runs for one key and unlinkable without it; computed once per distinct value."""
-    base = hmac.new(key, digestmod=sha256)
+    Stable across runs for one key and unlinkable without it. Each distinct value is hashed once, however
+    many columns it appears in (a staff code is an officer, a current and a new offender manager, ...)."""
 
-    def one(value: str) -> str:
-        h = base.copy()
-        h.update(f"{kind}:{value}".encode())
+    def __init__(self, key: bytes, kind: str):
+        self._base, self._kind, self._known = hmac.new(key, digestmod=sha256), kind, {}
+
+    def _one(self, value: str) -> str:
+        h = self._base.copy()
+        h.update(f"{self._kind}:{value}".encode())
         return h.hexdigest()[:32]
 
-    codes, distinct = pd.factorize(values)
-    digests = np.array([one(v) for v in distinct] + [None], dtype=object)
-    return pd.Series(digests[codes], index=values.index)  # code -1 (null) takes the trailing None
+    def __call__(self, values: pd.Series) -> pd.Series:
+        """The column's pseudonyms; nulls stay null."""
+        codes, distinct = pd.factorize(values)
+        known = self._known
+        digests = [known[v] if v in known else known.setdefault(v, self._one(v)) for v in distinct.tolist()]
+        return pd.Series(np.array(digests + [None], dtype=object)[codes], index=values.index)  # -1: None
 
 
 FORMULA_START = re.compile(r"^[=+\-@\t\r]")
@@ -377,11 +383,8 @@ def _write_operational(out: Store, op: tuple[str, ...], d, typed) -> None:
 
 
 def _stage_published(out: Store, stage: tuple[str, ...], job: TrustJob, d) -> None:
-    key = job.pseudonym_key
     part = (f"run_date={job.run_date}", f"trust_code={job.trust}", "part-0.parquet")
-
-    def staff_id(codes: pd.Series) -> pd.Series:
-        return pseudonyms(key, f"staff:{job.trust}", codes)
+    staff_id, case_id = Pseudonyms(job.pseudonym_key, f"staff:{job.trust}"), Pseudonyms(job.pseudonym_key, "crn")
 
     s = d.staff_assignment
     datasets = {
@@ -390,7 +393,7 @@ def _stage_published(out: Store, stage: tuple[str, ...], job: TrustJob, d) -> No
             "team_code": s["team_code"], "fte": s["fte"], "side": s["side"], "unit": s["unit"],
             "reason": s["reason"], "guaranteed": s["guaranteed"]}),
         "case_alignment": pd.DataFrame({
-            "case_id": pseudonyms(key, "crn", d.case_alignment["crn"]),
+            "case_id": case_id(d.case_alignment["crn"]),
             "team_code": d.case_alignment["team_code"], "side": d.case_alignment["side"],
             "rule": d.case_alignment["rule"], "case_class": d.case_alignment["case_class"],
             "weight": d.case_alignment["weight_units"] / job.units_per_point,
@@ -400,7 +403,7 @@ def _stage_published(out: Store, stage: tuple[str, ...], job: TrustJob, d) -> No
         "caseload": d.caseload.assign(om_id=staff_id(d.caseload["staff_code"])).drop(columns="staff_code"),
         "workforce_balance": d.workforce_balance,
         "retention_requests": pd.DataFrame({
-            "case_id": pseudonyms(key, "crn", d.retention_decisions["crn"]),
+            "case_id": case_id(d.retention_decisions["crn"]),
             "requested_by_id": staff_id(d.retention_decisions["requested_by"]),
             **{c: d.retention_decisions[c] for c in ("reason", "status", "outcome", "case_reason")}}).astype("string"),
     }

@@ -3,15 +3,16 @@ import csv
 import io
 import json
 import re
+import sys
 from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
 import pytest
 
-from pipeline.contract import _PANDAS, FILES, type_column
+from pipeline.contract import _PANDAS, FILES, WHITESPACE, type_column
 from pipeline.ingest import parse_csv, read_text
-from pipeline.trust_task import FORMULA_START, formula_safe_frame, pseudonyms
+from pipeline.trust_task import FORMULA_START, Pseudonyms, formula_safe_frame
 from pipeline.text import contains
 from pipeline.validation import DATE, NUMBER, QUARANTINE_ROW, _in_set, suite_json, validate
 
@@ -83,7 +84,10 @@ def test_pseudonyms_are_the_keyed_hmac_and_keep_nulls():
     import hashlib
     import hmac
     values = pd.Series(NAUGHTY[:50] + [None])
-    got = pseudonyms(b"k", "crn", values)
+    case_id = Pseudonyms(b"k", "crn")
+    got = case_id(values)
+    again = case_id(values.iloc[::-1])  # a second column: the values already hashed give the same pseudonyms
+    assert again.iloc[::-1].tolist() == got.tolist()
     for v, p in zip(values, got):
         if pd.isna(v):
             assert pd.isna(p)
@@ -93,7 +97,7 @@ def test_pseudonyms_are_the_keyed_hmac_and_keep_nulls():
 
 
 SUITE_PATTERNS = sorted({e["kwargs"]["regex"] for kind in FILES for e in suite_json(kind)["expectations"]
-                         if "regex" in e["kwargs"]} | {NUMBER, DATE})
+                         if "regex" in e["kwargs"]} | {NUMBER, DATE, FORMULA_START.pattern, r"^[=+]|x$"})
 
 
 @pytest.mark.parametrize("pattern", SUITE_PATTERNS)
@@ -133,3 +137,7 @@ def test_arrow_types_accepted_text_as_pandas_does(how):
                                    check_dtype=how not in ("optional",))
     if how == "optional":  # blanks as Python's strip() finds them, whatever Arrow's own whitespace is
         assert got.isna().tolist() == [v.strip() == "" for v in TYPED_TEXT[how]]
+
+
+def test_the_whitespace_arrow_trims_is_every_character_python_strips():
+    assert WHITESPACE == "".join(c for c in map(chr, range(sys.maxunicode + 1)) if c.isspace())
