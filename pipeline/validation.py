@@ -25,7 +25,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline.contract import FILES
+from pipeline.contract import FILES, blank
 from pipeline.text import contains
 
 REJECT_FILE, QUARANTINE_ROW, REPORT = "reject_file", "quarantine_row", "report"
@@ -93,41 +93,69 @@ def prepare(kind: str, text: pd.DataFrame) -> pd.DataFrame:
     """The frame a suite validates: the text columns (absent optional ones blank) and the derived columns
     its checks name: `<col>__num` (the number, when the text is one), `<col>__date` (the day, when the
     text is a real YYYY-MM-DD date), `<col>__given` (not blank)."""
-    frame = text.reset_index(drop=True).copy()
+    frame = text.reset_index(drop=True)
     for col in FILES[kind].optional:
         if col not in frame:
             frame[col] = ""
     wanted = {c.kwargs.get(k) for c in load_suite(kind) for k in ("column", "column_A", "column_B")}
     wanted |= {m for c in load_suite(kind) for m in re.findall(r"\w+__(?:num|date|given)\b",
                                                               c.kwargs.get("row_condition") or "")}
+    derived = {}
     for name in sorted(n for n in wanted if n and n.endswith(SUFFIXES)):
-        base = frame[name.rsplit("__", 1)[0]].astype(str)
+        base = frame[name.rsplit("__", 1)[0]]
+        if not pd.api.types.is_string_dtype(base):
+            base = base.astype(str)
         if name.endswith("__num"):
-            frame[name] = _numbers(base.where(contains(base, NUMBER)))
+            derived[name] = _numbers(base, contains(base, NUMBER).to_numpy())
         elif name.endswith("__date"):
-            frame[name] = pd.to_datetime(base.where(contains(base, DATE)), format="%Y-%m-%d", errors="coerce")
+            derived[name] = _dates(base, contains(base, DATE).to_numpy())
         else:
-            frame[name] = base.str.strip().ne("")
-    return frame
+            derived[name] = ~blank(pa.array(base, from_pandas=True)).to_numpy(zero_copy_only=False)
+    return frame.assign(**derived)
 
 
-def _numbers(text: pd.Series) -> pd.Series:
+def _numbers(text: pd.Series, looks_like: np.ndarray) -> np.ndarray:
     """The numbers that text which looks like one holds (NaN elsewhere): Arrow's cast, pandas' when Arrow
     refuses one (a digit outside ASCII, say)."""
+    values = pa.array(text, from_pandas=True)
     try:
-        values = pc.cast(pc.utf8_trim_whitespace(pa.array(text, type=pa.string(), from_pandas=True)), pa.float64())
-        return pd.Series(values.to_numpy(zero_copy_only=False), index=text.index, dtype=float)
+        numbers = pc.cast(pc.utf8_trim_whitespace(pc.if_else(looks_like, values, pa.scalar(None, values.type))),
+                          pa.float64())
+        return numbers.to_numpy(zero_copy_only=False)
     except (pa.ArrowInvalid, pa.ArrowTypeError):
-        return pd.to_numeric(text, errors="coerce").astype(float)
+        return pd.to_numeric(text.where(looks_like), errors="coerce").astype(float).to_numpy()
+
+
+def _dates(text: pd.Series, looks_like: np.ndarray) -> np.ndarray:
+    """The day each YYYY-MM-DD text names (NaT where it names none): Arrow's strict ISO cast, pandas' when a
+    file holds a date that does not exist (2014-02-30), which Arrow refuses rather than leaving out."""
+    values = pa.array(text, from_pandas=True)
+    try:
+        days = pc.cast(pc.if_else(looks_like, values, pa.scalar(None, values.type)), pa.timestamp("us"))
+        return days.to_numpy(zero_copy_only=False)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return pd.to_datetime(text.where(looks_like), format="%Y-%m-%d", errors="coerce").to_numpy()
 
 
 def _in_set(s: pd.Series, values) -> pd.Series:
-    """`s.isin(values)`; through Arrow for text against a text set (pandas converts a long list slowly)."""
-    values = list(values)
-    if isinstance(s.dtype, pd.StringDtype) and all(isinstance(v, str) for v in values):
-        found = pc.is_in(pa.array(s, type=pa.string(), from_pandas=True), value_set=pa.array(values, type=pa.string()))
-        return pd.Series(pc.fill_null(found, False).to_numpy(zero_copy_only=False), index=s.index)
-    return s.isin(values)
+    """`s.isin(values)`; through Arrow for text against a text set (pandas converts a long list slowly).
+    `values` may already be an Arrow array (a parameter's list, converted once per file)."""
+    if isinstance(s.dtype, pd.StringDtype):
+        if not isinstance(values, pa.Array):
+            values = _text_set(values)
+        if values is not None:
+            found = pc.is_in(pa.array(s, from_pandas=True), value_set=values)
+            return pd.Series(pc.fill_null(found, False).to_numpy(zero_copy_only=False), index=s.index)
+    return s.isin(values.to_pylist() if isinstance(values, pa.Array) else values)
+
+
+def _text_set(values) -> pa.Array | None:
+    """A list of texts as an Arrow array; None when it holds anything else."""
+    try:
+        array = pa.array(list(values), type=pa.large_string())
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return None
+    return None if array.null_count else array
 
 
 _EQUALS = re.compile(r'\A\s*(\w+)\s*==\s*(True|False|"[^"\\]*")\s*\Z')
@@ -227,8 +255,12 @@ def validate(kind: str, text: pd.DataFrame, params: dict, engine: str = "mirror"
     if any(not r["success"] for r in results):
         return FileValidation(kind, results, _flagged([]))
     columns = [c for c in checks if not c.table_level]
-    outcomes = _run_gx(kind, columns, frame, params) if engine == "gx" else [
-        (ok, bad, int(bad.sum())) for ok, bad, _ in (mirror(c, frame, params) for c in columns)]
+    if engine == "gx":
+        outcomes = _run_gx(kind, columns, frame, params)
+    else:
+        sets = {k: _text_set(v) for k, v in params.items() if isinstance(v, list)}
+        arrow_params = {**params, **{k: v for k, v in sets.items() if v is not None}}
+        outcomes = [(ok, bad, int(bad.sum())) for ok, bad, _ in (mirror(c, frame, arrow_params) for c in columns)]
     for c, (ok, bad, unexpected) in zip(columns, outcomes):
         rows = np.flatnonzero(bad)
         results.append(_result(c, ok, unexpected, c.message))

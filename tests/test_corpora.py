@@ -6,6 +6,7 @@ import re
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
@@ -14,7 +15,7 @@ from pipeline.contract import _PANDAS, FILES, WHITESPACE, type_column
 from pipeline.ingest import parse_csv, read_text
 from pipeline.trust_task import FORMULA_START, Pseudonyms, formula_safe_frame
 from pipeline.text import contains
-from pipeline.validation import DATE, NUMBER, QUARANTINE_ROW, _in_set, suite_json, validate
+from pipeline.validation import DATE, NUMBER, QUARANTINE_ROW, _dates, _in_set, _numbers, suite_json, validate
 
 CORPORA = Path(__file__).with_name("corpora")  # copied as published from ../shared/corpora (PROVENANCE.txt)
 SPECTRUM = CORPORA / "csv-spectrum"
@@ -141,3 +142,16 @@ def test_arrow_types_accepted_text_as_pandas_does(how):
 
 def test_the_whitespace_arrow_trims_is_every_character_python_strips():
     assert WHITESPACE == "".join(c for c in map(chr, range(sys.maxunicode + 1)) if c.isspace())
+
+
+@pytest.mark.parametrize("texts", [
+    ["2014-02-28", "2016-02-29", " 1.5 ", "7", "", " ", "x"],  # what Arrow types alone
+    NAUGHTY + ["2014-02-30", "2015-02-29", "+2", " 1.5", "١٢", "2014-1-1"],  # what sends a column to pandas
+], ids=["arrow", "pandas-fallback"])
+def test_derived_numbers_and_dates_equal_pandas_reading(texts):
+    s = pd.Series(texts, dtype="str")
+    number, date = contains(s, NUMBER).to_numpy(), contains(s, DATE).to_numpy()
+    np.testing.assert_array_equal(_numbers(s, number),
+                                  pd.to_numeric(s.where(number), errors="coerce").astype(float).to_numpy())
+    np.testing.assert_array_equal(_dates(s, date),
+                                  pd.to_datetime(s.where(date), format="%Y-%m-%d", errors="coerce").to_numpy())
