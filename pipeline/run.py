@@ -165,15 +165,29 @@ def run_nightly(
     plan = plan_run(landing, out, run_date, policy_file, pseudonym_key)
     try:
         with dask_client(scheduler, n_workers) as client:
+            # This process waits on the workers from here: meanwhile, prepare the run report's charts (started
+            # only now, as a thread here before the cluster forks its workers would make them spawn instead)
+            warming = threading.Thread(target=_warm_report, name="warm-report", daemon=True)
+            warming.start()
             # Largest extracts first, so the biggest trust (London, a fifth of the work) never starts last.
             jobs = sorted(plan.jobs, key=lambda j: (-Store(j.landing).size(j.trust), j.trust))
             ingested = _gather(client, {j.trust: client.submit(ingest_trust, j, key=f"ingest-{j.trust}-{j.run_id}",
                                                                retries=2, pure=False) for j in jobs})
             summaries = finish_all(client, plan, ingested, on_trust_done)
+        warming.join()
         return commit_run(plan, list(summaries.values()))
     except BaseException:
         abandon(plan)
         raise
+
+
+def _warm_report() -> None:
+    from pipeline.run_report import warm_up
+
+    try:
+        warm_up()
+    except Exception:  # only a head start: the report itself will say what is wrong
+        log.debug("warming the run report failed", exc_info=True)
 
 
 def finish_all(client, plan: RunPlan, ingested: dict[str, dict],

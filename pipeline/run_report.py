@@ -75,6 +75,13 @@ def _svg(fig) -> str:
     return text[text.index("<svg"):]
 
 
+def warm_up() -> None:
+    """Import matplotlib and load its fonts (about 0.6 s), so a caller with idle time can pay for it early."""
+    fig, ax = _figure(1, 1)
+    ax.set_title("warm-up")
+    _svg(fig)
+
+
 def _figure(width: float, height: float):
     from matplotlib.figure import Figure
 

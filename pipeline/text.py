@@ -22,7 +22,11 @@ def contains(s: pd.Series, pattern: str) -> pd.Series:
     those go through Python's re, every other value through Arrow's RE2, which is many times faster.
     """
     try:
-        values = pa.array(s, type=pa.string(), from_pandas=True)
+        values = pa.array(s, from_pandas=True)  # pandas' text stays as it is held (large_string), no copy
+        if pa.types.is_null(values.type):
+            values = values.cast(pa.string())
+        elif not (pa.types.is_string(values.type) or pa.types.is_large_string(values.type)):
+            raise pa.ArrowTypeError(f"{values.type} is not text")
     except (pa.ArrowInvalid, pa.ArrowTypeError):  # not all text
         return pd.Series([isinstance(v, str) and re.search(pattern, v) is not None for v in s], index=s.index,
                          dtype=bool)

@@ -326,8 +326,8 @@ def finish_trust(job: TrustJob, policy: Policy, ingested: dict, conflicts: list[
 def _decide_and_stage(job: TrustJob, policy: Policy, extract_date: str) -> tuple[dict, dict]:
     """Read the staged accepted rows back, run the four decisions, stage both zones' outputs."""
     out = Store(job.out)
-    typed = {kind: pq.read_table(io.BytesIO(out.read_bytes(*_typed_path(job, kind)))).to_pandas().drop(
-        columns=LINE, errors="ignore") for kind in FILES}
+    tables = {kind: pq.read_table(io.BytesIO(out.read_bytes(*_typed_path(job, kind)))) for kind in FILES}
+    typed = {kind: t.drop_columns([c for c in (LINE,) if c in t.column_names]).to_pandas() for kind, t in tables.items()}
     plan_date, plan = previous_plan(out, job.trust, job.run_date)
     t1 = time.perf_counter()
     d = decide_trust(typed["staff"], typed["cases"], typed["retention_requests"], typed["appeals"], policy,
