@@ -14,12 +14,30 @@ DATASETS = ("staff_assignment", "case_alignment", "caseload", "workforce_balance
 UNUSABLE = ("REJECTED", "NO_EXTRACT")
 
 
-def _plan(run: dict):
-    from pipeline.run import plan_run
+def _plan(run: dict, checked: bool = True):
+    """The run as a later step sees it: planned again, and (`checked`) refused if the policy or the key
+    changed since `start` (one run under two policies, or pseudonyms under two keys, published as one)."""
+    from pipeline.run import RunRefused, plan_run
 
     plan = plan_run(run["landing"], run["out"], run["run_date"], run.get("policy_file"), run_id=run["run_id"])
     plan.started_at = run["started_at"]
+    if not checked:
+        return plan
+    if run.get("policy_sha256", plan.policy.sha256) != plan.policy.sha256:
+        raise RunRefused(f"the policy changed during run {run['run_id']} (SHA-256 {run['policy_sha256'][:12]}… at "
+                         f"the start, {plan.policy.sha256[:12]}… now): start a new run")
+    if run.get("key_id", _key_id(plan)) != _key_id(plan):
+        raise RunRefused(f"TRP_PSEUDONYM_KEY changed during run {run['run_id']}: its pseudonyms would not join; "
+                         "start a new run")
     return plan
+
+
+def _key_id(plan) -> str:
+    """A fingerprint of the pseudonym key that says whether two steps used the same key, and nothing of it."""
+    import hashlib
+    import hmac
+
+    return hmac.new(plan.jobs[0].pseudonym_key, b"trp key id", hashlib.sha256).hexdigest()[:16]
 
 
 def _summary_path(run: dict, step: str, trust: str) -> tuple[str, ...]:
@@ -50,7 +68,8 @@ def start(landing: str, out: str, run_date: str, policy_file: str | None = None)
 
     plan = plan_run(landing, out, run_date, policy_file, one_process=False)  # tasks run in many processes
     return {"run_id": plan.run_id, "run_date": plan.run_date, "landing": landing, "out": out,
-            "policy_file": policy_file, "started_at": plan.started_at, "trusts": [j.trust for j in plan.jobs]}
+            "policy_file": policy_file, "started_at": plan.started_at, "trusts": [j.trust for j in plan.jobs],
+            "policy_sha256": plan.policy.sha256, "key_id": _key_id(plan)}
 
 
 def ingest(run: dict, trust: str) -> dict:
@@ -94,4 +113,4 @@ def cleanup(run: dict) -> None:
     """After a failed run: remove its staging unless it was committed (`abandon` checks)."""
     from pipeline.run import abandon
 
-    abandon(_plan(run))
+    abandon(_plan(run, checked=False))  # cleaning up after a refused step too
