@@ -6,8 +6,10 @@ import hashlib
 import io
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from pipeline.contract import FILES
@@ -85,6 +87,51 @@ def _records(text: str, width: int) -> tuple[list[int], list[tuple[int, str]]]:
     return good, bad
 
 
+_BLANK_LINE = ("\n\n", "\r\r", "\n\r")  # an empty line, whatever the line ends
+
+
+def _starts_from_values(text: str, table: pa.Table, skipped: int) -> list[int] | None:
+    """The line each record starts on, from the parsed values: a record takes one line plus the line breaks
+    inside its quoted values (\n, \r\n or a lone \r, as the csv module counts them). None when the file has
+    what this cannot see (a record Arrow skipped, a blank line), for the csv pass to number instead."""
+    if skipped or text.startswith(("\n", "\r")) or any(b in text for b in _BLANK_LINE) or not all(
+            pa.types.is_string(t) for t in table.schema.types):
+        return None
+
+    carriage = "\r" in text
+
+    def breaks(values) -> np.ndarray:
+        n = pc.count_substring(values, "\n").to_numpy(zero_copy_only=False)
+        if carriage:
+            n = n + (pc.count_substring(values, "\r").to_numpy(zero_copy_only=False)
+                     - pc.count_substring(values, "\r\n").to_numpy(zero_copy_only=False))
+        return n
+
+    n = table.num_rows
+    in_file = text.count("\n") + (text.count("\r") - text.count("\r\n") if carriage else 0)
+    if in_file == n + 1 - (not text.endswith(("\n", "\r"))):  # no line breaks inside values: one line each
+        return list(range(2, n + 2))
+    spans = np.ones(n, dtype=np.int64)
+    for column in table.columns:
+        spans += breaks(column)
+    header = 1 + int(breaks(pa.array(table.column_names)).sum())
+    return (header + 1 + np.concatenate([[0], np.cumsum(spans)[:-1]])).tolist() if n else []
+
+
+def read_table(text: str) -> tuple[pa.Table, int]:
+    """The records as Arrow text columns, and how many ill-formed ones pyarrow skipped."""
+    skipped = []
+    table = pacsv.read_csv(
+        io.BytesIO(text.encode("utf-8")),
+        read_options=pacsv.ReadOptions(block_size=1 << 24),
+        parse_options=pacsv.ParseOptions(newlines_in_values=True,
+                                         invalid_row_handler=lambda row: skipped.append(1) or "skip"),
+        convert_options=pacsv.ConvertOptions(column_types=_all_text(text), strings_can_be_null=False,
+                                             quoted_strings_can_be_null=False),
+    )
+    return table, len(skipped)
+
+
 def parse_csv(raw: bytes, name: str) -> TextFile:
     """Any CSV upload as text columns (RFC 4180, quoted newlines, UTF-8 with or without BOM or Windows-1252).
 
@@ -94,22 +141,19 @@ def parse_csv(raw: bytes, name: str) -> TextFile:
         raise FileRejected(name, 1, "EMPTY", "the file is empty: expected a header row and data rows")
     text, encoding = decode(raw, name)
     try:
-        table = pacsv.read_csv(
-            io.BytesIO(text.encode("utf-8")),
-            read_options=pacsv.ReadOptions(block_size=1 << 24),
-            parse_options=pacsv.ParseOptions(newlines_in_values=True, invalid_row_handler=lambda row: "skip"),
-            convert_options=pacsv.ConvertOptions(column_types=_all_text(text), strings_can_be_null=False,
-                                                 quoted_strings_can_be_null=False),
-        )
+        table, skipped = read_table(text)
     except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
         raise FileRejected(name, None, "NOT_CSV", f"the file could not be read as CSV: {exc}") from exc
     header = [c.strip().lstrip("\ufeff") for c in table.column_names]
     if len(set(header)) != len(header):
         dup = sorted({c for c in header if header.count(c) > 1})
         raise FileRejected(name, 1, "DUPLICATE_COLUMN", f"the header names {', '.join(dup)} more than once")
+    starts = _starts_from_values(text, table, skipped) if '"' in text else None
     table = table.rename_columns(header)
     frame = table.to_pandas()
-    starts, ragged = _records(text, len(header))
+    ragged = []
+    if starts is None:
+        starts, ragged = _records(text, len(header))
     if len(starts) != len(frame):  # the two parsers disagree: keep every row, say no line rather than a wrong one
         starts = []
     if not all(isinstance(t, pd.StringDtype) for t in frame.dtypes):  # pandas before 3 hands back objects
@@ -127,5 +171,9 @@ def read_text(raw: bytes, kind: str) -> TextFile:
 
 
 def _all_text(text: str) -> dict[str, pa.DataType]:
-    header = next(csv.reader(io.StringIO(text.split("\n", 1)[0])), [])
+    """Every header name typed as text (the header read as a CSV record: its names may hold quoted newlines)."""
+    try:
+        header = next(csv.reader(io.StringIO(text[:1 << 20], newline="")), [])  # a header is not 1 MB
+    except csv.Error:  # pyarrow will say what is wrong with the file
+        header = []
     return {c: pa.string() for c in header}

@@ -10,9 +10,11 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pipeline.contract import _PANDAS, FILES, WHITESPACE, type_column
-from pipeline.ingest import parse_csv, read_text
+from pipeline.ingest import _records, _starts_from_values, parse_csv, read_table, read_text
 from pipeline.trust_task import FORMULA_START, Pseudonyms, formula_safe_frame
 from pipeline.text import contains
 from pipeline.validation import DATE, NUMBER, QUARANTINE_ROW, _dates, _in_set, _numbers, suite_json, validate
@@ -155,3 +157,28 @@ def test_derived_numbers_and_dates_equal_pandas_reading(texts):
                                   pd.to_numeric(s.where(number), errors="coerce").astype(float).to_numpy())
     np.testing.assert_array_equal(_dates(s, date),
                                   pd.to_datetime(s.where(date), format="%Y-%m-%d", errors="coerce").to_numpy())
+
+
+_CELL = st.text(alphabet=st.sampled_from(list('ab ,"\n\r\t;é')), max_size=6)
+
+
+@settings(max_examples=300, deadline=None)
+@given(rows=st.lists(st.lists(_CELL, min_size=3, max_size=3), min_size=1, max_size=8),
+       header=st.lists(_CELL.filter(lambda c: c.strip()), min_size=3, max_size=3, unique_by=str.strip),
+       eol=st.sampled_from(["\n", "\r\n", "\r"]), final_eol=st.booleans())
+def test_line_numbers_from_parsed_values_equal_the_csv_modules(rows, header, eol, final_eol):
+    """Where a record starts, counted from the line breaks in its values (the fast way), is where Python's
+    csv module finds it; files the fast way cannot number (blank lines, ragged rows) go to the csv pass."""
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator=eol, quoting=csv.QUOTE_MINIMAL).writerows([header, *rows])
+    text = buf.getvalue() if final_eol else buf.getvalue()[:-len(eol)]
+    try:
+        table, skipped = read_table(text)
+    except pa.ArrowInvalid:  # not CSV as pyarrow reads it: rejected before any line is numbered
+        return
+    if '"' not in text:  # parse_csv numbers unquoted text line by line
+        return
+    slow, ragged = _records(text, table.num_columns)
+    fast = _starts_from_values(text, table, skipped)
+    if fast is not None:
+        assert fast == slow and not ragged
