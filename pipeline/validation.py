@@ -268,7 +268,7 @@ def validate(kind: str, text: pd.DataFrame, params: dict, engine: str = "mirror"
             src = c.column if c.column in frame else None
             flagged.append(pd.DataFrame({
                 "row": rows, "column": c.column, "rule": c.rule, "message": c.message,
-                "value": frame[src].to_numpy(dtype=object)[rows] if src else "", "on_fail": c.on_fail}))
+                "value": frame[src].iloc[rows].to_numpy(dtype=object) if src else "", "on_fail": c.on_fail}))
     return FileValidation(kind, results, _flagged(flagged))
 
 
