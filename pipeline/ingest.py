@@ -33,7 +33,7 @@ class TextFile:
     encoding: str
     frame: pd.DataFrame
     extra_columns: list[str]
-    table: pa.Table | None = None  # the same values as Arrow text, for typing the rows that pass
+    table: pa.Table  # the same values as Arrow text, for typing the rows that pass
     ragged: list[tuple[int | None, str]] = field(default_factory=list)
 
     _starts: list[int] = field(default_factory=list)
@@ -92,7 +92,7 @@ _BLANK_LINE = ("\n\n", "\r\r", "\n\r")  # an empty line, whatever the line ends
 
 def _starts_from_values(text: str, table: pa.Table, skipped: int) -> list[int] | None:
     """The line each record starts on, from the parsed values: a record takes one line plus the line breaks
-    inside its quoted values (\n, \r\n or a lone \r, as the csv module counts them). None when the file has
+    inside its quoted values (LF, CRLF or a lone CR, as the csv module counts them). None when the file has
     what this cannot see (a record Arrow skipped, a blank line), for the csv pass to number instead."""
     if skipped or text.startswith(("\n", "\r")) or any(b in text for b in _BLANK_LINE) or not all(
             pa.types.is_string(t) for t in table.schema.types):

@@ -165,8 +165,8 @@ def run_nightly(
     plan = plan_run(landing, out, run_date, policy_file, pseudonym_key)
     try:
         with dask_client(scheduler, n_workers) as client:
-            # This process waits on the workers from here: meanwhile, prepare the run report's charts (started
-            # only now, as a thread here before the cluster forks its workers would make them spawn instead)
+            # This process waits on the workers from here: meanwhile, load what the run report's charts need
+            # (only now: a thread started before the cluster forks its workers would make them spawn instead)
             warming = threading.Thread(target=_warm_report, name="warm-report", daemon=True)
             warming.start()
             # Largest extracts first, so the biggest trust (London, a fifth of the work) never starts last.
