@@ -40,3 +40,10 @@ def contains(s: pd.Series, pattern: str) -> pd.Series:
         rx = re.compile(pattern)
         result[differ] = [rx.search(v) is not None for v in values.take(differ).to_pylist()]
     return pd.Series(result, index=s.index, dtype=bool)
+
+
+def labels(codes: np.ndarray, names: list[str], index: pd.Index | None = None) -> pd.Series:
+    """A text column from integer codes into `names` (-1: missing), built by Arrow: pandas converts a NumPy
+    array of strings to its text type one value at a time, ten times slower."""
+    values = pa.array(names, type=pa.large_string()).take(pa.array(codes, mask=codes < 0))
+    return pd.Series(values.to_pandas(), index=index)

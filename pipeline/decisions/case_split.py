@@ -8,7 +8,7 @@ import pandas as pd
 
 from pipeline.domain import CRC, DEFAULT_CRC, NPS
 from pipeline.policy import Policy
-from pipeline.text import contains
+from pipeline.text import contains, labels
 
 
 def has_register(registers: pd.Series, codes: tuple[str, ...]) -> np.ndarray:
@@ -37,9 +37,9 @@ def split_cases(cases: pd.DataFrame, policy: Policy) -> pd.DataFrame:
         "ROSH_UNASSESSED": lambda: rosh.isna().to_numpy(dtype=bool),
         "CUSTODY": lambda: (cases["case_type"] == "CUSTODY").to_numpy(dtype=bool, na_value=False),
     }
-    rules = cs.active_rules()
-    rule = np.select([conditions[r]() for r in rules], list(rules), default=DEFAULT_CRC)
-    nps = rule != DEFAULT_CRC
+    rules = list(cs.active_rules())
+    rule = np.select([conditions[r]() for r in rules], range(len(rules)), default=len(rules))
+    nps = rule != len(rules)
 
     with np.errstate(invalid="ignore"):
         complex_ = (
@@ -47,17 +47,14 @@ def split_cases(cases: pd.DataFrame, policy: Policy) -> pd.DataFrame:
             | (_numbers(cases["ogrs"]) >= cc.crc_complex.ogrs_min)
             | has_register(cases["registers"], cc.crc_complex.registers)
         )
+    classes = ["NPS_HIGH", "NPS_STANDARD", "CRC_UPW", "CRC_COMPLEX", "CRC_STANDARD"]
     case_class = np.select(
-        [nps & (mappa | rosh_high), nps, cases["upw_only"].to_numpy(dtype=bool), complex_],
-        ["NPS_HIGH", "NPS_STANDARD", "CRC_UPW", "CRC_COMPLEX"],
-        default="CRC_STANDARD",
-    )
-    units = {k: policy.weight_units(k) for k in cc.weights}
-    weight_units = np.zeros(len(cases), dtype="int64")
-    for k, u in units.items():
-        weight_units[case_class == k] = u
+        [nps & (mappa | rosh_high), nps, cases["upw_only"].to_numpy(dtype=bool), complex_], range(4), default=4)
+    units = np.array([policy.weight_units(k) if k in cc.weights else 0 for k in classes], dtype="int64")
+    weight_units = units[case_class]
     return cases.assign(
-        side=np.where(nps, NPS, CRC), rule=rule, case_class=case_class, weight_units=weight_units,
+        side=labels(nps.astype(int), [CRC, NPS], cases.index), rule=labels(rule, [*rules, DEFAULT_CRC], cases.index),
+        case_class=labels(case_class, classes, cases.index), weight_units=weight_units,
         weight=weight_units / policy.units_per_point)
 
 
