@@ -171,9 +171,15 @@ def run_nightly(
             warming.start()
             # Largest extracts first, so the biggest trust (London, a fifth of the work) never starts last.
             jobs = sorted(plan.jobs, key=lambda j: (-Store(j.landing).size(j.trust), j.trust))
+            crns: dict[str, pd.DataFrame] = {}  # read while the other trusts are still being ingested
+
+            def keep_crns(summary: dict) -> None:
+                if summary["status"] in USABLE:
+                    crns[summary["trust"]] = staged_crns(next(j for j in jobs if j.trust == summary["trust"]))
+
             ingested = _gather(client, {j.trust: client.submit(ingest_trust, j, key=f"ingest-{j.trust}-{j.run_id}",
-                                                               retries=2, pure=False) for j in jobs})
-            summaries = finish_all(client, plan, ingested, on_trust_done)
+                                                               retries=2, pure=False) for j in jobs}, keep_crns)
+            summaries = finish_all(client, plan, ingested, on_trust_done, crns)
         warming.join()
         return commit_run(plan, list(summaries.values()))
     except BaseException:
@@ -191,10 +197,11 @@ def _warm_report() -> None:
 
 
 def finish_all(client, plan: RunPlan, ingested: dict[str, dict],
-               on_trust_done: Callable[[dict], None] | None = None) -> dict[str, dict]:
-    """Phase 2 on Dask, once every trust is ingested: the run-wide CRN check, then decide and stage each trust
-    (largest first)."""
-    conflicts = crn_conflicts(plan, ingested)
+               on_trust_done: Callable[[dict], None] | None = None,
+               crns: dict[str, pd.DataFrame] | None = None) -> dict[str, dict]:
+    """Phase 2 on Dask, once every trust is ingested: the run-wide CRN check (on `crns`, the staged CRNs
+    already read, where given), then decide and stage each trust (largest first)."""
+    conflicts = crn_conflicts(plan, ingested, crns)
     jobs = sorted((j for j in plan.jobs if j.trust in ingested),
                   key=lambda j: (-ingested[j.trust].get("accepted_rows", {}).get("cases", 0), j.trust))
     return _gather(client, {j.trust: client.submit(
@@ -248,10 +255,12 @@ def _gather(client, futures: dict, on_done: Callable[[dict], None] | None = None
     return done
 
 
-def crn_conflicts(plan: RunPlan, ingested: dict[str, dict]) -> dict[str, list[dict]]:
+def crn_conflicts(plan: RunPlan, ingested: dict[str, dict],
+                  crns: dict[str, pd.DataFrame] | None = None) -> dict[str, list[dict]]:
     """CRNs in more than one trust's accepted extract: a finding for each trust that holds one (spec §3)."""
-    jobs = {j.trust: j for j in plan.jobs}
-    held = [staged_crns(jobs[t]).assign(trust=t) for t, s in sorted(ingested.items()) if s["status"] in USABLE]
+    jobs, crns = {j.trust: j for j in plan.jobs}, crns or {}
+    held = [(crns[t] if t in crns else staged_crns(jobs[t])).assign(trust=t)
+            for t, s in sorted(ingested.items()) if s["status"] in USABLE]
     if not held:
         return {}
     crns = pd.concat(held, ignore_index=True)
