@@ -258,8 +258,8 @@ def _gather(client, futures: dict, on_done: Callable[[dict], None] | None = None
 def crn_conflicts(plan: RunPlan, ingested: dict[str, dict],
                   crns: dict[str, pd.DataFrame] | None = None) -> dict[str, list[dict]]:
     """CRNs in more than one trust's accepted extract: a finding for each trust that holds one (spec §3)."""
-    jobs, crns = {j.trust: j for j in plan.jobs}, crns or {}
-    held = [(crns[t] if t in crns else staged_crns(jobs[t])).assign(trust=t)
+    jobs, read = {j.trust: j for j in plan.jobs}, crns or {}
+    held = [(read[t] if t in read else staged_crns(jobs[t])).assign(trust=t)
             for t, s in sorted(ingested.items()) if s["status"] in USABLE]
     if not held:
         return {}
