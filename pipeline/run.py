@@ -172,10 +172,11 @@ def run_nightly(
             # Largest extracts first, so the biggest trust (London, a fifth of the work) never starts last.
             jobs = sorted(plan.jobs, key=lambda j: (-Store(j.landing).size(j.trust), j.trust))
             crns: dict[str, pd.DataFrame] = {}  # read while the other trusts are still being ingested
+            job_of = {j.trust: j for j in jobs}
 
             def keep_crns(summary: dict) -> None:
                 if summary["status"] in USABLE:
-                    crns[summary["trust"]] = staged_crns(next(j for j in jobs if j.trust == summary["trust"]))
+                    crns[summary["trust"]] = staged_crns(job_of[summary["trust"]])
 
             ingested = _gather(client, {j.trust: client.submit(ingest_trust, j, key=f"ingest-{j.trust}-{j.run_id}",
                                                                retries=2, pure=False) for j in jobs}, keep_crns)

@@ -23,7 +23,6 @@ KEY = "test-key-not-secret"
 pytestmark = pytest.mark.slow
 
 
-
 class Airflow:
     """A running Airflow: REST calls with a token from the simple auth manager."""
 

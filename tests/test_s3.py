@@ -18,7 +18,6 @@ from tests.readback import catalog_cases_by_trust, polling
 KEY = b"test-key-not-secret"
 
 
-
 @pytest.fixture(scope="module")
 def s3(tmp_path_factory):
     port = free_port()

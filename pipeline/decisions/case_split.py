@@ -6,7 +6,7 @@ import re
 import numpy as np
 import pandas as pd
 
-from pipeline.domain import CRC, DEFAULT_CRC, NPS
+from pipeline.domain import CASE_CLASSES, CRC, DEFAULT_CRC, NPS
 from pipeline.policy import Policy
 from pipeline.text import contains, labels
 
@@ -47,14 +47,14 @@ def split_cases(cases: pd.DataFrame, policy: Policy) -> pd.DataFrame:
             | (_numbers(cases["ogrs"]) >= cc.crc_complex.ogrs_min)
             | has_register(cases["registers"], cc.crc_complex.registers)
         )
-    classes = ["NPS_HIGH", "NPS_STANDARD", "CRC_UPW", "CRC_COMPLEX", "CRC_STANDARD"]
-    case_class = np.select(
-        [nps & (mappa | rosh_high), nps, cases["upw_only"].to_numpy(dtype=bool), complex_], range(4), default=4)
-    units = np.array([policy.weight_units(k) if k in cc.weights else 0 for k in classes], dtype="int64")
-    weight_units = units[case_class]
+    case_class = np.select(  # positions in CASE_CLASSES, the first condition that holds wins
+        [nps & (mappa | rosh_high), nps, cases["upw_only"].to_numpy(dtype=bool), complex_],
+        [CASE_CLASSES.index(k) for k in ("NPS_HIGH", "NPS_STANDARD", "CRC_UPW", "CRC_COMPLEX")],
+        default=CASE_CLASSES.index("CRC_STANDARD"))
+    weight_units = np.array([policy.weight_units(k) for k in CASE_CLASSES], dtype="int64")[case_class]
     return cases.assign(
         side=labels(nps.astype(int), [CRC, NPS], cases.index), rule=labels(rule, [*rules, DEFAULT_CRC], cases.index),
-        case_class=labels(case_class, classes, cases.index), weight_units=weight_units,
+        case_class=labels(case_class, list(CASE_CLASSES), cases.index), weight_units=weight_units,
         weight=weight_units / policy.units_per_point)
 
 
