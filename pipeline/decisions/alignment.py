@@ -248,6 +248,111 @@ def _class_inflow(flows: dict, officers: dict[str, Officer]) -> dict[tuple[str, 
     return got
 
 
+class _Network:
+    """A min-cost flow network: nodes by key, arcs collected in lists and handed to OR-Tools in one call."""
+
+    def __init__(self) -> None:
+        self.nodes: dict[tuple, int] = {}
+        self.tails: list[int] = []
+        self.heads: list[int] = []
+        self.caps: list[int] = []
+        self.costs: list[int] = []
+        self.supply: dict[int, int] = defaultdict(int)
+
+    def node(self, key: tuple) -> int:
+        if key not in self.nodes:
+            self.nodes[key] = len(self.nodes)
+        return self.nodes[key]
+
+    def arc(self, tail: tuple, head: tuple, cap: int, cost: int) -> int:
+        self.tails.append(self.node(tail))
+        self.heads.append(self.node(head))
+        self.caps.append(cap)
+        self.costs.append(cost)
+        return len(self.tails) - 1
+
+    def solve(self, sink: tuple, what: str) -> tuple[np.ndarray, int]:
+        """Every supply drained into `sink` at least cost: the flow on each arc, and the cost."""
+        flow = SimpleMinCostFlow()
+        flow.add_arcs_with_capacity_and_unit_cost(
+            np.asarray(self.tails, dtype=np.int32), np.asarray(self.heads, dtype=np.int32),
+            np.asarray(self.caps, dtype=np.int64), np.asarray(self.costs, dtype=np.int64))
+        for n, amount in self.supply.items():
+            flow.set_node_supply(n, amount)
+        flow.set_node_supply(self.node(sink), -sum(self.supply.values()))
+        status = flow.solve()
+        if status != SimpleMinCostFlow.OPTIMAL:
+            raise RuntimeError(f"case alignment {what} failed (status {status})")
+        return flow.flows(np.arange(len(self.tails), dtype=np.int32)), flow.optimal_cost()
+
+
+def _relaxation(prob: SideProblem, classes: list[str], policy: Policy,
+                weight_units: dict[str, int]) -> tuple[dict, float]:
+    """The side's LP relaxation (`_solve_model` with whole cases relaxed), solved exactly as a min-cost flow.
+
+    Within a class every case weighs the same, so counting class k's flow in workload units (cases x its
+    weight) keeps every pool balanced and turns each officer's load into plain flow: the officer drains to
+    the sink through one arc per load band (overflow, spreading), priced at the band's marginal cost. A
+    per-case cost becomes a per-unit cost once every cost is scaled by the lcm of the weights. Returns the
+    LP's flows in cases (fractional where a class's units do not divide) and its objective.
+    """
+    al = policy.alignment
+    U = policy.units_per_point
+    lcm = math.lcm(*(weight_units[k] for k in classes))
+    per_unit = {k: lcm // weight_units[k] for k in classes}
+    officers = sorted(prob.officers, key=lambda o: o.code)
+    holders = _holders(officers, classes)
+    penalty = {k: _penalty(officers, k, policy) for k in classes}
+    net, arcs = _Network(), {}
+    net.node(("sink",))
+    big = 0
+    for (om, k, t), idx in sorted(prob.kept.items()):
+        units = len(idx) * weight_units[k]
+        net.supply[net.node(("group", om, k, t))] += units
+        arcs[("keep", om, k, t)] = net.arc(("group", om, k, t), ("om", om), units,
+                                           (penalty[k] - al.cost_move * U) * per_unit[k])
+        net.arc(("group", om, k, t), ("pool", k, t), units, 0)
+        big += units
+    for (k, t), idx in sorted(prob.forced.items()):
+        net.supply[net.node(("pool", k, t))] += len(idx) * weight_units[k]
+        big += len(idx) * weight_units[k]
+    teams_of_class = {k: {o.team for o in holders[k]} for k in classes}
+    pools = sorted({key[1:] for key in net.nodes if key[0] == "pool"}
+                   | {(k, t) for k in classes for t in teams_of_class[k]})
+    holders_in_team: dict[tuple[str, str], list[Officer]] = defaultdict(list)
+    for k in classes:
+        for o in holders[k]:
+            holders_in_team[(k, o.team)].append(o)
+    for k, t in pools:
+        for o in holders_in_team.get((k, t), []):
+            arcs[("team", k, t, o.code)] = net.arc(("pool", k, t), ("om", o.code), big, penalty[k] * per_unit[k])
+        arcs[("export", k, t)] = net.arc(("pool", k, t), ("trust", k), big, al.cost_team_change * U * per_unit[k])
+        if t in teams_of_class[k]:
+            arcs[("import", k, t)] = net.arc(("trust", k), ("pool", k, t), big, 0)
+    constant = 0
+    for o in officers:
+        if ("om", o.code) not in net.nodes:
+            continue
+        fixed = prob.fixed_units.get(o.code, 0)
+        bands = [(o.cap_units, al.cost_overflow_per_point)] + [
+            (th, b.cost) for b, th in zip(al.spread_bands, o.band_units)]
+        constant += sum(cost * max(0, fixed - th) for th, cost in bands)
+        marginal = sum(cost for th, cost in bands if th <= fixed)
+        level = fixed
+        for th in sorted({th for th, _ in bands if th > fixed}):
+            net.arc(("om", o.code), ("sink",), th - level, marginal * lcm)
+            marginal += sum(cost for t2, cost in bands if t2 == th)
+            level = th
+        net.arc(("om", o.code), ("sink",), big, marginal * lcm)
+    amounts, cost = net.solve(("sink",), "relaxation")
+    out: dict = {"keep": {}, "team": {}, "export": {}, "import": {}}
+    for key, a in arcs.items():
+        w = weight_units[key[2] if key[0] == "keep" else key[1]]
+        units = int(amounts[a])
+        out[key[0]][key[1:]] = units // w if units % w == 0 else units / w
+    return out, cost / lcm + constant
+
+
 def _flow_repair(prob: SideProblem, classes: list[str], policy: Policy, weight_units: dict[str, int],
                  lp: dict) -> dict:
     """Integral plan from the LP relaxation: min-cost flow in whole cases, one commodity per weight class.
@@ -259,67 +364,32 @@ def _flow_repair(prob: SideProblem, classes: list[str], policy: Policy, weight_u
     """
     al = policy.alignment
     U = policy.units_per_point
-    officers = {o.code: o for o in prob.officers}
-    share = _class_inflow(lp, officers)
-    nodes: dict[tuple, int] = {}
-
-    def node(key: tuple) -> int:
-        if key not in nodes:
-            nodes[key] = len(nodes)
-        return nodes[key]
-
-    tails: list[int] = []
-    heads: list[int] = []
-    caps: list[int] = []
-    costs: list[int] = []
-
-    def arc(tail: int, head: int, cap: int, cost: int) -> int:
-        tails.append(tail)
-        heads.append(head)
-        caps.append(cap)
-        costs.append(cost)
-        return len(tails) - 1
-
-    sink = node(("sink",))
-    arcs: dict[tuple, int] = {}
+    share = _class_inflow(lp, {o.code: o for o in prob.officers})
+    net, arcs = _Network(), {}
+    net.node(("sink",))
     big = sum(len(v) for v in prob.kept.values()) + sum(len(v) for v in prob.forced.values())
-    supply: dict[int, int] = defaultdict(int)
     for (om, k, t), idx in sorted(prob.kept.items()):
-        g = node(("group", om, k, t))
-        supply[g] += len(idx)
-        arcs[("keep", om, k, t)] = arc(g, node(("om", om, k)), len(idx), 0)
-        arc(g, node(("pool", k, t)), len(idx), al.cost_move * U)
+        net.supply[net.node(("group", om, k, t))] += len(idx)
+        arcs[("keep", om, k, t)] = net.arc(("group", om, k, t), ("om", om, k), len(idx), 0)
+        net.arc(("group", om, k, t), ("pool", k, t), len(idx), al.cost_move * U)
     for (k, t), idx in sorted(prob.forced.items()):
-        supply[node(("pool", k, t))] += len(idx)
+        net.supply[net.node(("pool", k, t))] += len(idx)
     penalty = {k: _penalty(prob.officers, k, policy) for k in classes}
     for (k, t, om) in sorted(lp["team"]):
-        arcs[("team", k, t, om)] = arc(node(("pool", k, t)), node(("om", om, k)), big, penalty[k])
+        arcs[("team", k, t, om)] = net.arc(("pool", k, t), ("om", om, k), big, penalty[k])
     for (k, t) in sorted(lp["export"]):
-        arcs[("export", k, t)] = arc(node(("pool", k, t)), node(("trust", k)), big, al.cost_team_change * U)
+        arcs[("export", k, t)] = net.arc(("pool", k, t), ("trust", k), big, al.cost_team_change * U)
     for (k, t) in sorted(lp["import"]):
-        arcs[("import", k, t)] = arc(node(("trust", k)), node(("pool", k, t)), big, 0)
+        arcs[("import", k, t)] = net.arc(("trust", k), ("pool", k, t), big, 0)
     room = _class_rooms(prob, share, weight_units)
-    for (om, k) in sorted({key[1:] for key in nodes if key[0] == "om"}):
-        o_node = nodes[("om", om, k)]
+    for (om, k) in sorted({key[1:] for key in net.nodes if key[0] == "om"}):
         if room.get((om, k)):
-            arc(o_node, sink, room[(om, k)], 0)
-        arc(o_node, sink, big, al.cost_overflow_per_point * weight_units[k])
-    flow = SimpleMinCostFlow()
-    flow.add_arcs_with_capacity_and_unit_cost(
-        np.asarray(tails, dtype=np.int32), np.asarray(heads, dtype=np.int32),
-        np.asarray(caps, dtype=np.int64), np.asarray(costs, dtype=np.int64))
-    total = sum(supply.values())
-    for n, amount in supply.items():
-        flow.set_node_supply(n, amount)
-    flow.set_node_supply(sink, -total)
-    status = flow.solve()
-    if status != SimpleMinCostFlow.OPTIMAL:
-        raise RuntimeError(f"case alignment flow repair failed (status {status})")
-    keys = list(arcs)
-    amounts = flow.flows(np.asarray([arcs[k] for k in keys], dtype=np.int32))
+            net.arc(("om", om, k), ("sink",), room[(om, k)], 0)
+        net.arc(("om", om, k), ("sink",), big, al.cost_overflow_per_point * weight_units[k])
+    amounts, _ = net.solve(("sink",), "flow repair")
     out: dict = {"keep": {}, "team": {}, "export": {}, "import": {}}
-    for key, amount in zip(keys, amounts.tolist()):
-        out[key[0]][key[1:]] = int(amount)
+    for key, a in arcs.items():
+        out[key[0]][key[1:]] = int(amounts[a])
     return out
 
 
@@ -485,7 +555,7 @@ def _solve_side(side: str, prob: SideProblem, classes: list[str], policy: Policy
     if size <= al.exact_max_cases:
         flows, obj = _solve_model(side, prob, classes, policy, weight_units, al.solver)
         return flows, SolveReport(side, MIP, obj, obj)
-    lp, bound = _solve_model(side, prob, classes, policy, weight_units, "GLOP", integer=False)
+    lp, bound = _relaxation(prob, classes, policy, weight_units)
     if _is_integral(lp):
         return lp, SolveReport(side, LP_INTEGRAL, bound, bound)
     return _flow_repair(prob, classes, policy, weight_units, lp), SolveReport(side, LP_FLOW, None, bound)
