@@ -1,4 +1,4 @@
-"""The alignment's LP relaxation, solved as a min-cost flow in workload units, against the same LP in GLOP."""
+"""The alignment's LP relaxation, solved as a min-cost flow in workload units, against the same LP in HiGHS."""
 import math
 
 import pytest
@@ -53,7 +53,7 @@ def test_relaxation_flow_is_the_lp_optimum(problem):
     if not classes:
         return
     flows, objective = _relaxation(prob, classes, P, WEIGHT_UNITS)
-    lp, lp_objective = _solve_model("CRC", prob, classes, P, WEIGHT_UNITS, "GLOP", integer=False)
+    lp, lp_objective = _solve_model("CRC", prob, classes, P, WEIGHT_UNITS, "HIGHS", integer=False)
     assert objective == pytest.approx(lp_objective, rel=1e-9, abs=1e-6)
     assert {kind: set(arcs) for kind, arcs in flows.items()} == {kind: set(arcs) for kind, arcs in lp.items()}
     # The flows are a plan of the LP: every group keeps at most its cases, every pool balances.
@@ -66,3 +66,16 @@ def test_relaxation_flow_is_the_lp_optimum(problem):
             arriving = len(prob.forced.get((k, t), [])) + sum(
                 len(idx) - flows["keep"][g] for g, idx in prob.kept.items() if g[1:] == (k, t))
             assert sent[t] + flows["export"][(k, t)] - flows["import"].get((k, t), 0) == pytest.approx(arriving)
+
+
+def test_relaxation_solves_a_side_where_nobody_may_hold_the_class():
+    """Found by the property test: GLOP gave up on this LP (ABNORMAL: the ineligible cost dwarfs the rest),
+    which used to fail the trust's alignment; the flow solves it, at the LP's optimum."""
+    officers = [_officer(f"S{i}", "T2" if i == 4 else "T1", 0.1, frozenset()) for i in range(5)]
+    prob = SideProblem(officers, {"S2": 90})
+    prob.forced[("CRC_COMPLEX", "T2")] = [0, 1, 2]
+    flows, objective = _relaxation(prob, ["CRC_COMPLEX"], P, WEIGHT_UNITS)
+    assert objective == pytest.approx(_solve_model("CRC", prob, ["CRC_COMPLEX"], P, WEIGHT_UNITS, "HIGHS",
+                                                   integer=False)[1])
+    assert sum(flows["team"].values()) == 3
+    assert flows["team"][("CRC_COMPLEX", "T1", "S2")] == 0  # S2 is full already

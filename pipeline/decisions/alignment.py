@@ -444,18 +444,14 @@ def _groups(rows: np.ndarray, key: np.ndarray) -> list[np.ndarray]:
     return np.split(rows[order], starts[1:]) if len(ordered) else []
 
 
-def _classify(cases: pd.DataFrame, current: np.ndarray, roster: Roster, held: set[str],
-              problems: dict[str, SideProblem]) -> tuple[np.ndarray, ...]:
+def _classify(cases: pd.DataFrame, side: np.ndarray, klass: np.ndarray, team: np.ndarray, current: np.ndarray,
+              roster: Roster, held: set[str], problems: dict[str, SideProblem]) -> tuple[np.ndarray, ...]:
     """Sort every case into pinned (retention), kept groups (its OM may keep it) or forced (it must move).
 
     Fills `problems` and returns per-case arrays: om and reason (set for pinned cases), the reason a forced
-    case moves, and the pinned crns.
+    case moves, and whether it is pinned.
     """
     n = len(cases)
-    side = cases["side"].to_numpy(dtype=object)
-    klass = cases["case_class"].to_numpy(dtype=object)
-    team = cases["team_code"].to_numpy(dtype=object)
-    crn = cases["crn"].to_numpy(dtype=object)
     row = roster.find(current)
     known = row < roster.none
     om_side = roster.side[row]
@@ -492,7 +488,7 @@ def _classify(cases: pd.DataFrame, current: np.ndarray, roster: Roster, held: se
         move = np.flatnonzero(~allowed & ~pin & (side == s))
         for idx in _groups(move, k_code[move] * nt + t_code[move]):
             problems[s].forced[(klass[idx[0]], team[idx[0]])] = idx.tolist()
-    return om, reason, forced_reason, set(crn[pin])
+    return om, reason, forced_reason, pin
 
 
 def _parts(prob: SideProblem, limit: int) -> list[SideProblem]:
@@ -585,10 +581,8 @@ def align_cases(
     held = set(retention.loc[retention["status"].isin(HOLDING_STATUSES), "crn"])
     problems = {s: SideProblem([o for o in officers.values() if o.side == s], defaultdict(int)) for s in SIDES}
 
-    om, reason, forced_reason, pinned = _classify(cases, current, roster, held, problems)
-    sides = cases["side"].to_numpy(dtype=object)
-    klass = cases["case_class"].to_numpy(dtype=object)
-    teams = cases["team_code"].to_numpy(dtype=object)
+    sides, klass, teams = (cases[c].to_numpy(dtype=object) for c in ("side", "case_class", "team_code"))
+    om, reason, forced_reason, pinned = _classify(cases, sides, klass, teams, current, roster, held, problems)
     wunits = cases["weight_units"].to_numpy()
 
     reports = []
@@ -626,7 +620,7 @@ def align_cases(
         eligible=(row < roster.none) & (roster.side[row] == sides)
         & ((roster.classes[row] & roster.class_bits(klass)) != 0),
         team_change=(row < roster.none) & (moved | (reason == ALLOCATED)) & (roster.team[row] != teams),
-        free=~cases["crn"].isin(pinned).to_numpy())
+        free=~pinned)
     out = cases[["crn", "team_code", "side", "rule", "case_class", "weight_units"]].copy()
     out["current_om"] = pd.Series(current, dtype="object")
     out["om"] = om
@@ -678,20 +672,20 @@ def _deal(prob: SideProblem, flows: dict, current: np.ndarray,
           om: np.ndarray, reason: np.ndarray, forced_reason: np.ndarray) -> None:
     """Turn integer flows into per-case assignments, deterministically (cases in crn order, OMs in code order)."""
     pools: dict[tuple[str, str], list[int]] = defaultdict(list)
+    kept_rows: list[int] = []
+    keepers: list[str] = []
+    let_go: list[int] = []
     for (cur, k, t), idx in sorted(prob.kept.items()):
         kept = flows["keep"][(cur, k, t)]
-        for i in idx[:kept]:
-            om[i], reason[i] = cur, KEPT
-        for i in idx[kept:]:
-            forced_reason[i] = MOVED_CAPACITY
-            pools[(k, t)].append(i)
+        kept_rows += idx[:kept]
+        keepers += [cur] * kept
+        let_go += idx[kept:]
+        pools[(k, t)] += idx[kept:]
+    om[kept_rows] = np.asarray(keepers, dtype=object)
+    reason[kept_rows] = KEPT
+    forced_reason[let_go] = MOVED_CAPACITY
     for key, idx in prob.forced.items():
         pools[key].extend(idx)
-
-    def give(i: int, code: str) -> None:
-        om[i] = code
-        reason[i] = KEPT if code == current[i] else forced_reason[i]  # given back to its own OM: no move
-
     for key in pools:
         pools[key].sort()
     trust_pool: dict[str, list[int]] = defaultdict(list)
@@ -710,12 +704,19 @@ def _deal(prob: SideProblem, flows: dict, current: np.ndarray,
     arcs_of: dict[tuple, list[tuple[str, int]]] = defaultdict(list)
     for (k, t, code), count in sorted(flows["team"].items()):
         arcs_of[(k, t)].append((code, count))
+    given_rows: list[int] = []
+    receivers: list[str] = []
     for key, idx in sorted(pools.items()):
         pos = 0
         for code, count in arcs_of.get(key, []):
-            for i in idx[pos:pos + count]:
-                give(i, code)
+            given_rows += idx[pos:pos + count]
+            receivers += [code] * len(idx[pos:pos + count])
             pos += count
+    rows = np.asarray(given_rows, dtype=np.int64)
+    codes = np.asarray(receivers, dtype=object)
+    om[rows] = codes
+    # Given back to its own OM: no move.
+    reason[rows] = np.where(codes == current[rows], KEPT, forced_reason[rows])
 
 
 def _relieve_overflow(prob: SideProblem, om: np.ndarray, reason: np.ndarray, forced_reason: np.ndarray,
