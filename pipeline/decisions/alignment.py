@@ -271,6 +271,24 @@ class _Network:
         self.costs.append(cost)
         return len(self.tails) - 1
 
+    def load_bands(self, officer_nodes: list[int], fixed: np.ndarray, thresholds: np.ndarray, costs: np.ndarray,
+                   big: int) -> None:
+        """Drain each officer's node into the sink through one arc per load band, in order, each priced at the
+        marginal cost of load there: the sum of `costs` of the thresholds already passed (convex, so the flow
+        fills the cheap bands first). `fixed` load is there already; thresholds at or below it are passed."""
+        order = np.argsort(thresholds, axis=1, kind="stable")
+        th = np.take_along_axis(thresholds, order, axis=1)
+        passed = np.cumsum(costs[order], axis=1)
+        below = np.concatenate([fixed[:, None], np.maximum(fixed[:, None], th[:, :-1])], axis=1)
+        caps = np.concatenate([th - below, np.full((len(th), 1), big)], axis=1)
+        prices = np.concatenate([np.zeros((len(th), 1), np.int64), passed], axis=1)
+        # A band exists above the fixed load and above the band before it (equal thresholds make one band).
+        real = np.concatenate([caps[:, :-1] > 0, np.ones((len(th), 1), bool)], axis=1)
+        self.tails += np.repeat(np.asarray(officer_nodes, dtype=np.int64), real.sum(axis=1)).tolist()
+        self.heads += [self.node(("sink",))] * int(real.sum())
+        self.caps += caps[real].tolist()
+        self.costs += prices[real].tolist()
+
     def solve(self, sink: tuple, what: str) -> tuple[np.ndarray, int]:
         """Every supply drained into `sink` at least cost: the flow on each arc, and the cost."""
         flow = SimpleMinCostFlow()
@@ -329,21 +347,13 @@ def _relaxation(prob: SideProblem, classes: list[str], policy: Policy,
         arcs[("export", k, t)] = net.arc(("pool", k, t), ("trust", k), big, al.cost_team_change * U * per_unit[k])
         if t in teams_of_class[k]:
             arcs[("import", k, t)] = net.arc(("trust", k), ("pool", k, t), big, 0)
-    constant = 0
-    for o in officers:
-        if ("om", o.code) not in net.nodes:
-            continue
-        fixed = prob.fixed_units.get(o.code, 0)
-        bands = [(o.cap_units, al.cost_overflow_per_point)] + [
-            (th, b.cost) for b, th in zip(al.spread_bands, o.band_units)]
-        constant += sum(cost * max(0, fixed - th) for th, cost in bands)
-        marginal = sum(cost for th, cost in bands if th <= fixed)
-        level = fixed
-        for th in sorted({th for th, _ in bands if th > fixed}):
-            net.arc(("om", o.code), ("sink",), th - level, marginal * lcm)
-            marginal += sum(cost for t2, cost in bands if t2 == th)
-            level = th
-        net.arc(("om", o.code), ("sink",), big, marginal * lcm)
+    loaded = [o for o in officers if ("om", o.code) in net.nodes]
+    fixed = np.array([prob.fixed_units.get(o.code, 0) for o in loaded], dtype=np.int64)
+    thresholds = np.array([(o.cap_units, *o.band_units) for o in loaded], dtype=np.int64).reshape(
+        len(loaded), 1 + len(al.spread_bands))
+    costs = np.array([al.cost_overflow_per_point, *(b.cost for b in al.spread_bands)], dtype=np.int64)
+    constant = int((np.maximum(0, fixed[:, None] - thresholds) * costs).sum())
+    net.load_bands([net.nodes[("om", o.code)] for o in loaded], fixed, thresholds, costs * lcm, big)
     amounts, cost = net.solve(("sink",), "relaxation")
     out: dict = {"keep": {}, "team": {}, "export": {}, "import": {}}
     for key, a in arcs.items():
