@@ -205,3 +205,34 @@ def test_the_workbook_keeps_hostile_text_as_text_and_makes_valid_sheet_names():
     cells = [r[0] for s in book.worksheets for r in s.iter_rows(min_row=2, values_only=True)]
     assert sorted(cells) == sorted(["'=HYPERLINK(\"http://x\")", "'+1+1", "-2", "'@SUM(A1)"])
     assert all(c.data_type == "s" for s in book.worksheets for r in s.iter_rows(min_row=2) for c in r)
+
+
+def _report_tables():
+    from pipeline.run_report import report_tables
+
+    trusts = pd.DataFrame({"trust_code": ["AAA", "BBB"], "quarantined_rows": [0, 25]})
+    cases = pd.DataFrame({"trust_code": ["AAA"] * 40 + ["BBB"] * 30, "side": ["NPS"] * 12 + ["CRC"] * 58,
+                          "moved": [True] * 20 + [False] * 50, "reason": ["MOVED_SIDE"] * 20 + ["KEPT"] * 50})
+    staff = pd.DataFrame({"trust_code": ["AAA"] * 20 + ["BBB"] * 20, "side": ["NPS", "CRC"] * 20})
+    caseload = pd.DataFrame({"utilisation": [0.5] * 15 + [1.15] * 12 + [1.25] * 11})
+    balance = pd.DataFrame({"side": ["NPS", "CRC"], "grade": ["PO", "PO"], "surplus_fte": [1.5, 0.0],
+                            "deficit_fte": [0.0, 2.0]})
+    return report_tables(cases, staff, caseload, balance, trusts, 10)
+
+
+def test_the_run_report_page_is_the_same_for_the_same_run_and_runs_no_script():
+    from pipeline.run_report import render_run_report
+
+    manifest = {"run_id": "r1", "run_date": "2014-06-01", "started_at": "s", "finished_at": "f",
+                "policy": {"version": "1.0", "sha256": "0" * 64}, "code_version": "0.1.0",
+                "trusts": {"AAA": {"status": "FRESH"}, "BBB": {"status": "FRESH"}}}
+    page = render_run_report(manifest, _report_tables(), 10, 1.2)
+    assert page == render_run_report(manifest, _report_tables(), 10, 1.2)  # no random ids, no dates
+    assert "<script" not in page and "<!--" not in page
+    assert page.count("<svg") == 6
+    # The utilisation chart colours bands against 100% and the capacity limit (here 120%).
+    utilisation = page[page.index('id="chart-utilisation"'):page.index('id="chart-balance"')]
+    assert all(name in utilisation for name in ("under 100%", "100% to 120%", "120% and over"))
+    one_limit = render_run_report(manifest, _report_tables(), 10, 1.0)
+    utilisation = one_limit[one_limit.index('id="chart-utilisation"'):one_limit.index('id="chart-balance"')]
+    assert "under 100%" in utilisation and "100% and over" in utilisation and "to 100%" not in utilisation
