@@ -178,8 +178,9 @@ def run_nightly(
                 if summary["status"] in USABLE:
                     crns[summary["trust"]] = staged_crns(job_of[summary["trust"]])
 
-            ingested = _gather(client, {j.trust: client.submit(ingest_trust, j, key=f"ingest-{j.trust}-{j.run_id}",
-                                                               retries=2, pure=False) for j in jobs}, keep_crns)
+            ingested = _gather(client, {j.trust: client.submit(
+                ingest_trust, j, key=_task_key("ingest", j), priority=len(jobs) - i, retries=2, pure=False)
+                for i, j in enumerate(jobs)}, keep_crns)
             summaries = finish_all(client, plan, ingested, on_trust_done, crns)
         warming.join()
         return commit_run(plan, list(summaries.values()))
@@ -207,7 +208,15 @@ def finish_all(client, plan: RunPlan, ingested: dict[str, dict],
                   key=lambda j: (-ingested[j.trust].get("accepted_rows", {}).get("cases", 0), j.trust))
     return _gather(client, {j.trust: client.submit(
         finish_trust, j, plan.policy, ingested[j.trust], conflicts.get(j.trust),
-        key=f"finish-{j.trust}-{j.run_id}", retries=2, pure=False) for j in jobs}, on_trust_done)
+        key=_task_key("finish", j), priority=len(jobs) - i, retries=2, pure=False)
+        for i, j in enumerate(jobs)}, on_trust_done)
+
+
+def _task_key(step: str, job: TrustJob) -> str:
+    """Unique per run and trust, and named so that Dask sees one task group per step ("ingest", "finish"):
+    a large group is queued on the scheduler and handed out as workers free up, in priority order (largest
+    trust first), rather than split between the workers up front, which left one idle at the end."""
+    return f"{step}-{job.run_id}-{job.trust}"
 
 
 @contextmanager
