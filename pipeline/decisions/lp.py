@@ -9,7 +9,6 @@ import math
 
 import numpy as np
 from ortools.linear_solver.python import model_builder_helper as mbh
-from scipy.sparse import csr_matrix
 
 INF = math.inf
 
@@ -46,6 +45,8 @@ class SparseModel:
 
     def solve(self, solver_name: str, parameters: str = "") -> tuple[np.ndarray, float] | None:
         """Variable values and objective, or None when the solver found no feasible plan."""
+        from scipy.sparse import csr_matrix  # only small sides are solved here: keep it out of start-up
+
         n = len(self.lb)
         matrix = csr_matrix((np.asarray(self.vals, dtype=float), (np.asarray(self.rows, dtype=np.int64),
                              np.asarray(self.cols, dtype=np.int64))), shape=(len(self.row_lb), n))
