@@ -23,7 +23,7 @@ from pipeline.orchestration import DATASETS
 from pipeline.policy import Policy, load_policy
 from pipeline.reference import load_reference
 from pipeline.storage import Store
-from pipeline.trust_task import LINE, TrustJob, finish_trust, ingest_trust, staged_crns
+from pipeline.trust_task import LINE, TrustJob, decide_and_stage, ingest_trust, report_trust, staged_crns
 from pipeline.validation import CROSS_TRUST_MESSAGE, CROSS_TRUST_RULE
 
 log = logging.getLogger("trp")
@@ -159,8 +159,8 @@ def run_nightly(
 ) -> RunResult:
     """One nightly run. Raises RunRefused (nothing published) or returns the manifest and the exit code.
 
-    Two waves of per-trust Dask tasks: ingest and validate every trust, then (once the run-wide CRN check
-    has seen every extract) decide and stage every trust; then the commit.
+    Per-trust Dask tasks: ingest and validate; decide and stage (as soon as that trust is ingested); and,
+    once the run-wide CRN check has seen every extract, the trust's report; then the commit.
     """
     plan = plan_run(landing, out, run_date, policy_file, pseudonym_key)
     try:
@@ -172,16 +172,19 @@ def run_nightly(
             # Largest extracts first, so the biggest trust (London, a fifth of the work) never starts last.
             jobs = sorted(plan.jobs, key=lambda j: (-Store(j.landing).size(j.trust), j.trust))
             crns: dict[str, pd.DataFrame] = {}  # read while the other trusts are still being ingested
+            decided: dict = {}  # each trust's decisions start as soon as it is ingested: no wait for the others
             job_of = {j.trust: j for j in jobs}
 
-            def keep_crns(summary: dict) -> None:
+            def on_ingested(summary: dict) -> None:
                 if summary["status"] in USABLE:
                     crns[summary["trust"]] = staged_crns(job_of[summary["trust"]])
+                decided[summary["trust"]] = _submit_decide(client, plan, job_of[summary["trust"]], summary,
+                                                           len(jobs) - len(decided))
 
             ingested = _gather(client, {j.trust: client.submit(
                 ingest_trust, j, key=_task_key("ingest", j), priority=len(jobs) - i, retries=2, pure=False)
-                for i, j in enumerate(jobs)}, keep_crns)
-            summaries = finish_all(client, plan, ingested, on_trust_done, crns)
+                for i, j in enumerate(jobs)}, on_ingested)
+            summaries = finish_all(client, plan, ingested, on_trust_done, crns, decided)
         warming.join()
         return commit_run(plan, list(summaries.values()))
     except BaseException:
@@ -200,20 +203,31 @@ def _warm_report() -> None:
 
 def finish_all(client, plan: RunPlan, ingested: dict[str, dict],
                on_trust_done: Callable[[dict], None] | None = None,
-               crns: dict[str, pd.DataFrame] | None = None) -> dict[str, dict]:
-    """Phase 2 on Dask, once every trust is ingested: the run-wide CRN check (on `crns`, the staged CRNs
-    already read, where given), then decide and stage each trust (largest first)."""
+               crns: dict[str, pd.DataFrame] | None = None, decided: dict | None = None) -> dict[str, dict]:
+    """Phase 2 on Dask, once every trust is ingested: each trust's decisions (`decided`: futures already
+    submitted, else submitted here, largest trust first), the run-wide CRN check (on `crns`, the staged CRNs
+    already read, where given), then each trust's report as its decisions finish."""
+    decided = dict(decided or {})
+    order = sorted((j for j in plan.jobs if j.trust in ingested),
+                   key=lambda j: (-ingested[j.trust].get("accepted_rows", {}).get("cases", 0), j.trust))
+    for i, j in enumerate(order):
+        if j.trust not in decided:
+            decided[j.trust] = _submit_decide(client, plan, j, ingested[j.trust], len(order) - i)
     conflicts = crn_conflicts(plan, ingested, crns)
-    jobs = sorted((j for j in plan.jobs if j.trust in ingested),
-                  key=lambda j: (-ingested[j.trust].get("accepted_rows", {}).get("cases", 0), j.trust))
     return _gather(client, {j.trust: client.submit(
-        finish_trust, j, plan.policy, ingested[j.trust], conflicts.get(j.trust),
-        key=_task_key("finish", j), priority=len(jobs) - i, retries=2, pure=False)
-        for i, j in enumerate(jobs)}, on_trust_done)
+        report_trust, j, ingested[j.trust], decided[j.trust], conflicts.get(j.trust),
+        key=_task_key("report", j), priority=len(order) - i, retries=2, pure=False)
+        for i, j in enumerate(order)}, on_trust_done)
+
+
+def _submit_decide(client, plan: RunPlan, job: TrustJob, ingested: dict, rank: int):
+    """Decisions before any waiting ingest (they free a worker's memory sooner and the biggest go first)."""
+    return client.submit(decide_and_stage, job, plan.policy, ingested, key=_task_key("decide", job),
+                         priority=1000 + rank, retries=2, pure=False)
 
 
 def _task_key(step: str, job: TrustJob) -> str:
-    """Unique per run and trust, and named so that Dask sees one task group per step ("ingest", "finish"):
+    """Unique per run and trust, and named so that Dask sees one task group per step (ingest, decide, report):
     a large group is queued on the scheduler and handed out as workers free up, in priority order (largest
     trust first), rather than split between the workers up front, which left one idle at the end."""
     return f"{step}-{job.run_id}-{job.trust}"

@@ -292,12 +292,20 @@ def staged_crns(job: TrustJob) -> pd.DataFrame:
     return pq.read_table(io.BytesIO(raw), columns=["crn", LINE]).to_pandas()
 
 
-def finish_trust(job: TrustJob, policy: Policy, ingested: dict, conflicts: list[dict] | None = None) -> dict:
-    """Phase 2: decide and stage one ingested trust, then write its validation report.
+def decide_and_stage(job: TrustJob, policy: Policy, ingested: dict) -> dict:
+    """Phase 2a: the four decisions and both zones' outputs for one ingested trust. It needs nothing from the
+    other trusts, so it can start as soon as this trust is ingested. Facts and stage seconds; empty when the
+    trust has no usable extract."""
+    if ingested["extract_date"] is None:
+        return {}
+    facts, seconds = _decide_and_stage(job, policy, ingested["extract_date"])
+    return {"facts": facts, "seconds": seconds}
 
-    `conflicts` are findings the trust's own files could not show (a CRN also in another trust's extract);
-    they are reported to the trust as warnings, and the case is still aligned by both trusts.
-    """
+
+def report_trust(job: TrustJob, ingested: dict, decided: dict, conflicts: list[dict] | None = None) -> dict:
+    """Phase 2b, once every trust is ingested: add the findings the trust's own files could not show (a CRN
+    also in another trust's extract: a warning, the case is still aligned by both trusts), then stage the
+    trust's validation results and write its validation report. The trust's summary for the manifest."""
     out = Store(job.out)
     summary = {**ingested, "seconds": dict(ingested["seconds"])}
     conflicts = conflicts or []
@@ -309,9 +317,8 @@ def finish_trust(job: TrustJob, policy: Policy, ingested: dict, conflicts: list[
     if summary["extract_date"] is not None:
         summary["validation"] = summary["validation"] + [cross_trust_result(summary["extract_date"], len(conflicts))]
         summary["crn_conflicts"] = len(conflicts)
-        facts, seconds = _decide_and_stage(job, policy, summary["extract_date"])
-        summary.update(facts)
-        summary["seconds"].update(seconds)
+        summary.update(decided["facts"])
+        summary["seconds"].update(decided["seconds"])
     t2 = time.perf_counter()
     _stage_validation(out, job, summary["validation"])
     out.write_bytes(render_report(job.trust, job.run_date, summary,
