@@ -293,13 +293,32 @@ def staged_crns(job: TrustJob) -> pd.DataFrame:
 
 
 def decide_and_stage(job: TrustJob, policy: Policy, ingested: dict) -> dict:
-    """Phase 2a: the four decisions and both zones' outputs for one ingested trust. It needs nothing from the
-    other trusts, so it can start as soon as this trust is ingested. Facts and stage seconds; empty when the
-    trust has no usable extract."""
+    """Phase 2a: read the trust's staged accepted rows back, run the four decisions, stage both zones'
+    outputs. It needs nothing from the other trusts, so it can start as soon as this trust is ingested.
+    Facts and stage seconds; empty when the trust has no usable extract."""
     if ingested["extract_date"] is None:
         return {}
-    facts, seconds = _decide_and_stage(job, policy, ingested["extract_date"])
-    return {"facts": facts, "seconds": seconds}
+    out = Store(job.out)
+    tables = {kind: pq.read_table(io.BytesIO(out.read_bytes(*_typed_path(job, kind)))) for kind in FILES}
+    typed = {kind: t.drop_columns([c for c in (LINE,) if c in t.column_names]).to_pandas() for kind, t in tables.items()}
+    plan_date, plan = previous_plan(out, job.trust, job.run_date)
+    t1 = time.perf_counter()
+    d = decide_trust(typed["staff"], typed["cases"], typed["retention_requests"], typed["appeals"], policy,
+                     job.nps_unit, job.crc_unit, pd.Timestamp(ingested["extract_date"]), plan)
+    t2 = time.perf_counter()
+    _write_operational(out, _operational(job), d, typed)
+    _stage_published(out, _stage(job), job, d)
+    a = d.case_alignment
+    facts = dict(
+        cases=int(len(a)), staff=int(len(d.staff_assignment)), moved=int(a["moved"].sum()),
+        nps_cases=int((a["side"] == "NPS").sum()),
+        nps_staff=int((d.staff_assignment["side"] == "NPS").sum()),
+        over_capacity=int(d.caseload["over_capacity"].sum()),
+        solver=[{"side": r.side, "method": r.method, "objective": r.objective, "bound": r.bound, "parts": r.parts}
+                for r in d.solver],
+        previous_plan=plan_date,
+    )
+    return {"facts": facts, "seconds": {"decide": round(t2 - t1, 3), "write": round(time.perf_counter() - t2, 3)}}
 
 
 def report_trust(job: TrustJob, ingested: dict, decided: dict, conflicts: list[dict] | None = None) -> dict:
@@ -328,31 +347,6 @@ def report_trust(job: TrustJob, ingested: dict, decided: dict, conflicts: list[d
     summary["seconds"]["report"] = round(time.perf_counter() - t2, 3)
     summary["worker_peak_rss_mib"] = _peak_rss_mib()
     return summary
-
-
-def _decide_and_stage(job: TrustJob, policy: Policy, extract_date: str) -> tuple[dict, dict]:
-    """Read the staged accepted rows back, run the four decisions, stage both zones' outputs."""
-    out = Store(job.out)
-    tables = {kind: pq.read_table(io.BytesIO(out.read_bytes(*_typed_path(job, kind)))) for kind in FILES}
-    typed = {kind: t.drop_columns([c for c in (LINE,) if c in t.column_names]).to_pandas() for kind, t in tables.items()}
-    plan_date, plan = previous_plan(out, job.trust, job.run_date)
-    t1 = time.perf_counter()
-    d = decide_trust(typed["staff"], typed["cases"], typed["retention_requests"], typed["appeals"], policy,
-                     job.nps_unit, job.crc_unit, pd.Timestamp(extract_date), plan)
-    t2 = time.perf_counter()
-    _write_operational(out, _operational(job), d, typed)
-    _stage_published(out, _stage(job), job, d)
-    a = d.case_alignment
-    facts = dict(
-        cases=int(len(a)), staff=int(len(d.staff_assignment)), moved=int(a["moved"].sum()),
-        nps_cases=int((a["side"] == "NPS").sum()),
-        nps_staff=int((d.staff_assignment["side"] == "NPS").sum()),
-        over_capacity=int(d.caseload["over_capacity"].sum()),
-        solver=[{"side": r.side, "method": r.method, "objective": r.objective, "bound": r.bound, "parts": r.parts}
-                for r in d.solver],
-        previous_plan=plan_date,
-    )
-    return facts, {"decide": round(t2 - t1, 3), "write": round(time.perf_counter() - t2, 3)}
 
 
 VALIDATION_COLUMNS = ("extract_date", "file", "expectation", "rule", "column", "on_fail", "success",

@@ -1,7 +1,8 @@
 """Case alignment: every case ends with exactly one offender manager, with as few moves as the rules allow.
 
-The problem is solved per trust and side as an integer program (OR-Tools) over *groups* of identical
-cases rather than single cases. A group is every movable case with the same current OM, class and team; it
+The problem is set per trust and side as an integer program over *groups* of identical cases rather than
+single cases (small sides: solved exactly by a MIP; large ones: the LP relaxation as a min-cost flow, then a
+whole-case flow; docs/decisions.md, "Solving"). A group is every movable case with the same current OM, class and team; it
 either stays (`keep`) or sends cases into its team's pool for that class. A team pool hands cases to OMs of
 the team or, at a team-change cost, to the trust pool, which hands them to any eligible OM. The model so
 grows with cases + OMs, never cases x OMs. Costs, highest first (docs/decisions.md): overflow over
@@ -238,7 +239,7 @@ def _is_integral(flows: dict) -> bool:
     return all(isinstance(x, int) for arcs in flows.values() for x in arcs.values())
 
 
-def _class_inflow(flows: dict, officers: dict[str, Officer]) -> dict[tuple[str, str], float]:
+def _class_inflow(flows: dict) -> dict[tuple[str, str], float]:
     """Cases of each class each officer ends with, kept or received, in a (possibly fractional) solution."""
     got: dict[tuple[str, str], float] = defaultdict(float)
     for (om, k, _t), x in flows["keep"].items():
@@ -374,7 +375,7 @@ def _flow_repair(prob: SideProblem, classes: list[str], policy: Policy, weight_u
     """
     al = policy.alignment
     U = policy.units_per_point
-    share = _class_inflow(lp, {o.code: o for o in prob.officers})
+    share = _class_inflow(lp)
     net, arcs = _Network(), {}
     net.node(("sink",))
     big = sum(len(v) for v in prob.kept.values()) + sum(len(v) for v in prob.forced.values())
@@ -719,8 +720,9 @@ def _deal(prob: SideProblem, flows: dict, current: np.ndarray,
     for key, idx in sorted(pools.items()):
         pos = 0
         for code, count in arcs_of.get(key, []):
-            given_rows += idx[pos:pos + count]
-            receivers += [code] * len(idx[pos:pos + count])
+            given = idx[pos:pos + count]
+            given_rows += given
+            receivers += [code] * len(given)
             pos += count
     rows = np.asarray(given_rows, dtype=np.int64)
     codes = np.asarray(receivers, dtype=object)
