@@ -16,6 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from pipeline.contract import FILES
@@ -54,10 +55,10 @@ def measure(landing: Path) -> dict:
             v = validate(kind, texts[(trust, kind)], params)
             held += len(v.rows(QUARANTINE_ROW))
             if kind == "staff":
-                codes = texts[(trust, kind)]["staff_code"].tolist()
-                params.update(staff_codes=codes, staff_codes_or_blank=codes + [""])
+                codes = pa.array(texts[(trust, kind)]["staff_code"], from_pandas=True)  # as the run: Arrow
+                params.update(staff_codes=codes, staff_codes_or_blank=pa.concat_arrays([codes, pa.array([""], codes.type)]))
             elif kind == "cases":
-                params["crns"] = texts[(trust, kind)]["crn"].tolist()
+                params["crns"] = pa.array(texts[(trust, kind)]["crn"], from_pandas=True)
     validation = time.perf_counter() - t0
     return {"rows": rows, "floor_s": floor, "ingest_s": ingest, "validation_s": validation, "held": held}
 

@@ -18,8 +18,9 @@ def contains(s: pd.Series, pattern: str) -> pd.Series:
     """`re.search(pattern, value)` for each value, exactly as Python's re answers; missing values do not match.
 
     RE2 and Python's re can only disagree on values that are not ASCII (\\d \\w \\s are ASCII-only in RE2),
-    hold a vertical tab (RE2's \\s misses it) or a newline (Python's $ also matches before a final one):
-    those go through Python's re, every other value through Arrow's RE2, which is many times faster.
+    hold a vertical tab or a separator \\x1c-\\x1f (spaces to Python, not to RE2's \\s) or a newline (Python's
+    $ also matches before a final one): those go through Python's re, every other value through Arrow's RE2,
+    which is many times faster. A column with none of those bytes anywhere is not screened value by value.
     """
     try:
         values = pa.array(s, from_pandas=True)  # pandas' text stays as it is held (large_string), no copy
@@ -32,14 +33,32 @@ def contains(s: pd.Series, pattern: str) -> pd.Series:
                          dtype=bool)
     found = pc.fill_null(pc.match_substring_regex(values, _END_ANCHOR.sub(r"\1\\z", pattern)), False)
     result = found.to_numpy(zero_copy_only=False).copy()
-    if not _NOT_PORTABLE.search(pattern):
+    if not _NOT_PORTABLE.search(pattern) or not _may_hold(values, _RE2_DIFFERS):
         return pd.Series(result, index=s.index, dtype=bool)
-    may_differ = pc.or_(pc.invert(pc.string_is_ascii(values)), pc.match_substring_regex(values, "[\x0b\n]"))
+    may_differ = pc.or_(pc.invert(pc.string_is_ascii(values)), pc.match_substring_regex(values, _RE2_DIFFERS_RX))
     differ = np.flatnonzero(pc.fill_null(may_differ, False).to_numpy(zero_copy_only=False))
     if len(differ):
         rx = re.compile(pattern)
         result[differ] = [rx.search(v) is not None for v in values.take(differ).to_pylist()]
     return pd.Series(result, index=s.index, dtype=bool)
+
+
+# Bytes of a value on which RE2 and Python's re may answer differently: any byte of a character beyond ASCII,
+# the newline, and the ASCII spaces RE2's \s leaves out (vertical tab, the four separators \x1c-\x1f).
+_RE2_DIFFERS_RX = "[\n\x0b\x1c-\x1f]"
+_RE2_DIFFERS = np.zeros(256, dtype=bool)
+_RE2_DIFFERS[[0x0a, 0x0b, 0x1c, 0x1d, 0x1e, 0x1f]] = True
+_RE2_DIFFERS[0x80:] = True
+
+
+def _may_hold(values: pa.Array | pa.ChunkedArray, table: np.ndarray) -> bool:
+    """Whether any byte the text's data buffers hold is one `table` marks: one pass over the bytes, so a
+    column of plain ASCII skips the per-value screening (bytes beyond a slice can only say yes wrongly)."""
+    for chunk in getattr(values, "chunks", [values]):
+        data = chunk.buffers()[2]
+        if data is not None and table[np.frombuffer(data, dtype=np.uint8)].any():
+            return True
+    return False
 
 
 def labels(codes: np.ndarray, names: list[str], index: pd.Index | None = None) -> pd.Series:

@@ -160,10 +160,11 @@ def read_extract(landing: Store, trust: str, date: str, engine: str = "mirror") 
         ex.typed[kind] = typed_table(kind, text.table.take(good)).append_column(
             LINE, pa.array(text.lines(good.tolist()), pa.int64()))
         if kind == "staff":
-            codes = ex.typed["staff"]["staff_code"].to_pylist()
-            params.update(staff_codes=codes, staff_codes_or_blank=codes + [""])
+            codes = ex.typed["staff"]["staff_code"].combine_chunks()
+            params.update(staff_codes=codes,
+                          staff_codes_or_blank=pa.concat_arrays([codes, pa.array([""], codes.type)]))
         elif kind == "cases":
-            params["crns"] = ex.typed["cases"]["crn"].to_pylist()
+            params["crns"] = ex.typed["cases"]["crn"]
     return ex
 
 

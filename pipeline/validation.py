@@ -89,7 +89,7 @@ def suite_json(kind: str) -> dict:
     return json.loads((suite_dir() / f"{kind}.json").read_text(encoding="utf-8"))
 
 
-def prepare(kind: str, text: pd.DataFrame) -> pd.DataFrame:
+def prepare(kind: str, text: pd.DataFrame, encoded: dict | None = None) -> pd.DataFrame:
     """The frame a suite validates: the text columns (absent optional ones blank) and the derived columns
     its checks name: `<col>__num` (the number, when the text is one), `<col>__date` (the day, when the
     text is a real YYYY-MM-DD date), `<col>__given` (not blank)."""
@@ -97,21 +97,83 @@ def prepare(kind: str, text: pd.DataFrame) -> pd.DataFrame:
     for col in FILES[kind].optional:
         if col not in frame:
             frame[col] = ""
+    encoded = {} if encoded is None else encoded
     wanted = {c.kwargs.get(k) for c in load_suite(kind) for k in ("column", "column_A", "column_B")}
     wanted |= {m for c in load_suite(kind) for m in re.findall(r"\w+__(?:num|date|given)\b",
                                                               c.kwargs.get("row_condition") or "")}
     derived = {}
     for name in sorted(n for n in wanted if n and n.endswith(SUFFIXES)):
-        base = frame[name.rsplit("__", 1)[0]]
+        source = name.rsplit("__", 1)[0]
+        base = frame[source]
         if not pd.api.types.is_string_dtype(base):
-            base = base.astype(str)
+            base, source = base.astype(str), None
         if name.endswith("__num"):
-            derived[name] = _numbers(base, contains(base, NUMBER).to_numpy())
+            derived[name] = per_value(base, source, encoded, _text_numbers, np.nan)
         elif name.endswith("__date"):
-            derived[name] = _dates(base, contains(base, DATE).to_numpy())
+            derived[name] = per_value(base, source, encoded, _text_dates, np.datetime64("NaT", "ns"))
         else:
-            derived[name] = ~blank(pa.array(base, from_pandas=True)).to_numpy(zero_copy_only=False)
-    return frame.assign(**derived)
+            derived[name] = per_value(base, source, encoded, _given, False)
+    for name, values in derived.items():
+        frame[name] = values
+    return frame
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """A text column as its distinct values and each row's index into them (a missing value: one index past
+    the end), made once per file for every rule that reads the column."""
+    distinct: pa.Array
+    codes: np.ndarray
+
+    @property
+    def few(self) -> bool:
+        """Few enough distinct values that a rule is better computed once per value (a code, a score, a
+        date) than once per row (a CRN)."""
+        return len(self.distinct) * 4 <= len(self.codes)
+
+
+def encode(s: pd.Series, column: str | None, encoded: dict) -> Encoded | None:
+    """The encoding of `s` (the frame's `column`), made on first use and kept in `encoded`; None for a column
+    that is not text, and for a Series that is not a column of the frame (`column` None)."""
+    if column is None:
+        return None
+    if column not in encoded:
+        try:
+            values = pa.array(s, from_pandas=True)
+            if not (pa.types.is_string(values.type) or pa.types.is_large_string(values.type)):
+                raise pa.ArrowTypeError(f"{values.type} is not text")
+            if isinstance(values, pa.ChunkedArray):
+                values = values.combine_chunks()
+            found = pc.dictionary_encode(values)
+            codes = pc.fill_null(found.indices, len(found.dictionary)).to_numpy(zero_copy_only=False)
+            encoded[column] = Encoded(found.dictionary, codes.astype(np.int64, copy=False))
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+            encoded[column] = None
+    return encoded[column]
+
+
+def per_value(s: pd.Series, column: str | None, encoded: dict, answer, missing,
+              worth_encoding: bool = True) -> np.ndarray:
+    """`answer` (text Series -> array, one entry per value) for every row of `s` (the frame's `column`),
+    computed once per distinct value where the column holds few; `missing` for rows without a value.
+    An answer cheaper than the encoding itself (`worth_encoding` False) uses one only if already made."""
+    enc = encode(s, column, encoded) if worth_encoding or column in encoded else None
+    if enc is None or not enc.few:
+        return np.asarray(answer(s))
+    answers = np.asarray(answer(enc.distinct.to_pandas()))
+    return np.append(answers, np.array([missing], dtype=answers.dtype))[enc.codes]
+
+
+def _text_numbers(text: pd.Series) -> np.ndarray:
+    return _numbers(text, contains(text, NUMBER).to_numpy())
+
+
+def _text_dates(text: pd.Series) -> np.ndarray:
+    return _dates(text, contains(text, DATE).to_numpy())
+
+
+def _given(text: pd.Series) -> np.ndarray:
+    return ~blank(pa.array(text, from_pandas=True)).to_numpy(zero_copy_only=False)
 
 
 def _numbers(text: pd.Series, looks_like: np.ndarray) -> np.ndarray:
@@ -144,18 +206,29 @@ def _in_set(s: pd.Series, values) -> pd.Series:
         if not isinstance(values, pa.Array):
             values = _text_set(values)
         if values is not None:
-            found = pc.is_in(pa.array(s, from_pandas=True), value_set=values)
+            text = pa.array(s, from_pandas=True)
+            if len(values) > 4 * len(text):  # a few requests' CRNs among a trust's cases: hash the few
+                values = pc.filter(values, pc.is_in(values, value_set=pc.unique(pc.drop_null(text))))
+            found = pc.is_in(text, value_set=values)
             return pd.Series(pc.fill_null(found, False).to_numpy(zero_copy_only=False), index=s.index)
     return s.isin(values.to_pylist() if isinstance(values, pa.Array) else values)
 
 
 def _text_set(values) -> pa.Array | None:
-    """A list of texts as an Arrow array; None when it holds anything else."""
+    """A list (or Arrow array) of texts as one Arrow large_string array; None when it holds anything else."""
     try:
-        array = pa.array(list(values), type=pa.large_string())
-    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        if isinstance(values, pa.ChunkedArray):
+            values = values.combine_chunks()
+        array = (values.cast(pa.large_string()) if isinstance(values, pa.Array)
+                 else pa.array(list(values), type=pa.large_string()))
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
         return None
     return None if array.null_count else array
+
+
+def _as_lists(params: dict) -> dict:
+    """Parameters as Great Expectations takes them: Arrow arrays as lists."""
+    return {k: v.to_pylist() if isinstance(v, (pa.Array, pa.ChunkedArray)) else v for k, v in params.items()}
 
 
 _EQUALS = re.compile(r'\A\s*(\w+)\s*==\s*(True|False|"[^"\\]*")\s*\Z')
@@ -174,10 +247,13 @@ def _condition(check: Check, frame: pd.DataFrame) -> np.ndarray:
     return np.array(frame.eval(cond), dtype=bool)  # a writable copy: pandas hands out read-only views
 
 
-def mirror(check: Check, frame: pd.DataFrame, params: dict) -> tuple[bool, np.ndarray, int]:
-    """(success, rows GX would list as unexpected, how many values were considered) for one check."""
+def mirror(check: Check, frame: pd.DataFrame, params: dict,
+           encoded: dict | None = None) -> tuple[bool, np.ndarray, int]:
+    """(success, rows GX would list as unexpected, how many values were considered) for one check.
+    `encoded` keeps the text columns' encodings between the checks of one file."""
     kw = {k: (params[v["$PARAMETER"]] if isinstance(v, dict) and "$PARAMETER" in v else v)
           for k, v in check.kwargs.items()}
+    encoded = {} if encoded is None else encoded
     n = len(frame)
     none = np.zeros(n, dtype=bool)
     if check.type == "expect_table_columns_to_match_set":
@@ -190,16 +266,17 @@ def mirror(check: Check, frame: pd.DataFrame, params: dict) -> tuple[bool, np.nd
     if check.type == "expect_column_pair_values_a_to_be_greater_than_b":
         a, b = frame[kw["column_A"]], frame[kw["column_B"]]
         considered &= (a.notna() & b.notna()).to_numpy()
-        good = (a >= b) if kw.get("or_equal") else (a > b)
-        bad = considered & ~good.fillna(False).to_numpy(dtype=bool)
+        good = ((a >= b) if kw.get("or_equal") else (a > b)).fillna(False).to_numpy(dtype=bool)
     else:
-        s = frame[kw["column"]]
+        column = kw["column"]
+        s = frame[column]
         if check.type != "expect_column_values_to_not_be_null":
-            considered &= s.notna().to_numpy()  # GX leaves nulls out of column map expectations
+            considered &= _present(s, column, encoded)  # GX leaves nulls out of column map expectations
         if check.type == "expect_column_values_to_match_regex":
-            good = contains(s, kw["regex"])
+            good = per_value(s, column, encoded, lambda t: contains(t, kw["regex"]).to_numpy(), False)
         elif check.type == "expect_column_values_to_be_in_set":
-            good = _in_set(s, kw["value_set"])
+            good = per_value(s, column, encoded, lambda t: _in_set(t, kw["value_set"]).to_numpy(), False,
+                             worth_encoding=False)
         elif check.type == "expect_column_values_to_be_between":
             lo, hi = kw.get("min_value"), kw.get("max_value")
             good = pd.Series(True, index=s.index)
@@ -207,15 +284,35 @@ def mirror(check: Check, frame: pd.DataFrame, params: dict) -> tuple[bool, np.nd
                 good &= (s > lo) if kw.get("strict_min") else (s >= lo)
             if hi is not None:
                 good &= (s < hi) if kw.get("strict_max") else (s <= hi)
+            good = good.fillna(False).to_numpy(dtype=bool)
         elif check.type == "expect_column_values_to_not_be_null":
-            good = s.notna()
+            good = _present(s, column, encoded)
         else:  # expect_column_values_to_be_unique, among the values considered
-            good = ~(s.where(considered).duplicated(keep=False) & considered)
-        bad = considered & ~good.fillna(False).to_numpy(dtype=bool)
+            good = ~_repeated(s, considered, encode(s, column, encoded))
+    bad = considered & ~good
     count = int(considered.sum())
     mostly = kw.get("mostly", 1.0)
     success = count == 0 or (count - int(bad.sum())) / count >= mostly
     return success, bad, count
+
+
+def _present(s: pd.Series, column: str, encoded: dict) -> np.ndarray:
+    """`s.notna()`, from the column's encoding where it has one."""
+    enc = encoded.get(column)
+    if enc is not None:
+        return enc.codes < len(enc.distinct)
+    if isinstance(s.dtype, pd.StringDtype):
+        return pc.is_valid(pa.array(s, from_pandas=True)).to_numpy(zero_copy_only=False)
+    return s.notna().to_numpy()
+
+
+def _repeated(s: pd.Series, considered: np.ndarray, enc: Encoded | None) -> np.ndarray:
+    """Rows whose value another considered row also holds (pandas' `duplicated(keep=False)` among them;
+    missing values count as one value, as pandas counts NaN)."""
+    if enc is None:
+        return s.where(considered).duplicated(keep=False).to_numpy(dtype=bool) & considered
+    counts = np.bincount(enc.codes[considered], minlength=len(enc.distinct) + 1)
+    return considered & (counts[enc.codes] > 1)
 
 
 @dataclass
@@ -237,13 +334,15 @@ class FileValidation:
 
 
 def validate(kind: str, text: pd.DataFrame, params: dict, engine: str = "mirror") -> FileValidation:
-    """Validate one parsed file. `params` fills the suites' $PARAMETERs: trust, staff_codes, crns, ...
+    """Validate one parsed file. `params` fills the suites' $PARAMETERs: trust, staff_codes, crns, ... (lists
+    or Arrow arrays of text).
 
     Table rules run first; if one fails, column rules are not run (the columns may not be there).
     """
     if engine not in ENGINES:
         raise ValueError(f"unknown validation engine {engine!r}; expected one of {ENGINES}")
-    frame = prepare(kind, text)
+    encoded: dict = {}
+    frame = prepare(kind, text, encoded)
     checks = load_suite(kind)
     table = [c for c in checks if c.table_level]
     results, flagged = [], []
@@ -258,17 +357,16 @@ def validate(kind: str, text: pd.DataFrame, params: dict, engine: str = "mirror"
     if engine == "gx":
         outcomes = _run_gx(kind, columns, frame, params)
     else:
-        sets = {k: _text_set(v) for k, v in params.items() if isinstance(v, list)}
+        sets = {k: _text_set(v) for k, v in params.items() if isinstance(v, (list, pa.Array, pa.ChunkedArray))}
         arrow_params = {**params, **{k: v for k, v in sets.items() if v is not None}}
-        outcomes = [(ok, bad, int(bad.sum())) for ok, bad, _ in (mirror(c, frame, arrow_params) for c in columns)]
+        outcomes = [(ok, bad, int(bad.sum())) for ok, bad, _ in (mirror(c, frame, arrow_params, encoded)
+                                                                 for c in columns)]
     for c, (ok, bad, unexpected) in zip(columns, outcomes):
         rows = np.flatnonzero(bad)
         results.append(_result(c, ok, unexpected, c.message))
         if len(rows) and c.on_fail != REJECT_FILE:
             src = c.column if c.column in frame else None
-            flagged.append(pd.DataFrame({
-                "row": rows, "column": c.column, "rule": c.rule, "message": c.message,
-                "value": frame[src].iloc[rows].to_numpy(dtype=object) if src else "", "on_fail": c.on_fail}))
+            flagged.append((rows, c, frame[src].iloc[rows].to_numpy(dtype=object) if src else np.full(len(rows), "")))
     return FileValidation(kind, results, _flagged(flagged))
 
 
@@ -277,11 +375,23 @@ def _result(c: Check, ok: bool, unexpected: int, message: str) -> dict:
             "on_fail": c.on_fail, "success": bool(ok), "unexpected_count": int(unexpected), "message": message}
 
 
-def _flagged(parts: list[pd.DataFrame]) -> pd.DataFrame:
+def _flagged(parts: list[tuple[np.ndarray, Check, np.ndarray]]) -> pd.DataFrame:
+    """The rows each failing check flagged (rows, check, values), as one frame in row order."""
     cols = ["row", "column", "rule", "message", "value", "on_fail"]
     if not parts:
         return pd.DataFrame({c: pd.Series(dtype="int64" if c == "row" else object) for c in cols})
-    return pd.concat(parts, ignore_index=True).sort_values(["row", "column", "rule"], kind="stable")
+    sizes = [len(rows) for rows, _, _ in parts]
+    rows = np.concatenate([rows for rows, _, _ in parts])
+    keys = [(c.column, c.rule) for _, c, _ in parts]
+    rank = np.empty(len(parts), dtype=np.int64)
+    rank[sorted(range(len(parts)), key=keys.__getitem__)] = np.arange(len(parts))
+    order = np.lexsort((np.repeat(rank, sizes), rows))
+
+    def each(attr: str) -> np.ndarray:
+        return np.repeat(np.array([getattr(c, attr) for _, c, _ in parts], dtype=object), sizes)[order]
+    return pd.DataFrame({"row": rows[order], "column": each("column"), "rule": each("rule"),
+                         "message": each("message"), "value": np.concatenate([v for _, _, v in parts])[order],
+                         "on_fail": each("on_fail")})
 
 
 def _run_gx(kind: str, checks: list[Check], frame: pd.DataFrame,
@@ -318,7 +428,7 @@ def gx_results(kind: str, checks: list[Check], frame: pd.DataFrame, params: dict
         batch = (context.data_sources.add_pandas("trp_rows").add_dataframe_asset(kind)
                  .add_batch_definition_whole_dataframe("whole")
                  .get_batch(batch_parameters={"dataframe": frame.assign(row=np.arange(len(frame)))}))
-    results = batch.validate(suite, result_format=fmt, expectation_parameters=params).results
+    results = batch.validate(suite, result_format=fmt, expectation_parameters=_as_lists(params)).results
     return sorted(results, key=lambda r: r.expectation_config.meta["i"])  # in the order asked
 
 

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from pipeline.contract import _PANDAS, FILES, WHITESPACE, type_column
 from pipeline.ingest import _records, _starts_from_values, parse_csv, read_table, read_text
 from pipeline.trust_task import FORMULA_START, Pseudonyms, formula_safe_frame
-from pipeline.text import contains
+from pipeline.text import _RE2_DIFFERS, _may_hold, contains
 from pipeline.validation import DATE, NUMBER, QUARANTINE_ROW, _dates, _in_set, _numbers, suite_json, validate
 
 CORPORA = Path(__file__).with_name("corpora")  # copied as published from ../shared/corpora (PROVENANCE.txt)
@@ -107,11 +107,25 @@ SUITE_PATTERNS = sorted({e["kwargs"]["regex"] for kind in FILES for e in suite_j
 def test_fast_regex_matches_pythons_re_on_every_naughty_string(pattern):
     """The mirror's Arrow fast path gives exactly re.search's answer, whitespace and digits beyond ASCII
     included (the naughty strings hold vertical tabs, Arabic digits, zero-width and right-to-left marks)."""
-    values = NAUGHTY + [f" {s} " for s in NAUGHTY] + ["12\x0b", "\u0661\u0662", "1.5\n", "A123456", None]
+    values = NAUGHTY + [f" {s} " for s in NAUGHTY] + ["12\x0b", "\u0661\u0662", "1.5\n", "A123456", "1\x1c",
+                                                  "\x1f2 ", None]
     got = contains(pd.Series(values, dtype="str"), pattern).tolist()
     want = [v is not None and re.search(pattern, v) is not None for v in values]
     assert got == want
     assert any(want) or pattern == DATE  # the list exercises the matching side too
+
+
+@pytest.mark.parametrize("pattern", SUITE_PATTERNS)
+def test_plain_ascii_columns_skip_the_screening_and_agree_with_pythons_re(pattern):
+    """A column with no byte on which RE2 and re may differ is answered by RE2 alone, and rightly; the same
+    values beside one separator character (sliced off the end) still agree."""
+    plain = ["1", " 2 ", "-3", "1.5", "A123456", "a1", "2014-06-01", "=1+1", "", "  ", "x y", None]
+    assert not _may_hold(pa.array(plain), _RE2_DIFFERS)
+    sliced = pa.array(plain + ["1\x1c"]).slice(0, len(plain))
+    assert _may_hold(sliced, _RE2_DIFFERS)
+    for values in (pd.Series(plain, dtype="str"), pd.Series(pd.arrays.ArrowStringArray(sliced))):
+        assert contains(values, pattern).tolist() == [v is not None and re.search(pattern, v) is not None
+                                                      for v in plain]
 
 
 def test_value_sets_through_arrow_agree_with_pandas():
