@@ -65,4 +65,4 @@ def labels(codes: np.ndarray, names: list[str], index: pd.Index | None = None) -
     """A text column from integer codes into `names` (-1: missing), built by Arrow: pandas converts a NumPy
     array of strings to its text type one value at a time, ten times slower."""
     values = pa.array(names, type=pa.large_string()).take(pa.array(codes, mask=codes < 0))
-    return pd.Series(values.to_pandas(), index=index)
+    return pd.Series(values.to_pandas().array, index=index)  # by position, whatever the index

@@ -6,7 +6,6 @@ task overwrites its own files and nothing else. Returns a small summary, never a
 from __future__ import annotations
 
 import datetime as dt
-import hmac
 import io
 import re
 import time
@@ -25,7 +24,7 @@ from pipeline.deliverables import TRANSFER_WORKBOOK, TRUST_README, transfer_work
 from pipeline.ingest import FileRejected, read_text
 from pipeline.policy import Policy
 from pipeline.storage import Store
-from pipeline.text import contains
+from pipeline.text import contains, labels
 from pipeline.report import REPORT_FILE, render_report
 from pipeline.validation import QUARANTINE_ROW, REPORT, cross_trust_result, parse_result, validate
 
@@ -51,23 +50,29 @@ class TrustJob:
 class Pseudonyms:
     """Keyed pseudonyms of one kind of identifier (HMAC-SHA256 of "kind:value", first 128 bits in hex).
 
-    Stable across runs for one key and unlinkable without it. Each distinct value is hashed once, however
-    many columns it appears in (a staff code is an officer, a current and a new offender manager, ...)."""
+    Stable across runs for one key and unlinkable without it. Each distinct value of a column is hashed once
+    (an officer holds hundreds of cases)."""
 
     def __init__(self, key: bytes, kind: str):
-        self._base, self._kind, self._known = hmac.new(key, digestmod=sha256), kind, {}
+        block = (sha256(key).digest() if len(key) > 64 else key).ljust(64, b"\0")  # RFC 2104's key
+        self._inner, self._outer = sha256(bytes(b ^ 0x36 for b in block)), sha256(bytes(b ^ 0x5c for b in block))
+        self._prefix = f"{kind}:"
 
-    def _one(self, value: str) -> str:
-        h = self._base.copy()
-        h.update(f"{self._kind}:{value}".encode())
-        return h.hexdigest()[:32]
+    def _digests(self, values: list[str]) -> list[str]:
+        """HMAC-SHA256 from the key's two padded states, copied per value: the same digests as
+        `hmac.new(key, "kind:value", sha256)` in well under half its time (tests check the two agree)."""
+        inner, outer, prefix, out = self._inner, self._outer, self._prefix, []
+        for value in values:
+            i, o = inner.copy(), outer.copy()
+            i.update((prefix + value).encode())
+            o.update(i.digest())
+            out.append(o.hexdigest()[:32])
+        return out
 
     def __call__(self, values: pd.Series) -> pd.Series:
         """The column's pseudonyms; nulls stay null."""
         codes, distinct = pd.factorize(values)
-        known = self._known
-        digests = [known[v] if v in known else known.setdefault(v, self._one(v)) for v in distinct.tolist()]
-        return pd.Series(np.array(digests + [None], dtype=object)[codes], index=values.index)  # -1: None
+        return labels(codes, self._digests(distinct.tolist()), values.index)
 
 
 FORMULA_START = re.compile(r"^[=+\-@\t\r]")

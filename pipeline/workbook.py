@@ -56,11 +56,12 @@ def _sheet_xml(index: int, codes: np.ndarray, width: float) -> str:
     """A worksheet whose row 1 (bold) and data rows hold the shared-string `codes`."""
     letters = _letters(codes.shape[1])
     n, last = len(codes), letters[-1]
-    rows = []
-    for r, line in enumerate(codes.tolist(), start=1):
-        style = ' s="1"' if r == 1 else ""
-        cells = "".join(f'<c r="{c}{r}"{style} t="s"><v>{v}</v></c>' for c, v in zip(letters, line))
-        rows.append(f'<row r="{r}" spans="1:{len(letters)}">{cells}</row>')
+    def row(style: str) -> str:  # a row as one %-template: its number, then (number, code) per cell
+        cells = "".join(f'<c r="{c}%d"{style} t="s"><v>%d</v></c>' for c in letters)
+        return f'<row r="%d" spans="1:{len(letters)}">{cells}</row>'
+    numbers = np.arange(1, n + 1)
+    args = np.column_stack([numbers, *[a for j in range(len(letters)) for a in (numbers, codes[:, j])]])
+    rows = [row(' s="1"') % tuple(args[0].tolist()), (row("") * (n - 1)) % tuple(args[1:].ravel().tolist())]
     selected = ' tabSelected="1"' if index == 0 else ""
     return (f'{_HEAD}<worksheet xmlns="{_MAIN}" xmlns:r="{_REL}"><dimension ref="A1:{last}{n}"/>'
             f'<sheetViews><sheetView{selected} workbookViewId="0"><pane ySplit="1" topLeftCell="A2" '

@@ -83,11 +83,13 @@ def test_no_published_cell_starts_like_a_formula():
     assert safe["n"].tolist() == df["n"].tolist()
 
 
-def test_pseudonyms_are_the_keyed_hmac_and_keep_nulls():
+@pytest.mark.parametrize("key", [b"k", b"x" * 64, b"a longer key than the hash's block of sixty-four bytes..." * 2,
+                                 "clé-ключ-🔑".encode()])
+def test_pseudonyms_are_the_keyed_hmac_and_keep_nulls(key):
     import hashlib
     import hmac
     values = pd.Series(NAUGHTY[:50] + [None])
-    case_id = Pseudonyms(b"k", "crn")
+    case_id = Pseudonyms(key, "crn")
     got = case_id(values)
     again = case_id(values.iloc[::-1])  # a second column: the values already hashed give the same pseudonyms
     assert again.iloc[::-1].tolist() == got.tolist()
@@ -95,7 +97,7 @@ def test_pseudonyms_are_the_keyed_hmac_and_keep_nulls():
         if pd.isna(v):
             assert pd.isna(p)
         else:
-            assert p == hmac.new(b"k", f"crn:{v}".encode(), hashlib.sha256).hexdigest()[:32]
+            assert p == hmac.new(key, f"crn:{v}".encode(), hashlib.sha256).hexdigest()[:32]
     assert got.iloc[:50].nunique() == len(set(NAUGHTY[:50]))
 
 
