@@ -4,6 +4,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -36,12 +37,15 @@ class TextFile:
     table: pa.Table  # the same values as Arrow text, for typing the rows that pass
     ragged: list[tuple[int | None, str]] = field(default_factory=list)
 
-    _starts: list[int] = field(default_factory=list)
+    _starts: np.ndarray = field(default_factory=lambda: np.array([], dtype=np.int64))
 
     def lines(self, rows) -> list[int | None]:
         """Line (1-based, header = 1) where each data row starts in the trust's file, quoted newlines included."""
-        starts = self._starts
-        return [starts[r] if r < len(starts) else None for r in rows]
+        rows = np.asarray(rows, dtype=np.int64)
+        known = rows < len(self._starts)
+        if known.all():
+            return self._starts[rows].tolist()
+        return [int(self._starts[r]) if k else None for r, k in zip(rows.tolist(), known.tolist())]
 
 
 def decode(raw: bytes, name: str) -> tuple[str, str]:
@@ -61,6 +65,7 @@ def decode(raw: bytes, name: str) -> tuple[str, str]:
                            f"byte 0x{raw[exc.start]:02x} is neither UTF-8 nor Windows-1252 text") from exc
 
 
+_LINE_END = re.compile(r"\r\n|\r|\n")
 csv.field_size_limit(1 << 30)  # a trust's 10 MB field is a value to report, not a crash
 
 
@@ -70,8 +75,8 @@ def _records(text: str, width: int) -> tuple[list[int], list[tuple[int, str]]]:
 
     pyarrow parses the values (fast) and skips the same ill-formed records; this pass says where they are.
     """
-    if '"' not in text:  # no quoting: a record is a non-blank physical line
-        lines = text.split("\n")
+    if '"' not in text:  # no quoting: a record is a non-blank physical line (LF, CRLF or a lone CR ends one)
+        lines = _LINE_END.split(text)
         good, bad = [], []
         for number, row in enumerate(lines[1:], start=2):
             if row.strip("\r"):
@@ -90,7 +95,7 @@ def _records(text: str, width: int) -> tuple[list[int], list[tuple[int, str]]]:
 _BLANK_LINE = ("\n\n", "\r\r", "\n\r")  # an empty line, whatever the line ends
 
 
-def _starts_from_values(text: str, table: pa.Table, skipped: int) -> list[int] | None:
+def _starts_from_values(text: str, table: pa.Table, skipped: int) -> np.ndarray | None:
     """The line each record starts on, from the parsed values: a record takes one line plus the line breaks
     inside its quoted values (LF, CRLF or a lone CR, as the csv module counts them). None when the file has
     what this cannot see (a record Arrow skipped, a blank line), for the csv pass to number instead."""
@@ -110,12 +115,12 @@ def _starts_from_values(text: str, table: pa.Table, skipped: int) -> list[int] |
     n = table.num_rows
     in_file = text.count("\n") + (text.count("\r") - text.count("\r\n") if carriage else 0)
     if in_file == n + 1 - (not text.endswith(("\n", "\r"))):  # no line breaks inside values: one line each
-        return list(range(2, n + 2))
+        return np.arange(2, n + 2, dtype=np.int64)
     spans = np.ones(n, dtype=np.int64)
     for column in table.columns:
         spans += breaks(column)
     header = 1 + int(breaks(pa.array(table.column_names)).sum())
-    return (header + 1 + np.concatenate([[0], np.cumsum(spans)[:-1]])).tolist() if n else []
+    return header + 1 + np.concatenate([[0], np.cumsum(spans)[:-1]]).astype(np.int64)
 
 
 def read_table(text: str) -> tuple[pa.Table, int]:
@@ -148,14 +153,15 @@ def parse_csv(raw: bytes, name: str) -> TextFile:
     if len(set(header)) != len(header):
         dup = sorted({c for c in header if header.count(c) > 1})
         raise FileRejected(name, 1, "DUPLICATE_COLUMN", f"the header names {', '.join(dup)} more than once")
-    starts = _starts_from_values(text, table, skipped) if '"' in text else None
+    starts = _starts_from_values(text, table, skipped)
     table = table.rename_columns(header)
     frame = table.to_pandas()
     ragged = []
     if starts is None:
         starts, ragged = _records(text, len(header))
+    starts = np.asarray(starts, dtype=np.int64)
     if len(starts) != len(frame):  # the two parsers disagree: keep every row, say no line rather than a wrong one
-        starts = []
+        starts = starts[:0]
     if not all(isinstance(t, pd.StringDtype) for t in frame.dtypes):  # pandas before 3 hands back objects
         frame = frame.astype(object).astype("str")
     return TextFile(name, hashlib.sha256(raw).hexdigest(), encoding, frame, [], table, ragged, starts)

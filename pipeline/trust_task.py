@@ -161,7 +161,9 @@ def read_extract(landing: Store, trust: str, date: str, engine: str = "mirror") 
         held = v.rows(QUARANTINE_ROW)
         ex.quarantine.extend(_findings(text, held))
         ex.warnings.extend(_findings(text, v.rows(REPORT)))
-        good = np.setdiff1d(np.arange(text.table.num_rows), held["row"].to_numpy())
+        keep = np.ones(text.table.num_rows, dtype=bool)
+        keep[held["row"].to_numpy()] = False
+        good = np.flatnonzero(keep)
         ex.typed[kind] = typed_table(kind, text.table.take(good)).append_column(
             LINE, pa.array(text.lines(good.tolist()), pa.int64()))
         if kind == "staff":
