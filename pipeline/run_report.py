@@ -35,17 +35,24 @@ class ReportTables:
     hidden_cells: int
 
 
+def _count(frame: pd.DataFrame, by: list[str]) -> pd.Series:
+    """Rows per group; a frame already grouped says how many rows each of its rows stands for (`rows`)."""
+    groups = frame.groupby(by)
+    return groups["rows"].sum() if "rows" in frame else groups.size()
+
+
 def _by_side(frame: pd.DataFrame, trusts: list[str]) -> pd.DataFrame:
-    table = frame.groupby(["trust_code", "side"]).size().unstack("side")
+    table = _count(frame, ["trust_code", "side"]).unstack("side")
     return table.reindex(index=trusts, columns=SIDES).fillna(0).astype("int64")
 
 
 def report_tables(cases: pd.DataFrame, staff: pd.DataFrame, caseload: pd.DataFrame, balance: pd.DataFrame,
                   trusts: pd.DataFrame, threshold: int) -> ReportTables:
-    """The report's tables from the run's published rows (pure: the page is drawn from these alone)."""
+    """The report's tables from the run's published rows (pure: the page is drawn from these alone). `cases`
+    may come grouped, with how many rows each stands for in a `rows` column."""
     codes = sorted(trusts["trust_code"])
     cases_n, staff_n = _by_side(cases, codes), _by_side(staff, codes)
-    moved = cases[cases["moved"]].groupby("reason").size().sort_values(ascending=False)
+    moved = _count(cases[cases["moved"]], ["reason"]).sort_values(ascending=False)
     bands = pd.cut(caseload["utilisation"], UTILISATION_BINS, right=False)
     per_band = bands.value_counts(sort=False)
     per_band.index = [f"{b.left:.0%}+" if b.right == float("inf") else f"{b.left:.0%}" for b in per_band.index]
@@ -200,13 +207,13 @@ def write_run_report(out: Store, manifest: dict, threshold: int, capacity_limit:
     run_date = manifest["run_date"]
     con = connect(out)
 
-    def rows(ds: str, cols: str) -> pd.DataFrame:
+    def rows(ds: str, cols: str, group: str = "") -> pd.DataFrame:
         files = out.url_of("published", ds, f"run_date={run_date}", "**", "*.parquet")
-        return con.sql(f"select {cols} from {scan([files])}").df()
+        return con.sql(f"select {cols} from {scan([files])}" + (f" group by {group}" if group else "")).df()
 
     trusts = pd.DataFrame([{"trust_code": c, "quarantined_rows": t.get("quarantined_rows", 0)}
                            for c, t in manifest["trusts"].items()])
-    tables = report_tables(rows("case_alignment", "trust_code, side, moved, reason"),
+    tables = report_tables(rows("case_alignment", "trust_code, side, moved, reason, count(*) as rows", "all"),
                            rows("staff_assignment", "trust_code, side"),
                            rows("caseload", "utilisation"),
                            rows("workforce_balance", "side, grade, surplus_fte, deficit_fte"), trusts, threshold)

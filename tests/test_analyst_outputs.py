@@ -1,5 +1,6 @@
 """What analysts and programme teams get: the catalog, `trp query`, the documented example queries, `trp diff`,
 the run report (in headless Chromium) and each trust's workbook and README."""
+import dataclasses
 import io
 import re
 import shutil
@@ -218,6 +219,26 @@ def _report_tables():
     balance = pd.DataFrame({"side": ["NPS", "CRC"], "grade": ["PO", "PO"], "surplus_fte": [1.5, 0.0],
                             "deficit_fte": [0.0, 2.0]})
     return report_tables(cases, staff, caseload, balance, trusts, 10)
+
+
+def test_report_tables_from_grouped_case_rows_equal_those_from_every_row():
+    """The run report reads case_alignment grouped (with a count per group), not row by row: same tables."""
+    from pipeline.run_report import report_tables
+
+    raw = _report_tables()
+    trusts = pd.DataFrame({"trust_code": ["AAA", "BBB"], "quarantined_rows": [0, 25]})
+    cases = pd.DataFrame({"trust_code": ["AAA"] * 40 + ["BBB"] * 30, "side": ["NPS"] * 12 + ["CRC"] * 58,
+                          "moved": [True] * 20 + [False] * 50, "reason": ["MOVED_SIDE"] * 20 + ["KEPT"] * 50})
+    grouped = cases.groupby(list(cases.columns)).size().rename("rows").reset_index()
+    assert len(grouped) < len(cases)
+    staff = pd.DataFrame({"trust_code": ["AAA"] * 20 + ["BBB"] * 20, "side": ["NPS", "CRC"] * 20})
+    caseload = pd.DataFrame({"utilisation": [0.5] * 15 + [1.15] * 12 + [1.25] * 11})
+    balance = pd.DataFrame({"side": ["NPS", "CRC"], "grade": ["PO", "PO"], "surplus_fte": [1.5, 0.0],
+                            "deficit_fte": [0.0, 2.0]})
+    got = report_tables(grouped, staff, caseload, balance, trusts, 10)
+    for field in dataclasses.fields(raw):
+        a, b = getattr(raw, field.name), getattr(got, field.name)
+        assert a.equals(b) if hasattr(a, "equals") else a == b, field.name
 
 
 def test_the_run_report_page_is_the_same_for_the_same_run_and_runs_no_script():
