@@ -71,6 +71,7 @@ class Roster:
     team: np.ndarray
     classes: np.ndarray  # bit i set: may hold class i of `class_names`
     class_names: pd.Index
+    limits: np.ndarray  # per officer: capacity, then each spread band's threshold (units)
 
     @classmethod
     def of(cls, officers: dict[str, Officer], class_names: list[str]) -> Roster:
@@ -81,7 +82,9 @@ class Roster:
             side=np.array([o.side for o in ordered] + [None], dtype=object),
             team=np.array([o.team for o in ordered] + [None], dtype=object),
             classes=np.array([sum(bit[k] for k in o.classes) for o in ordered] + [0], dtype=np.int64),
-            class_names=pd.Index(class_names, dtype=object))
+            class_names=pd.Index(class_names, dtype=object),
+            limits=np.array([(o.cap_units, *o.band_units) for o in ordered], dtype=np.int64).reshape(
+                len(ordered), -1 if ordered else 1))
 
     @property
     def none(self) -> int:
@@ -117,18 +120,17 @@ def _officers(staff: pd.DataFrame, policy: Policy, as_of: pd.Timestamp) -> dict[
     units_per_fte = cc.capacity_points_per_fte * policy.units_per_point
     active = (staff["leaving_date"].isna() | (staff["leaving_date"] > as_of)).to_numpy()
     cols = {c: staff[c].to_numpy(dtype=object)[active] for c in ("staff_code", "side", "team_code", "grade", "role")}
+    full = staff["fte"].to_numpy(dtype=np.float64)[active] * units_per_fte
+    limits = np.floor(np.column_stack([full * pct / 100 + 1e-9 for pct in
+                                       (al.capacity_limit_pct, *(b.from_pct for b in al.spread_bands))])
+                      .reshape(len(full), 1 + len(al.spread_bands))).astype(np.int64).tolist()
     classes_of: dict[tuple[str, str], frozenset[str]] = {}
     out: dict[str, Officer] = {}
-    for code, side, team, grade, role, fte in zip(*cols.values(), staff["fte"].to_numpy()[active]):
+    for code, side, team, grade, role, (cap, *bands) in zip(*cols.values(), limits):
         if (grade, role) not in classes_of:
             classes_of[(grade, role)] = frozenset(k for k in cc.weights if cc.eligible(k, grade, role))
-        full = fte * units_per_fte
-        out[code] = Officer(
-            code=code, side=side, team=team, grade=grade, role=role,
-            cap_units=math.floor(full * al.capacity_limit_pct / 100 + 1e-9),
-            band_units=tuple(math.floor(full * b.from_pct / 100 + 1e-9) for b in al.spread_bands),
-            classes=classes_of[(grade, role)],
-        )
+        out[code] = Officer(code=code, side=side, team=team, grade=grade, role=role, cap_units=cap,
+                            band_units=tuple(bands), classes=classes_of[(grade, role)])
     return out
 
 
@@ -469,9 +471,10 @@ def _classify(cases: pd.DataFrame, side: np.ndarray, klass: np.ndarray, team: np
     bits = roster.class_bits(klass)
     # An officer may keep a case of a class they may hold, or of one nobody on their side may hold; and any
     # officer may keep a case of a side with nobody on it (that side borrows the other side's officers).
+    on_side = {s: side == s for s in SIDES}
     side_bits = np.zeros(n, dtype=np.int64)
     for s in SIDES:
-        side_bits[side == s] = roster.side_classes(s)
+        side_bits[on_side[s]] = roster.side_classes(s)
     unstaffed = np.isin(side, [s for s in SIDES if not (roster.side == s).any()])
     may_hold = ((roster.classes[row] & bits) != 0) | ((side_bits & bits) == 0)
     allowed = known & ((om_side == side) | unstaffed) & may_hold
@@ -485,20 +488,22 @@ def _classify(cases: pd.DataFrame, side: np.ndarray, klass: np.ndarray, team: np
     for s in SIDES:
         mine = np.flatnonzero((fixed[:-1] > 0) & (roster.side[:-1] == s))
         problems[s].fixed_units.update({roster.codes[j]: int(fixed[j]) for j in mine})
-    forced_reason = np.select(
-        [~pd.notna(current), ~known, om_side != side], [ALLOCATED, MOVED_LEFT, MOVED_SIDE], MOVED_GRADE
-    ).astype(object)
-    forced_reason[pin | allowed] = None
+    why = np.select([pd.isna(current), ~known, om_side != side], [0, 1, 2], 3)
+    why[pin | allowed] = 4
+    forced_reason = np.array([ALLOCATED, MOVED_LEFT, MOVED_SIDE, MOVED_GRADE, None], dtype=object)[why]
     k_code = roster.class_names.get_indexer(pd.Index(klass, dtype=object)).astype(np.int64)
     t_code, t_names = pd.factorize(team, sort=True)
     nk, nt = len(roster.class_names), max(len(t_names), 1)
+    free = ~pin
     for s in SIDES:
-        keep = np.flatnonzero(allowed & ~pin & (side == s))
-        for idx in _groups(keep, (row[keep] * nk + k_code[keep]) * nt + t_code[keep]):
-            problems[s].kept[(current[idx[0]], klass[idx[0]], team[idx[0]])] = idx.tolist()
-        move = np.flatnonzero(~allowed & ~pin & (side == s))
-        for idx in _groups(move, k_code[move] * nt + t_code[move]):
-            problems[s].forced[(klass[idx[0]], team[idx[0]])] = idx.tolist()
+        keep = np.flatnonzero(allowed & free & on_side[s])
+        groups = _groups(keep, (row[keep] * nk + k_code[keep]) * nt + t_code[keep])
+        firsts = np.array([g[0] for g in groups], dtype=np.int64)
+        problems[s].kept.update(zip(zip(current[firsts], klass[firsts], team[firsts]), (g.tolist() for g in groups)))
+        move = np.flatnonzero(~allowed & free & on_side[s])
+        groups = _groups(move, k_code[move] * nt + t_code[move])
+        firsts = np.array([g[0] for g in groups], dtype=np.int64)
+        problems[s].forced.update(zip(zip(klass[firsts], team[firsts]), (g.tolist() for g in groups)))
     return om, reason, forced_reason, pin
 
 
@@ -671,12 +676,12 @@ def _side_cost(plan: Plan, roster: Roster, officers: dict[str, Officer], side: s
     loaded = np.bincount(plan.row[sel], weights=plan.wunits[sel], minlength=roster.none + 1)
     mine = plan.free & (plan.side == side)
     held = plan.row < roster.none
-    return plan_cost(
-        {roster.codes[j]: int(loaded[j]) for j in np.flatnonzero(holder)}, officers,
-        moves=int(plan.moved[mine].sum()),
-        team_changes=int(plan.team_change[mine].sum()),
-        ineligible=int((held & ~plan.eligible)[mine].sum()),
-        policy=policy)
+    al = policy.alignment
+    rows = np.flatnonzero(holder[:-1])
+    past = np.maximum(0, loaded[rows].astype(np.int64)[:, None] - roster.limits[rows])  # plan_cost, per officer
+    rates = np.array([al.cost_overflow_per_point, *(b.cost for b in al.spread_bands)], dtype=np.int64)
+    return plan_cost({}, officers, moves=int(plan.moved[mine].sum()), team_changes=int(plan.team_change[mine].sum()),
+                     ineligible=int((held & ~plan.eligible)[mine].sum()), policy=policy) + int((past * rates).sum())
 
 
 def _deal(prob: SideProblem, flows: dict, current: np.ndarray,
