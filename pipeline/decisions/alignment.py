@@ -267,6 +267,22 @@ class _Network:
             self.nodes[key] = len(self.nodes)
         return self.nodes[key]
 
+    def ids(self, keys: list[tuple]) -> np.ndarray:
+        """The nodes of `keys` in order, numbering new ones as they come (as `node`, one call per key, would)."""
+        nodes = self.nodes
+        return np.fromiter((nodes.setdefault(k, len(nodes)) for k in keys), dtype=np.int64, count=len(keys))
+
+    def arcs(self, touched: list[tuple], caps, costs) -> np.ndarray:
+        """Arcs between consecutive pairs of `touched` (tail, head, tail, head, ...), in order, as `arc` makes
+        them one by one; returns their indices."""
+        ends = self.ids(touched).reshape(-1, 2)
+        first = len(self.tails)
+        self.tails += ends[:, 0].tolist()
+        self.heads += ends[:, 1].tolist()
+        self.caps += np.broadcast_to(np.asarray(caps, dtype=np.int64), len(ends)).tolist()
+        self.costs += np.broadcast_to(np.asarray(costs, dtype=np.int64), len(ends)).tolist()
+        return np.arange(first, first + len(ends))
+
     def arc(self, tail: tuple, head: tuple, cap: int, cost: int) -> int:
         self.tails.append(self.node(tail))
         self.heads.append(self.node(head))
@@ -324,16 +340,19 @@ def _relaxation(prob: SideProblem, classes: list[str], policy: Policy,
     officers = sorted(prob.officers, key=lambda o: o.code)
     holders = _holders(officers, classes)
     penalty = {k: _penalty(officers, k, policy) for k in classes}
-    net, arcs = _Network(), {}
+    net = _Network()
     net.node(("sink",))
-    big = 0
-    for (om, k, t), idx in sorted(prob.kept.items()):
-        units = len(idx) * weight_units[k]
-        net.supply[net.node(("group", om, k, t))] += units
-        arcs[("keep", om, k, t)] = net.arc(("group", om, k, t), ("om", om), units,
-                                           (penalty[k] - al.cost_move * U) * per_unit[k])
-        net.arc(("group", om, k, t), ("pool", k, t), units, 0)
-        big += units
+    kept = sorted(prob.kept.items())
+    units = np.array([len(idx) * weight_units[k] for (_, k, _), idx in kept], dtype=np.int64)
+    keep_cost = {k: (penalty[k] - al.cost_move * U) * per_unit[k] for k in classes}
+    touched, costs = [], []
+    for om, k, t in (key for key, _ in kept):
+        group = ("group", om, k, t)
+        touched += (group, ("om", om), group, ("pool", k, t))
+        costs += (keep_cost[k], 0)
+    kept_arcs = net.arcs(touched, np.repeat(units, 2), costs)[0::2]
+    net.supply.update(zip(np.asarray(net.tails)[kept_arcs].tolist(), units.tolist()))
+    big = int(units.sum())
     for (k, t), idx in sorted(prob.forced.items()):
         net.supply[net.node(("pool", k, t))] += len(idx) * weight_units[k]
         big += len(idx) * weight_units[k]
@@ -344,12 +363,25 @@ def _relaxation(prob: SideProblem, classes: list[str], policy: Policy,
     for k in classes:
         for o in holders[k]:
             holders_in_team[(k, o.team)].append(o)
+    touched, costs, keys = [], [], {"team": [], "export": [], "import": []}
+    kind = []
     for k, t in pools:
+        pool = ("pool", k, t)
         for o in holders_in_team.get((k, t), []):
-            arcs[("team", k, t, o.code)] = net.arc(("pool", k, t), ("om", o.code), big, penalty[k] * per_unit[k])
-        arcs[("export", k, t)] = net.arc(("pool", k, t), ("trust", k), big, al.cost_team_change * U * per_unit[k])
+            touched += (pool, ("om", o.code))
+            costs.append(penalty[k] * per_unit[k])
+            keys["team"].append((k, t, o.code))
+        touched += (pool, ("trust", k))
+        costs.append(al.cost_team_change * U * per_unit[k])
+        keys["export"].append((k, t))
+        kind += [0] * len(holders_in_team.get((k, t), [])) + [1]
         if t in teams_of_class[k]:
-            arcs[("import", k, t)] = net.arc(("trust", k), ("pool", k, t), big, 0)
+            touched += (("trust", k), pool)
+            costs.append(0)
+            keys["import"].append((k, t))
+            kind.append(2)
+    pool_arcs = net.arcs(touched, big, costs)
+    kind = np.asarray(kind, dtype=np.int64)
     loaded = [o for o in officers if ("om", o.code) in net.nodes]
     fixed = np.array([prob.fixed_units.get(o.code, 0) for o in loaded], dtype=np.int64)
     thresholds = np.array([(o.cap_units, *o.band_units) for o in loaded], dtype=np.int64).reshape(
@@ -358,12 +390,17 @@ def _relaxation(prob: SideProblem, classes: list[str], policy: Policy,
     constant = int((np.maximum(0, fixed[:, None] - thresholds) * costs).sum())
     net.load_bands([net.nodes[("om", o.code)] for o in loaded], fixed, thresholds, costs * lcm, big)
     amounts, cost = net.solve(("sink",), "relaxation")
-    out: dict = {"keep": {}, "team": {}, "export": {}, "import": {}}
-    for key, a in arcs.items():
-        w = weight_units[key[2] if key[0] == "keep" else key[1]]
-        units = int(amounts[a])
-        out[key[0]][key[1:]] = units // w if units % w == 0 else units / w
+    out: dict = {"keep": _in_cases([key for key, _ in kept], amounts[kept_arcs],
+                                   [weight_units[k] for (_, k, _), _ in kept])}
+    for i, name in enumerate(("team", "export", "import")):
+        mine = keys[name]
+        out[name] = _in_cases(mine, amounts[pool_arcs[kind == i]], [weight_units[key[0]] for key in mine])
     return out, cost / lcm + constant
+
+
+def _in_cases(keys: list[tuple], units: np.ndarray, weights: list[int]) -> dict:
+    """Flows in workload units as cases: whole numbers where a class's units divide, else fractions."""
+    return {key: u // w if u % w == 0 else u / w for key, u, w in zip(keys, units.tolist(), weights)}
 
 
 def _flow_repair(prob: SideProblem, classes: list[str], policy: Policy, weight_units: dict[str, int],
@@ -378,32 +415,41 @@ def _flow_repair(prob: SideProblem, classes: list[str], policy: Policy, weight_u
     al = policy.alignment
     U = policy.units_per_point
     share = _class_inflow(lp)
-    net, arcs = _Network(), {}
+    net = _Network()
     net.node(("sink",))
-    big = sum(len(v) for v in prob.kept.values()) + sum(len(v) for v in prob.forced.values())
-    for (om, k, t), idx in sorted(prob.kept.items()):
-        net.supply[net.node(("group", om, k, t))] += len(idx)
-        arcs[("keep", om, k, t)] = net.arc(("group", om, k, t), ("om", om, k), len(idx), 0)
-        net.arc(("group", om, k, t), ("pool", k, t), len(idx), al.cost_move * U)
+    kept = sorted(prob.kept.items())
+    sizes = np.array([len(idx) for _, idx in kept], dtype=np.int64)
+    big = int(sizes.sum()) + sum(len(v) for v in prob.forced.values())
+    touched = []
+    for om, k, t in (key for key, _ in kept):
+        group = ("group", om, k, t)
+        touched += (group, ("om", om, k), group, ("pool", k, t))
+    kept_arcs = net.arcs(touched, np.repeat(sizes, 2), np.tile([0, al.cost_move * U], len(kept)))[0::2]
+    net.supply.update(zip(np.asarray(net.tails)[kept_arcs].tolist(), sizes.tolist()))
     for (k, t), idx in sorted(prob.forced.items()):
         net.supply[net.node(("pool", k, t))] += len(idx)
     penalty = {k: _penalty(prob.officers, k, policy) for k in classes}
-    for (k, t, om) in sorted(lp["team"]):
-        arcs[("team", k, t, om)] = net.arc(("pool", k, t), ("om", om, k), big, penalty[k])
-    for (k, t) in sorted(lp["export"]):
-        arcs[("export", k, t)] = net.arc(("pool", k, t), ("trust", k), big, al.cost_team_change * U)
-    for (k, t) in sorted(lp["import"]):
-        arcs[("import", k, t)] = net.arc(("trust", k), ("pool", k, t), big, 0)
+    team, export, imports = sorted(lp["team"]), sorted(lp["export"]), sorted(lp["import"])
+    team_arcs = net.arcs([n for k, t, om in team for n in (("pool", k, t), ("om", om, k))], big,
+                         [penalty[k] for k, _, _ in team])
+    export_arcs = net.arcs([n for k, t in export for n in (("pool", k, t), ("trust", k))], big,
+                           al.cost_team_change * U)
+    import_arcs = net.arcs([n for k, t in imports for n in (("trust", k), ("pool", k, t))], big, 0)
     room = _class_rooms(prob, share, weight_units)
-    for (om, k) in sorted({key[1:] for key in net.nodes if key[0] == "om"}):
+    touched, caps, costs = [], [], []
+    for om, k in sorted({key[1:] for key in net.nodes if key[0] == "om"}):
         if room.get((om, k)):
-            net.arc(("om", om, k), ("sink",), room[(om, k)], 0)
-        net.arc(("om", om, k), ("sink",), big, al.cost_overflow_per_point * weight_units[k])
+            touched += (("om", om, k), ("sink",))
+            caps.append(room[(om, k)])
+            costs.append(0)
+        touched += (("om", om, k), ("sink",))
+        caps.append(big)
+        costs.append(al.cost_overflow_per_point * weight_units[k])
+    net.arcs(touched, caps, costs)
     amounts, _ = net.solve(("sink",), "flow repair")
-    out: dict = {"keep": {}, "team": {}, "export": {}, "import": {}}
-    for key, a in arcs.items():
-        out[key[0]][key[1:]] = int(amounts[a])
-    return out
+    return {name: dict(zip(keys, amounts[arcs].tolist())) for name, keys, arcs in (
+        ("keep", [key for key, _ in kept], kept_arcs), ("team", team, team_arcs), ("export", export, export_arcs),
+        ("import", imports, import_arcs))}
 
 
 def _class_rooms(prob: SideProblem, share: dict[tuple[str, str], float],
