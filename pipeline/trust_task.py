@@ -123,6 +123,8 @@ class Extract:
 
 
 def _findings(text, rows: pd.DataFrame) -> list[dict]:
+    if rows.empty:
+        return []
     lines = text.lines(rows["row"].tolist())
     return [{"file": text.name, "line": line, "column": r.column, "rule": r.rule, "message": r.message,
              "value": r.value} for line, r in zip(lines, rows.itertuples())]
