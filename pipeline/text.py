@@ -15,6 +15,11 @@ _NOT_PORTABLE = re.compile(r"\\[dDwWsSbBZ0-9]|\$|\(\?")
 
 
 def contains(s: pd.Series, pattern: str) -> pd.Series:
+    """`re.search(pattern, value)` for each value, as a boolean Series (`matches`)."""
+    return pd.Series(matches(s, pattern), index=s.index, dtype=bool)
+
+
+def matches(s: pd.Series, pattern: str) -> np.ndarray:
     """`re.search(pattern, value)` for each value, exactly as Python's re answers; missing values do not match.
 
     RE2 and Python's re can only disagree on values that are not ASCII (\\d \\w \\s are ASCII-only in RE2),
@@ -29,18 +34,17 @@ def contains(s: pd.Series, pattern: str) -> pd.Series:
         elif not (pa.types.is_string(values.type) or pa.types.is_large_string(values.type)):
             raise pa.ArrowTypeError(f"{values.type} is not text")
     except (pa.ArrowInvalid, pa.ArrowTypeError):  # not all text
-        return pd.Series([isinstance(v, str) and re.search(pattern, v) is not None for v in s], index=s.index,
-                         dtype=bool)
+        return np.array([isinstance(v, str) and re.search(pattern, v) is not None for v in s], dtype=bool)
     found = pc.fill_null(pc.match_substring_regex(values, _END_ANCHOR.sub(r"\1\\z", pattern)), False)
     result = found.to_numpy(zero_copy_only=False).copy()
     if not _NOT_PORTABLE.search(pattern) or not _may_hold(values, _RE2_DIFFERS):
-        return pd.Series(result, index=s.index, dtype=bool)
+        return result
     may_differ = pc.or_(pc.invert(pc.string_is_ascii(values)), pc.match_substring_regex(values, _RE2_DIFFERS_RX))
     differ = np.flatnonzero(pc.fill_null(may_differ, False).to_numpy(zero_copy_only=False))
     if len(differ):
         rx = re.compile(pattern)
         result[differ] = [rx.search(v) is not None for v in values.take(differ).to_pylist()]
-    return pd.Series(result, index=s.index, dtype=bool)
+    return result
 
 
 # Bytes of a value on which RE2 and Python's re may answer differently: any byte of a character beyond ASCII,

@@ -17,7 +17,7 @@ import json
 import os
 import re
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +26,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipeline.contract import FILES, blank
-from pipeline.text import contains
+from pipeline.text import matches
 
 REJECT_FILE, QUARANTINE_ROW, REPORT = "reject_file", "quarantine_row", "report"
 SUFFIXES = ("__num", "__date", "__given")
@@ -89,30 +89,27 @@ def suite_json(kind: str) -> dict:
     return json.loads((suite_dir() / f"{kind}.json").read_text(encoding="utf-8"))
 
 
-def prepare(kind: str, text: pd.DataFrame, encoded: dict | None = None) -> pd.DataFrame:
+def prepare(kind: str, text: pd.DataFrame, columns: Columns | None = None) -> pd.DataFrame:
     """The frame a suite validates: the text columns (absent optional ones blank) and the derived columns
     its checks name: `<col>__num` (the number, when the text is one), `<col>__date` (the day, when the
-    text is a real YYYY-MM-DD date), `<col>__given` (not blank)."""
+    text is a real YYYY-MM-DD date), `<col>__given` (not blank). `columns`, if given, is pointed at it."""
     frame = text.reset_index(drop=True)
     for col in FILES[kind].optional:
         if col not in frame:
             frame[col] = ""
-    encoded = {} if encoded is None else encoded
+    columns = Columns(frame) if columns is None else columns.on(frame)
     wanted = {c.kwargs.get(k) for c in load_suite(kind) for k in ("column", "column_A", "column_B")}
     wanted |= {m for c in load_suite(kind) for m in re.findall(r"\w+__(?:num|date|given)\b",
                                                               c.kwargs.get("row_condition") or "")}
     derived = {}
     for name in sorted(n for n in wanted if n and n.endswith(SUFFIXES)):
         source = name.rsplit("__", 1)[0]
-        base = frame[source]
-        if not pd.api.types.is_string_dtype(base):
-            base, source = base.astype(str), None
-        if name.endswith("__num"):
-            derived[name] = per_value(base, source, encoded, _text_numbers, np.nan)
-        elif name.endswith("__date"):
-            derived[name] = per_value(base, source, encoded, _text_dates, np.datetime64("NaT", "ns"))
+        answer, missing = {"num": (_text_numbers, np.nan), "date": (_text_dates, np.datetime64("NaT", "ns")),
+                           "given": (_given, False)}[name.rsplit("__", 1)[1]]
+        if pd.api.types.is_string_dtype(frame[source]):
+            derived[name] = columns.per_value(source, answer, missing)
         else:
-            derived[name] = per_value(base, source, encoded, _given, False)
+            derived[name] = np.asarray(answer(frame[source].astype(str)))
     for name, values in derived.items():
         frame[name] = values
     return frame
@@ -125,6 +122,10 @@ class Encoded:
     distinct: pa.Array
     codes: np.ndarray
 
+    @cached_property
+    def distinct_text(self) -> pd.Series:
+        return self.distinct.to_pandas()
+
     @property
     def few(self) -> bool:
         """Few enough distinct values that a rule is better computed once per value (a code, a score, a
@@ -132,44 +133,75 @@ class Encoded:
         return len(self.distinct) * 4 <= len(self.codes)
 
 
-def encode(s: pd.Series, column: str | None, encoded: dict) -> Encoded | None:
-    """The encoding of `s` (the frame's `column`), made on first use and kept in `encoded`; None for a column
-    that is not text, and for a Series that is not a column of the frame (`column` None)."""
-    if column is None:
+class Columns:
+    """The columns of the frame one file's checks read, each converted once for all of them: the Series,
+    which rows hold a value, and a text column's encoding."""
+
+    def __init__(self, frame: pd.DataFrame):
+        self.frame: pd.DataFrame = frame
+        self._series: dict[str, pd.Series] = {}
+        self._present: dict[str, np.ndarray] = {}
+        self._encoded: dict[str, Encoded | None] = {}
+
+    def on(self, frame: pd.DataFrame) -> Columns:
+        """The same columns in `frame`, which holds them and more (the derived ones)."""
+        self.frame = frame
+        return self
+
+    def series(self, column: str) -> pd.Series:
+        if column not in self._series:
+            self._series[column] = self.frame[column]
+        return self._series[column]
+
+    def encoded(self, column: str) -> Encoded | None:
+        """The column's encoding, made on first use; None for a column that is not text."""
+        if column not in self._encoded:
+            self._encoded[column] = _encode(self.series(column))
+        return self._encoded[column]
+
+    def present(self, column: str) -> np.ndarray:
+        """`notna()` of the column."""
+        if column not in self._present:
+            enc, s = self._encoded.get(column), self.series(column)
+            if enc is not None:
+                self._present[column] = enc.codes < len(enc.distinct)
+            elif isinstance(s.dtype, pd.StringDtype):
+                self._present[column] = pc.is_valid(pa.array(s, from_pandas=True)).to_numpy(zero_copy_only=False)
+            else:
+                self._present[column] = s.notna().to_numpy()
+        return self._present[column]
+
+    def per_value(self, column: str, answer, missing, worth_encoding: bool = True) -> np.ndarray:
+        """`answer` (text Series -> array, one entry per value) for every row of the column, computed once per
+        distinct value where the column holds few; `missing` for rows without a value. An answer cheaper
+        than the encoding itself (`worth_encoding` False) uses one only if already made."""
+        enc = self.encoded(column) if worth_encoding or column in self._encoded else None
+        if enc is None or not enc.few:
+            return np.asarray(answer(self.series(column)))
+        answers = np.asarray(answer(enc.distinct_text))
+        return np.append(answers, np.array([missing], dtype=answers.dtype))[enc.codes]
+
+
+def _encode(s: pd.Series) -> Encoded | None:
+    try:
+        values = pa.array(s, from_pandas=True)
+        if not (pa.types.is_string(values.type) or pa.types.is_large_string(values.type)):
+            return None
+        if isinstance(values, pa.ChunkedArray):
+            values = values.combine_chunks()
+        found = pc.dictionary_encode(values)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
         return None
-    if column not in encoded:
-        try:
-            values = pa.array(s, from_pandas=True)
-            if not (pa.types.is_string(values.type) or pa.types.is_large_string(values.type)):
-                raise pa.ArrowTypeError(f"{values.type} is not text")
-            if isinstance(values, pa.ChunkedArray):
-                values = values.combine_chunks()
-            found = pc.dictionary_encode(values)
-            codes = pc.fill_null(found.indices, len(found.dictionary)).to_numpy(zero_copy_only=False)
-            encoded[column] = Encoded(found.dictionary, codes.astype(np.int64, copy=False))
-        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
-            encoded[column] = None
-    return encoded[column]
-
-
-def per_value(s: pd.Series, column: str | None, encoded: dict, answer, missing,
-              worth_encoding: bool = True) -> np.ndarray:
-    """`answer` (text Series -> array, one entry per value) for every row of `s` (the frame's `column`),
-    computed once per distinct value where the column holds few; `missing` for rows without a value.
-    An answer cheaper than the encoding itself (`worth_encoding` False) uses one only if already made."""
-    enc = encode(s, column, encoded) if worth_encoding or column in encoded else None
-    if enc is None or not enc.few:
-        return np.asarray(answer(s))
-    answers = np.asarray(answer(enc.distinct.to_pandas()))
-    return np.append(answers, np.array([missing], dtype=answers.dtype))[enc.codes]
+    codes = pc.fill_null(found.indices, len(found.dictionary)).to_numpy(zero_copy_only=False)
+    return Encoded(found.dictionary, codes.astype(np.int64, copy=False))
 
 
 def _text_numbers(text: pd.Series) -> np.ndarray:
-    return _numbers(text, contains(text, NUMBER).to_numpy())
+    return _numbers(text, matches(text, NUMBER))
 
 
 def _text_dates(text: pd.Series) -> np.ndarray:
-    return _dates(text, contains(text, DATE).to_numpy())
+    return _dates(text, matches(text, DATE))
 
 
 def _given(text: pd.Series) -> np.ndarray:
@@ -199,7 +231,7 @@ def _dates(text: pd.Series, looks_like: np.ndarray) -> np.ndarray:
         return pd.to_datetime(text.where(looks_like), format="%Y-%m-%d", errors="coerce").to_numpy()
 
 
-def _in_set(s: pd.Series, values) -> pd.Series:
+def is_in(s: pd.Series, values) -> np.ndarray:
     """`s.isin(values)`; through Arrow for text against a text set (pandas converts a long list slowly).
     `values` may already be an Arrow array (a parameter's list, converted once per file)."""
     if isinstance(s.dtype, pd.StringDtype):
@@ -209,9 +241,8 @@ def _in_set(s: pd.Series, values) -> pd.Series:
             text = pa.array(s, from_pandas=True)
             if len(values) > 4 * len(text):  # a few requests' CRNs among a trust's cases: hash the few
                 values = pc.filter(values, pc.is_in(values, value_set=pc.unique(pc.drop_null(text))))
-            found = pc.is_in(text, value_set=values)
-            return pd.Series(pc.fill_null(found, False).to_numpy(zero_copy_only=False), index=s.index)
-    return s.isin(values.to_pylist() if isinstance(values, pa.Array) else values)
+            return pc.fill_null(pc.is_in(text, value_set=values), False).to_numpy(zero_copy_only=False)
+    return s.isin(values.to_pylist() if isinstance(values, pa.Array) else values).to_numpy(dtype=bool)
 
 
 def _text_set(values) -> pa.Array | None:
@@ -248,12 +279,12 @@ def _condition(check: Check, frame: pd.DataFrame) -> np.ndarray:
 
 
 def mirror(check: Check, frame: pd.DataFrame, params: dict,
-           encoded: dict | None = None) -> tuple[bool, np.ndarray, int]:
+           columns: Columns | None = None) -> tuple[bool, np.ndarray, int]:
     """(success, rows GX would list as unexpected, how many values were considered) for one check.
-    `encoded` keeps the text columns' encodings between the checks of one file."""
+    `columns` keeps the frame's columns, as converted, between the checks of one file."""
     kw = {k: (params[v["$PARAMETER"]] if isinstance(v, dict) and "$PARAMETER" in v else v)
           for k, v in check.kwargs.items()}
-    encoded = {} if encoded is None else encoded
+    columns = Columns(frame) if columns is None else columns
     n = len(frame)
     none = np.zeros(n, dtype=bool)
     if check.type == "expect_table_columns_to_match_set":
@@ -264,31 +295,25 @@ def mirror(check: Check, frame: pd.DataFrame, params: dict,
         return ok, none, n
     considered = _condition(check, frame)
     if check.type == "expect_column_pair_values_a_to_be_greater_than_b":
-        a, b = frame[kw["column_A"]], frame[kw["column_B"]]
-        considered &= (a.notna() & b.notna()).to_numpy()
+        a, b = columns.series(kw["column_A"]), columns.series(kw["column_B"])
+        considered &= columns.present(kw["column_A"]) & columns.present(kw["column_B"])
         good = ((a >= b) if kw.get("or_equal") else (a > b)).fillna(False).to_numpy(dtype=bool)
     else:
         column = kw["column"]
-        s = frame[column]
+        s = columns.series(column)
         if check.type != "expect_column_values_to_not_be_null":
-            considered &= _present(s, column, encoded)  # GX leaves nulls out of column map expectations
+            considered &= columns.present(column)  # GX leaves nulls out of column map expectations
         if check.type == "expect_column_values_to_match_regex":
-            good = per_value(s, column, encoded, lambda t: contains(t, kw["regex"]).to_numpy(), False)
+            good = columns.per_value(column, lambda t: matches(t, kw["regex"]), False)
         elif check.type == "expect_column_values_to_be_in_set":
-            good = per_value(s, column, encoded, lambda t: _in_set(t, kw["value_set"]).to_numpy(), False,
-                             worth_encoding=False)
+            good = columns.per_value(column, lambda t: is_in(t, kw["value_set"]), False,
+                                     worth_encoding=False)
         elif check.type == "expect_column_values_to_be_between":
-            lo, hi = kw.get("min_value"), kw.get("max_value")
-            good = pd.Series(True, index=s.index)
-            if lo is not None:
-                good &= (s > lo) if kw.get("strict_min") else (s >= lo)
-            if hi is not None:
-                good &= (s < hi) if kw.get("strict_max") else (s <= hi)
-            good = good.fillna(False).to_numpy(dtype=bool)
+            good = _between(s, kw)
         elif check.type == "expect_column_values_to_not_be_null":
-            good = _present(s, column, encoded)
+            good = columns.present(column)
         else:  # expect_column_values_to_be_unique, among the values considered
-            good = ~_repeated(s, considered, encode(s, column, encoded))
+            good = ~_repeated(s, considered, columns.encoded(column))
     bad = considered & ~good
     count = int(considered.sum())
     mostly = kw.get("mostly", 1.0)
@@ -296,14 +321,16 @@ def mirror(check: Check, frame: pd.DataFrame, params: dict,
     return success, bad, count
 
 
-def _present(s: pd.Series, column: str, encoded: dict) -> np.ndarray:
-    """`s.notna()`, from the column's encoding where it has one."""
-    enc = encoded.get(column)
-    if enc is not None:
-        return enc.codes < len(enc.distinct)
-    if isinstance(s.dtype, pd.StringDtype):
-        return pc.is_valid(pa.array(s, from_pandas=True)).to_numpy(zero_copy_only=False)
-    return s.notna().to_numpy()
+def _between(s: pd.Series, kw: dict) -> np.ndarray:
+    """Within the bounds (missing values are not); by NumPy for a numeric column, else pandas' comparisons."""
+    lo, hi = kw.get("min_value"), kw.get("max_value")
+    values = s.to_numpy() if pd.api.types.is_numeric_dtype(s.dtype) else s
+    good = np.ones(len(s), dtype=bool) if values is not s else pd.Series(True, index=s.index)
+    if lo is not None:
+        good &= (values > lo) if kw.get("strict_min") else (values >= lo)
+    if hi is not None:
+        good &= (values < hi) if kw.get("strict_max") else (values <= hi)
+    return good if values is not s else good.fillna(False).to_numpy(dtype=bool)
 
 
 def _repeated(s: pd.Series, considered: np.ndarray, enc: Encoded | None) -> np.ndarray:
@@ -341,8 +368,8 @@ def validate(kind: str, text: pd.DataFrame, params: dict, engine: str = "mirror"
     """
     if engine not in ENGINES:
         raise ValueError(f"unknown validation engine {engine!r}; expected one of {ENGINES}")
-    encoded: dict = {}
-    frame = prepare(kind, text, encoded)
+    read = Columns(text)
+    frame = prepare(kind, text, read)
     checks = load_suite(kind)
     table = [c for c in checks if c.table_level]
     results, flagged = [], []
@@ -359,7 +386,7 @@ def validate(kind: str, text: pd.DataFrame, params: dict, engine: str = "mirror"
     else:
         sets = {k: _text_set(v) for k, v in params.items() if isinstance(v, (list, pa.Array, pa.ChunkedArray))}
         arrow_params = {**params, **{k: v for k, v in sets.items() if v is not None}}
-        outcomes = [(ok, bad, int(bad.sum())) for ok, bad, _ in (mirror(c, frame, arrow_params, encoded)
+        outcomes = [(ok, bad, int(bad.sum())) for ok, bad, _ in (mirror(c, frame, arrow_params, read)
                                                                  for c in columns)]
     for c, (ok, bad, unexpected) in zip(columns, outcomes):
         rows = np.flatnonzero(bad)
@@ -375,11 +402,16 @@ def _result(c: Check, ok: bool, unexpected: int, message: str) -> dict:
             "on_fail": c.on_fail, "success": bool(ok), "unexpected_count": int(unexpected), "message": message}
 
 
+@lru_cache(maxsize=1)
+def _nothing_flagged() -> pd.DataFrame:
+    return pd.DataFrame({c: pd.Series(dtype="int64" if c == "row" else object)
+                         for c in ["row", "column", "rule", "message", "value", "on_fail"]})
+
+
 def _flagged(parts: list[tuple[np.ndarray, Check, np.ndarray]]) -> pd.DataFrame:
     """The rows each failing check flagged (rows, check, values), as one frame in row order."""
-    cols = ["row", "column", "rule", "message", "value", "on_fail"]
     if not parts:
-        return pd.DataFrame({c: pd.Series(dtype="int64" if c == "row" else object) for c in cols})
+        return _nothing_flagged().copy()
     sizes = [len(rows) for rows, _, _ in parts]
     rows = np.concatenate([rows for rows, _, _ in parts])
     keys = [(c.column, c.rule) for _, c, _ in parts]

@@ -17,7 +17,7 @@ from pipeline.contract import _PANDAS, FILES, WHITESPACE, type_column
 from pipeline.ingest import _records, _starts_from_values, parse_csv, read_table, read_text
 from pipeline.trust_task import FORMULA_START, Pseudonyms, formula_safe_frame
 from pipeline.text import _RE2_DIFFERS, _may_hold, contains
-from pipeline.validation import DATE, NUMBER, QUARANTINE_ROW, _dates, _in_set, _numbers, suite_json, validate
+from pipeline.validation import DATE, NUMBER, QUARANTINE_ROW, _dates, _numbers, is_in, suite_json, validate
 
 CORPORA = Path(__file__).with_name("corpora")  # copied as published from ../shared/corpora (PROVENANCE.txt)
 SPECTRUM = CORPORA / "csv-spectrum"
@@ -133,7 +133,7 @@ def test_plain_ascii_columns_skip_the_screening_and_agree_with_pythons_re(patter
 def test_value_sets_through_arrow_agree_with_pandas():
     values = pd.Series(NAUGHTY + [None, "NPS"], dtype="str")
     allowed = NAUGHTY[::3] + ["NPS"]
-    assert _in_set(values, allowed).tolist() == values.isin(allowed).tolist()
+    assert is_in(values, allowed).tolist() == values.isin(allowed).tolist()
 
 
 TYPED_TEXT = {
