@@ -24,7 +24,7 @@ from pipeline.deliverables import TRANSFER_WORKBOOK, TRUST_README, transfer_work
 from pipeline.ingest import FileRejected, read_text
 from pipeline.policy import Policy
 from pipeline.storage import Store
-from pipeline.text import contains, labels
+from pipeline.text import labels, starts_with
 from pipeline.report import REPORT_FILE, render_report
 from pipeline.validation import QUARANTINE_ROW, REPORT, cross_trust_result, parse_result, validate
 
@@ -75,7 +75,8 @@ class Pseudonyms:
         return labels(codes, self._digests(distinct.tolist()), values.index)
 
 
-FORMULA_START = re.compile(r"^[=+\-@\t\r]")
+FORMULA_CHARS = b"=+-@\t\r"  # what a spreadsheet may read as the start of a formula
+FORMULA_START = re.compile("^[" + re.escape(FORMULA_CHARS.decode()) + "]")
 
 
 def formula_safe(value: object) -> object:
@@ -95,7 +96,7 @@ def formula_safe_frame(df: pd.DataFrame) -> pd.DataFrame:
     for col in out.columns:
         s = out[col]
         if s.dtype == object or pd.api.types.is_string_dtype(s):
-            risky = contains(s, FORMULA_START.pattern).to_numpy()
+            risky = starts_with(s, FORMULA_CHARS)
             if risky.any():
                 out[col] = s.astype(object)
                 out.loc[risky, col] = [formula_safe(v) for v in s[risky]]

@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 
 from pipeline.contract import _PANDAS, FILES, WHITESPACE, type_column
 from pipeline.ingest import _records, _starts_from_values, parse_csv, read_table, read_text
-from pipeline.trust_task import FORMULA_START, Pseudonyms, formula_safe_frame
-from pipeline.text import _RE2_DIFFERS, _may_hold, contains
+from pipeline.trust_task import FORMULA_CHARS, FORMULA_START, Pseudonyms, formula_safe_frame
+from pipeline.text import _RE2_DIFFERS, _may_hold, contains, starts_with
 from pipeline.validation import DATE, NUMBER, QUARANTINE_ROW, _dates, _numbers, is_in, suite_json, validate
 
 CORPORA = Path(__file__).with_name("corpora")  # copied as published from ../shared/corpora (PROVENANCE.txt)
@@ -128,6 +128,20 @@ def test_plain_ascii_columns_skip_the_screening_and_agree_with_pythons_re(patter
     for values in (pd.Series(plain, dtype="str"), pd.Series(pd.arrays.ArrowStringArray(sliced))):
         assert contains(values, pattern).tolist() == [v is not None and re.search(pattern, v) is not None
                                                       for v in plain]
+
+
+def test_formula_starts_read_from_arrow_buffers_agree_with_the_regex():
+    """`starts_with` reads each value's first byte from Arrow's buffers: the same rows as FORMULA_START, in
+    sliced and chunked arrays, with missing values, and for a column that is not all text."""
+    values = NAUGHTY + ["=1", "+", "-", "@x", "\tx", "\rx", "", "é=", "x=", None]
+    want = [isinstance(v, str) and FORMULA_START.match(v) is not None for v in values]
+    assert any(want)
+    whole = pa.array(values + ["=tail"], pa.large_string()).slice(0, len(values))
+    chunked = pa.chunked_array([pa.array(values[:7], pa.string()), pa.array(values[7:], pa.string())])
+    for s in (pd.Series(values, dtype="str"), pd.Series(pd.arrays.ArrowStringArray(whole)),
+              pd.Series(pd.arrays.ArrowStringArray(chunked)), pd.Series(values, dtype=object)):
+        assert starts_with(s, FORMULA_CHARS).tolist() == want
+    assert starts_with(pd.Series([*values, 1, "=x"], dtype=object), FORMULA_CHARS).tolist() == [*want, False, True]
 
 
 def test_value_sets_through_arrow_agree_with_pandas():
