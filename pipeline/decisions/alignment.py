@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from dataclasses import dataclass, field, replace
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -29,8 +30,8 @@ from pipeline.policy import Policy
 HOLDING_STATUSES = ("ACCEPTED", "PENDING")
 
 
-@dataclass(frozen=True)
-class Officer:
+class Officer(NamedTuple):
+    """An offender manager as the alignment sees them (a tuple: a national run makes 180,000 of them)."""
     code: str
     side: str
     team: str
@@ -595,7 +596,7 @@ def _borrowed(prob: SideProblem, officers: dict[str, Officer], side: str, om: np
     """A side with no officer: its cases go to the other side's officers, as loaded now, all at the
     ineligible cost (so who may hold which class no longer matters, only load, moves and teams); a case
     already held by one of them may stay."""
-    others = [replace(o, classes=frozenset()) for o in officers.values() if o.side != side]
+    others = [o._replace(classes=frozenset()) for o in officers.values() if o.side != side]
     load: dict[str, int] = defaultdict(int)
     for code, w in zip(om, wunits):
         if code is not None:
