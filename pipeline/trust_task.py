@@ -297,10 +297,10 @@ def ingest_trust(job: TrustJob) -> dict:
     return summary
 
 
-def staged_crns(job: TrustJob) -> pd.DataFrame:
+def staged_crns(job: TrustJob) -> pa.Table:
     """The CRNs (and their lines) a trust's accepted extract holds, for the cross-trust check."""
     raw = Store(job.out).read_bytes(*_typed_path(job, "cases"))
-    return pq.read_table(io.BytesIO(raw), columns=["crn", LINE]).to_pandas()
+    return pq.read_table(io.BytesIO(raw), columns=["crn", LINE])
 
 
 def decide_and_stage(job: TrustJob, policy: Policy, ingested: dict) -> dict:
