@@ -184,7 +184,7 @@ def run_nightly(
                                                            len(jobs) - len(decided))
 
             ingested = _gather(client, {j.trust: client.submit(
-                ingest_trust, j, key=_task_key("ingest", j), priority=len(jobs) - i, retries=2, pure=False)
+                ingest_trust, j, key=_task_key("ingest", j), priority=1000 + len(jobs) - i, retries=2, pure=False)
                 for i, j in enumerate(jobs)}, on_ingested)
             summaries = finish_all(client, plan, ingested, on_trust_done, crns, decided)
         warming.join()
@@ -223,9 +223,10 @@ def finish_all(client, plan: RunPlan, ingested: dict[str, dict],
 
 
 def _submit_decide(client, plan: RunPlan, job: TrustJob, ingested: dict, rank: int):
-    """Decisions before any waiting ingest (they free a worker's memory sooner and the biggest go first)."""
+    """A trust's decisions, after any waiting ingest (so every trust is ingested early and the run-wide CRN
+    check is made while the workers decide, not at the end with the workers idle), biggest first."""
     return client.submit(decide_and_stage, job, plan.policy, ingested, key=_task_key("decide", job),
-                         priority=1000 + rank, retries=2, pure=False)
+                         priority=rank, retries=2, pure=False)
 
 
 def _task_key(step: str, job: TrustJob) -> str:
