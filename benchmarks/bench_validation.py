@@ -56,7 +56,8 @@ def measure(landing: Path) -> dict:
             held += len(v.rows(QUARANTINE_ROW))
             if kind == "staff":
                 codes = pa.array(texts[(trust, kind)]["staff_code"], from_pandas=True)  # as the run: Arrow
-                params.update(staff_codes=codes, staff_codes_or_blank=pa.concat_arrays([codes, pa.array([""], codes.type)]))
+                params.update(staff_codes=codes,
+                              staff_codes_or_blank=pa.concat_arrays([codes, pa.array([""], codes.type)]))
             elif kind == "cases":
                 params["crns"] = pa.array(texts[(trust, kind)]["crn"], from_pandas=True)
     validation = time.perf_counter() - t0

@@ -84,7 +84,8 @@ def starts_with(s: pd.Series, first: bytes) -> np.ndarray:
         off = np.frombuffer(offsets, dtype=width)[c.offset:c.offset + len(c) + 1].astype(np.int64)
         given = off[1:] > off[:-1]
         head = np.zeros(len(c), dtype=np.uint8)
-        head[given] = np.frombuffer(data, dtype=np.uint8)[off[:-1][given]]
+        if given.any():
+            head[given] = np.frombuffer(data, dtype=np.uint8)[off[:-1][given]]
         hit = table[head] & given
         if c.null_count:
             hit &= c.is_valid().to_numpy(zero_copy_only=False)

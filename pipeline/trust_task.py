@@ -60,7 +60,7 @@ class Pseudonyms:
 
     def _digests(self, values: list[str]) -> list[str]:
         """HMAC-SHA256 from the key's two padded states, copied per value: the same digests as
-        `hmac.new(key, "kind:value", sha256)` in well under half its time (tests check the two agree)."""
+        `hmac.new(key, "kind:value", sha256)` in about half its time (tests check the two agree)."""
         inner, outer, prefix, out = self._inner, self._outer, self._prefix, []
         for value in values:
             i, o = inner.copy(), outer.copy()

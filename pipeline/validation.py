@@ -393,7 +393,8 @@ def validate(kind: str, text: pd.DataFrame, params: dict, engine: str = "mirror"
         results.append(_result(c, ok, unexpected, c.message))
         if len(rows) and c.on_fail != REJECT_FILE:
             src = c.column if c.column in frame else None
-            flagged.append((rows, c, frame[src].iloc[rows].to_numpy(dtype=object) if src else np.full(len(rows), "")))
+            values = frame[src].iloc[rows].to_numpy(dtype=object) if src else np.full(len(rows), "", dtype=object)
+            flagged.append((rows, c, values))
     return FileValidation(kind, results, _flagged(flagged))
 
 

@@ -142,6 +142,8 @@ def test_formula_starts_read_from_arrow_buffers_agree_with_the_regex():
               pd.Series(pd.arrays.ArrowStringArray(chunked)), pd.Series(values, dtype=object)):
         assert starts_with(s, FORMULA_CHARS).tolist() == want
     assert starts_with(pd.Series([*values, 1, "=x"], dtype=object), FORMULA_CHARS).tolist() == [*want, False, True]
+    for nothing in (["", ""], [None, None], ["", None], []):  # no value has a first byte
+        assert starts_with(pd.Series(nothing, dtype="str"), FORMULA_CHARS).tolist() == [False] * len(nothing)
 
 
 def test_value_sets_through_arrow_agree_with_pandas():

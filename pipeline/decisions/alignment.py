@@ -274,8 +274,8 @@ class _Network:
         return np.fromiter((nodes.setdefault(k, len(nodes)) for k in keys), dtype=np.int64, count=len(keys))
 
     def arcs(self, touched: list[tuple], caps, costs) -> np.ndarray:
-        """Arcs between consecutive pairs of `touched` (tail, head, tail, head, ...), in order, as `arc` makes
-        them one by one; returns their indices."""
+        """Arcs between consecutive pairs of node keys in `touched` (tail, head, tail, head, ...), in order;
+        returns their indices."""
         ends = self.ids(touched).reshape(-1, 2)
         first = len(self.tails)
         self.tails += ends[:, 0].tolist()
@@ -283,13 +283,6 @@ class _Network:
         self.caps += np.broadcast_to(np.asarray(caps, dtype=np.int64), len(ends)).tolist()
         self.costs += np.broadcast_to(np.asarray(costs, dtype=np.int64), len(ends)).tolist()
         return np.arange(first, first + len(ends))
-
-    def arc(self, tail: tuple, head: tuple, cap: int, cost: int) -> int:
-        self.tails.append(self.node(tail))
-        self.heads.append(self.node(head))
-        self.caps.append(cap)
-        self.costs.append(cost)
-        return len(self.tails) - 1
 
     def load_bands(self, officer_nodes: list[int], fixed: np.ndarray, thresholds: np.ndarray, costs: np.ndarray,
                    big: int) -> None:
