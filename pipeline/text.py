@@ -93,6 +93,40 @@ def starts_with(s: pd.Series, first: bytes) -> np.ndarray:
     return np.concatenate(parts)
 
 
+def ascending(s: pd.Series) -> bool:
+    """`s.is_monotonic_increasing`, by Arrow for text (UTF-8 byte order is code point order; pandas compares
+    Python strings one pair at a time, 30 times slower)."""
+    try:
+        values = pa.array(s, from_pandas=True)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return s.is_monotonic_increasing
+    if not (pa.types.is_string(values.type) or pa.types.is_large_string(values.type)) or values.null_count:
+        return s.is_monotonic_increasing
+    return len(values) < 2 or pc.all(pc.less_equal(values[:-1], values[1:])).as_py()
+
+
+def positions(values: pd.Series, within: pd.Series) -> np.ndarray:
+    """Where each of `values` is in `within` (whose values are distinct), -1 where it is not: pandas'
+    `Index(within).get_indexer(values)`, by Arrow for text, hashing the shorter side (a trust's 200
+    retention requests are found among its 48,000 cases without hashing the cases)."""
+    try:
+        a, b = (pa.array(x, from_pandas=True) for x in (values, within))
+        a, b = (x.combine_chunks() if isinstance(x, pa.ChunkedArray) else x for x in (a, b))
+        a, b = a.cast(pa.large_string()), b.cast(pa.large_string())
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+        return pd.Index(within, dtype=object).get_indexer(pd.Index(values, dtype=object))
+    if b.null_count:
+        return pd.Index(within, dtype=object).get_indexer(pd.Index(values, dtype=object))
+    if len(b) <= 4 * len(a):
+        return pc.fill_null(pc.index_in(a, value_set=b), -1).to_numpy(zero_copy_only=False).astype(np.int64)
+    wanted = pc.unique(pc.drop_null(a))
+    slot = pc.index_in(b, value_set=wanted)
+    rows = np.flatnonzero(pc.is_valid(slot).to_numpy(zero_copy_only=False))
+    at = np.full(len(wanted) + 1, -1, dtype=np.int64)
+    at[pc.take(slot, rows).to_numpy(zero_copy_only=False)] = rows
+    return at[pc.fill_null(pc.index_in(a, value_set=wanted), len(wanted)).to_numpy(zero_copy_only=False)]
+
+
 def labels(codes: np.ndarray, names: list[str], index: pd.Index | None = None) -> pd.Series:
     """A text column from integer codes into `names` (-1: missing), built by Arrow: pandas converts a NumPy
     array of strings to its text type one value at a time, ten times slower."""

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from pipeline.contract import _PANDAS, FILES, WHITESPACE, type_column
 from pipeline.ingest import _records, _starts_from_values, parse_csv, read_table, read_text
 from pipeline.trust_task import FORMULA_CHARS, FORMULA_START, Pseudonyms, formula_safe_frame
-from pipeline.text import _RE2_DIFFERS, _may_hold, contains, starts_with
+from pipeline.text import _RE2_DIFFERS, _may_hold, ascending, contains, positions, starts_with
 from pipeline.validation import DATE, NUMBER, QUARANTINE_ROW, _dates, _numbers, is_in, suite_json, validate
 
 CORPORA = Path(__file__).with_name("corpora")  # copied as published from ../shared/corpora (PROVENANCE.txt)
@@ -213,3 +213,21 @@ def test_line_numbers_from_parsed_values_equal_the_csv_modules(rows, header, eol
     fast = _starts_from_values(text, table, skipped)
     if fast is not None:
         assert fast.tolist() == slow and not ragged
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.one_of(st.none(), st.text(max_size=4)), max_size=12))
+def test_ascending_text_is_pandas_is_monotonic_increasing(values):
+    """Arrow's order of UTF-8 text is the code point order pandas compares Python strings in."""
+    for s in (pd.Series(values, dtype="str"), pd.Series(sorted(v for v in values if v is not None), dtype="str")):
+        assert ascending(s) == s.is_monotonic_increasing
+
+
+@settings(max_examples=200, deadline=None)
+@given(within=st.lists(st.text(max_size=3), unique=True, max_size=30),
+       values=st.lists(st.one_of(st.none(), st.text(max_size=3)), max_size=30))
+def test_positions_equal_pandas_get_indexer(within, values):
+    """Looking values up by Arrow, from either side (the shorter one is hashed), finds what pandas finds."""
+    for v, w in ((values, within), (values[:2], within), (values, within[:2])):
+        want = pd.Index(w, dtype=object).get_indexer(pd.Index(v, dtype=object)).tolist()
+        assert positions(pd.Series(v, dtype="str"), pd.Series(w, dtype="str")).tolist() == want

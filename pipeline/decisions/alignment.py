@@ -26,6 +26,7 @@ from pipeline.domain import (
     MOVED_LEFT, MOVED_SIDE, RETAINED, RETENTION_HONOURED, RETENTION_NOT_NEEDED, RETENTION_OM_LEFT,
     RETENTION_REJECTED_MOVED, SIDES)
 from pipeline.policy import Policy
+from pipeline.text import ascending, positions
 
 HOLDING_STATUSES = ("ACCEPTED", "PENDING")
 
@@ -627,7 +628,7 @@ def align_cases(
     current_om, om, moved, reason, eligible_om; and one solver report per side.
     """
     cases = split_cases
-    if not cases["crn"].is_monotonic_increasing:
+    if not ascending(cases["crn"]):
         cases = cases.sort_values("crn", kind="stable")
     cases = cases.reset_index(drop=True)
     officers = _officers(staff_split, policy, as_of)
@@ -840,9 +841,9 @@ def _relieve_overflow(prob: SideProblem, om: np.ndarray, reason: np.ndarray, for
 def caseload(aligned: pd.DataFrame, staff_split: pd.DataFrame, policy: Policy) -> pd.DataFrame:
     """Per offender manager: cases, workload points, capacity and utilisation after alignment."""
     staff = staff_split
-    if not staff["staff_code"].is_monotonic_increasing:
+    if not ascending(staff["staff_code"]):
         staff = staff.sort_values("staff_code")
-    row = pd.Index(staff["staff_code"], dtype=object).get_indexer(pd.Index(aligned["om"], dtype=object))
+    row = positions(aligned["om"], staff["staff_code"])
     held = row >= 0
     cases = np.bincount(row[held], minlength=len(staff))
     units = np.bincount(row[held], weights=aligned["weight_units"].to_numpy()[held], minlength=len(staff))
@@ -865,7 +866,7 @@ def _holding_roles(policy: Policy) -> set[str]:
 def retention_decisions(retention: pd.DataFrame, aligned: pd.DataFrame) -> pd.DataFrame:
     """Each request as made, with its status, explanation and what happened to the case."""
     out = retention.copy()
-    row = pd.Index(aligned["crn"], dtype=object).get_indexer(pd.Index(out["crn"], dtype=object))
+    row = positions(out["crn"], aligned["crn"])
     found = row >= 0
 
     def of_case(column: str) -> np.ndarray:
