@@ -112,10 +112,12 @@ def positions(values: pd.Series, within: pd.Series) -> np.ndarray:
     try:
         a, b = (pa.array(x, from_pandas=True) for x in (values, within))
         a, b = (x.combine_chunks() if isinstance(x, pa.ChunkedArray) else x for x in (a, b))
+        text = all(pa.types.is_string(x.type) or pa.types.is_large_string(x.type) or pa.types.is_null(x.type)
+                   for x in (a, b))
         a, b = a.cast(pa.large_string()), b.cast(pa.large_string())
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
-        return pd.Index(within, dtype=object).get_indexer(pd.Index(values, dtype=object))
-    if b.null_count:
+        text = False
+    if not text or b.null_count:
         return pd.Index(within, dtype=object).get_indexer(pd.Index(values, dtype=object))
     if len(b) <= 4 * len(a):
         return pc.fill_null(pc.index_in(a, value_set=b), -1).to_numpy(zero_copy_only=False).astype(np.int64)

@@ -231,3 +231,5 @@ def test_positions_equal_pandas_get_indexer(within, values):
     for v, w in ((values, within), (values[:2], within), (values, within[:2])):
         want = pd.Index(w, dtype=object).get_indexer(pd.Index(v, dtype=object)).tolist()
         assert positions(pd.Series(v, dtype="str"), pd.Series(w, dtype="str")).tolist() == want
+    mixed = pd.Series([1, "1", None], dtype=object)  # not all text: pandas' own lookup
+    assert positions(mixed, pd.Series(["1"], dtype=object)).tolist() == [-1, 0, -1]
