@@ -16,13 +16,12 @@ import tempfile
 import time
 from pathlib import Path
 
-import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from pipeline.contract import FILES
 from pipeline.generate import generate_landing
 from pipeline.ingest import read_text
-from pipeline.validation import QUARANTINE_ROW, validate
+from pipeline.validation import QUARANTINE_ROW, reference_params, validate
 
 
 def newest_extracts(landing: Path) -> list[tuple[str, Path]]:
@@ -54,12 +53,7 @@ def measure(landing: Path) -> dict:
                 continue
             v = validate(kind, texts[(trust, kind)], params)
             held += len(v.rows(QUARANTINE_ROW))
-            if kind == "staff":
-                codes = pa.array(texts[(trust, kind)]["staff_code"], from_pandas=True)  # as the run: Arrow
-                params.update(staff_codes=codes,
-                              staff_codes_or_blank=pa.concat_arrays([codes, pa.array([""], codes.type)]))
-            elif kind == "cases":
-                params["crns"] = pa.array(texts[(trust, kind)]["crn"], from_pandas=True)
+            params.update(reference_params(kind, texts[(trust, kind)]))
     validation = time.perf_counter() - t0
     return {"rows": rows, "floor_s": floor, "ingest_s": ingest, "validation_s": validation, "held": held}
 

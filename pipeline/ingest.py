@@ -76,10 +76,9 @@ def _records(text: str, width: int) -> tuple[list[int], list[tuple[int, str]]]:
     pyarrow parses the values (fast) and skips the same ill-formed records; this pass says where they are.
     """
     if '"' not in text:  # no quoting: a record is a non-blank physical line (LF, CRLF or a lone CR ends one)
-        lines = _LINE_END.split(text)
         good, bad = [], []
-        for number, row in enumerate(lines[1:], start=2):
-            if row.strip("\r"):
+        for number, row in enumerate(_LINE_END.split(text)[1:], start=2):
+            if row:
                 (good.append(number) if row.count(",") == width - 1 else bad.append((number, row[:200])))
         return good, bad
     good, bad, line, first = [], [], 1, True

@@ -293,9 +293,7 @@ def crn_conflicts(plan: RunPlan, ingested: dict[str, dict],
             for t, s in sorted(ingested.items()) if s["status"] in USABLE]
     if not held:
         return {}
-    every = pa.chunked_array([c for _, table in held for c in table.column("crn").chunks],
-                             held[0][1].schema.field("crn").type)
-    counts = pc.value_counts(every)
+    counts = pc.value_counts(pa.concat_tables([table for _, table in held]).column("crn"))
     twice = counts.field("values").filter(pc.greater(counts.field("counts"), 1))
     shared = pd.concat([table.filter(pc.is_in(table.column("crn"), value_set=twice)).to_pandas().assign(trust=t)
                         for t, table in held], ignore_index=True)

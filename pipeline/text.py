@@ -14,6 +14,20 @@ _END_ANCHOR = re.compile(r"(?<!\\)((?:\\\\)*)\\Z")
 _NOT_PORTABLE = re.compile(r"\\[dDwWsSbBZ0-9]|\$|\(\?")
 
 
+def arrow_text(s: pd.Series) -> pa.Array | None:
+    """The Series' values as one Arrow text array (pandas' text is held as Arrow already: no copy); None
+    when they are not all text."""
+    try:
+        values = pa.array(s, from_pandas=True)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return None
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    if pa.types.is_null(values.type):  # nothing but missing values
+        return values.cast(pa.large_string())
+    return values if pa.types.is_string(values.type) or pa.types.is_large_string(values.type) else None
+
+
 def contains(s: pd.Series, pattern: str) -> pd.Series:
     """`re.search(pattern, value)` for each value, as a boolean Series (`matches`)."""
     return pd.Series(matches(s, pattern), index=s.index, dtype=bool)
@@ -27,19 +41,15 @@ def matches(s: pd.Series, pattern: str) -> np.ndarray:
     $ also matches before a final one): those go through Python's re, every other value through Arrow's RE2,
     which is many times faster. A column with none of those bytes anywhere is not screened value by value.
     """
-    try:
-        values = pa.array(s, from_pandas=True)  # pandas' text stays as it is held (large_string), no copy
-        if pa.types.is_null(values.type):
-            values = values.cast(pa.string())
-        elif not (pa.types.is_string(values.type) or pa.types.is_large_string(values.type)):
-            raise pa.ArrowTypeError(f"{values.type} is not text")
-    except (pa.ArrowInvalid, pa.ArrowTypeError):  # not all text
+    values = arrow_text(s)
+    if values is None:
         return np.array([isinstance(v, str) and re.search(pattern, v) is not None for v in s], dtype=bool)
     found = pc.fill_null(pc.match_substring_regex(values, _END_ANCHOR.sub(r"\1\\z", pattern)), False)
     result = found.to_numpy(zero_copy_only=False).copy()
-    if not _NOT_PORTABLE.search(pattern) or not _may_hold(values, _RE2_DIFFERS):
+    if not _NOT_PORTABLE.search(pattern) or not _may_differ(values):
         return result
-    may_differ = pc.or_(pc.invert(pc.string_is_ascii(values)), pc.match_substring_regex(values, _RE2_DIFFERS_RX))
+    may_differ = pc.or_(pc.invert(pc.string_is_ascii(values)),
+                        pc.match_substring_regex(values, f"[{_RE2_DIFFERS}]"))
     differ = np.flatnonzero(pc.fill_null(may_differ, False).to_numpy(zero_copy_only=False))
     if len(differ):
         rx = re.compile(pattern)
@@ -47,78 +57,60 @@ def matches(s: pd.Series, pattern: str) -> np.ndarray:
     return result
 
 
-# Bytes of a value on which RE2 and Python's re may answer differently: any byte of a character beyond ASCII,
-# the newline, and the ASCII spaces RE2's \s leaves out (vertical tab, the four separators \x1c-\x1f).
-_RE2_DIFFERS_RX = "[\n\x0b\x1c-\x1f]"
-_RE2_DIFFERS = np.zeros(256, dtype=bool)
-_RE2_DIFFERS[[0x0a, 0x0b, 0x1c, 0x1d, 0x1e, 0x1f]] = True
-_RE2_DIFFERS[0x80:] = True
+# The ASCII characters on which RE2 and Python's re may answer differently: the newline, and the spaces RE2's
+# \s leaves out (vertical tab, the four separators \x1c-\x1f); any character beyond ASCII may differ too.
+_RE2_DIFFERS = "\n\x0b\x1c\x1d\x1e\x1f"
+_RE2_DIFFERS_BYTES = np.zeros(256, dtype=bool)
+_RE2_DIFFERS_BYTES[[ord(c) for c in _RE2_DIFFERS]] = True
+_RE2_DIFFERS_BYTES[0x80:] = True
 
 
-def _may_hold(values: pa.Array | pa.ChunkedArray, table: np.ndarray) -> bool:
-    """Whether any byte the text's data buffers hold is one `table` marks: one pass over the bytes, so a
-    column of plain ASCII skips the per-value screening (bytes beyond a slice can only say yes wrongly)."""
-    for chunk in getattr(values, "chunks", [values]):
-        data = chunk.buffers()[2]
-        if data is not None and table[np.frombuffer(data, dtype=np.uint8)].any():
-            return True
-    return False
+def _may_differ(values: pa.Array) -> bool:
+    """Whether any byte of the text is one on which RE2 and re may differ: one pass over the bytes, so a
+    column of plain ASCII skips the per-value screening."""
+    return bool(_RE2_DIFFERS_BYTES[_data_bytes(values)].any())
+
+
+def _data_bytes(values: pa.Array) -> np.ndarray:
+    """The bytes of a text array's data buffer (beyond a slice's values too: they can only say yes wrongly)."""
+    data = values.buffers()[2]
+    return np.frombuffer(data, dtype=np.uint8) if data is not None else np.zeros(0, dtype=np.uint8)
 
 
 def starts_with(s: pd.Series, first: bytes) -> np.ndarray:
     """Whether each value begins with one of the ASCII characters in `first` (a missing value does not), read
     from the first byte of each value in Arrow's buffers: no work per value."""
+    values = arrow_text(s)
+    if values is None:
+        return np.array([isinstance(v, str) and v[:1] != "" and v[0] in first.decode("ascii") for v in s], dtype=bool)
     table = np.zeros(256, dtype=bool)
     table[list(first)] = True
-    try:
-        values = pa.array(s, from_pandas=True)
-    except (pa.ArrowInvalid, pa.ArrowTypeError):
-        values = None
-    chunks = getattr(values, "chunks", [values])
-    if values is None or not all(pa.types.is_string(c.type) or pa.types.is_large_string(c.type) for c in chunks):
-        return np.array([isinstance(v, str) and v[:1] != "" and v[0] in first.decode("ascii") for v in s], dtype=bool)
-    parts = [np.zeros(0, dtype=bool)]
-    for c in chunks:
-        _, offsets, data = c.buffers()
-        width = np.int64 if pa.types.is_large_string(c.type) else np.int32
-        off = np.frombuffer(offsets, dtype=width)[c.offset:c.offset + len(c) + 1].astype(np.int64)
-        given = off[1:] > off[:-1]
-        head = np.zeros(len(c), dtype=np.uint8)
-        if given.any():
-            head[given] = np.frombuffer(data, dtype=np.uint8)[off[:-1][given]]
-        hit = table[head] & given
-        if c.null_count:
-            hit &= c.is_valid().to_numpy(zero_copy_only=False)
-        parts.append(hit)
-    return np.concatenate(parts)
+    width = np.int64 if pa.types.is_large_string(values.type) else np.int32
+    off = np.frombuffer(values.buffers()[1], dtype=width)[values.offset:values.offset + len(values) + 1]
+    given = off[1:] > off[:-1]
+    head = np.zeros(len(values), dtype=np.uint8)
+    head[given] = _data_bytes(values)[off[:-1][given]]
+    hit = table[head] & given
+    return hit & pc.is_valid(values).to_numpy(zero_copy_only=False) if values.null_count else hit
 
 
 def ascending(s: pd.Series) -> bool:
     """`s.is_monotonic_increasing`, by Arrow for text (UTF-8 byte order is code point order; pandas compares
     Python strings one pair at a time, 30 times slower)."""
-    try:
-        values = pa.array(s, from_pandas=True)
-    except (pa.ArrowInvalid, pa.ArrowTypeError):
-        return s.is_monotonic_increasing
-    if not (pa.types.is_string(values.type) or pa.types.is_large_string(values.type)) or values.null_count:
+    values = arrow_text(s)
+    if values is None or values.null_count:
         return s.is_monotonic_increasing
     return len(values) < 2 or pc.all(pc.less_equal(values[:-1], values[1:])).as_py()
 
 
-def positions(values: pd.Series, within: pd.Series) -> np.ndarray:
-    """Where each of `values` is in `within` (whose values are distinct), -1 where it is not: pandas'
-    `Index(within).get_indexer(values)`, by Arrow for text, hashing the shorter side (a trust's 200
-    retention requests are found among its 48,000 cases without hashing the cases)."""
-    try:
-        a, b = (pa.array(x, from_pandas=True) for x in (values, within))
-        a, b = (x.combine_chunks() if isinstance(x, pa.ChunkedArray) else x for x in (a, b))
-        text = all(pa.types.is_string(x.type) or pa.types.is_large_string(x.type) or pa.types.is_null(x.type)
-                   for x in (a, b))
-        a, b = a.cast(pa.large_string()), b.cast(pa.large_string())
-    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
-        text = False
-    if not text or b.null_count:
+def positions(values: pd.Series, within) -> np.ndarray:
+    """Where each of `values` is in `within` (a Series, or an Arrow array, of distinct values), -1 where it
+    is not: pandas' `Index(within).get_indexer(values)`, by Arrow for text, hashing the shorter side (a
+    trust's 200 retention requests are found among its 48,000 cases without hashing the cases)."""
+    a, b = arrow_text(values), arrow_text(within)
+    if a is None or b is None or b.null_count:
         return pd.Index(within, dtype=object).get_indexer(pd.Index(values, dtype=object))
+    a, b = a.cast(pa.large_string()), b.cast(pa.large_string())
     if len(b) <= 4 * len(a):
         return pc.fill_null(pc.index_in(a, value_set=b), -1).to_numpy(zero_copy_only=False).astype(np.int64)
     wanted = pc.unique(pc.drop_null(a))

@@ -26,7 +26,7 @@ from pipeline.policy import Policy
 from pipeline.storage import Store
 from pipeline.text import labels, starts_with
 from pipeline.report import REPORT_FILE, render_report
-from pipeline.validation import QUARANTINE_ROW, REPORT, cross_trust_result, parse_result, validate
+from pipeline.validation import QUARANTINE_ROW, REPORT, cross_trust_result, parse_result, reference_params, validate
 
 DATE_DIR = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 QUARANTINE_COLUMNS = ["file", "line", "column", "rule", "message", "value"]
@@ -169,12 +169,7 @@ def read_extract(landing: Store, trust: str, date: str, engine: str = "mirror") 
         good = np.flatnonzero(keep)
         ex.typed[kind] = typed_table(kind, text.table.take(good)).append_column(
             LINE, pa.array(text.lines(good.tolist()), pa.int64()))
-        if kind == "staff":
-            codes = ex.typed["staff"]["staff_code"].combine_chunks()
-            params.update(staff_codes=codes,
-                          staff_codes_or_blank=pa.concat_arrays([codes, pa.array([""], codes.type)]))
-        elif kind == "cases":
-            params["crns"] = ex.typed["cases"]["crn"]
+        params.update(reference_params(kind, ex.typed[kind]))
     return ex
 
 

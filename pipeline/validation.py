@@ -26,7 +26,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipeline.contract import FILES, blank
-from pipeline.text import matches
+from pipeline.text import arrow_text, matches, positions
 
 REJECT_FILE, QUARANTINE_ROW, REPORT = "reject_file", "quarantine_row", "report"
 SUFFIXES = ("__num", "__date", "__given")
@@ -89,15 +89,15 @@ def suite_json(kind: str) -> dict:
     return json.loads((suite_dir() / f"{kind}.json").read_text(encoding="utf-8"))
 
 
-def prepare(kind: str, text: pd.DataFrame, columns: Columns | None = None) -> pd.DataFrame:
-    """The frame a suite validates: the text columns (absent optional ones blank) and the derived columns
-    its checks name: `<col>__num` (the number, when the text is one), `<col>__date` (the day, when the
-    text is a real YYYY-MM-DD date), `<col>__given` (not blank). `columns`, if given, is pointed at it."""
+def prepare(kind: str, text: pd.DataFrame) -> Columns:
+    """The frame a suite validates (`.frame`): the text columns (absent optional ones blank) and the derived
+    columns its checks name: `<col>__num` (the number, when the text is one), `<col>__date` (the day, when
+    the text is a real YYYY-MM-DD date), `<col>__given` (not blank)."""
     frame = text.reset_index(drop=True)
     for col in FILES[kind].optional:
         if col not in frame:
             frame[col] = ""
-    columns = Columns(frame) if columns is None else columns.on(frame)
+    columns = Columns(frame)
     wanted = {c.kwargs.get(k) for c in load_suite(kind) for k in ("column", "column_A", "column_B")}
     wanted |= {m for c in load_suite(kind) for m in re.findall(r"\w+__(?:num|date|given)\b",
                                                               c.kwargs.get("row_condition") or "")}
@@ -112,7 +112,7 @@ def prepare(kind: str, text: pd.DataFrame, columns: Columns | None = None) -> pd
             derived[name] = np.asarray(answer(frame[source].astype(str)))
     for name, values in derived.items():
         frame[name] = values
-    return frame
+    return columns
 
 
 @dataclass(frozen=True)
@@ -142,11 +142,6 @@ class Columns:
         self._series: dict[str, pd.Series] = {}
         self._present: dict[str, np.ndarray] = {}
         self._encoded: dict[str, Encoded | None] = {}
-
-    def on(self, frame: pd.DataFrame) -> Columns:
-        """The same columns in `frame`, which holds them and more (the derived ones)."""
-        self.frame = frame
-        return self
 
     def series(self, column: str) -> pd.Series:
         if column not in self._series:
@@ -183,15 +178,10 @@ class Columns:
 
 
 def _encode(s: pd.Series) -> Encoded | None:
-    try:
-        values = pa.array(s, from_pandas=True)
-        if not (pa.types.is_string(values.type) or pa.types.is_large_string(values.type)):
-            return None
-        if isinstance(values, pa.ChunkedArray):
-            values = values.combine_chunks()
-        found = pc.dictionary_encode(values)
-    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+    values = arrow_text(s)
+    if values is None:
         return None
+    found = pc.dictionary_encode(values)
     codes = pc.fill_null(found.indices, len(found.dictionary)).to_numpy(zero_copy_only=False)
     return Encoded(found.dictionary, codes.astype(np.int64, copy=False))
 
@@ -237,11 +227,8 @@ def is_in(s: pd.Series, values) -> np.ndarray:
     if isinstance(s.dtype, pd.StringDtype):
         if not isinstance(values, pa.Array):
             values = _text_set(values)
-        if values is not None:
-            text = pa.array(s, from_pandas=True)
-            if len(values) > 4 * len(text):  # a few requests' CRNs among a trust's cases: hash the few
-                values = pc.filter(values, pc.is_in(values, value_set=pc.unique(pc.drop_null(text))))
-            return pc.fill_null(pc.is_in(text, value_set=values), False).to_numpy(zero_copy_only=False)
+        if values is not None:  # a few requests' CRNs among a trust's cases: the shorter side is hashed
+            return positions(s, values) >= 0
     return s.isin(values.to_pylist() if isinstance(values, pa.Array) else values).to_numpy(dtype=bool)
 
 
@@ -255,6 +242,16 @@ def _text_set(values) -> pa.Array | None:
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
         return None
     return None if array.null_count else array
+
+
+def reference_params(kind: str, table) -> dict:
+    """The $PARAMETERs a checked file gives the files checked after it: from staff.csv its staff codes
+    (cases and retention requests name them), from cases.csv its CRNs (retention requests name them).
+    `table`: the file's rows (an Arrow table or a DataFrame)."""
+    if kind == "staff":
+        codes = arrow_text(table["staff_code"])
+        return {"staff_codes": codes, "staff_codes_or_blank": pa.concat_arrays([codes, pa.array([""], codes.type)])}
+    return {"crns": arrow_text(table["crn"])} if kind == "cases" else {}
 
 
 def _as_lists(params: dict) -> dict:
@@ -278,13 +275,12 @@ def _condition(check: Check, frame: pd.DataFrame) -> np.ndarray:
     return np.array(frame.eval(cond), dtype=bool)  # a writable copy: pandas hands out read-only views
 
 
-def mirror(check: Check, frame: pd.DataFrame, params: dict,
-           columns: Columns | None = None) -> tuple[bool, np.ndarray, int]:
-    """(success, rows GX would list as unexpected, how many values were considered) for one check.
-    `columns` keeps the frame's columns, as converted, between the checks of one file."""
+def mirror(check: Check, columns: Columns, params: dict) -> tuple[bool, np.ndarray, int]:
+    """(success, rows GX would list as unexpected, how many values were considered) for one check of the
+    frame `columns` holds (which keeps its columns, as converted, between the checks of one file)."""
     kw = {k: (params[v["$PARAMETER"]] if isinstance(v, dict) and "$PARAMETER" in v else v)
           for k, v in check.kwargs.items()}
-    columns = Columns(frame) if columns is None else columns
+    frame = columns.frame
     n = len(frame)
     none = np.zeros(n, dtype=bool)
     if check.type == "expect_table_columns_to_match_set":
@@ -368,13 +364,13 @@ def validate(kind: str, text: pd.DataFrame, params: dict, engine: str = "mirror"
     """
     if engine not in ENGINES:
         raise ValueError(f"unknown validation engine {engine!r}; expected one of {ENGINES}")
-    read = Columns(text)
-    frame = prepare(kind, text, read)
+    read = prepare(kind, text)
+    frame = read.frame
     checks = load_suite(kind)
     table = [c for c in checks if c.table_level]
     results, flagged = [], []
     for c in table:
-        ok, _, _ = mirror(c, frame, params)
+        ok, _, _ = mirror(c, read, params)
         missing = sorted(set(c.kwargs.get("column_set", [])) - set(frame.columns))
         message = f"{c.message}: {', '.join(missing)}" if missing else c.message
         results.append(_result(c, ok, 0 if ok else 1, message))
@@ -386,8 +382,7 @@ def validate(kind: str, text: pd.DataFrame, params: dict, engine: str = "mirror"
     else:
         sets = {k: _text_set(v) for k, v in params.items() if isinstance(v, (list, pa.Array, pa.ChunkedArray))}
         arrow_params = {**params, **{k: v for k, v in sets.items() if v is not None}}
-        outcomes = [(ok, bad, int(bad.sum())) for ok, bad, _ in (mirror(c, frame, arrow_params, read)
-                                                                 for c in columns)]
+        outcomes = [(ok, bad, int(bad.sum())) for ok, bad, _ in (mirror(c, read, arrow_params) for c in columns)]
     for c, (ok, bad, unexpected) in zip(columns, outcomes):
         rows = np.flatnonzero(bad)
         results.append(_result(c, ok, unexpected, c.message))

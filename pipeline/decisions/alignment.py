@@ -76,7 +76,8 @@ class Roster:
     limits: np.ndarray  # per officer: capacity, then each spread band's threshold (units)
 
     @classmethod
-    def of(cls, officers: dict[str, Officer], class_names: list[str]) -> Roster:
+    def of(cls, officers: dict[str, Officer], policy: Policy) -> Roster:
+        class_names = list(policy.case_classes.weights)
         ordered = sorted(officers.values(), key=lambda o: o.code)
         bit = {k: 1 << i for i, k in enumerate(class_names)}
         return cls(
@@ -85,8 +86,7 @@ class Roster:
             team=np.array([o.team for o in ordered] + [None], dtype=object),
             classes=np.array([sum(bit[k] for k in o.classes) for o in ordered] + [0], dtype=np.int64),
             class_names=pd.Index(class_names, dtype=object),
-            limits=np.array([(o.cap_units, *o.band_units) for o in ordered], dtype=np.int64).reshape(
-                len(ordered), -1 if ordered else 1))
+            limits=_limits(ordered, policy))
 
     @property
     def none(self) -> int:
@@ -358,39 +358,33 @@ def _relaxation(prob: SideProblem, classes: list[str], policy: Policy,
     for k in classes:
         for o in holders[k]:
             holders_in_team[(k, o.team)].append(o)
-    touched, costs, keys = [], [], {"team": [], "export": [], "import": []}
-    kind = []
+    touched, costs, kinds, keys = [], [], [], {"team": [], "export": [], "import": []}
+
+    def pool_arc(kind: str, key: tuple, tail: tuple, head: tuple, cost: int) -> None:
+        touched.extend((tail, head))
+        costs.append(cost)
+        kinds.append(kind)
+        keys[kind].append(key)
+
     for k, t in pools:
         pool = ("pool", k, t)
         for o in holders_in_team.get((k, t), []):
-            touched += (pool, ("om", o.code))
-            costs.append(penalty[k] * per_unit[k])
-            keys["team"].append((k, t, o.code))
-        touched += (pool, ("trust", k))
-        costs.append(al.cost_team_change * U * per_unit[k])
-        keys["export"].append((k, t))
-        kind += [0] * len(holders_in_team.get((k, t), [])) + [1]
+            pool_arc("team", (k, t, o.code), pool, ("om", o.code), penalty[k] * per_unit[k])
+        pool_arc("export", (k, t), pool, ("trust", k), al.cost_team_change * U * per_unit[k])
         if t in teams_of_class[k]:
-            touched += (("trust", k), pool)
-            costs.append(0)
-            keys["import"].append((k, t))
-            kind.append(2)
+            pool_arc("import", (k, t), ("trust", k), pool, 0)
     pool_arcs = net.arcs(touched, big, costs)
-    kind = np.asarray(kind, dtype=np.int64)
     loaded = [o for o in officers if ("om", o.code) in net.nodes]
     fixed = np.array([prob.fixed_units.get(o.code, 0) for o in loaded], dtype=np.int64)
-    thresholds = np.array([(o.cap_units, *o.band_units) for o in loaded], dtype=np.int64).reshape(
-        len(loaded), 1 + len(al.spread_bands))
-    costs = np.array([al.cost_overflow_per_point, *(b.cost for b in al.spread_bands)], dtype=np.int64)
-    constant = int((np.maximum(0, fixed[:, None] - thresholds) * costs).sum())
-    net.load_bands([net.nodes[("om", o.code)] for o in loaded], fixed, thresholds, costs * lcm, big)
+    limits = _limits(loaded, policy)
+    net.load_bands([net.nodes[("om", o.code)] for o in loaded], fixed, limits, _rates(policy) * lcm, big)
     amounts, cost = net.solve(("sink",), "relaxation")
     out: dict = {"keep": _in_cases([key for key, _ in kept], amounts[kept_arcs],
                                    [weight_units[k] for (_, k, _), _ in kept])}
-    for i, name in enumerate(("team", "export", "import")):
-        mine = keys[name]
-        out[name] = _in_cases(mine, amounts[pool_arcs[kind == i]], [weight_units[key[0]] for key in mine])
-    return out, cost / lcm + constant
+    kinds = np.asarray(kinds, dtype=object)
+    for name, mine in keys.items():
+        out[name] = _in_cases(mine, amounts[pool_arcs[kinds == name]], [weight_units[key[0]] for key in mine])
+    return out, cost / lcm + _load_cost(fixed, limits, policy)
 
 
 def _in_cases(keys: list[tuple], units: np.ndarray, weights: list[int]) -> dict:
@@ -481,13 +475,35 @@ def plan_cost(loads: dict[str, int], officers: dict[str, Officer], moves: int, t
     Independent of how the plan was found, so tests can price brute-force plans with it.
     """
     al = policy.alignment
-    U = policy.units_per_point
-    cost = (al.cost_move * moves + al.cost_team_change * team_changes + al.cost_ineligible * ineligible) * U
+    cost = _event_cost(moves, team_changes, ineligible, policy)
     for code, load in loads.items():
         o = officers[code]
         cost += al.cost_overflow_per_point * max(0, load - o.cap_units)
         cost += sum(b.cost * max(0, load - th) for b, th in zip(al.spread_bands, o.band_units))
     return cost
+
+
+def _event_cost(moves: int, team_changes: int, ineligible: int, policy: Policy) -> int:
+    al = policy.alignment
+    return (al.cost_move * moves + al.cost_team_change * team_changes
+            + al.cost_ineligible * ineligible) * policy.units_per_point
+
+
+def _limits(officers: list[Officer], policy: Policy) -> np.ndarray:
+    """Per officer, the loads (units) past which each load cost starts: capacity, then each spread band."""
+    return np.array([(o.cap_units, *o.band_units) for o in officers], dtype=np.int64).reshape(
+        len(officers), 1 + len(policy.alignment.spread_bands))
+
+
+def _rates(policy: Policy) -> np.ndarray:
+    """The cost of each unit of load past each of `_limits`: overflow, then each spread band."""
+    al = policy.alignment
+    return np.array([al.cost_overflow_per_point, *(b.cost for b in al.spread_bands)], dtype=np.int64)
+
+
+def _load_cost(loads: np.ndarray, limits: np.ndarray, policy: Policy) -> int:
+    """plan_cost's load part, by array, for officers with `limits` carrying `loads` units."""
+    return int((np.maximum(0, loads[:, None] - limits) * _rates(policy)).sum())
 
 
 def _groups(rows: np.ndarray, key: np.ndarray) -> list[np.ndarray]:
@@ -632,7 +648,7 @@ def align_cases(
         cases = cases.sort_values("crn", kind="stable")
     cases = cases.reset_index(drop=True)
     officers = _officers(staff_split, policy, as_of)
-    roster = Roster.of(officers, list(policy.case_classes.weights))
+    roster = Roster.of(officers, policy)
     weight_units = {k: policy.weight_units(k) for k in policy.case_classes.weights}
     current = effective_current_om(cases, previous_plan).to_numpy(dtype=object, na_value=None)
     held = set(retention.loc[retention["status"].isin(HOLDING_STATUSES), "crn"])
@@ -686,7 +702,7 @@ def align_cases(
     out["eligible_om"] = plan.eligible
     out["team_change"] = plan.team_change
     borrowed = {r.side for r in reports if r.method == OTHER_SIDE}
-    priced = [replace(r, objective=_side_cost(plan, roster, officers, r.side, policy, borrowed)) for r in reports]
+    priced = [replace(r, objective=_side_cost(plan, roster, r.side, policy, borrowed)) for r in reports]
     return out, priced
 
 
@@ -702,8 +718,7 @@ class Plan:
     free: np.ndarray
 
 
-def _side_cost(plan: Plan, roster: Roster, officers: dict[str, Officer], side: str, policy: Policy,
-               borrowed: set[str]) -> int:
+def _side_cost(plan: Plan, roster: Roster, side: str, policy: Policy, borrowed: set[str]) -> int:
     """plan_cost of one side of a finished alignment, as that side's model saw it.
 
     Pinned cases load their officer but cost nothing. A staffed side is priced without the free cases a side
@@ -717,12 +732,10 @@ def _side_cost(plan: Plan, roster: Roster, officers: dict[str, Officer], side: s
     loaded = np.bincount(plan.row[sel], weights=plan.wunits[sel], minlength=roster.none + 1)
     mine = plan.free & (plan.side == side)
     held = plan.row < roster.none
-    al = policy.alignment
     rows = np.flatnonzero(holder[:-1])
-    past = np.maximum(0, loaded[rows].astype(np.int64)[:, None] - roster.limits[rows])  # plan_cost, per officer
-    rates = np.array([al.cost_overflow_per_point, *(b.cost for b in al.spread_bands)], dtype=np.int64)
-    return plan_cost({}, officers, moves=int(plan.moved[mine].sum()), team_changes=int(plan.team_change[mine].sum()),
-                     ineligible=int((held & ~plan.eligible)[mine].sum()), policy=policy) + int((past * rates).sum())
+    return (_event_cost(int(plan.moved[mine].sum()), int(plan.team_change[mine].sum()),
+                        int((held & ~plan.eligible)[mine].sum()), policy)
+            + _load_cost(loaded[rows].astype(np.int64), roster.limits[rows], policy))
 
 
 def _deal(prob: SideProblem, flows: dict, current: np.ndarray,
