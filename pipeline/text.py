@@ -103,6 +103,14 @@ def ascending(s: pd.Series) -> bool:
     return len(values) < 2 or pc.all(pc.less_equal(values[:-1], values[1:])).as_py()
 
 
+def equals(s: pd.Series, value: str) -> np.ndarray:
+    """`s == value` as a NumPy mask (missing: False), compared by Arrow for text without making Python strings."""
+    values = arrow_text(s)
+    if values is None:
+        return (s == value).to_numpy(dtype=bool, na_value=False)
+    return pc.fill_null(pc.equal(values, value), False).to_numpy(zero_copy_only=False)
+
+
 def positions(values: pd.Series, within) -> np.ndarray:
     """Where each of `values` is in `within` (a Series, or an Arrow array, of distinct values), -1 where it
     is not: pandas' `Index(within).get_indexer(values)`, by Arrow for text, hashing the shorter side (a

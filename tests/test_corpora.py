@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from pipeline.contract import _PANDAS, FILES, WHITESPACE, type_column
 from pipeline.ingest import _records, _starts_from_values, parse_csv, read_table, read_text
 from pipeline.trust_task import FORMULA_CHARS, FORMULA_START, Pseudonyms, formula_safe_frame
-from pipeline.text import _may_differ, ascending, contains, positions, starts_with
+from pipeline.text import _may_differ, ascending, contains, equals, positions, starts_with
 from pipeline.validation import DATE, NUMBER, QUARANTINE_ROW, _dates, _numbers, is_in, suite_json, validate
 
 CORPORA = Path(__file__).with_name("corpora")  # copied as published from ../shared/corpora (PROVENANCE.txt)
@@ -221,6 +221,14 @@ def test_ascending_text_is_pandas_is_monotonic_increasing(values):
     """Arrow's order of UTF-8 text is the code point order pandas compares Python strings in."""
     for s in (pd.Series(values, dtype="str"), pd.Series(sorted(v for v in values if v is not None), dtype="str")):
         assert ascending(s) == s.is_monotonic_increasing
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.one_of(st.none(), st.text(max_size=3)), max_size=20), st.text(max_size=3))
+def test_equals_is_pandas_comparison_with_missing_false(values, value):
+    s = pd.Series(values, dtype="str")
+    assert equals(s, value).tolist() == (s == value).fillna(False).astype(bool).tolist()
+    assert equals(pd.Series(values, dtype=object), value).tolist() == [v == value for v in values]
 
 
 @settings(max_examples=200, deadline=None)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from dataclasses import dataclass, field, replace
+from itertools import chain
 from typing import NamedTuple
 
 import numpy as np
@@ -800,55 +801,63 @@ def _relieve_overflow(prob: SideProblem, om: np.ndarray, reason: np.ndarray, for
     comes down; receivers in the case's own team first, then in code
     order. Each step strictly lowers plan_cost; pinned cases are never in `prob` and never move.
     """
-    officers = {o.code: o for o in prob.officers}
-    codes = pd.Index(list(officers), dtype=object)
-    groups = (*prob.kept.values(), *prob.forced.values())
-    cases = np.concatenate([np.empty(0, np.int64)] + [np.asarray(v, dtype=np.int64) for v in groups])
+    officers = sorted(prob.officers, key=lambda o: o.code)
+    codes = pd.Index([o.code for o in officers], dtype=object)
+    cap = np.array([o.cap_units for o in officers], dtype=np.int64)
+    cases = np.fromiter(chain.from_iterable((*prob.kept.values(), *prob.forced.values())), dtype=np.int64)
     row = codes.get_indexer(pd.Index(om[cases], dtype=object))
     cases, row = cases[row >= 0], row[row >= 0]
-    units = np.bincount(row, weights=wunits[cases], minlength=len(codes))
-    load: dict[str, int] = defaultdict(int, prob.fixed_units)
-    for code, u in zip(codes, units):
-        load[code] += int(u)
-    over = sorted(c for c, o in officers.items() if load[c] > o.cap_units)
-    if not over:
+    load = np.array([prob.fixed_units.get(c, 0) for c in codes], dtype=np.int64) + np.bincount(
+        row, weights=wunits[cases], minlength=len(codes)).astype(np.int64)
+    over = np.flatnonzero(load > cap)
+    if not len(over):
         return
-    held = {c: cases[row == codes.get_loc(c)].tolist() for c in over}
-    by_class: dict[str, list[Officer]] = defaultdict(list)
-    by_team_class: dict[tuple[str, str], list[Officer]] = defaultdict(list)
-    for o in sorted(officers.values(), key=lambda o: o.code):
+    order = np.argsort(row, kind="stable")
+    starts, ends = (np.searchsorted(row[order], over, side=s) for s in ("left", "right"))
+    held = {j: cases[order[a:b]].tolist() for j, a, b in zip(over.tolist(), starts, ends)}
+    by_class: dict[str, list[int]] = defaultdict(list)
+    by_team_class: dict[tuple[str, str], list[int]] = defaultdict(list)
+    for j, o in enumerate(officers):
         for k in o.classes:
-            by_class[k].append(o)
-            by_team_class[(o.team, k)].append(o)
+            by_class[k].append(j)
+            by_team_class[(o.team, k)].append(j)
+    pools = {key: np.asarray(v, dtype=np.int64) for d in (by_class, by_team_class) for key, v in d.items()}
+    room = np.maximum(cap - load, 0)
 
-    def receiver(i: int, giver: str, slack: int) -> Officer | None:
-        """An eligible colleague whose overflow would grow by at most `slack` units on taking case i."""
-        w = int(wunits[i])
-        for pool in (by_team_class.get((teams[i], klass[i]), []), by_class.get(klass[i], [])):
-            for r in pool:
-                if r.code != giver and load[r.code] + w - max(load[r.code], r.cap_units) <= slack:
-                    return r
+    def receiver(i: int, need: int) -> int | None:
+        """The first eligible colleague with `need` units of room (so an officer over capacity, the giver
+        among them, never takes a case)."""
+        for key in ((teams[i], klass[i]), klass[i]):
+            pool = pools.get(key)
+            if pool is not None:
+                fits = room[pool] >= need
+                first = int(fits.argmax())
+                if fits[first]:
+                    return int(pool[first])
         return None
 
     # Whole fits for every officer first; then colleagues who go over by less than the giver comes down.
     for partial in (False, True):
-        for code in over:
-            cap = officers[code].cap_units
-            for i in sorted(held[code], key=lambda i: (reason[i] == KEPT, i)):
-                excess = load[code] - cap
+        for j in over.tolist():
+            code = codes[j]
+            for i in sorted(held[j], key=lambda i: (reason[i] == KEPT, i)):
+                excess = int(load[j] - cap[j])
                 if excess <= 0:
                     break
                 if om[i] != code:
                     continue
-                r = receiver(i, code, min(int(wunits[i]), excess) - 1 if partial else 0)
+                w = int(wunits[i])
+                # A receiver's overflow may grow by `slack` units: it has room for all but that much of w.
+                r = receiver(i, w - (min(w, excess) - 1 if partial else 0))
                 if r is None:
                     continue
                 if reason[i] == KEPT:
                     forced_reason[i] = MOVED_CAPACITY
-                om[i] = r.code
-                reason[i] = KEPT if r.code == current[i] else forced_reason[i]
-                load[code] -= int(wunits[i])
-                load[r.code] += int(wunits[i])
+                om[i] = codes[r]
+                reason[i] = KEPT if codes[r] == current[i] else forced_reason[i]
+                load[j] -= w
+                load[r] += w
+                room[[j, r]] = np.maximum(cap[[j, r]] - load[[j, r]], 0)
 
 
 def caseload(aligned: pd.DataFrame, staff_split: pd.DataFrame, policy: Policy) -> pd.DataFrame:

@@ -1,8 +1,7 @@
 """Workforce balance: FTE the workload requires against FTE assigned, per side and grade."""
 from __future__ import annotations
 
-from collections import defaultdict
-
+import numpy as np
 import pandas as pd
 
 from pipeline.domain import SIDES
@@ -19,27 +18,20 @@ def workforce_balance(
     """
     per_fte = policy.case_classes.capacity_points_per_fte
     holding = set(policy.balance.case_holding_grades)
-    points: dict[tuple[str, str], float] = defaultdict(float)
-    side_points: dict[str, float] = defaultdict(float)
-    for side, grade, p in zip(caseload["side"], caseload["grade"], caseload["points"].to_numpy(dtype=float)):
-        points[(side, grade)] += p
-        side_points[side] += p
+    points = _sums(caseload, ["side", "grade"], "points")
+    side_points = _sums(caseload, ["side"], "points")
     total_points = float(sum(side_points.values()))
-    fte_of: dict[tuple[str, str], float] = defaultdict(float)
-    heads: dict[tuple[str, str], int] = defaultdict(int)
-    grade_fte: dict[str, float] = defaultdict(float)
-    for side, grade, fte in zip(staff_split["side"], staff_split["grade"], staff_split["fte"].to_numpy(dtype=float)):
-        fte_of[(side, grade)] += fte
-        heads[(side, grade)] += 1
-        grade_fte[grade] += fte
+    fte_of = _sums(staff_split, ["side", "grade"], "fte")
+    heads = _sums(staff_split, ["side", "grade"], None)
+    grade_fte = _sums(staff_split, ["grade"], "fte")
     rows = []
     for side in SIDES:
-        share = side_points.get(side, 0.0) / total_points if total_points else 0.0
-        for grade in sorted(grade_fte):
+        share = side_points.get((side,), 0.0) / total_points if total_points else 0.0
+        for (grade,) in sorted(grade_fte):
             if grade in holding:
                 required = points.get((side, grade), 0.0) / per_fte
             else:
-                required = grade_fte[grade] * share
+                required = grade_fte[(grade,)] * share
             fte = fte_of.get((side, grade), 0.0)
             rows.append({
                 "side": side, "unit": units[side], "grade": grade, "headcount": heads.get((side, grade), 0),
@@ -48,3 +40,17 @@ def workforce_balance(
                 "deficit_fte": round(max(required - fte, 0.0), 6),
             })
     return pd.DataFrame(rows)
+
+
+
+def _sums(df: pd.DataFrame, keys: list[str], column: str | None) -> dict[tuple, float]:
+    """Per distinct `keys` tuple, the sum of `column` (None: the row count), added up in row order as a loop
+    over the rows would (np.bincount adds in that order), so the floats are the same to the last bit."""
+    if df.empty:
+        return {}
+    codes = [pd.factorize(df[k], use_na_sentinel=False)[0] for k in keys]
+    key = np.ravel_multi_index(codes, [int(c.max()) + 1 for c in codes])
+    distinct, first, dense = np.unique(key, return_index=True, return_inverse=True)
+    total = np.bincount(dense, weights=None if column is None else df[column].to_numpy(dtype=float),
+                        minlength=len(distinct))
+    return dict(zip(df[keys].iloc[first].itertuples(index=False, name=None), total.tolist()))

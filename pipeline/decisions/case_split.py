@@ -8,7 +8,7 @@ import pandas as pd
 
 from pipeline.domain import CASE_CLASSES, CRC, DEFAULT_CRC, NPS
 from pipeline.policy import Policy
-from pipeline.text import contains, labels
+from pipeline.text import contains, equals, labels
 
 
 def has_register(registers: pd.Series, codes: tuple[str, ...]) -> np.ndarray:
@@ -64,4 +64,4 @@ def nps_points_share(split: pd.DataFrame, fallback: float) -> float:
     total = int(units.sum())
     if total == 0:
         return fallback
-    return int(units[split["side"].to_numpy(dtype=object) == NPS].sum()) / total
+    return int(units[equals(split["side"], NPS)].sum()) / total

@@ -7,6 +7,7 @@ import pandas as pd
 from pipeline.decisions.case_split import nps_points_share
 from pipeline.domain import (ALIGNMENT, APPEAL_UPHELD, CRC, FIXED_ROLE, NPS, PREFERENCE, TARGET_FULL)
 from pipeline.policy import Policy
+from pipeline.text import equals, positions
 
 _EPS = 1e-9
 
@@ -20,10 +21,10 @@ def guaranteed(staff: pd.DataFrame, policy: Policy) -> pd.Series:
 
 def staff_alignment(staff: pd.DataFrame, split_cases: pd.DataFrame, trust_share: float) -> pd.Series:
     """NPS share of the workload points each person holds now; the trust's share for an empty caseload."""
-    holder = pd.Index(staff["staff_code"]).get_indexer(split_cases["om_staff_code"])
+    holder = positions(split_cases["om_staff_code"], staff["staff_code"])
     held = holder >= 0
     units = split_cases["weight_units"].to_numpy()[held]
-    nps = (split_cases["side"].to_numpy(dtype=object)[held] == NPS)
+    nps = equals(split_cases["side"], NPS)[held]
     n = len(staff)
     all_units = np.bincount(holder[held], weights=units, minlength=n)
     nps_units = np.bincount(holder[held], weights=np.where(nps, units, 0), minlength=n)
