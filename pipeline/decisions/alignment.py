@@ -449,23 +449,27 @@ def _class_rooms(prob: SideProblem, share: dict[tuple[str, str], float],
     Each class gets the LP's whole cases; the officer's remaining units then round up the classes with the
     largest fractional parts, one case each, while it fits. No unit of capacity is counted twice.
     """
-    room: dict[tuple[str, str], int] = {}
-    by_om: dict[str, list[tuple[str, float]]] = defaultdict(list)
-    for (om, k), x in share.items():
-        by_om[om].append((k, x))
-    for o in prob.officers:
-        left = o.cap_units - prob.fixed_units.get(o.code, 0)
-        fractions = []
-        for k, x in sorted(by_om.get(o.code, [])):
-            whole = math.floor(x + 1e-6)
-            room[(o.code, k)] = whole
-            left -= whole * weight_units[k]
-            if x - whole > 1e-6:
-                fractions.append((-(x - whole), k))
-        for _, k in sorted(fractions):
-            if left >= weight_units[k]:
-                room[(o.code, k)] += 1
-                left -= weight_units[k]
+    officers = {o.code: o for o in prob.officers}
+    shares = [(om, k, x) for (om, k), x in share.items() if om in officers]
+    if not shares:
+        return {}
+    oms, ks, xs = zip(*shares)
+    x = np.array(xs, dtype=np.float64)
+    whole = np.floor(x + 1e-6).astype(np.int64)
+    room = dict(zip(zip(oms, ks), whole.tolist()))
+    fraction = x - whole
+    rounded = np.flatnonzero(fraction > 1e-6)
+    if not len(rounded):
+        return room
+    of, codes = pd.factorize(pd.Index(oms, dtype=object))
+    used = np.bincount(of, weights=whole * np.array([weight_units[k] for k in ks]), minlength=len(codes))
+    left = {codes[j]: officers[codes[j]].cap_units - prob.fixed_units.get(codes[j], 0) - int(used[j])
+            for j in np.unique(of[rounded]).tolist()}
+    for i in sorted(rounded.tolist(), key=lambda i: (oms[i], -fraction[i], ks[i])):
+        om, k = oms[i], ks[i]
+        if left[om] >= weight_units[k]:
+            room[(om, k)] += 1
+            left[om] -= weight_units[k]
     return room
 
 
@@ -741,54 +745,52 @@ def _side_cost(plan: Plan, roster: Roster, side: str, policy: Policy, borrowed: 
 
 def _deal(prob: SideProblem, flows: dict, current: np.ndarray,
           om: np.ndarray, reason: np.ndarray, forced_reason: np.ndarray) -> None:
-    """Turn integer flows into per-case assignments, deterministically (cases in crn order, OMs in code order)."""
-    pools: dict[tuple[str, str], list[int]] = defaultdict(list)
-    kept_rows: list[int] = []
-    keepers: list[str] = []
-    let_go: list[int] = []
-    for (cur, k, t), idx in sorted(prob.kept.items()):
-        kept = flows["keep"][(cur, k, t)]
-        kept_rows += idx[:kept]
-        keepers += [cur] * kept
-        let_go += idx[kept:]
-        pools[(k, t)] += idx[kept:]
-    om[kept_rows] = np.asarray(keepers, dtype=object)
-    reason[kept_rows] = KEPT
-    forced_reason[let_go] = MOVED_CAPACITY
-    for key, idx in prob.forced.items():
-        pools[key].extend(idx)
-    for key in pools:
-        pools[key].sort()
-    trust_pool: dict[str, list[int]] = defaultdict(list)
-    for (k, t), count in sorted(flows["export"].items()):
-        if count:
-            idx = pools[(k, t)]
-            trust_pool[k].extend(idx[len(idx) - count:])
-            del idx[len(idx) - count:]
-    for k in trust_pool:
-        trust_pool[k].sort()
-    taken: dict[str, int] = defaultdict(int)
-    for (k, t), count in sorted(flows["import"].items()):
-        if count:
-            pools[(k, t)].extend(trust_pool[k][taken[k]:taken[k] + count])
-            taken[k] += count
-    arcs_of: dict[tuple, list[tuple[str, int]]] = defaultdict(list)
-    for (k, t, code), count in sorted(flows["team"].items()):
-        arcs_of[(k, t)].append((code, count))
-    given_rows: list[int] = []
-    receivers: list[str] = []
-    for key, idx in sorted(pools.items()):
-        pos = 0
-        for code, count in arcs_of.get(key, []):
-            given = idx[pos:pos + count]
-            given_rows += given
-            receivers += [code] * len(given)
-            pos += count
-    rows = np.asarray(given_rows, dtype=np.int64)
-    codes = np.asarray(receivers, dtype=object)
-    om[rows] = codes
+    """Turn integer flows into per-case assignments, deterministically (cases in crn order, OMs in code order).
+
+    A kept group keeps its first cases; the rest join its pool with the forced cases, in case order. A pool
+    exports its last cases to its class's trust pool (in case order), which hands them on to the importing
+    pools in pool order; each pool then gives its own cases, then its imports, to its officers in code order.
+    """
+    groups = sorted(prob.kept)
+    sizes = np.array([len(prob.kept[g]) for g in groups], dtype=np.int64)
+    rows = np.fromiter(chain.from_iterable(prob.kept[g] for g in groups), dtype=np.int64, count=int(sizes.sum()))
+    kept = np.array([flows["keep"][g] for g in groups], dtype=np.int64)
+    first = np.repeat(np.cumsum(sizes) - sizes, sizes)
+    stays = np.arange(len(rows)) - first < np.repeat(kept, sizes)
+    om[rows[stays]] = np.repeat(np.array([g[0] for g in groups], dtype=object), kept)
+    reason[rows[stays]] = KEPT
+    forced_reason[rows[~stays]] = MOVED_CAPACITY
+
+    keys = sorted({g[1:] for g in groups} | set(prob.forced) | set(flows["export"]) | set(flows["import"])
+                  | {a[:2] for a in flows["team"]})
+    pool = {key: i for i, key in enumerate(keys)}
+    forced = sorted(prob.forced)
+    forced_sizes = [len(prob.forced[key]) for key in forced]
+    rows = np.concatenate([rows[~stays], np.fromiter(chain.from_iterable(prob.forced[key] for key in forced),
+                                                     dtype=np.int64, count=sum(forced_sizes))])
+    of = np.concatenate([np.repeat(np.array([pool[g[1:]] for g in groups], dtype=np.int64), sizes)[~stays],
+                         np.repeat(np.array([pool[key] for key in forced], dtype=np.int64), forced_sizes)])
+    order = np.lexsort((rows, of))
+    rows, of = rows[order], of[order]
+    size = np.bincount(of, minlength=len(keys))
+    exports = np.array([flows["export"].get(key, 0) for key in keys], dtype=np.int64)
+    leaves = np.arange(len(rows)) - (np.cumsum(size) - size)[of] >= (size - exports)[of]
+    klass = np.array([k for k, _ in keys], dtype=object)
+    trust_pool = np.lexsort((rows[leaves], klass[of[leaves]]))  # by class (the pools' order), then case
+    imports = np.array([flows["import"].get(key, 0) for key in keys], dtype=np.int64)
+    pooled = np.concatenate([rows[~leaves], rows[leaves][trust_pool]])
+    of = np.concatenate([of[~leaves], np.repeat(np.arange(len(keys)), imports)])
+    if len(of) != len(pooled):
+        raise RuntimeError("case alignment: the imports do not match the exports")
+    given = pooled[np.argsort(of, kind="stable")]  # each pool: its own cases, then its imports
+    arcs = sorted(flows["team"].items())
+    codes = np.repeat(np.array([code for (_, _, code), _ in arcs], dtype=object),
+                      np.array([count for _, count in arcs], dtype=np.int64))
+    if len(codes) != len(given):
+        raise RuntimeError("case alignment: the pools do not give out every case")
+    om[given] = codes
     # Given back to its own OM: no move.
-    reason[rows] = np.where(codes == current[rows], KEPT, forced_reason[rows])
+    reason[given] = np.where(codes == current[given], KEPT, forced_reason[given])
 
 
 def _relieve_overflow(prob: SideProblem, om: np.ndarray, reason: np.ndarray, forced_reason: np.ndarray,
