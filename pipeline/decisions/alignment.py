@@ -27,7 +27,7 @@ from pipeline.domain import (
     MOVED_LEFT, MOVED_SIDE, RETAINED, RETENTION_HONOURED, RETENTION_NOT_NEEDED, RETENTION_OM_LEFT,
     RETENTION_REJECTED_MOVED, SIDES)
 from pipeline.policy import Policy
-from pipeline.text import ascending, positions
+from pipeline.text import ascending, equals, positions
 
 HOLDING_STATUSES = ("ACCEPTED", "PENDING")
 
@@ -93,16 +93,48 @@ class Roster:
     def none(self) -> int:
         return len(self.codes)
 
-    def find(self, codes: np.ndarray) -> np.ndarray:
+    def find(self, codes: pd.Series | np.ndarray) -> np.ndarray:
         """Row of each officer code; the sentinel row for a missing or unknown code."""
-        rows = self.codes.get_indexer(pd.Index(codes, dtype=object))
+        rows = (positions(codes, pd.Series(self.codes)) if isinstance(codes, pd.Series)
+                else self.codes.get_indexer(pd.Index(codes, dtype=object)))
         return np.where(rows < 0, self.none, rows)
 
-    def class_bits(self, klass: np.ndarray) -> np.ndarray:
-        return np.left_shift(np.int64(1), self.class_names.get_indexer(pd.Index(klass, dtype=object)).astype(np.int64))
+    def same_side(self, row: np.ndarray, on_side: dict[str, np.ndarray]) -> np.ndarray:
+        """Whether the officer at each row is on the side `on_side` marks for that case."""
+        out = np.zeros(len(row), dtype=bool)
+        for s, mine in on_side.items():
+            out |= mine & (self.side == s)[row]
+        return out
 
     def side_classes(self, side: str) -> int:
         return int(np.bitwise_or.reduce(self.classes[:-1][self.side[:-1] == side], initial=0))
+
+
+@dataclass(frozen=True)
+class CaseArrays:
+    """One trust's cases (crn order) as the arrays the alignment reads, each made once."""
+    current: np.ndarray  # the OM the case has now (None: nobody)
+    row: np.ndarray  # that OM's roster row (the sentinel when missing or unknown)
+    side: np.ndarray
+    on_side: dict[str, np.ndarray]
+    klass: np.ndarray
+    k_code: np.ndarray  # position in Roster.class_names
+    bits: np.ndarray  # the class's bit in Roster.classes
+    team: np.ndarray
+    t_code: np.ndarray  # position among the trust's team codes, sorted
+    wunits: np.ndarray
+
+    @classmethod
+    def of(cls, cases: pd.DataFrame, current: pd.Series, roster: Roster) -> CaseArrays:
+        on_side = {s: equals(cases["side"], s) for s in SIDES}
+        side = np.select(list(on_side.values()), range(len(SIDES)), len(SIDES))
+        k_code = positions(cases["case_class"], pd.Series(roster.class_names))
+        return cls(
+            current=current.to_numpy(dtype=object, na_value=None), row=roster.find(current),
+            side=np.array([*SIDES, None], dtype=object)[side], on_side=on_side,
+            klass=np.append(roster.class_names.to_numpy(dtype=object), None)[k_code],
+            k_code=k_code, bits=np.left_shift(np.int64(1), k_code), team=cases["team_code"].to_numpy(dtype=object),
+            t_code=pd.factorize(cases["team_code"], sort=True)[0], wunits=cases["weight_units"].to_numpy())
 
 
 def effective_current_om(cases: pd.DataFrame, previous_plan: pd.DataFrame | None) -> pd.Series:
@@ -511,61 +543,59 @@ def _load_cost(loads: np.ndarray, limits: np.ndarray, policy: Policy) -> int:
     return int((np.maximum(0, loads[:, None] - limits) * _rates(policy)).sum())
 
 
-def _groups(rows: np.ndarray, key: np.ndarray) -> list[np.ndarray]:
-    """`rows` grouped by integer `key`, groups in key order, rows ascending within each group."""
+def _groups(rows: np.ndarray, key: np.ndarray) -> tuple[np.ndarray, list[list[int]]]:
+    """`rows` grouped by integer `key`, groups in key order, rows ascending within each group: each group's
+    first row, and the groups as lists."""
     order = np.argsort(key, kind="stable")
     ordered = key[order]
-    starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]]) if len(ordered) else np.array([], int)
-    return np.split(rows[order], starts[1:]) if len(ordered) else []
+    starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]]) if len(ordered) else np.zeros(0, np.int64)
+    grouped = rows[order]
+    flat, bounds = grouped.tolist(), [*starts.tolist(), len(grouped)]
+    return grouped[starts], [flat[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
 
 
-def _classify(cases: pd.DataFrame, side: np.ndarray, klass: np.ndarray, team: np.ndarray, current: np.ndarray,
-              roster: Roster, held: set[str], problems: dict[str, SideProblem]) -> tuple[np.ndarray, ...]:
+def _classify(crns: pd.Series, c: CaseArrays, roster: Roster, held: set[str],
+              problems: dict[str, SideProblem]) -> tuple[np.ndarray, ...]:
     """Sort every case into pinned (retention), kept groups (its OM may keep it) or forced (it must move).
 
     Fills `problems` and returns per-case arrays: om and reason (set for pinned cases), the reason a forced
     case moves, and whether it is pinned.
     """
-    n = len(cases)
-    row = roster.find(current)
+    n, row = len(crns), c.row
     known = row < roster.none
-    om_side = roster.side[row]
-    bits = roster.class_bits(klass)
     # An officer may keep a case of a class they may hold, or of one nobody on their side may hold; and any
     # officer may keep a case of a side with nobody on it (that side borrows the other side's officers).
-    on_side = {s: side == s for s in SIDES}
     side_bits = np.zeros(n, dtype=np.int64)
+    unstaffed = np.zeros(n, dtype=bool)
     for s in SIDES:
-        side_bits[on_side[s]] = roster.side_classes(s)
-    unstaffed = np.isin(side, [s for s in SIDES if not (roster.side == s).any()])
-    may_hold = ((roster.classes[row] & bits) != 0) | ((side_bits & bits) == 0)
-    allowed = known & ((om_side == side) | unstaffed) & may_hold
-    pin = known & cases["crn"].isin(held).to_numpy()
+        side_bits[c.on_side[s]] = roster.side_classes(s)
+        if not (roster.side == s).any():
+            unstaffed |= c.on_side[s]
+    may_hold = ((roster.classes[row] & c.bits) != 0) | ((side_bits & c.bits) == 0)
+    same_side = roster.same_side(row, c.on_side)
+    allowed = known & (same_side | unstaffed) & may_hold
+    pin = known & (positions(crns, pd.Series(list(held), dtype=object)) >= 0)
     om = np.full(n, None, dtype=object)
     reason = np.full(n, None, dtype=object)
-    om[pin] = current[pin]
+    om[pin] = c.current[pin]
     reason[pin] = np.where(allowed[pin], KEPT, RETAINED)
-    wunits = cases["weight_units"].to_numpy()
-    fixed = np.bincount(row[pin], weights=wunits[pin], minlength=roster.none + 1)
+    fixed = np.bincount(row[pin], weights=c.wunits[pin], minlength=roster.none + 1)
     for s in SIDES:
         mine = np.flatnonzero((fixed[:-1] > 0) & (roster.side[:-1] == s))
         problems[s].fixed_units.update({roster.codes[j]: int(fixed[j]) for j in mine})
-    why = np.select([pd.isna(current), ~known, om_side != side], [0, 1, 2], 3)
+    why = np.select([pd.isna(c.current), ~known, ~same_side], [0, 1, 2], 3)
     why[pin | allowed] = 4
     forced_reason = np.array([ALLOCATED, MOVED_LEFT, MOVED_SIDE, MOVED_GRADE, None], dtype=object)[why]
-    k_code = roster.class_names.get_indexer(pd.Index(klass, dtype=object)).astype(np.int64)
-    t_code, t_names = pd.factorize(team, sort=True)
-    nk, nt = len(roster.class_names), max(len(t_names), 1)
+    k_code = c.k_code
+    nk, nt = len(roster.class_names), max(int(c.t_code.max(initial=-1)) + 1, 1)
     free = ~pin
     for s in SIDES:
-        keep = np.flatnonzero(allowed & free & on_side[s])
-        groups = _groups(keep, (row[keep] * nk + k_code[keep]) * nt + t_code[keep])
-        firsts = np.array([g[0] for g in groups], dtype=np.int64)
-        problems[s].kept.update(zip(zip(current[firsts], klass[firsts], team[firsts]), (g.tolist() for g in groups)))
-        move = np.flatnonzero(~allowed & free & on_side[s])
-        groups = _groups(move, k_code[move] * nt + t_code[move])
-        firsts = np.array([g[0] for g in groups], dtype=np.int64)
-        problems[s].forced.update(zip(zip(klass[firsts], team[firsts]), (g.tolist() for g in groups)))
+        keep = np.flatnonzero(allowed & free & c.on_side[s])
+        firsts, groups = _groups(keep, (row[keep] * nk + k_code[keep]) * nt + c.t_code[keep])
+        problems[s].kept.update(zip(zip(c.current[firsts], c.klass[firsts], c.team[firsts]), groups))
+        move = np.flatnonzero(~allowed & free & c.on_side[s])
+        firsts, groups = _groups(move, k_code[move] * nt + c.t_code[move])
+        problems[s].forced.update(zip(zip(c.klass[firsts], c.team[firsts]), groups))
     return om, reason, forced_reason, pin
 
 
@@ -655,13 +685,11 @@ def align_cases(
     officers = _officers(staff_split, policy, as_of)
     roster = Roster.of(officers, policy)
     weight_units = {k: policy.weight_units(k) for k in policy.case_classes.weights}
-    current = effective_current_om(cases, previous_plan).to_numpy(dtype=object, na_value=None)
+    c = CaseArrays.of(cases, effective_current_om(cases, previous_plan), roster)
+    current, wunits = c.current, c.wunits
     held = set(retention.loc[retention["status"].isin(HOLDING_STATUSES), "crn"])
     problems = {s: SideProblem([o for o in officers.values() if o.side == s], defaultdict(int)) for s in SIDES}
-
-    sides, klass, teams = (cases[c].to_numpy(dtype=object) for c in ("side", "case_class", "team_code"))
-    om, reason, forced_reason, pinned = _classify(cases, sides, klass, teams, current, roster, held, problems)
-    wunits = cases["weight_units"].to_numpy()
+    om, reason, forced_reason, pinned = _classify(cases["crn"], c, roster, held, problems)
 
     reports = []
     # Staffed sides first: a side with nobody on it borrows the other side's officers as they are then loaded.
@@ -682,7 +710,7 @@ def align_cases(
             flows, report = _solve_side(side, part, classes, policy, weight_units)
             _deal(part, flows, current, om, reason, forced_reason)
             if report.method == LP_FLOW:
-                _relieve_overflow(part, om, reason, forced_reason, current, klass, teams, wunits)
+                _relieve_overflow(part, om, reason, forced_reason, current, c.klass, c.team, wunits)
             # The model prices kept cases negatively; shift its value onto the plan_cost scale.
             movable = sum(len(v) for v in part.kept.values())
             forced_moves = sum(1 for idx in part.forced.values() for i in idx if forced_reason[i] != ALLOCATED)
@@ -694,10 +722,9 @@ def align_cases(
     row = roster.find(om)
     moved = np.isin(reason, MOVE_REASONS)
     plan = Plan(
-        row=row, side=sides, wunits=wunits, moved=moved,
-        eligible=(row < roster.none) & (roster.side[row] == sides)
-        & ((roster.classes[row] & roster.class_bits(klass)) != 0),
-        team_change=(row < roster.none) & (moved | (reason == ALLOCATED)) & (roster.team[row] != teams),
+        row=row, side=c.side, wunits=wunits, moved=moved,
+        eligible=(row < roster.none) & roster.same_side(row, c.on_side) & ((roster.classes[row] & c.bits) != 0),
+        team_change=(row < roster.none) & (moved | (reason == ALLOCATED)) & (roster.team[row] != c.team),
         free=~pinned)
     out = cases[["crn", "team_code", "side", "rule", "case_class", "weight_units"]].copy()
     out["current_om"] = pd.Series(current, dtype="object")
