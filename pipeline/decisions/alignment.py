@@ -80,12 +80,15 @@ class Roster:
     def of(cls, officers: dict[str, Officer], policy: Policy) -> Roster:
         class_names = list(policy.case_classes.weights)
         ordered = sorted(officers.values(), key=lambda o: o.code)
-        bit = {k: 1 << i for i, k in enumerate(class_names)}
+        bits = {}
+        for o in ordered:
+            if o.classes not in bits:
+                bits[o.classes] = sum(1 << i for i, k in enumerate(class_names) if k in o.classes)
         return cls(
             codes=pd.Index([o.code for o in ordered], dtype=object),
             side=np.array([o.side for o in ordered] + [None], dtype=object),
             team=np.array([o.team for o in ordered] + [None], dtype=object),
-            classes=np.array([sum(bit[k] for k in o.classes) for o in ordered] + [0], dtype=np.int64),
+            classes=np.array([bits[o.classes] for o in ordered] + [0], dtype=np.int64),
             class_names=pd.Index(class_names, dtype=object),
             limits=_limits(ordered, policy))
 
@@ -158,15 +161,13 @@ def _officers(staff: pd.DataFrame, policy: Policy, as_of: pd.Timestamp) -> dict[
     full = staff["fte"].to_numpy(dtype=np.float64)[active] * units_per_fte
     limits = np.floor(np.column_stack([full * pct / 100 + 1e-9 for pct in
                                        (al.capacity_limit_pct, *(b.from_pct for b in al.spread_bands))])
-                      .reshape(len(full), 1 + len(al.spread_bands))).astype(np.int64).tolist()
+                      .reshape(len(full), 1 + len(al.spread_bands))).astype(np.int64)
     classes_of: dict[tuple[str, str], frozenset[str]] = {}
-    out: dict[str, Officer] = {}
-    for code, side, team, grade, role, (cap, *bands) in zip(*cols.values(), limits):
-        if (grade, role) not in classes_of:
-            classes_of[(grade, role)] = frozenset(k for k in cc.weights if cc.eligible(k, grade, role))
-        out[code] = Officer(code=code, side=side, team=team, grade=grade, role=role, cap_units=cap,
-                            band_units=tuple(bands), classes=classes_of[(grade, role)])
-    return out
+    for pair in set(zip(cols["grade"], cols["role"])):
+        classes_of[pair] = frozenset(k for k in cc.weights if cc.eligible(k, *pair))
+    classes = [classes_of[pair] for pair in zip(cols["grade"], cols["role"])]
+    officers = map(Officer, *cols.values(), limits[:, 0].tolist(), map(tuple, limits[:, 1:].tolist()), classes)
+    return dict(zip(cols["staff_code"], officers))
 
 
 def _solve_model(side: str, prob: SideProblem, classes: list[str], policy: Policy,
@@ -528,8 +529,9 @@ def _event_cost(moves: int, team_changes: int, ineligible: int, policy: Policy) 
 
 def _limits(officers: list[Officer], policy: Policy) -> np.ndarray:
     """Per officer, the loads (units) past which each load cost starts: capacity, then each spread band."""
-    return np.array([(o.cap_units, *o.band_units) for o in officers], dtype=np.int64).reshape(
-        len(officers), 1 + len(policy.alignment.spread_bands))
+    bands = len(policy.alignment.spread_bands)
+    return np.column_stack([np.array([o.cap_units for o in officers], dtype=np.int64),
+                            np.array([o.band_units for o in officers], dtype=np.int64).reshape(len(officers), bands)])
 
 
 def _rates(policy: Policy) -> np.ndarray:
