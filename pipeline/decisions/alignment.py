@@ -496,8 +496,9 @@ def _class_rooms(prob: SideProblem, share: dict[tuple[str, str], float],
         return room
     of, codes = pd.factorize(pd.Index(oms, dtype=object))
     used = np.bincount(of, weights=whole * np.array([weight_units[k] for k in ks]), minlength=len(codes))
-    left = {codes[j]: officers[codes[j]].cap_units - prob.fixed_units.get(codes[j], 0) - int(used[j])
-            for j in np.unique(of[rounded]).tolist()}
+    short = np.unique(of[rounded])  # the officers with a fraction to round
+    left = {code: officers[code].cap_units - prob.fixed_units.get(code, 0) - int(u)
+            for code, u in zip(codes[short].tolist(), used[short].tolist())}
     for i in sorted(rounded.tolist(), key=lambda i: (oms[i], -fraction[i], ks[i])):
         om, k = oms[i], ks[i]
         if left[om] >= weight_units[k]:
