@@ -42,7 +42,6 @@ def workforce_balance(
     return pd.DataFrame(rows)
 
 
-
 def _sums(df: pd.DataFrame, keys: list[str], column: str | None) -> dict[tuple, float]:
     """Per distinct `keys` tuple, the sum of `column` (None: the row count), added up in row order as a loop
     over the rows would (np.bincount adds in that order), so the floats are the same to the last bit."""
