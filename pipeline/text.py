@@ -114,8 +114,10 @@ def equals(s: pd.Series, value: str) -> np.ndarray:
 def positions(values: pd.Series, within) -> np.ndarray:
     """Where each of `values` is in `within` (a Series, or an Arrow array, of distinct values), -1 where it
     is not: pandas' `Index(within).get_indexer(values)`, by Arrow for text, hashing the shorter side (a
-    trust's 200 retention requests are found among its 48,000 cases without hashing the cases)."""
-    a, b = arrow_text(values), arrow_text(within)
+    trust's 200 retention requests are found among its 48,000 cases without hashing the cases). Values held
+    as Python objects are looked up by pandas: making them Arrow text first would cost more than the lookup."""
+    a = None if values.dtype == object else arrow_text(values)
+    b = arrow_text(within) if a is not None else None
     if a is None or b is None or b.null_count:
         return pd.Index(within, dtype=object).get_indexer(pd.Index(values, dtype=object))
     a, b = a.cast(pa.large_string()), b.cast(pa.large_string())

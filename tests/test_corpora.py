@@ -238,6 +238,7 @@ def test_positions_equal_pandas_get_indexer(within, values):
     """Looking values up by Arrow, from either side (the shorter one is hashed), finds what pandas finds."""
     for v, w in ((values, within), (values[:2], within), (values, within[:2])):
         want = pd.Index(w, dtype=object).get_indexer(pd.Index(v, dtype=object)).tolist()
-        assert positions(pd.Series(v, dtype="str"), pd.Series(w, dtype="str")).tolist() == want
+        for dtype in ("str", object):  # Arrow text, or Python objects (looked up by pandas)
+            assert positions(pd.Series(v, dtype=dtype), pd.Series(w, dtype="str")).tolist() == want
     mixed = pd.Series([1, "1", None], dtype=object)  # not all text: pandas' own lookup
     assert positions(mixed, pd.Series(["1"], dtype=object)).tolist() == [-1, 0, -1]

@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from itertools import chain
 from typing import NamedTuple
 
@@ -98,8 +99,8 @@ class Roster:
 
     def find(self, codes: pd.Series | np.ndarray) -> np.ndarray:
         """Row of each officer code; the sentinel row for a missing or unknown code."""
-        rows = (positions(codes, pd.Series(self.codes)) if isinstance(codes, pd.Series)
-                else self.codes.get_indexer(pd.Index(codes, dtype=object)))
+        rows = positions(codes if isinstance(codes, pd.Series) else pd.Series(codes, dtype=object),
+                         pd.Series(self.codes))
         return np.where(rows < 0, self.none, rows)
 
     def same_side(self, row: np.ndarray, on_side: dict[str, np.ndarray]) -> np.ndarray:
@@ -122,7 +123,6 @@ class CaseArrays:
     on_side: dict[str, np.ndarray]
     klass: np.ndarray
     k_code: np.ndarray  # position in Roster.class_names
-    bits: np.ndarray  # the class's bit in Roster.classes
     team: np.ndarray
     t_code: np.ndarray  # position among the trust's team codes, sorted
     wunits: np.ndarray
@@ -136,8 +136,13 @@ class CaseArrays:
             current=current.to_numpy(dtype=object, na_value=None), row=roster.find(current),
             side=np.array([*SIDES, None], dtype=object)[side], on_side=on_side,
             klass=np.append(roster.class_names.to_numpy(dtype=object), None)[k_code],
-            k_code=k_code, bits=np.left_shift(np.int64(1), k_code), team=cases["team_code"].to_numpy(dtype=object),
+            k_code=k_code, team=cases["team_code"].to_numpy(dtype=object),
             t_code=pd.factorize(cases["team_code"], sort=True)[0], wunits=cases["weight_units"].to_numpy())
+
+    @cached_property
+    def bits(self) -> np.ndarray:
+        """The case's class as its bit in Roster.classes."""
+        return np.left_shift(np.int64(1), self.k_code)
 
 
 def effective_current_om(cases: pd.DataFrame, previous_plan: pd.DataFrame | None) -> pd.Series:
@@ -557,7 +562,7 @@ def _groups(rows: np.ndarray, key: np.ndarray) -> tuple[np.ndarray, list[list[in
     return grouped[starts], [flat[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
 
 
-def _classify(crns: pd.Series, c: CaseArrays, roster: Roster, held: set[str],
+def _classify(crns: pd.Series, c: CaseArrays, roster: Roster, held: pd.Series,
               problems: dict[str, SideProblem]) -> tuple[np.ndarray, ...]:
     """Sort every case into pinned (retention), kept groups (its OM may keep it) or forced (it must move).
 
@@ -577,7 +582,7 @@ def _classify(crns: pd.Series, c: CaseArrays, roster: Roster, held: set[str],
     may_hold = ((roster.classes[row] & c.bits) != 0) | ((side_bits & c.bits) == 0)
     same_side = roster.same_side(row, c.on_side)
     allowed = known & (same_side | unstaffed) & may_hold
-    pin = known & (positions(crns, pd.Series(list(held), dtype=object)) >= 0)
+    pin = known & (positions(crns, held) >= 0)
     om = np.full(n, None, dtype=object)
     reason = np.full(n, None, dtype=object)
     om[pin] = c.current[pin]
@@ -690,7 +695,7 @@ def align_cases(
     weight_units = {k: policy.weight_units(k) for k in policy.case_classes.weights}
     c = CaseArrays.of(cases, effective_current_om(cases, previous_plan), roster)
     current, wunits = c.current, c.wunits
-    held = set(retention.loc[retention["status"].isin(HOLDING_STATUSES), "crn"])
+    held = retention.loc[retention["status"].isin(HOLDING_STATUSES), "crn"].drop_duplicates()
     problems = {s: SideProblem([o for o in officers.values() if o.side == s], defaultdict(int)) for s in SIDES}
     om, reason, forced_reason, pinned = _classify(cases["crn"], c, roster, held, problems)
 
@@ -713,7 +718,7 @@ def align_cases(
             flows, report = _solve_side(side, part, classes, policy, weight_units)
             _deal(part, flows, current, om, reason, forced_reason)
             if report.method == LP_FLOW:
-                _relieve_overflow(part, om, reason, forced_reason, current, c.klass, c.team, wunits)
+                _relieve_overflow(part, c, om, reason, forced_reason)
             # The model prices kept cases negatively; shift its value onto the plan_cost scale.
             movable = sum(len(v) for v in part.kept.values())
             forced_moves = sum(1 for idx in part.forced.values() for i in idx if forced_reason[i] != ALLOCATED)
@@ -805,8 +810,8 @@ def _deal(prob: SideProblem, flows: dict, current: np.ndarray,
     size = np.bincount(of, minlength=len(keys))
     exports = np.array([flows["export"].get(key, 0) for key in keys], dtype=np.int64)
     leaves = np.arange(len(rows)) - (np.cumsum(size) - size)[of] >= (size - exports)[of]
-    klass = np.array([k for k, _ in keys], dtype=object)
-    trust_pool = np.lexsort((rows[leaves], klass[of[leaves]]))  # by class (the pools' order), then case
+    klass = pd.factorize(np.array([k for k, _ in keys], dtype=object))[0]  # pools are in class order
+    trust_pool = np.lexsort((rows[leaves], klass[of[leaves]]))  # by class, then case
     imports = np.array([flows["import"].get(key, 0) for key in keys], dtype=np.int64)
     pooled = np.concatenate([rows[~leaves], rows[leaves][trust_pool]])
     of = np.concatenate([of[~leaves], np.repeat(np.arange(len(keys)), imports)])
@@ -823,8 +828,8 @@ def _deal(prob: SideProblem, flows: dict, current: np.ndarray,
     reason[given] = np.where(codes == current[given], KEPT, forced_reason[given])
 
 
-def _relieve_overflow(prob: SideProblem, om: np.ndarray, reason: np.ndarray, forced_reason: np.ndarray,
-                      current: np.ndarray, klass: np.ndarray, teams: np.ndarray, wunits: np.ndarray) -> None:
+def _relieve_overflow(prob: SideProblem, c: CaseArrays, om: np.ndarray, reason: np.ndarray,
+                      forced_reason: np.ndarray) -> None:
     """Polish a rounded plan: move cases off officers over capacity to eligible colleagues with room.
 
     Rounding the LP's class split can leave an officer over capacity while a colleague has room the rounding
@@ -839,8 +844,8 @@ def _relieve_overflow(prob: SideProblem, om: np.ndarray, reason: np.ndarray, for
     cases = np.fromiter(chain.from_iterable((*prob.kept.values(), *prob.forced.values())), dtype=np.int64)
     row = codes.get_indexer(pd.Index(om[cases], dtype=object))
     cases, row = cases[row >= 0], row[row >= 0]
-    load = np.array([prob.fixed_units.get(c, 0) for c in codes], dtype=np.int64) + np.bincount(
-        row, weights=wunits[cases], minlength=len(codes)).astype(np.int64)
+    load = np.array([prob.fixed_units.get(code, 0) for code in codes], dtype=np.int64) + np.bincount(
+        row, weights=c.wunits[cases], minlength=len(codes)).astype(np.int64)
     over = np.flatnonzero(load > cap)
     if not len(over):
         return
@@ -859,7 +864,7 @@ def _relieve_overflow(prob: SideProblem, om: np.ndarray, reason: np.ndarray, for
     def receiver(i: int, need: int) -> int | None:
         """The first eligible colleague with `need` units of room (so an officer over capacity, the giver
         among them, never takes a case)."""
-        for key in ((teams[i], klass[i]), klass[i]):
+        for key in ((c.team[i], c.klass[i]), c.klass[i]):
             pool = pools.get(key)
             if pool is not None:
                 fits = room[pool] >= need
@@ -878,7 +883,7 @@ def _relieve_overflow(prob: SideProblem, om: np.ndarray, reason: np.ndarray, for
                     break
                 if om[i] != code:
                     continue
-                w = int(wunits[i])
+                w = int(c.wunits[i])
                 # A receiver's overflow may grow by `slack` units: it has room for all but that much of w.
                 r = receiver(i, w - (min(w, excess) - 1 if partial else 0))
                 if r is None:
@@ -886,7 +891,7 @@ def _relieve_overflow(prob: SideProblem, om: np.ndarray, reason: np.ndarray, for
                 if reason[i] == KEPT:
                     forced_reason[i] = MOVED_CAPACITY
                 om[i] = codes[r]
-                reason[i] = KEPT if codes[r] == current[i] else forced_reason[i]
+                reason[i] = KEPT if codes[r] == c.current[i] else forced_reason[i]
                 load[j] -= w
                 load[r] += w
                 room[[j, r]] = np.maximum(cap[[j, r]] - load[[j, r]], 0)
