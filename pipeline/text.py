@@ -14,13 +14,17 @@ _END_ANCHOR = re.compile(r"(?<!\\)((?:\\\\)*)\\Z")
 _NOT_PORTABLE = re.compile(r"\\[dDwWsSbBZ0-9]|\$|\(\?")
 
 
-def arrow_text(s: pd.Series) -> pa.Array | None:
+def arrow_text(s: pd.Series | pa.Array | pa.ChunkedArray) -> pa.Array | None:
     """The Series' values as one Arrow text array (pandas' text is held as Arrow already: no copy); None
-    when they are not all text."""
-    try:
-        values = pa.array(s, from_pandas=True)
-    except (pa.ArrowInvalid, pa.ArrowTypeError):
-        return None
+    when they are not all text. Arrow arrays are taken as they are (`pa.array` would walk a chunked one value
+    by value)."""
+    if isinstance(s, (pa.Array, pa.ChunkedArray)):
+        values = s
+    else:
+        try:
+            values = pa.array(s, from_pandas=True)
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            return None
     if isinstance(values, pa.ChunkedArray):
         values = values.combine_chunks()
     if pa.types.is_null(values.type):  # nothing but missing values

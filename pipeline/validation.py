@@ -90,9 +90,9 @@ def suite_json(kind: str) -> dict:
 
 
 def prepare(kind: str, text: pd.DataFrame) -> Columns:
-    """The frame a suite validates (`.frame`): the text columns (absent optional ones blank) and the derived
-    columns its checks name: `<col>__num` (the number, when the text is one), `<col>__date` (the day, when
-    the text is a real YYYY-MM-DD date), `<col>__given` (not blank)."""
+    """The columns a suite validates: the text columns (absent optional ones blank) and the derived columns
+    its checks name: `<col>__num` (the number, when the text is one), `<col>__date` (the day, when the text
+    is a real YYYY-MM-DD date), `<col>__given` (not blank). `.frame` holds them all as one DataFrame."""
     frame = text.reset_index(drop=True)
     for col in FILES[kind].optional:
         if col not in frame:
@@ -110,8 +110,7 @@ def prepare(kind: str, text: pd.DataFrame) -> Columns:
             derived[name] = columns.per_value(source, answer, missing)
         else:
             derived[name] = np.asarray(answer(frame[source].astype(str)))
-    for name, values in derived.items():
-        frame[name] = values
+    columns.derived.update(derived)
     return columns
 
 
@@ -135,17 +134,35 @@ class Encoded:
 
 class Columns:
     """The columns of the frame one file's checks read, each converted once for all of them: the Series,
-    which rows hold a value, and a text column's encoding."""
+    which rows hold a value, and a text column's encoding. Derived columns stay arrays (adding each to the
+    DataFrame costs more than the check that reads it); `.frame` joins them for what needs one frame."""
 
-    def __init__(self, frame: pd.DataFrame):
-        self.frame: pd.DataFrame = frame
+    def __init__(self, text: pd.DataFrame):
+        self.text: pd.DataFrame = text
+        self.derived: dict[str, np.ndarray] = {}
         self._series: dict[str, pd.Series] = {}
         self._present: dict[str, np.ndarray] = {}
         self._encoded: dict[str, Encoded | None] = {}
 
+    @cached_property
+    def frame(self) -> pd.DataFrame:
+        """The text and derived columns as one DataFrame (Great Expectations, a row_condition pandas reads)."""
+        return self.text.assign(**self.derived)
+
+    @property
+    def names(self) -> list[str]:
+        return [*self.text.columns, *self.derived]
+
+    def __contains__(self, column: str) -> bool:
+        return column in self.derived or column in self.text
+
+    def __len__(self) -> int:
+        return len(self.text)
+
     def series(self, column: str) -> pd.Series:
         if column not in self._series:
-            self._series[column] = self.frame[column]
+            self._series[column] = (pd.Series(self.derived[column], index=self.text.index, name=column)
+                                    if column in self.derived else self.text[column])
         return self._series[column]
 
     def encoded(self, column: str) -> Encoded | None:
@@ -161,7 +178,9 @@ class Columns:
             if enc is not None:
                 self._present[column] = enc.codes < len(enc.distinct)
             elif isinstance(s.dtype, pd.StringDtype):
-                self._present[column] = pc.is_valid(pa.array(s, from_pandas=True)).to_numpy(zero_copy_only=False)
+                values = pa.array(s, from_pandas=True)
+                self._present[column] = (pc.is_valid(values).to_numpy(zero_copy_only=False) if values.null_count
+                                         else np.ones(len(values), dtype=bool))
             else:
                 self._present[column] = s.notna().to_numpy()
         return self._present[column]
@@ -183,7 +202,7 @@ def _encode(s: pd.Series) -> Encoded | None:
         return None
     found = pc.dictionary_encode(values)
     codes = pc.fill_null(found.indices, len(found.dictionary)).to_numpy(zero_copy_only=False)
-    return Encoded(found.dictionary, codes.astype(np.int64, copy=False))
+    return Encoded(found.dictionary, codes)
 
 
 def _text_numbers(text: pd.Series) -> np.ndarray:
@@ -227,8 +246,11 @@ def is_in(s: pd.Series, values) -> np.ndarray:
     if isinstance(s.dtype, pd.StringDtype):
         if not isinstance(values, pa.Array):
             values = _text_set(values)
-        if values is not None:  # a few requests' CRNs among a trust's cases: the shorter side is hashed
-            return positions(s, values) >= 0
+        if values is not None:
+            if len(values) > 4 * len(s):  # a few requests' CRNs among a trust's cases: the shorter side is hashed
+                return positions(s, values) >= 0
+            a, b = arrow_text(s).cast(pa.large_string()), values.cast(pa.large_string())
+            return pc.is_in(a, value_set=b).to_numpy(zero_copy_only=False)
     return s.isin(values.to_pylist() if isinstance(values, pa.Array) else values).to_numpy(dtype=bool)
 
 
@@ -262,17 +284,17 @@ def _as_lists(params: dict) -> dict:
 _EQUALS = re.compile(r'\A\s*(\w+)\s*==\s*(True|False|"[^"\\]*")\s*\Z')
 
 
-def _condition(check: Check, frame: pd.DataFrame) -> np.ndarray:
+def _condition(check: Check, columns: Columns) -> np.ndarray:
     """The rows a check's row_condition selects; `column==literal` directly, anything else by pandas' eval."""
     cond = check.kwargs.get("row_condition")
     if not cond:
-        return np.ones(len(frame), dtype=bool)
+        return np.ones(len(columns), dtype=bool)
     simple = _EQUALS.match(cond)
-    if simple and simple.group(1) in frame:
+    if simple and simple.group(1) in columns:
         name, literal = simple.groups()
         value = {"True": True, "False": False}.get(literal, literal[1:-1])
-        return np.array((frame[name] == value).to_numpy(dtype=bool, na_value=False), dtype=bool)
-    return np.array(frame.eval(cond), dtype=bool)  # a writable copy: pandas hands out read-only views
+        return np.array((columns.series(name) == value).to_numpy(dtype=bool, na_value=False), dtype=bool)
+    return np.array(columns.frame.eval(cond), dtype=bool)  # a writable copy: pandas hands out read-only views
 
 
 def mirror(check: Check, columns: Columns, params: dict) -> tuple[bool, np.ndarray, int]:
@@ -280,16 +302,15 @@ def mirror(check: Check, columns: Columns, params: dict) -> tuple[bool, np.ndarr
     frame `columns` holds (which keeps its columns, as converted, between the checks of one file)."""
     kw = {k: (params[v["$PARAMETER"]] if isinstance(v, dict) and "$PARAMETER" in v else v)
           for k, v in check.kwargs.items()}
-    frame = columns.frame
-    n = len(frame)
+    n = len(columns)
     none = np.zeros(n, dtype=bool)
     if check.type == "expect_table_columns_to_match_set":
-        return set(kw["column_set"]) <= set(frame.columns), none, n
+        return set(kw["column_set"]) <= set(columns.names), none, n
     if check.type == "expect_table_row_count_to_be_between":
         ok = (kw.get("min_value") is None or n >= kw["min_value"]) and (
             kw.get("max_value") is None or n <= kw["max_value"])
         return ok, none, n
-    considered = _condition(check, frame)
+    considered = _condition(check, columns)
     if check.type == "expect_column_pair_values_a_to_be_greater_than_b":
         a, b = columns.series(kw["column_A"]), columns.series(kw["column_B"])
         considered &= columns.present(kw["column_A"]) & columns.present(kw["column_B"])
@@ -365,20 +386,19 @@ def validate(kind: str, text: pd.DataFrame, params: dict, engine: str = "mirror"
     if engine not in ENGINES:
         raise ValueError(f"unknown validation engine {engine!r}; expected one of {ENGINES}")
     read = prepare(kind, text)
-    frame = read.frame
     checks = load_suite(kind)
     table = [c for c in checks if c.table_level]
     results, flagged = [], []
     for c in table:
         ok, _, _ = mirror(c, read, params)
-        missing = sorted(set(c.kwargs.get("column_set", [])) - set(frame.columns))
+        missing = sorted(set(c.kwargs.get("column_set", [])) - set(read.names))
         message = f"{c.message}: {', '.join(missing)}" if missing else c.message
         results.append(_result(c, ok, 0 if ok else 1, message))
     if any(not r["success"] for r in results):
         return FileValidation(kind, results, _flagged([]))
     columns = [c for c in checks if not c.table_level]
     if engine == "gx":
-        outcomes = _run_gx(kind, columns, frame, params)
+        outcomes = _run_gx(kind, columns, read.frame, params)
     else:
         sets = {k: _text_set(v) for k, v in params.items() if isinstance(v, (list, pa.Array, pa.ChunkedArray))}
         arrow_params = {**params, **{k: v for k, v in sets.items() if v is not None}}
@@ -387,8 +407,8 @@ def validate(kind: str, text: pd.DataFrame, params: dict, engine: str = "mirror"
         rows = np.flatnonzero(bad)
         results.append(_result(c, ok, unexpected, c.message))
         if len(rows) and c.on_fail != REJECT_FILE:
-            src = c.column if c.column in frame else None
-            values = frame[src].iloc[rows].to_numpy(dtype=object) if src else np.full(len(rows), "", dtype=object)
+            src = c.column if c.column in read.text else None
+            values = read.text[src].iloc[rows].to_numpy(dtype=object) if src else np.full(len(rows), "", dtype=object)
             flagged.append((rows, c, values))
     return FileValidation(kind, results, _flagged(flagged))
 

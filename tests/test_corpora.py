@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from pipeline.contract import _PANDAS, FILES, WHITESPACE, type_column
 from pipeline.ingest import _records, _starts_from_values, parse_csv, read_table, read_text
 from pipeline.trust_task import FORMULA_CHARS, FORMULA_START, Pseudonyms, formula_safe_frame
-from pipeline.text import _may_differ, ascending, contains, equals, positions, starts_with
+from pipeline.text import _may_differ, arrow_text, ascending, contains, equals, positions, starts_with
 from pipeline.validation import DATE, NUMBER, QUARANTINE_ROW, _dates, _numbers, is_in, suite_json, validate
 
 CORPORA = Path(__file__).with_name("corpora")  # copied as published from ../shared/corpora (PROVENANCE.txt)
@@ -150,6 +150,26 @@ def test_value_sets_through_arrow_agree_with_pandas():
     values = pd.Series(NAUGHTY + [None, "NPS"], dtype="str")
     allowed = NAUGHTY[::3] + ["NPS"]
     assert is_in(values, allowed).tolist() == values.isin(allowed).tolist()
+
+
+@settings(max_examples=200, deadline=None)
+@given(values=st.lists(st.one_of(st.none(), st.text(max_size=3)), max_size=20),
+       allowed=st.lists(st.text(max_size=3), max_size=100))
+def test_value_sets_agree_with_pandas_from_either_side(values, allowed):
+    """Membership by Arrow hashes the set (a code list) or, for a set far longer than the column (a trust's
+    CRNs for its retention requests), the column: both answer as pandas' isin, missing values never in."""
+    s = pd.Series(values, dtype="str")
+    want = s.isin(allowed).tolist()
+    assert is_in(s, allowed).tolist() == want
+    assert is_in(s, pa.array(allowed, pa.string())).tolist() == want
+    assert is_in(pd.Series(values, dtype="string[python]"), allowed).tolist() == want
+
+
+def test_arrow_text_takes_arrow_arrays_as_they_are():
+    chunked = pa.chunked_array([pa.array(["a", None], pa.string()), pa.array(["é"], pa.string())])
+    assert arrow_text(chunked).to_pylist() == ["a", None, "é"]
+    assert arrow_text(pa.array([None, None])).type == pa.large_string()
+    assert arrow_text(pa.array([1, 2])) is None
 
 
 TYPED_TEXT = {
