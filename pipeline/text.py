@@ -32,11 +32,6 @@ def arrow_text(s: pd.Series | pa.Array | pa.ChunkedArray) -> pa.Array | None:
     return values if pa.types.is_string(values.type) or pa.types.is_large_string(values.type) else None
 
 
-def contains(s: pd.Series, pattern: str) -> pd.Series:
-    """`re.search(pattern, value)` for each value, as a boolean Series (`matches`)."""
-    return pd.Series(matches(s, pattern), index=s.index, dtype=bool)
-
-
 def matches(s: pd.Series, pattern: str) -> np.ndarray:
     """`re.search(pattern, value)` for each value, exactly as Python's re answers; missing values do not match.
 
@@ -115,6 +110,9 @@ def equals(s: pd.Series, value: str) -> np.ndarray:
     return pc.fill_null(pc.equal(values, value), False).to_numpy(zero_copy_only=False)
 
 
+_SHORT_SIDE = 4  # `within` this many times longer than `values`: hash `values` instead of `within`
+
+
 def positions(values: pd.Series, within) -> np.ndarray:
     """Where each of `values` is in `within` (a Series, or an Arrow array, of distinct values), -1 where it
     is not: pandas' `Index(within).get_indexer(values)`, by Arrow for text, hashing the shorter side (a
@@ -125,7 +123,7 @@ def positions(values: pd.Series, within) -> np.ndarray:
     if a is None or b is None or b.null_count:
         return pd.Index(within, dtype=object).get_indexer(pd.Index(values, dtype=object))
     a, b = a.cast(pa.large_string()), b.cast(pa.large_string())
-    if len(b) <= 4 * len(a):
+    if len(b) <= _SHORT_SIDE * len(a):
         return pc.fill_null(pc.index_in(a, value_set=b), -1).to_numpy(zero_copy_only=False).astype(np.int64)
     wanted = pc.unique(pc.drop_null(a))
     slot = pc.index_in(b, value_set=wanted)
@@ -133,6 +131,20 @@ def positions(values: pd.Series, within) -> np.ndarray:
     at = np.full(len(wanted) + 1, -1, dtype=np.int64)
     at[pc.take(slot, rows).to_numpy(zero_copy_only=False)] = rows
     return at[pc.fill_null(pc.index_in(a, value_set=wanted), len(wanted)).to_numpy(zero_copy_only=False)]
+
+
+def isin(values: pd.Series, within) -> np.ndarray:
+    """`values.isin(within)` as a NumPy mask, `within` a Series, list or Arrow array of text. By Arrow for text,
+    hashing the shorter side as `positions` does (a set of codes is hashed; a trust's CRNs are not hashed for
+    its 200 retention requests); by pandas for anything else."""
+    a = None if values.dtype == object else arrow_text(values)
+    b = arrow_text(within) if a is not None else None
+    if a is None or b is None or b.null_count:
+        listed = within.to_pylist() if isinstance(within, (pa.Array, pa.ChunkedArray)) else within
+        return values.isin(listed).to_numpy(dtype=bool)
+    if len(b) > _SHORT_SIDE * len(a):
+        return positions(values, b) >= 0
+    return pc.is_in(a.cast(pa.large_string()), value_set=b.cast(pa.large_string())).to_numpy(zero_copy_only=False)
 
 
 def labels(codes: np.ndarray, names: list[str], index: pd.Index | None = None) -> pd.Series:

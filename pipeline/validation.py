@@ -26,7 +26,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipeline.contract import FILES, blank
-from pipeline.text import arrow_text, matches, positions
+from pipeline.text import arrow_text, isin, matches
 
 REJECT_FILE, QUARANTINE_ROW, REPORT = "reject_file", "quarantine_row", "report"
 SUFFIXES = ("__num", "__date", "__given")
@@ -101,16 +101,14 @@ def prepare(kind: str, text: pd.DataFrame) -> Columns:
     wanted = {c.kwargs.get(k) for c in load_suite(kind) for k in ("column", "column_A", "column_B")}
     wanted |= {m for c in load_suite(kind) for m in re.findall(r"\w+__(?:num|date|given)\b",
                                                               c.kwargs.get("row_condition") or "")}
-    derived = {}
     for name in sorted(n for n in wanted if n and n.endswith(SUFFIXES)):
         source = name.rsplit("__", 1)[0]
         answer, missing = {"num": (_text_numbers, np.nan), "date": (_text_dates, np.datetime64("NaT", "ns")),
                            "given": (_given, False)}[name.rsplit("__", 1)[1]]
         if pd.api.types.is_string_dtype(frame[source]):
-            derived[name] = columns.per_value(source, answer, missing)
+            columns.derived[name] = columns.per_value(source, answer, missing)
         else:
-            derived[name] = np.asarray(answer(frame[source].astype(str)))
-    columns.derived.update(derived)
+            columns.derived[name] = np.asarray(answer(frame[source].astype(str)))
     return columns
 
 
@@ -240,30 +238,11 @@ def _dates(text: pd.Series, looks_like: np.ndarray) -> np.ndarray:
         return pd.to_datetime(text.where(looks_like), format="%Y-%m-%d", errors="coerce").to_numpy()
 
 
-def is_in(s: pd.Series, values) -> np.ndarray:
-    """`s.isin(values)`; through Arrow for text against a text set (pandas converts a long list slowly).
-    `values` may already be an Arrow array (a parameter's list, converted once per file)."""
-    if isinstance(s.dtype, pd.StringDtype):
-        if not isinstance(values, pa.Array):
-            values = _text_set(values)
-        if values is not None:
-            if len(values) > 4 * len(s):  # a few requests' CRNs among a trust's cases: the shorter side is hashed
-                return positions(s, values) >= 0
-            a, b = arrow_text(s).cast(pa.large_string()), values.cast(pa.large_string())
-            return pc.is_in(a, value_set=b).to_numpy(zero_copy_only=False)
-    return s.isin(values.to_pylist() if isinstance(values, pa.Array) else values).to_numpy(dtype=bool)
-
-
 def _text_set(values) -> pa.Array | None:
-    """A list (or Arrow array) of texts as one Arrow large_string array; None when it holds anything else."""
-    try:
-        if isinstance(values, pa.ChunkedArray):
-            values = values.combine_chunks()
-        array = (values.cast(pa.large_string()) if isinstance(values, pa.Array)
-                 else pa.array(list(values), type=pa.large_string()))
-    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
-        return None
-    return None if array.null_count else array
+    """A parameter's list (or Arrow array) of texts as one Arrow array, made once per file for every check
+    that reads it; None when it holds anything else."""
+    array = arrow_text(values if isinstance(values, (pa.Array, pa.ChunkedArray)) else list(values))
+    return None if array is None or array.null_count else array
 
 
 def reference_params(kind: str, table) -> dict:
@@ -323,7 +302,7 @@ def mirror(check: Check, columns: Columns, params: dict) -> tuple[bool, np.ndarr
         if check.type == "expect_column_values_to_match_regex":
             good = columns.per_value(column, lambda t: matches(t, kw["regex"]), False)
         elif check.type == "expect_column_values_to_be_in_set":
-            good = columns.per_value(column, lambda t: is_in(t, kw["value_set"]), False,
+            good = columns.per_value(column, lambda t: isin(t, kw["value_set"]), False,
                                      worth_encoding=False)
         elif check.type == "expect_column_values_to_be_between":
             good = _between(s, kw)

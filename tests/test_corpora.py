@@ -16,8 +16,8 @@ from hypothesis import strategies as st
 from pipeline.contract import _PANDAS, FILES, WHITESPACE, type_column
 from pipeline.ingest import _records, _starts_from_values, parse_csv, read_table, read_text
 from pipeline.trust_task import FORMULA_CHARS, FORMULA_START, Pseudonyms, formula_safe_frame
-from pipeline.text import _may_differ, arrow_text, ascending, contains, equals, positions, starts_with
-from pipeline.validation import DATE, NUMBER, QUARANTINE_ROW, _dates, _numbers, is_in, suite_json, validate
+from pipeline.text import _may_differ, arrow_text, ascending, equals, isin, matches, positions, starts_with
+from pipeline.validation import DATE, NUMBER, QUARANTINE_ROW, _dates, _numbers, suite_json, validate
 
 CORPORA = Path(__file__).with_name("corpora")  # copied as published from ../shared/corpora (PROVENANCE.txt)
 SPECTRUM = CORPORA / "csv-spectrum"
@@ -111,7 +111,7 @@ def test_fast_regex_matches_pythons_re_on_every_naughty_string(pattern):
     included (the naughty strings hold vertical tabs, Arabic digits, zero-width and right-to-left marks)."""
     values = NAUGHTY + [f" {s} " for s in NAUGHTY] + ["12\x0b", "\u0661\u0662", "1.5\n", "A123456", "1\x1c",
                                                   "\x1f2 ", None]
-    got = contains(pd.Series(values, dtype="str"), pattern).tolist()
+    got = matches(pd.Series(values, dtype="str"), pattern).tolist()
     want = [v is not None and re.search(pattern, v) is not None for v in values]
     assert got == want
     assert any(want) or pattern == DATE  # the list exercises the matching side too
@@ -126,8 +126,8 @@ def test_plain_ascii_columns_skip_the_screening_and_agree_with_pythons_re(patter
     sliced = pa.array(plain + ["1\x1c"]).slice(0, len(plain))
     assert _may_differ(sliced)
     for values in (pd.Series(plain, dtype="str"), pd.Series(pd.arrays.ArrowStringArray(sliced))):
-        assert contains(values, pattern).tolist() == [v is not None and re.search(pattern, v) is not None
-                                                      for v in plain]
+        assert matches(values, pattern).tolist() == [v is not None and re.search(pattern, v) is not None
+                                                     for v in plain]
 
 
 def test_formula_starts_read_from_arrow_buffers_agree_with_the_regex():
@@ -149,7 +149,7 @@ def test_formula_starts_read_from_arrow_buffers_agree_with_the_regex():
 def test_value_sets_through_arrow_agree_with_pandas():
     values = pd.Series(NAUGHTY + [None, "NPS"], dtype="str")
     allowed = NAUGHTY[::3] + ["NPS"]
-    assert is_in(values, allowed).tolist() == values.isin(allowed).tolist()
+    assert isin(values, allowed).tolist() == values.isin(allowed).tolist()
 
 
 @settings(max_examples=200, deadline=None)
@@ -160,9 +160,10 @@ def test_value_sets_agree_with_pandas_from_either_side(values, allowed):
     CRNs for its retention requests), the column: both answer as pandas' isin, missing values never in."""
     s = pd.Series(values, dtype="str")
     want = s.isin(allowed).tolist()
-    assert is_in(s, allowed).tolist() == want
-    assert is_in(s, pa.array(allowed, pa.string())).tolist() == want
-    assert is_in(pd.Series(values, dtype="string[python]"), allowed).tolist() == want
+    assert isin(s, allowed).tolist() == want
+    assert isin(s, pa.array(allowed, pa.string())).tolist() == want
+    assert isin(pd.Series(values, dtype="string[python]"), allowed).tolist() == want
+    assert isin(pd.Series(values, dtype=object), allowed).tolist() == want  # Python objects: pandas' own isin
 
 
 def test_arrow_text_takes_arrow_arrays_as_they_are():
@@ -204,7 +205,7 @@ def test_the_whitespace_arrow_trims_is_every_character_python_strips():
 ], ids=["arrow", "pandas-fallback"])
 def test_derived_numbers_and_dates_equal_pandas_reading(texts):
     s = pd.Series(texts, dtype="str")
-    number, date = contains(s, NUMBER).to_numpy(), contains(s, DATE).to_numpy()
+    number, date = matches(s, NUMBER), matches(s, DATE)
     np.testing.assert_array_equal(_numbers(s, number),
                                   pd.to_numeric(s.where(number), errors="coerce").astype(float).to_numpy())
     np.testing.assert_array_equal(_dates(s, date),

@@ -28,7 +28,7 @@ from pipeline.domain import (
     MOVED_LEFT, MOVED_SIDE, RETAINED, RETENTION_HONOURED, RETENTION_NOT_NEEDED, RETENTION_OM_LEFT,
     RETENTION_REJECTED_MOVED, SIDES)
 from pipeline.policy import Policy
-from pipeline.text import ascending, equals, positions
+from pipeline.text import ascending, equals, isin, positions
 
 HOLDING_STATUSES = ("ACCEPTED", "PENDING")
 
@@ -582,7 +582,7 @@ def _classify(crns: pd.Series, c: CaseArrays, roster: Roster, held: pd.Series,
     may_hold = ((roster.classes[row] & c.bits) != 0) | ((side_bits & c.bits) == 0)
     same_side = roster.same_side(row, c.on_side)
     allowed = known & (same_side | unstaffed) & may_hold
-    pin = known & (positions(crns, held) >= 0)
+    pin = known & isin(crns, held)
     om = np.full(n, None, dtype=object)
     reason = np.full(n, None, dtype=object)
     om[pin] = c.current[pin]

@@ -8,7 +8,7 @@ import pandas as pd
 
 from pipeline.domain import CASE_CLASSES, CRC, DEFAULT_CRC, NPS
 from pipeline.policy import Policy
-from pipeline.text import contains, equals, labels
+from pipeline.text import equals, labels, matches
 
 
 def has_register(registers: pd.Series, codes: tuple[str, ...]) -> np.ndarray:
@@ -16,7 +16,7 @@ def has_register(registers: pd.Series, codes: tuple[str, ...]) -> np.ndarray:
     if not codes:
         return np.zeros(len(registers), dtype=bool)
     pattern = r"(?:^|;)\s*(?:" + "|".join(re.escape(c) for c in codes) + r")\s*(?:;|$)"
-    return contains(registers, pattern).to_numpy()
+    return matches(registers, pattern)
 
 
 def _numbers(column: pd.Series) -> np.ndarray:
