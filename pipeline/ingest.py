@@ -153,7 +153,7 @@ def parse_csv(raw: bytes, name: str) -> TextFile:
         dup = sorted({c for c in header if header.count(c) > 1})
         raise FileRejected(name, 1, "DUPLICATE_COLUMN", f"the header names {', '.join(dup)} more than once")
     starts = _starts_from_values(text, table, skipped)
-    table = table.rename_columns(header)
+    table = table.rename_columns(header).combine_chunks()  # one chunk per column: read many times, joined once
     frame = table.to_pandas()
     ragged = []
     if starts is None:

@@ -26,7 +26,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipeline.contract import FILES, blank
-from pipeline.text import arrow_text, isin, matches
+from pipeline.text import arrow_text, equals, filled, isin, matches, repeated
 
 REJECT_FILE, QUARANTINE_ROW, REPORT = "reject_file", "quarantine_row", "report"
 SUFFIXES = ("__num", "__date", "__given")
@@ -62,11 +62,12 @@ class Check:
         return self.type.startswith("expect_table_")
 
 
+UNIQUE = "expect_column_values_to_be_unique"
 MIRRORED = {
     "expect_table_columns_to_match_set", "expect_table_row_count_to_be_between",
     "expect_column_values_to_match_regex", "expect_column_values_to_be_in_set",
     "expect_column_values_to_be_between", "expect_column_values_to_not_be_null",
-    "expect_column_values_to_be_unique", "expect_column_pair_values_a_to_be_greater_than_b",
+    UNIQUE, "expect_column_pair_values_a_to_be_greater_than_b",
 }
 
 
@@ -93,15 +94,11 @@ def prepare(kind: str, text: pd.DataFrame) -> Columns:
     """The columns a suite validates: the text columns (absent optional ones blank) and the derived columns
     its checks name: `<col>__num` (the number, when the text is one), `<col>__date` (the day, when the text
     is a real YYYY-MM-DD date), `<col>__given` (not blank). `.frame` holds them all as one DataFrame."""
-    frame = text.reset_index(drop=True)
-    for col in FILES[kind].optional:
-        if col not in frame:
-            frame[col] = ""
-    columns = Columns(frame)
-    wanted = {c.kwargs.get(k) for c in load_suite(kind) for k in ("column", "column_A", "column_B")}
-    wanted |= {m for c in load_suite(kind) for m in re.findall(r"\w+__(?:num|date|given)\b",
-                                                              c.kwargs.get("row_condition") or "")}
-    for name in sorted(n for n in wanted if n and n.endswith(SUFFIXES)):
+    absent = {col: "" for col in FILES[kind].optional if col not in text}
+    frame = text if not absent and text.index.equals(pd.RangeIndex(len(text))) else (
+        text.reset_index(drop=True).assign(**absent))
+    columns = Columns(frame, {c.kwargs["column"] for c in load_suite(kind) if c.type == UNIQUE})
+    for name in _derived(kind):
         source = name.rsplit("__", 1)[0]
         answer, missing = {"num": (_text_numbers, np.nan), "date": (_text_dates, np.datetime64("NaT", "ns")),
                            "given": (_given, False)}[name.rsplit("__", 1)[1]]
@@ -110,6 +107,15 @@ def prepare(kind: str, text: pd.DataFrame) -> Columns:
         else:
             columns.derived[name] = np.asarray(answer(frame[source].astype(str)))
     return columns
+
+
+@lru_cache(maxsize=None)
+def _derived(kind: str) -> tuple[str, ...]:
+    """The derived columns a suite's checks name, in the columns or the row conditions."""
+    checks = load_suite(kind)
+    wanted = {c.kwargs.get(k) for c in checks for k in ("column", "column_A", "column_B")}
+    wanted |= {m for c in checks for m in re.findall(r"\w+__(?:num|date|given)\b", c.kwargs.get("row_condition") or "")}
+    return tuple(sorted(n for n in wanted if n and n.endswith(SUFFIXES)))
 
 
 @dataclass(frozen=True)
@@ -133,10 +139,13 @@ class Encoded:
 class Columns:
     """The columns of the frame one file's checks read, each converted once for all of them: the Series,
     which rows hold a value, and a text column's encoding. Derived columns stay arrays (adding each to the
-    DataFrame costs more than the check that reads it); `.frame` joins them for what needs one frame."""
+    DataFrame costs more than the check that reads it); `.frame` joins them for what needs one frame.
+    `unique`: the columns the suite expects to hold a different value in each row (a CRN), never encoded: an
+    encoding of them is as long as the column and costs more than any rule it would save."""
 
-    def __init__(self, text: pd.DataFrame):
+    def __init__(self, text: pd.DataFrame, unique: set[str] = frozenset()):
         self.text: pd.DataFrame = text
+        self.unique = unique
         self.derived: dict[str, np.ndarray] = {}
         self._series: dict[str, pd.Series] = {}
         self._present: dict[str, np.ndarray] = {}
@@ -172,21 +181,24 @@ class Columns:
     def present(self, column: str) -> np.ndarray:
         """`notna()` of the column."""
         if column not in self._present:
-            enc, s = self._encoded.get(column), self.series(column)
+            enc = self._encoded.get(column)
+            values = None if enc is not None or column in self.derived else arrow_text(self.series(column))
             if enc is not None:
                 self._present[column] = enc.codes < len(enc.distinct)
-            elif isinstance(s.dtype, pd.StringDtype):
-                values = pa.array(s, from_pandas=True)
+            elif column in self.derived:
+                self._present[column] = ~pd.isna(self.derived[column])
+            elif values is not None:
                 self._present[column] = (pc.is_valid(values).to_numpy(zero_copy_only=False) if values.null_count
                                          else np.ones(len(values), dtype=bool))
             else:
-                self._present[column] = s.notna().to_numpy()
+                self._present[column] = self.series(column).notna().to_numpy()
         return self._present[column]
 
     def per_value(self, column: str, answer, missing, worth_encoding: bool = True) -> np.ndarray:
         """`answer` (text Series -> array, one entry per value) for every row of the column, computed once per
         distinct value where the column holds few; `missing` for rows without a value. An answer cheaper
         than the encoding itself (`worth_encoding` False) uses one only if already made."""
+        worth_encoding = worth_encoding and column not in self.unique
         enc = self.encoded(column) if worth_encoding or column in self._encoded else None
         if enc is None or not enc.few:
             return np.asarray(answer(self.series(column)))
@@ -199,7 +211,7 @@ def _encode(s: pd.Series) -> Encoded | None:
     if values is None:
         return None
     found = pc.dictionary_encode(values)
-    codes = pc.fill_null(found.indices, len(found.dictionary)).to_numpy(zero_copy_only=False)
+    codes = filled(found.indices, len(found.dictionary)).to_numpy(zero_copy_only=False)
     return Encoded(found.dictionary, codes)
 
 
@@ -272,6 +284,11 @@ def _condition(check: Check, columns: Columns) -> np.ndarray:
     if simple and simple.group(1) in columns:
         name, literal = simple.groups()
         value = {"True": True, "False": False}.get(literal, literal[1:-1])
+        held = columns.derived.get(name)
+        if held is not None and held.dtype == bool and isinstance(value, bool):
+            return held == value
+        if isinstance(value, str):
+            return np.array(equals(columns.series(name), value), dtype=bool)
         return np.array((columns.series(name) == value).to_numpy(dtype=bool, na_value=False), dtype=bool)
     return np.array(columns.frame.eval(cond), dtype=bool)  # a writable copy: pandas hands out read-only views
 
@@ -308,8 +325,8 @@ def mirror(check: Check, columns: Columns, params: dict) -> tuple[bool, np.ndarr
             good = _between(s, kw)
         elif check.type == "expect_column_values_to_not_be_null":
             good = columns.present(column)
-        else:  # expect_column_values_to_be_unique, among the values considered
-            good = ~_repeated(s, considered, columns.encoded(column))
+        else:  # UNIQUE, among the values considered
+            good = ~_repeated(s, considered)
     bad = considered & ~good
     count = int(considered.sum())
     mostly = kw.get("mostly", 1.0)
@@ -329,13 +346,14 @@ def _between(s: pd.Series, kw: dict) -> np.ndarray:
     return good if values is not s else good.fillna(False).to_numpy(dtype=bool)
 
 
-def _repeated(s: pd.Series, considered: np.ndarray, enc: Encoded | None) -> np.ndarray:
+def _repeated(s: pd.Series, considered: np.ndarray) -> np.ndarray:
     """Rows whose value another considered row also holds (pandas' `duplicated(keep=False)` among them;
     missing values count as one value, as pandas counts NaN)."""
-    if enc is None:
-        return s.where(considered).duplicated(keep=False).to_numpy(dtype=bool) & considered
-    counts = np.bincount(enc.codes[considered], minlength=len(enc.distinct) + 1)
-    return considered & (counts[enc.codes] > 1)
+    if considered.all():
+        return repeated(s)
+    out = np.zeros(len(s), dtype=bool)
+    out[considered] = repeated(s[considered])
+    return out
 
 
 @dataclass

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from pipeline.contract import _PANDAS, FILES, WHITESPACE, type_column
 from pipeline.ingest import _records, _starts_from_values, parse_csv, read_table, read_text
 from pipeline.trust_task import FORMULA_CHARS, FORMULA_START, Pseudonyms, formula_safe_frame
-from pipeline.text import _may_differ, arrow_text, ascending, equals, isin, matches, positions, starts_with
+from pipeline.text import _may_differ, arrow_text, ascending, equals, isin, matches, positions, repeated, starts_with
 from pipeline.validation import DATE, NUMBER, QUARANTINE_ROW, _dates, _numbers, suite_json, validate
 
 CORPORA = Path(__file__).with_name("corpora")  # copied as published from ../shared/corpora (PROVENANCE.txt)
@@ -242,6 +242,30 @@ def test_ascending_text_is_pandas_is_monotonic_increasing(values):
     """Arrow's order of UTF-8 text is the code point order pandas compares Python strings in."""
     for s in (pd.Series(values, dtype="str"), pd.Series(sorted(v for v in values if v is not None), dtype="str")):
         assert ascending(s) == s.is_monotonic_increasing
+
+
+_KEY_EDGES = st.sampled_from(["", "\x00", "A123456", "A123456\x00", "A1234567", "é", "😀", "abcdefg", "abcdefgh"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(_KEY_EDGES, st.text(max_size=9)), max_size=30), st.integers(0, 4),
+       st.booleans())
+def test_repeated_is_pandas_duplicated(values, cut, with_missing):
+    """Short text compared as integers (up to 7 bytes: CRNs, staff codes, empty text, a NUL byte, text
+    beyond ASCII), longer text hashed, in sliced and chunked arrays: the rows pandas calls duplicated."""
+    values = values + [None] * with_missing
+    plain = pd.Series(values, dtype="str")
+    chunked = pa.chunked_array([pa.array(values[:cut], pa.large_string()), pa.array(values[cut:], pa.large_string())])
+    sliced = pa.array(["pad"] * cut + values, pa.string()).slice(cut)
+    for s in (plain, pd.Series(pd.arrays.ArrowStringArray(chunked)), pd.Series(pd.arrays.ArrowStringArray(sliced)),
+              plain.iloc[cut:], pd.Series(values, dtype=object)):
+        assert repeated(s).tolist() == s.duplicated(keep=False).tolist()
+
+
+def test_repeated_naughty_strings_and_their_copies():
+    s = pd.Series(NAUGHTY + NAUGHTY[::7], dtype="str")
+    got = repeated(s)
+    assert got.tolist() == s.duplicated(keep=False).tolist() and got.sum() >= len(NAUGHTY[::7])
 
 
 @settings(max_examples=200, deadline=None)
