@@ -192,6 +192,8 @@ def isin(values: pd.Series, within) -> np.ndarray:
         return values.isin(listed).to_numpy(dtype=bool)
     if len(b) > _SHORT_SIDE * len(a):
         return positions(values, b) >= 0
+    if len(b) == 1:  # a trust's own code: one comparison per value, twice as fast as a lookup
+        return filled(pc.equal(a, b[0].cast(a.type)), False).to_numpy(zero_copy_only=False)
     return pc.is_in(a.cast(pa.large_string()), value_set=b.cast(pa.large_string())).to_numpy(zero_copy_only=False)
 
 

@@ -150,6 +150,8 @@ def test_value_sets_through_arrow_agree_with_pandas():
     values = pd.Series(NAUGHTY + [None, "NPS"], dtype="str")
     allowed = NAUGHTY[::3] + ["NPS"]
     assert isin(values, allowed).tolist() == values.isin(allowed).tolist()
+    for one in (["NPS"], [NAUGHTY[5]], [""]):
+        assert isin(values, one).tolist() == values.isin(one).tolist()
 
 
 @settings(max_examples=200, deadline=None)
@@ -164,6 +166,8 @@ def test_value_sets_agree_with_pandas_from_either_side(values, allowed):
     assert isin(s, pa.array(allowed, pa.string())).tolist() == want
     assert isin(pd.Series(values, dtype="string[python]"), allowed).tolist() == want
     assert isin(pd.Series(values, dtype=object), allowed).tolist() == want  # Python objects: pandas' own isin
+    one = allowed[:1]  # a set of one (a trust's own code) is compared, not looked up
+    assert isin(s, pa.array(one, pa.string())).tolist() == s.isin(one).tolist()
 
 
 def test_arrow_text_takes_arrow_arrays_as_they_are():
