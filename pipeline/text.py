@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 import numpy as np
 import pandas as pd
@@ -38,6 +39,13 @@ def filled(values: pa.Array, fill) -> pa.Array:
     """`pc.fill_null`, skipped (its call costs more than a small file's check) when nothing is missing."""
     return pc.fill_null(values, fill) if values.null_count else values
 
+
+@lru_cache(maxsize=256)
+def _re2(pattern: str) -> str:
+    """Python's pattern as RE2 reads it: \\Z (the very end) is RE2's \\z."""
+    return _END_ANCHOR.sub(r"\1\\z", pattern)
+
+
 def matches(s: pd.Series, pattern: str) -> np.ndarray:
     """`re.search(pattern, value)` for each value, exactly as Python's re answers; missing values do not match.
 
@@ -49,7 +57,7 @@ def matches(s: pd.Series, pattern: str) -> np.ndarray:
     values = arrow_text(s)
     if values is None:
         return np.array([isinstance(v, str) and re.search(pattern, v) is not None for v in s], dtype=bool)
-    found = filled(pc.match_substring_regex(values, _END_ANCHOR.sub(r"\1\\z", pattern)), False)
+    found = filled(pc.match_substring_regex(values, _re2(pattern)), False)
     result = found.to_numpy(zero_copy_only=False).copy()
     if not _NOT_PORTABLE.search(pattern) or not _may_differ(values):
         return result
@@ -158,6 +166,11 @@ def equals(s: pd.Series, value: str) -> np.ndarray:
     return filled(pc.equal(values, value), False).to_numpy(zero_copy_only=False)
 
 
+
+def _large(values: pa.Array) -> pa.Array:
+    """The text as Arrow's large_string (one type on both sides of a lookup); no cast call when it is one."""
+    return values if values.type == pa.large_string() else values.cast(pa.large_string())
+
 _SHORT_SIDE = 4  # `within` this many times longer than `values`: hash `values` instead of `within`
 
 
@@ -170,7 +183,7 @@ def positions(values: pd.Series, within) -> np.ndarray:
     b = arrow_text(within) if a is not None else None
     if a is None or b is None or b.null_count:
         return pd.Index(within, dtype=object).get_indexer(pd.Index(values, dtype=object))
-    a, b = a.cast(pa.large_string()), b.cast(pa.large_string())
+    a, b = _large(a), _large(b)
     if len(b) <= _SHORT_SIDE * len(a):
         return filled(pc.index_in(a, value_set=b), -1).to_numpy(zero_copy_only=False).astype(np.int64)
     wanted = pc.unique(pc.drop_null(a))
@@ -194,7 +207,7 @@ def isin(values: pd.Series, within) -> np.ndarray:
         return positions(values, b) >= 0
     if len(b) == 1:  # a trust's own code: one comparison per value, twice as fast as a lookup
         return filled(pc.equal(a, b[0].cast(a.type)), False).to_numpy(zero_copy_only=False)
-    return pc.is_in(a.cast(pa.large_string()), value_set=b.cast(pa.large_string())).to_numpy(zero_copy_only=False)
+    return pc.is_in(_large(a), value_set=_large(b)).to_numpy(zero_copy_only=False)
 
 
 def labels(codes: np.ndarray, names: list[str], index: pd.Index | None = None) -> pd.Series:

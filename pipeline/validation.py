@@ -316,7 +316,7 @@ def mirror(check: Check, columns: Columns, params: dict) -> tuple[bool, np.ndarr
     if check.question not in columns.answers:
         columns.answers[check.question] = _unexpected(check, columns, kw)
     bad, count = columns.answers[check.question]
-    success = count == 0 or (count - int(bad.sum())) / count >= kw.get("mostly", 1.0)
+    success = count == 0 or (count - np.count_nonzero(bad)) / count >= kw.get("mostly", 1.0)
     return success, bad, count
 
 
@@ -345,7 +345,7 @@ def _unexpected(check: Check, columns: Columns, kw: dict) -> tuple[np.ndarray, i
             good = columns.present(column)
         else:  # UNIQUE, among the values considered
             good = ~_repeated(s, considered)
-    return considered & ~good, int(considered.sum())
+    return considered & ~good, np.count_nonzero(considered)
 
 
 def _between(s: pd.Series, kw: dict) -> np.ndarray:
@@ -413,7 +413,7 @@ def validate(kind: str, text: pd.DataFrame, params: dict, engine: str = "mirror"
     else:
         sets = {k: _text_set(v) for k, v in params.items() if isinstance(v, (list, pa.Array, pa.ChunkedArray))}
         arrow_params = {**params, **{k: v for k, v in sets.items() if v is not None}}
-        outcomes = [(ok, bad, int(bad.sum())) for ok, bad, _ in (mirror(c, read, arrow_params) for c in columns)]
+        outcomes = [(ok, bad, np.count_nonzero(bad)) for ok, bad, _ in (mirror(c, read, arrow_params) for c in columns)]
     for c, (ok, bad, unexpected) in zip(columns, outcomes):
         rows = np.flatnonzero(bad)
         results.append(_result(c, ok, unexpected, c.message))
