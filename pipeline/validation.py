@@ -173,6 +173,10 @@ class Columns:
     def __len__(self) -> int:
         return len(self.text)
 
+    def values(self, column: str) -> np.ndarray | pd.Series:
+        """A derived column's array as it is, a text column's Series."""
+        return self.derived[column] if column in self.derived else self.series(column)
+
     def series(self, column: str) -> pd.Series:
         if column not in self._series:
             self._series[column] = (pd.Series(self.derived[column], index=self.text.index, name=column, copy=False)
@@ -210,6 +214,8 @@ class Columns:
         if enc is None or not enc.few:
             return np.asarray(answer(self.series(column)))
         answers = np.asarray(answer(enc.distinct_text))
+        if answers.dtype == bool and missing is False and answers.all():  # every value passes: no row to look up
+            return self.present(column).copy()
         return np.append(answers, np.array([missing], dtype=answers.dtype))[enc.codes]
 
 
@@ -324,14 +330,12 @@ def _unexpected(check: Check, columns: Columns, kw: dict) -> tuple[np.ndarray, i
     """A column check's rows GX would list as unexpected, and how many values it considered."""
     considered = _condition(check, columns)
     if check.type == "expect_column_pair_values_a_to_be_greater_than_b":
-        a, b = (columns.derived[c] if c in columns.derived else columns.series(c)
-                for c in (kw["column_A"], kw["column_B"]))
+        a, b = columns.values(kw["column_A"]), columns.values(kw["column_B"])
         considered &= columns.present(kw["column_A"]) & columns.present(kw["column_B"])
         good = (a >= b) if kw.get("or_equal") else (a > b)  # NumPy's NaT and NaN compare False, as pandas' do
         good = good.fillna(False).to_numpy(dtype=bool) if isinstance(good, pd.Series) else good
     else:
         column = kw["column"]
-        s = columns.series(column)
         if check.type != "expect_column_values_to_not_be_null":
             considered &= columns.present(column)  # GX leaves nulls out of column map expectations
         if check.type == "expect_column_values_to_match_regex":
@@ -340,24 +344,25 @@ def _unexpected(check: Check, columns: Columns, kw: dict) -> tuple[np.ndarray, i
             good = columns.per_value(column, lambda t: isin(t, kw["value_set"]), False,
                                      worth_encoding=False)
         elif check.type == "expect_column_values_to_be_between":
-            good = _between(s, kw)
+            good = _between(columns.values(column), kw)
         elif check.type == "expect_column_values_to_not_be_null":
             good = columns.present(column)
         else:  # UNIQUE, among the values considered
-            good = ~_repeated(s, considered)
+            good = ~_repeated(columns.series(column), considered)
     return considered & ~good, np.count_nonzero(considered)
 
 
-def _between(s: pd.Series, kw: dict) -> np.ndarray:
-    """Within the bounds (missing values are not); by NumPy for a numeric column, else pandas' comparisons."""
+def _between(column: pd.Series | np.ndarray, kw: dict) -> np.ndarray:
+    """Within the bounds (missing values are not); by NumPy for numbers, else pandas' comparisons."""
     lo, hi = kw.get("min_value"), kw.get("max_value")
-    values = s.to_numpy() if pd.api.types.is_numeric_dtype(s.dtype) else s
-    good = np.ones(len(s), dtype=bool) if values is not s else pd.Series(True, index=s.index)
+    numbers = pd.api.types.is_numeric_dtype(column.dtype)
+    values = np.asarray(column) if numbers else pd.Series(column, copy=False)
+    good = np.ones(len(values), dtype=bool) if numbers else pd.Series(True, index=values.index)
     if lo is not None:
         good &= (values > lo) if kw.get("strict_min") else (values >= lo)
     if hi is not None:
         good &= (values < hi) if kw.get("strict_max") else (values <= hi)
-    return good if values is not s else good.fillna(False).to_numpy(dtype=bool)
+    return good if numbers else good.fillna(False).to_numpy(dtype=bool)
 
 
 def _repeated(s: pd.Series, considered: np.ndarray) -> np.ndarray:
