@@ -235,9 +235,29 @@ def test_line_numbers_from_parsed_values_equal_the_csv_modules(rows, header, eol
     except pa.ArrowInvalid:  # not CSV as pyarrow reads it: rejected before any line is numbered
         return
     slow, ragged = _records(text, table.num_columns)
-    fast = _starts_from_values(text, table, skipped)
+    fast = _starts_from_values(text.encode("utf-8"), table, skipped)
     if fast is not None:
         assert fast.tolist() == slow and not ragged
+
+
+@pytest.mark.parametrize("text, starts", [
+    ("a,b\n1,2\n3,4\n", [2, 3]),
+    ("a,b\r\n1,2\r\n3,4", [2, 3]),
+    ("a,b\r1,2\r3,4\r", [2, 3]),
+    ('a,b\r\n"x\r\ny",2\r\n3,"a\rb"\r\n5,6\n', [2, 4, 6]),  # a quoted CRLF, a quoted lone CR
+    ('"a\nb",c\n1,2\n', [3]),  # a line break in the header
+    ("a,b\n1,\t\x0b\n3,4\n", [2, 3]),  # other control bytes are not line breaks
+    ("a,b\n1,2\n\n3,4\n", None), ("a,b\r\r1,2\r", None), ("a,b\n\r1,2\n", None),  # blank lines
+    ("\na,b\n1,2\n", None), ("\ra,b\r1,2\r", None),  # a file opening with a line break
+])
+def test_line_numbers_read_from_the_bytes_or_left_to_the_csv_pass(text, starts):
+    """Line breaks are counted byte by byte (LF, CR, CRLF as one); a blank line leaves the numbering to the
+    csv pass, which sees what Arrow skips."""
+    table, skipped = read_table(text)
+    fast = _starts_from_values(text.encode("utf-8"), table, skipped)
+    assert (None if fast is None else fast.tolist()) == starts
+    if starts is not None:
+        assert _records(text, table.num_columns)[0] == starts
 
 
 @settings(max_examples=200, deadline=None)
