@@ -84,9 +84,11 @@ def _arrow(how: str, values: pa.ChunkedArray) -> pa.ChunkedArray:
         return pc.fill_null(pc.equal(values, "Y"), False)
     if how == "optional":
         return values.cast(pa.large_string())
-    if how == "date":
-        return pc.if_else(pc.match_substring_regex(values, f"^{DATE}$"), values, pa.scalar(None, values.type)).cast(
-            pa.timestamp("us"))
+    if how == "date":  # once per distinct day: a column of 480,000 dates holds a few thousand
+        found = pc.dictionary_encode(values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values)
+        days = found.dictionary
+        days = pc.if_else(pc.match_substring_regex(days, f"^{DATE}$"), days, pa.scalar(None, days.type))
+        return days.cast(pa.timestamp("us")).take(found.indices)
     return values.cast(pa.int64() if how == "integer" else pa.float64())
 
 

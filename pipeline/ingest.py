@@ -39,6 +39,12 @@ class TextFile:
 
     _starts: np.ndarray = field(default_factory=lambda: np.array([], dtype=np.int64))
 
+    def line_numbers(self, rows: np.ndarray) -> pa.Array:
+        """`lines` as an Arrow int64 column (null where unknown), without a Python list."""
+        known = rows < len(self._starts)
+        lines = self._starts[np.where(known, rows, 0)] if len(self._starts) else np.zeros(len(rows), np.int64)
+        return pa.array(lines, pa.int64(), mask=None if known.all() else ~known)
+
     def lines(self, rows) -> list[int | None]:
         """Line (1-based, header = 1) where each data row starts in the trust's file, quoted newlines included."""
         rows = np.asarray(rows, dtype=np.int64)

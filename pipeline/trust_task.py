@@ -126,9 +126,10 @@ class Extract:
 def _findings(text, rows: pd.DataFrame) -> list[dict]:
     if rows.empty:
         return []
-    lines = text.lines(rows["row"].tolist())
-    return [{"file": text.name, "line": line, "column": r.column, "rule": r.rule, "message": r.message,
-             "value": r.value} for line, r in zip(lines, rows.itertuples())]
+    lines = text.lines(rows["row"].to_numpy())
+    return [{"file": text.name, "line": line, "column": column, "rule": rule, "message": message, "value": value}
+            for line, column, rule, message, value in zip(
+                lines, *(rows[c].tolist() for c in ("column", "rule", "message", "value")))]
 
 
 def read_extract(landing: Store, trust: str, date: str, engine: str = "mirror") -> Extract:
@@ -166,9 +167,8 @@ def read_extract(landing: Store, trust: str, date: str, engine: str = "mirror") 
         ex.warnings.extend(_findings(text, v.rows(REPORT)))
         keep = np.ones(text.table.num_rows, dtype=bool)
         keep[held["row"].to_numpy()] = False
-        good = np.flatnonzero(keep)
-        ex.typed[kind] = typed_table(kind, text.table.take(good)).append_column(
-            LINE, pa.array(text.lines(good.tolist()), pa.int64()))
+        accepted = text.table.filter(keep) if len(held) else text.table
+        ex.typed[kind] = typed_table(kind, accepted).append_column(LINE, text.line_numbers(np.flatnonzero(keep)))
         params.update(reference_params(kind, ex.typed[kind]))
     return ex
 
