@@ -166,10 +166,13 @@ def equals(s: pd.Series, value: str) -> np.ndarray:
     return filled(pc.equal(values, value), False).to_numpy(zero_copy_only=False)
 
 
+def _alike(a: pa.Array, b: pa.Array) -> tuple[pa.Array, pa.Array]:
+    """The two sides of a lookup as one Arrow text type: the shorter cast to the longer's (string and
+    large_string differ in their offsets' width; casting a column of 480,000 to match a set of 3 would copy it)."""
+    if a.type == b.type:
+        return a, b
+    return (a.cast(b.type), b) if len(a) < len(b) else (a, b.cast(a.type))
 
-def _large(values: pa.Array) -> pa.Array:
-    """The text as Arrow's large_string (one type on both sides of a lookup); no cast call when it is one."""
-    return values if values.type == pa.large_string() else values.cast(pa.large_string())
 
 _SHORT_SIDE = 4  # `within` this many times longer than `values`: hash `values` instead of `within`
 
@@ -183,7 +186,7 @@ def positions(values: pd.Series, within) -> np.ndarray:
     b = arrow_text(within) if a is not None else None
     if a is None or b is None or b.null_count:
         return pd.Index(within, dtype=object).get_indexer(pd.Index(values, dtype=object))
-    a, b = _large(a), _large(b)
+    a, b = _alike(a, b)
     if len(b) <= _SHORT_SIDE * len(a):
         return filled(pc.index_in(a, value_set=b), -1).to_numpy(zero_copy_only=False).astype(np.int64)
     wanted = pc.unique(pc.drop_null(a))
@@ -207,7 +210,8 @@ def isin(values: pd.Series, within) -> np.ndarray:
         return positions(values, b) >= 0
     if len(b) == 1:  # a trust's own code: one comparison per value, twice as fast as a lookup
         return filled(pc.equal(a, b[0].cast(a.type)), False).to_numpy(zero_copy_only=False)
-    return pc.is_in(_large(a), value_set=_large(b)).to_numpy(zero_copy_only=False)
+    a, b = _alike(a, b)
+    return pc.is_in(a, value_set=b).to_numpy(zero_copy_only=False)
 
 
 def labels(codes: np.ndarray, names: list[str], index: pd.Index | None = None) -> pd.Series:

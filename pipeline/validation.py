@@ -108,10 +108,10 @@ def prepare(kind: str, text: pd.DataFrame) -> Columns:
         source = name.rsplit("__", 1)[0]
         answer, missing = {"num": (_text_numbers, np.nan), "date": (_text_dates, np.datetime64("NaT", "ns")),
                            "given": (_given, False)}[name.rsplit("__", 1)[1]]
-        if pd.api.types.is_string_dtype(frame[source]):
+        if pd.api.types.is_string_dtype(columns.series(source)):
             columns.derived[name] = columns.per_value(source, answer, missing)
         else:
-            columns.derived[name] = np.asarray(answer(frame[source].astype(str)))
+            columns.derived[name] = np.asarray(answer(columns.series(source).astype(str)))
     return columns
 
 
