@@ -124,6 +124,9 @@ def _derived(kind: str) -> tuple[str, ...]:
     return tuple(sorted(n for n in wanted if n and n.endswith(SUFFIXES)))
 
 
+_FEW_ROWS = 1024  # below this, a rule costs less once per row than the encoding would save
+
+
 @dataclass(frozen=True)
 class Encoded:
     """A text column as its distinct values and each row's index into them (a missing value: one index past
@@ -209,7 +212,7 @@ class Columns:
         """`answer` (text Series -> array, one entry per value) for every row of the column, computed once per
         distinct value where the column holds few; `missing` for rows without a value. An answer cheaper
         than the encoding itself (`worth_encoding` False) uses one only if already made."""
-        worth_encoding = worth_encoding and column not in self.unique
+        worth_encoding = worth_encoding and column not in self.unique and len(self) >= _FEW_ROWS
         enc = self.encoded(column) if worth_encoding or column in self._encoded else None
         if enc is None or not enc.few:
             return np.asarray(answer(self.series(column)))
