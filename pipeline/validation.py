@@ -63,6 +63,12 @@ class Check:
         the same (a file rule and a row rule on a trust's code) are answered once."""
         return json.dumps([self.type, {k: v for k, v in self.kwargs.items() if k != "mostly"}], sort_keys=True)
 
+    @cached_property
+    def literal_set(self) -> pa.Array | None:
+        """The suite's own value set (not a $PARAMETER) as Arrow text, made once."""
+        allowed = self.kwargs.get("value_set")
+        return _text_set(allowed) if isinstance(allowed, list) else None
+
     @property
     def table_level(self) -> bool:
         return self.type.startswith("expect_table_")
@@ -270,7 +276,9 @@ def _text_set(values) -> pa.Array | None:
     """A parameter's list (or Arrow array) of texts as one Arrow array, made once per file for every check
     that reads it; None when it holds anything else."""
     array = arrow_text(values if isinstance(values, (pa.Array, pa.ChunkedArray)) else list(values))
-    return None if array is None or array.null_count else array
+    if array is None or array.null_count:
+        return None
+    return array if array.type == pa.large_string() else array.cast(pa.large_string())  # pandas' text type
 
 
 def reference_params(kind: str, table) -> dict:
@@ -344,7 +352,8 @@ def _unexpected(check: Check, columns: Columns, kw: dict) -> tuple[np.ndarray, i
         if check.type == "expect_column_values_to_match_regex":
             good = columns.per_value(column, lambda t: matches(t, kw["regex"]), False)
         elif check.type == "expect_column_values_to_be_in_set":
-            good = columns.per_value(column, lambda t: isin(t, kw["value_set"]), False,
+            allowed = kw["value_set"] if check.literal_set is None else check.literal_set
+            good = columns.per_value(column, lambda t: isin(t, allowed), False,
                                      worth_encoding=False)
         elif check.type == "expect_column_values_to_be_between":
             good = _between(columns.values(column), kw)
