@@ -34,7 +34,6 @@ def arrow_text(s: pd.Series | pa.Array | pa.ChunkedArray) -> pa.Array | None:
     return values if pa.types.is_string(values.type) or pa.types.is_large_string(values.type) else None
 
 
-
 def filled(values: pa.Array, fill) -> pa.Array:
     """`pc.fill_null`, skipped (its call costs more than a small file's check) when nothing is missing."""
     return pc.fill_null(values, fill) if values.null_count else values

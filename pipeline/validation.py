@@ -158,7 +158,7 @@ class Columns:
     `unique`: the columns the suite expects to hold a different value in each row (a CRN), never encoded: an
     encoding of them is as long as the column and costs more than any rule it would save."""
 
-    def __init__(self, text: pd.DataFrame, unique: set[str] = frozenset()):
+    def __init__(self, text: pd.DataFrame, unique: frozenset[str] | set[str] = frozenset()):
         self.text: pd.DataFrame = text
         self.unique = unique
         self.derived: dict[str, np.ndarray] = {}
