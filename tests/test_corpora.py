@@ -281,8 +281,10 @@ def test_repeated_is_pandas_duplicated(values, cut, with_missing):
     plain = pd.Series(values, dtype="str")
     chunked = pa.chunked_array([pa.array(values[:cut], pa.large_string()), pa.array(values[cut:], pa.large_string())])
     sliced = pa.array(["pad"] * cut + values, pa.string()).slice(cut)
+    ordered = sorted(v for v in values if v is not None)  # in order: strictly (no repeats) or not
     for s in (plain, pd.Series(pd.arrays.ArrowStringArray(chunked)), pd.Series(pd.arrays.ArrowStringArray(sliced)),
-              plain.iloc[cut:], pd.Series(values, dtype=object)):
+              plain.iloc[cut:], pd.Series(values, dtype=object), pd.Series(ordered, dtype="str"),
+              pd.Series(sorted(set(ordered)), dtype="str")):
         assert repeated(s).tolist() == s.duplicated(keep=False).tolist()
 
 
