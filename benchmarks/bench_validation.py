@@ -10,7 +10,8 @@ newest extract, times
   (largest trust first; each process holds the parsed files already, as a worker does after reading them).
 Target (issue 4): validation adds no more than 2x the CSV-read floor to the run at scale 10. Judged like for
 like: validation on the run's two workers against the floor's two threads (what it adds to a run's wall),
-and validation on one core against the floor on one thread (CPU for CPU). Both ratios are printed.
+and validation on one core against the floor on one thread (CPU for CPU). Both ratios are printed. Each
+timing is the median of `--repeats` (3) passes, the floor's and validation's interleaved.
 Run: `python benchmarks/bench_validation.py --scales 1 10`.
 """
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import platform
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -55,13 +57,14 @@ def read_floor(files: list[Path], threads: bool) -> tuple[float, int]:
     return time.perf_counter() - t0, rows
 
 
-def measure(landing: Path) -> dict:
+def measure(landing: Path, repeats: int = 3) -> dict:
+    """Each timing the median of `repeats` passes, the floor's and validation's interleaved, so that both
+    see the machine in the same state (on this shared machine one pass varies by 20-30%)."""
     extracts = newest_extracts(landing)
     files = [(trust, kind, folder / spec.name) for trust, folder in extracts for kind, spec in FILES.items()
              if (folder / spec.name).exists()]
-    raw = {p: p.read_bytes() for _, _, p in files}
-    floor, rows = read_floor([p for _, _, p in files], threads=True)
-    floor_one, _ = read_floor([p for _, _, p in files], threads=False)
+    paths = [p for _, _, p in files]
+    raw = {p: p.read_bytes() for p in paths}
     t0 = time.perf_counter()
     _TEXTS.clear()
     for trust, kind, p in files:
@@ -71,23 +74,29 @@ def measure(landing: Path) -> dict:
             pass
     ingest = time.perf_counter() - t0
     trusts = [trust for trust, _ in extracts]
-    t0 = time.perf_counter()
-    held = sum(validate_trust(trust) for trust in trusts)
-    validation = time.perf_counter() - t0
     by_size = sorted(trusts, key=lambda t: -sum(len(f) for (tr, _), f in _TEXTS.items() if tr == t))
+    times: dict[str, list[float]] = {"floor_s": [], "floor_one_thread_s": [], "validation_s": [],
+                                     "validation_two_workers_s": []}
     with multiprocessing.get_context("fork").Pool(WORKERS) as pool:
         pool.map(abs, range(WORKERS))  # the processes are up before the clock starts, as a run's workers are
-        t0 = time.perf_counter()
-        held_parallel = sum(pool.imap_unordered(validate_trust, by_size, chunksize=1))
-        parallel = time.perf_counter() - t0
-    assert held_parallel == held
-    return {"rows": rows, "floor_s": floor, "floor_one_thread_s": floor_one, "ingest_s": ingest,
-            "validation_s": validation, "validation_two_workers_s": parallel, "held": held}
+        for _ in range(repeats):
+            floor, rows = read_floor(paths, threads=True)
+            times["floor_s"].append(floor)
+            times["floor_one_thread_s"].append(read_floor(paths, threads=False)[0])
+            t0 = time.perf_counter()
+            held = sum(validate_trust(trust) for trust in trusts)
+            times["validation_s"].append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            held_parallel = sum(pool.imap_unordered(validate_trust, by_size, chunksize=1))
+            times["validation_two_workers_s"].append(time.perf_counter() - t0)
+            assert held_parallel == held
+    return {"rows": rows, "ingest_s": ingest, "held": held, **{k: statistics.median(v) for k, v in times.items()}}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--scales", type=float, nargs="+", default=[1.0, 10.0])
+    ap.add_argument("--repeats", type=int, default=3, help="passes per timing (the median is printed)")
     args = ap.parse_args()
     print(f"machine: {platform.machine()}, Python {platform.python_version()}")
     print("| scale | rows | floor (2 threads / 1 thread) | ingest as text | validation (2 workers / 1 core) | "
@@ -97,7 +106,7 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             landing = Path(tmp, "landing")
             generate_landing(str(landing), scale, seed=0, dirty=True)
-            m = measure(landing)
+            m = measure(landing, args.repeats)
             print(f"| {scale:g} | {m['rows']:,} | {m['floor_s']:.2f} s / {m['floor_one_thread_s']:.2f} s | "
                   f"{m['ingest_s']:.2f} s | {m['validation_two_workers_s']:.2f} s / {m['validation_s']:.2f} s | "
                   f"{m['validation_two_workers_s'] / m['floor_s']:.1f}x / "
