@@ -39,32 +39,33 @@ class TextFile:
 
     _starts: np.ndarray = field(default_factory=lambda: np.array([], dtype=np.int64))
 
-    def line_numbers(self, rows: np.ndarray) -> pa.Array:
-        """`lines` as an Arrow int64 column (null where unknown), without a Python list."""
+    def line_numbers(self, rows) -> pa.Array:
+        """Line (1-based, header = 1) where each data row starts in the trust's file, quoted newlines included,
+        as an Arrow int64 column (null where the two parsers disagreed on the rows)."""
+        rows = np.asarray(rows, dtype=np.int64)
         known = rows < len(self._starts)
         lines = self._starts[np.where(known, rows, 0)] if len(self._starts) else np.zeros(len(rows), np.int64)
         return pa.array(lines, pa.int64(), mask=None if known.all() else ~known)
 
     def lines(self, rows) -> list[int | None]:
-        """Line (1-based, header = 1) where each data row starts in the trust's file, quoted newlines included."""
-        rows = np.asarray(rows, dtype=np.int64)
-        known = rows < len(self._starts)
-        if known.all():
-            return self._starts[rows].tolist()
-        return [int(self._starts[r]) if k else None for r, k in zip(rows.tolist(), known.tolist())]
+        """`line_numbers` as a list (None where unknown)."""
+        return self.line_numbers(rows).to_pylist()
 
 
-def decode(raw: bytes, name: str) -> tuple[str, str]:
+def decode(raw: bytes, name: str) -> tuple[str, str, bytes]:
+    """The upload's text, its encoding, and the text as UTF-8 bytes (the upload itself when it is UTF-8)."""
     if raw.startswith(b"\xef\xbb\xbf"):
-        return raw[3:].decode("utf-8", errors="strict"), "utf-8-sig"
+        body = raw[3:]
+        return body.decode("utf-8", errors="strict"), "utf-8-sig", body
     if b"\x00" in raw[:4096]:
         raise FileRejected(name, 1, "NOT_CSV", "the file holds binary data, not CSV text (was a zip or spreadsheet uploaded?)")
     try:
-        return raw.decode("utf-8"), "utf-8"
+        return raw.decode("utf-8"), "utf-8", raw
     except UnicodeDecodeError:
         pass
     try:
-        return raw.decode("cp1252"), "windows-1252"
+        text = raw.decode("cp1252")
+        return text, "windows-1252", text.encode("utf-8")
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
         raise FileRejected(name, line, "UNDECODABLE",
@@ -107,8 +108,9 @@ def _starts_from_values(data: bytes, table: pa.Table, skipped: int) -> np.ndarra
         return None
     octets = np.frombuffer(data, dtype=np.uint8)
     at = np.flatnonzero(octets <= 13)  # one pass finds every line-break byte, among a few other controls
+    breaking = (octets[at] == 10) | (octets[at] == 13)
+    at = at[breaking]
     byte = octets[at]
-    at, byte = at[(byte == 10) | (byte == 13)], byte[(byte == 10) | (byte == 13)]
     adjacent = np.diff(at) == 1
     first, then = byte[:-1][adjacent], byte[1:][adjacent]  # two line-break bytes side by side
     carriage = bool((byte == 13).any())
@@ -155,8 +157,7 @@ def parse_csv(raw: bytes, name: str) -> TextFile:
     """
     if not raw or raw.isspace():
         raise FileRejected(name, 1, "EMPTY", "the file is empty: expected a header row and data rows")
-    text, encoding = decode(raw, name)
-    utf8 = raw if encoding == "utf-8" else raw[3:] if encoding == "utf-8-sig" else text.encode("utf-8")
+    text, encoding, utf8 = decode(raw, name)
     try:
         table, skipped = read_table(text, utf8)
     except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:

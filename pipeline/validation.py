@@ -201,18 +201,19 @@ class Columns:
     def present(self, column: str) -> np.ndarray:
         """`notna()` of the column."""
         if column not in self._present:
-            enc = self._encoded.get(column)
-            values = None if enc is not None or column in self.derived else arrow_text(self.series(column))
-            if enc is not None:
-                self._present[column] = enc.codes < len(enc.distinct)
-            elif column in self.derived:
-                self._present[column] = ~pd.isna(self.derived[column])
-            elif values is not None:
-                self._present[column] = (pc.is_valid(values).to_numpy(zero_copy_only=False) if values.null_count
-                                         else np.ones(len(values), dtype=bool))
-            else:
-                self._present[column] = self.series(column).notna().to_numpy()
+            self._present[column] = self._notna(column)
         return self._present[column]
+
+    def _notna(self, column: str) -> np.ndarray:
+        enc = self._encoded.get(column)
+        if enc is not None:
+            return enc.codes < len(enc.distinct)
+        if column in self.derived:
+            return ~pd.isna(self.derived[column])
+        values = arrow_text(self.series(column))
+        if values is None:
+            return self.series(column).notna().to_numpy()
+        return pc.is_valid(values).to_numpy(zero_copy_only=False) if values.null_count else np.ones(len(values), bool)
 
     def per_value(self, column: str, answer, missing, worth_encoding: bool = True) -> np.ndarray:
         """`answer` (text Series -> array, one entry per value) for every row of the column, computed once per
