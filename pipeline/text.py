@@ -114,6 +114,12 @@ def ascending(s: pd.Series) -> bool:
     return _in_order(values, pc.less_equal)
 
 
+def strictly_ascending(s: pd.Series) -> bool:
+    """Whether `s` is text in strict order, so that its values are distinct (an alignment sorted by CRN)."""
+    values = arrow_text(s)
+    return values is not None and not values.null_count and _in_order(values, pc.less)
+
+
 def _in_order(values: pa.Array, compare) -> bool:
     """Whether `compare` (pc.less_equal: ascending; pc.less: strictly) holds for every pair of neighbours."""
     return len(values) < 2 or pc.all(compare(values[:-1], values[1:])).as_py()

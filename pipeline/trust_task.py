@@ -24,7 +24,7 @@ from pipeline.deliverables import TRANSFER_WORKBOOK, TRUST_README, transfer_work
 from pipeline.ingest import FileRejected, read_text
 from pipeline.policy import Policy
 from pipeline.storage import Store
-from pipeline.text import labels, starts_with
+from pipeline.text import labels, starts_with, strictly_ascending
 from pipeline.report import REPORT_FILE, render_report
 from pipeline.validation import QUARANTINE_ROW, REPORT, cross_trust_result, parse_result, reference_params, validate
 
@@ -69,10 +69,18 @@ class Pseudonyms:
             out.append(o.hexdigest()[:32])
         return out
 
-    def __call__(self, values: pd.Series) -> pd.Series:
-        """The column's pseudonyms; nulls stay null."""
-        codes, distinct = pd.factorize(values)
-        return labels(codes, self._digests(distinct.tolist()), values.index)
+    def __call__(self, *columns: pd.Series) -> pd.Series | list[pd.Series]:
+        """Each column's pseudonyms (one column: its Series; several: a list); nulls stay null. A value in
+        several columns (an officer as holder, as current OM, in the caseload) is hashed once. A column in
+        strict order (the case alignment's CRNs) holds distinct values: hashed without factorising."""
+        if len(columns) == 1 and strictly_ascending(columns[0]):
+            values = columns[0]
+            return labels(np.arange(len(values)), self._digests(values.tolist()), values.index)
+        codes, distinct = pd.factorize(pd.concat(columns, ignore_index=True) if len(columns) > 1 else columns[0])
+        digests = self._digests(distinct.tolist())
+        ends = np.cumsum([len(c) for c in columns]).tolist()
+        out = [labels(codes[end - len(c):end], digests, c.index) for c, end in zip(columns, ends)]
+        return out[0] if len(columns) == 1 else out
 
 
 FORMULA_CHARS = b"=+-@\t\r"  # what a spreadsheet may read as the start of a formula
@@ -393,26 +401,24 @@ def _stage_published(out: Store, stage: tuple[str, ...], job: TrustJob, d) -> No
     part = (f"run_date={job.run_date}", f"trust_code={job.trust}", "part-0.parquet")
     staff_id, case_id = Pseudonyms(job.pseudonym_key, f"staff:{job.trust}"), Pseudonyms(job.pseudonym_key, "crn")
 
-    s = d.staff_assignment
+    s, a, r = d.staff_assignment, d.case_alignment, d.retention_decisions
+    staff, current_om, om, caseload, requested_by = staff_id(
+        s["staff_code"], a["current_om"], a["om"], d.caseload["staff_code"], r["requested_by"])
     datasets = {
         "staff_assignment": pd.DataFrame({
-            "staff_id": staff_id(s["staff_code"]), "grade": s["grade"], "role": s["role"],
+            "staff_id": staff, "grade": s["grade"], "role": s["role"],
             "team_code": s["team_code"], "fte": s["fte"], "side": s["side"], "unit": s["unit"],
             "reason": s["reason"], "guaranteed": s["guaranteed"]}),
         "case_alignment": pd.DataFrame({
-            "case_id": case_id(d.case_alignment["crn"]),
-            "team_code": d.case_alignment["team_code"], "side": d.case_alignment["side"],
-            "rule": d.case_alignment["rule"], "case_class": d.case_alignment["case_class"],
-            "weight": d.case_alignment["weight_units"] / job.units_per_point,
-            "current_om_id": staff_id(d.case_alignment["current_om"]),
-            "om_id": staff_id(d.case_alignment["om"]), "moved": d.case_alignment["moved"],
-            "reason": d.case_alignment["reason"], "team_change": d.case_alignment["team_change"]}),
-        "caseload": d.caseload.assign(om_id=staff_id(d.caseload["staff_code"])).drop(columns="staff_code"),
+            "case_id": case_id(a["crn"]), "team_code": a["team_code"], "side": a["side"], "rule": a["rule"],
+            "case_class": a["case_class"], "weight": a["weight_units"] / job.units_per_point,
+            "current_om_id": current_om, "om_id": om, "moved": a["moved"], "reason": a["reason"],
+            "team_change": a["team_change"]}),
+        "caseload": d.caseload.assign(om_id=caseload).drop(columns="staff_code"),
         "workforce_balance": d.workforce_balance,
         "retention_requests": pd.DataFrame({
-            "case_id": case_id(d.retention_decisions["crn"]),
-            "requested_by_id": staff_id(d.retention_decisions["requested_by"]),
-            **{c: d.retention_decisions[c] for c in ("reason", "status", "outcome", "case_reason")}}).astype("string"),
+            "case_id": case_id(r["crn"]), "requested_by_id": requested_by,
+            **{c: r[c] for c in ("reason", "status", "outcome", "case_reason")}}).astype("string"),
     }
     for name, df in datasets.items():
         _write_parquet(out, df, *stage, "published", name, *part)

@@ -99,6 +99,12 @@ def test_pseudonyms_are_the_keyed_hmac_and_keep_nulls(key):
         else:
             assert p == hmac.new(key, f"crn:{v}".encode(), hashlib.sha256).hexdigest()[:32]
     assert got.iloc[:50].nunique() == len(set(NAUGHTY[:50]))
+    together = case_id(values, values.iloc[::-1])  # several columns, each value hashed once
+    assert [c.tolist() for c in together] == [got.tolist(), again.tolist()]
+    assert together[1].index.tolist() == values.index[::-1].tolist()
+    distinct = pd.Series(sorted(set(NAUGHTY[:50])), index=range(100, 100 + len(set(NAUGHTY[:50]))))
+    assert case_id(distinct).to_dict() == {  # in strict order: hashed without factorising
+        i: hmac.new(key, f"crn:{v}".encode(), hashlib.sha256).hexdigest()[:32] for i, v in distinct.items()}
 
 
 SUITE_PATTERNS = sorted({e["kwargs"]["regex"] for kind in FILES for e in suite_json(kind)["expectations"]
