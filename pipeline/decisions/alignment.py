@@ -15,8 +15,7 @@ import math
 from collections import defaultdict
 from dataclasses import dataclass, field, replace
 from functools import cached_property
-from itertools import chain
-from typing import NamedTuple
+from typing import Iterable, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -551,15 +550,14 @@ def _load_cost(loads: np.ndarray, limits: np.ndarray, policy: Policy) -> int:
     return int((np.maximum(0, loads[:, None] - limits) * _rates(policy)).sum())
 
 
-def _groups(rows: np.ndarray, key: np.ndarray) -> tuple[np.ndarray, list[list[int]]]:
+def _groups(rows: np.ndarray, key: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
     """`rows` grouped by integer `key`, groups in key order, rows ascending within each group: each group's
-    first row, and the groups as lists."""
+    first row, and the groups as arrays (views of one array)."""
     order = np.argsort(key, kind="stable")
     ordered = key[order]
     starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]]) if len(ordered) else np.zeros(0, np.int64)
     grouped = rows[order]
-    flat, bounds = grouped.tolist(), [*starts.tolist(), len(grouped)]
-    return grouped[starts], [flat[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
+    return grouped[starts], np.split(grouped, starts[1:]) if len(grouped) else []
 
 
 def _classify(crns: pd.Series, c: CaseArrays, roster: Roster, held: pd.Series,
@@ -721,7 +719,7 @@ def align_cases(
                 _relieve_overflow(part, c, om, reason, forced_reason)
             # The model prices kept cases negatively; shift its value onto the plan_cost scale.
             movable = sum(len(v) for v in part.kept.values())
-            forced_moves = sum(1 for idx in part.forced.values() for i in idx if forced_reason[i] != ALLOCATED)
+            forced_moves = int(np.count_nonzero(forced_reason[_rows(part.forced.values())] != ALLOCATED))
             bound += report.bound + policy.alignment.cost_move * policy.units_per_point * (movable + forced_moves)
             methods.add(report.method)
         method = method or next(m for m in (LP_FLOW, LP_INTEGRAL, MIP) if m in methods)
@@ -778,6 +776,11 @@ def _side_cost(plan: Plan, roster: Roster, side: str, policy: Policy, borrowed: 
             + _load_cost(loaded[rows].astype(np.int64), roster.limits[rows], policy))
 
 
+def _rows(groups: Iterable) -> np.ndarray:
+    """The case rows of `groups` (arrays or lists of rows), one after another."""
+    return np.concatenate([np.zeros(0, np.int64), *groups]).astype(np.int64, copy=False)
+
+
 def _deal(prob: SideProblem, flows: dict, current: np.ndarray,
           om: np.ndarray, reason: np.ndarray, forced_reason: np.ndarray) -> None:
     """Turn integer flows into per-case assignments, deterministically (cases in crn order, OMs in code order).
@@ -788,7 +791,7 @@ def _deal(prob: SideProblem, flows: dict, current: np.ndarray,
     """
     groups = sorted(prob.kept)
     sizes = np.array([len(prob.kept[g]) for g in groups], dtype=np.int64)
-    rows = np.fromiter(chain.from_iterable(prob.kept[g] for g in groups), dtype=np.int64, count=int(sizes.sum()))
+    rows = _rows(prob.kept[g] for g in groups)
     kept = np.array([flows["keep"][g] for g in groups], dtype=np.int64)
     first = np.repeat(np.cumsum(sizes) - sizes, sizes)
     stays = np.arange(len(rows)) - first < np.repeat(kept, sizes)
@@ -801,8 +804,7 @@ def _deal(prob: SideProblem, flows: dict, current: np.ndarray,
     pool = {key: i for i, key in enumerate(keys)}
     forced = sorted(prob.forced)
     forced_sizes = [len(prob.forced[key]) for key in forced]
-    rows = np.concatenate([rows[~stays], np.fromiter(chain.from_iterable(prob.forced[key] for key in forced),
-                                                     dtype=np.int64, count=sum(forced_sizes))])
+    rows = np.concatenate([rows[~stays], _rows(prob.forced[key] for key in forced)])
     of = np.concatenate([np.repeat(np.array([pool[g[1:]] for g in groups], dtype=np.int64), sizes)[~stays],
                          np.repeat(np.array([pool[key] for key in forced], dtype=np.int64), forced_sizes)])
     order = np.lexsort((rows, of))
@@ -841,7 +843,7 @@ def _relieve_overflow(prob: SideProblem, c: CaseArrays, om: np.ndarray, reason: 
     officers = sorted(prob.officers, key=lambda o: o.code)
     codes = pd.Index([o.code for o in officers], dtype=object)
     cap = np.array([o.cap_units for o in officers], dtype=np.int64)
-    cases = np.fromiter(chain.from_iterable((*prob.kept.values(), *prob.forced.values())), dtype=np.int64)
+    cases = _rows((*prob.kept.values(), *prob.forced.values()))
     row = codes.get_indexer(pd.Index(om[cases], dtype=object))
     cases, row = cases[row >= 0], row[row >= 0]
     load = np.array([prob.fixed_units.get(code, 0) for code in codes], dtype=np.int64) + np.bincount(
