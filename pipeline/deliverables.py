@@ -37,7 +37,7 @@ def transfer_workbook(moves: pd.DataFrame, created: dt.datetime = dt.datetime(20
     moves = moves.sort_values("team_code", kind="stable")
     cells = np.column_stack([moves[c].fillna("").astype(str).to_numpy(dtype=object) for c in moves.columns])
     teams = moves["team_code"].to_numpy(dtype=object)
-    starts = [i for i in range(len(teams)) if i == 0 or teams[i] != teams[i - 1]] + [len(teams)]
+    starts = [*np.flatnonzero(np.r_[len(teams) > 0, teams[1:] != teams[:-1]]).tolist(), len(teams)]
     names = _sheet_names([str(teams[a]) for a in starts[:-1]])
     header = list(moves.columns)
     sheets = [Sheet(name, header, cells[a:b]) for name, a, b in zip(names, starts[:-1], starts[1:])]
