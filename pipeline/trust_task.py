@@ -15,6 +15,7 @@ from hashlib import sha256
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
@@ -24,7 +25,7 @@ from pipeline.deliverables import TRANSFER_WORKBOOK, TRUST_README, transfer_work
 from pipeline.ingest import FileRejected, read_text
 from pipeline.policy import Policy
 from pipeline.storage import Store
-from pipeline.text import labels, starts_with, strictly_ascending
+from pipeline.text import arrow_text, filled, labels, starts_with, strictly_ascending
 from pipeline.report import REPORT_FILE, render_report
 from pipeline.validation import QUARANTINE_ROW, REPORT, cross_trust_result, parse_result, reference_params, validate
 
@@ -76,11 +77,22 @@ class Pseudonyms:
         if len(columns) == 1 and strictly_ascending(columns[0]):
             values = columns[0]
             return labels(np.arange(len(values)), self._digests(values.tolist()), values.index)
-        codes, distinct = pd.factorize(pd.concat(columns, ignore_index=True) if len(columns) > 1 else columns[0])
-        digests = self._digests(distinct.tolist())
+        codes, distinct = _factorised(columns)
+        digests = self._digests(distinct)
         ends = np.cumsum([len(c) for c in columns]).tolist()
         out = [labels(codes[end - len(c):end], digests, c.index) for c, end in zip(columns, ends)]
         return out[0] if len(columns) == 1 else out
+
+
+def _factorised(columns: tuple[pd.Series, ...]) -> tuple[np.ndarray, list]:
+    """Codes into the distinct values of the columns one after another (-1: missing), by Arrow's dictionary
+    encoding where they are text (pandas hashes an object column's Python strings three times slower)."""
+    texts = [arrow_text(c) for c in columns]
+    if any(t is None for t in texts):
+        codes, distinct = pd.factorize(pd.concat(columns, ignore_index=True))
+        return codes, distinct.tolist()
+    encoded = pc.dictionary_encode(pa.concat_arrays([t.cast(pa.large_string()) for t in texts]))
+    return filled(encoded.indices, -1).to_numpy(), encoded.dictionary.to_pylist()
 
 
 FORMULA_CHARS = b"=+-@\t\r"  # what a spreadsheet may read as the start of a formula
@@ -212,12 +224,15 @@ def csv_bytes(df: pd.DataFrame) -> bytes:
 
 
 def _write_parquet(store: Store, df: pd.DataFrame, *parts: str) -> None:
-    _write_table(store, pa.Table.from_pandas(df.reset_index(drop=True), preserve_index=False), *parts)
+    """A published dataset's partition, zstd-compressed: the pseudonyms (32 hex digits) defeat snappy, so zstd
+    writes London's case alignment in three quarters of snappy's time at 60% of its size."""
+    _write_table(store, pa.Table.from_pandas(df.reset_index(drop=True), preserve_index=False), *parts,
+                 compression="zstd")
 
 
-def _write_table(store: Store, table: pa.Table, *parts: str) -> None:
+def _write_table(store: Store, table: pa.Table, *parts: str, compression: str = "snappy") -> None:
     buf = io.BytesIO()
-    pq.write_table(table, buf)
+    pq.write_table(table, buf, compression=compression)
     store.write_bytes(buf.getvalue(), *parts)
 
 

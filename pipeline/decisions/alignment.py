@@ -310,7 +310,9 @@ class _Network:
     def ids(self, keys: list[tuple]) -> np.ndarray:
         """The nodes of `keys` in order, numbering new ones as they come (as `node`, one call per key, would)."""
         nodes = self.nodes
-        return np.fromiter((nodes.setdefault(k, len(nodes)) for k in keys), dtype=np.int64, count=len(keys))
+        fresh = [k for k in dict.fromkeys(keys) if k not in nodes]  # in order of first appearance
+        nodes.update(zip(fresh, range(len(nodes), len(nodes) + len(fresh))))
+        return np.fromiter(map(nodes.__getitem__, keys), dtype=np.int64, count=len(keys))
 
     def arcs(self, touched: list[tuple], caps, costs) -> np.ndarray:
         """Arcs between consecutive pairs of node keys in `touched` (tail, head, tail, head, ...), in order;
@@ -691,7 +693,8 @@ def align_cases(
     officers = _officers(staff_split, policy, as_of)
     roster = Roster.of(officers, policy)
     weight_units = {k: policy.weight_units(k) for k in policy.case_classes.weights}
-    c = CaseArrays.of(cases, effective_current_om(cases, previous_plan), roster)
+    current_om = effective_current_om(cases, previous_plan)
+    c = CaseArrays.of(cases, current_om, roster)
     current, wunits = c.current, c.wunits
     held = retention.loc[retention["status"].isin(HOLDING_STATUSES), "crn"].drop_duplicates()
     problems = {s: SideProblem([o for o in officers.values() if o.side == s], defaultdict(int)) for s in SIDES}
@@ -733,7 +736,7 @@ def align_cases(
         team_change=(row < roster.none) & (moved | (reason == ALLOCATED)) & (roster.team[row] != c.team),
         free=~pinned)
     out = cases[["crn", "team_code", "side", "rule", "case_class", "weight_units"]].copy()
-    out["current_om"] = pd.Series(current, dtype="object")
+    out["current_om"] = current_om.astype("str")  # text as pandas holds it (Arrow), as `om` is: no object column
     out["om"] = om
     out["reason"] = reason
     out["moved"] = moved
