@@ -230,10 +230,19 @@ def _write_parquet(store: Store, df: pd.DataFrame, *parts: str) -> None:
                  compression="zstd")
 
 
-def _write_table(store: Store, table: pa.Table, *parts: str, compression: str = "snappy") -> None:
+def _write_table(store: Store, table: pa.Table, *parts: str, **options) -> None:
     buf = io.BytesIO()
-    pq.write_table(table, buf, compression=compression)
+    pq.write_table(table, buf, **options)
     store.write_bytes(buf.getvalue(), *parts)
+
+
+def _stage_typed(out: Store, job: TrustJob, kind: str, table: pa.Table) -> None:
+    """A trust's accepted rows of one file, staged for its decisions and the run-wide CRN check: without
+    statistics (read whole, never filtered) and without a dictionary for the file's key and the line numbers,
+    which differ in every row (the writer would build one and drop it): London's cases in 0.10 s, not 0.15."""
+    distinct = {FILES[kind].key, LINE}
+    _write_table(out, table, *_typed_path(job, kind), write_statistics=False,
+                 use_dictionary=[c for c in table.column_names if c not in distinct])
 
 
 def previous_plan(out: Store, trust: str, run_date: str) -> tuple[str | None, pd.DataFrame | None]:
@@ -307,7 +316,7 @@ def ingest_trust(job: TrustJob) -> dict:
         summary.update(status="REJECTED" if dates else "NO_EXTRACT", quarantined_rows=len(quarantine))
     else:
         for kind, table in ex.typed.items():
-            _write_table(out, table, *_typed_path(job, kind))
+            _stage_typed(out, job, kind, table)
         summary.update(status="FRESH" if ex.date == dates[0] else "CARRIED_OVER", input_sha256=ex.hashes,
                        notes=ex.notes, quarantined_rows=len(ex.quarantine), warnings=len(ex.warnings),
                        accepted_rows={k: v.num_rows for k, v in ex.typed.items()})
