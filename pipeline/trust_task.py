@@ -410,9 +410,8 @@ def _write_operational(out: Store, op: tuple[str, ...], d, typed) -> None:
     a = d.case_alignment
     write_csv(out, a[["crn", "side", "rule", "case_class", "current_om", "om"]].assign(
         moved=a["moved"].map({True: "Y", False: "N"}), reason=a["reason"]), *op, "case_alignment.csv")
-    moves = a[a["moved"]]
-    transfers = pd.DataFrame({"crn": moves["crn"], "current_om": moves["current_om"], "new_om": moves["om"],
-                              "team_code": moves["team_code"], "reason": moves["reason"]})
+    transfers = a.loc[a["moved"].to_numpy(), ["crn", "current_om", "om", "team_code", "reason"]].rename(
+        columns={"om": "new_om"})
     write_csv(out, transfers, *op, "transfer_list.csv")
     out.write_bytes(transfer_workbook(formula_safe_frame(transfers), dt.datetime.fromisoformat(op[-1])), *op,
                     TRANSFER_WORKBOOK)
