@@ -6,11 +6,14 @@ task overwrites its own files and nothing else. Returns a small summary, never a
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import io
 import re
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from hashlib import sha256
+from typing import Iterator
 
 import numpy as np
 import pandas as pd
@@ -284,6 +287,21 @@ def rejected_results(exc: FileRejected, date: str) -> list[dict]:
     return [{**r, "extract_date": date} for r in exc.results or [parse_result(exc)]]
 
 
+@contextmanager
+def _few_collections() -> Iterator[None]:
+    """Run a task with Python's cyclic garbage collector at a young collection every 50,000 allocations, not
+    700, then restore it. The tasks make millions of short-lived containers and few cycles: at the defaults
+    London's decisions ran 500 young and 2 full collections (0.25 s), a national scale-10 run's decisions
+    1.3 s of them; now 0.1 s."""
+    before = gc.get_threshold()
+    gc.set_threshold(50_000, 20, 100)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*before)
+
+
+@_few_collections()
 def ingest_trust(job: TrustJob) -> dict:
     """Phase 1: pick the trust's newest usable extract and validate it; stage its accepted rows.
 
@@ -330,6 +348,7 @@ def staged_crns(job: TrustJob) -> pa.Table:
     return pq.read_table(io.BytesIO(raw), columns=["crn", LINE])
 
 
+@_few_collections()
 def decide_and_stage(job: TrustJob, policy: Policy, ingested: dict) -> dict:
     """Phase 2a: read the trust's staged accepted rows back, run the four decisions, stage both zones'
     outputs. It needs nothing from the other trusts, so it can start as soon as this trust is ingested.
@@ -359,6 +378,7 @@ def decide_and_stage(job: TrustJob, policy: Policy, ingested: dict) -> dict:
     return {"facts": facts, "seconds": {"decide": round(t2 - t1, 3), "write": round(time.perf_counter() - t2, 3)}}
 
 
+@_few_collections()
 def report_trust(job: TrustJob, ingested: dict, decided: dict, conflicts: list[dict] | None = None) -> dict:
     """Phase 2b, once every trust is ingested: add the findings the trust's own files could not show (a CRN
     also in another trust's extract: a warning, the case is still aligned by both trusts), then stage the

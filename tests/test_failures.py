@@ -152,3 +152,24 @@ def test_storage_that_fails_at_the_commit_gives_a_clear_error_and_publishes_noth
     assert json.loads((out / "published/_manifests/run_date=2014-06-01.json").read_text())["run_id"] == \
         first.manifest["run_id"]
     assert not list((out / "_runs").iterdir()) and not list((out / "_locks").iterdir())
+
+
+def test_a_trust_task_collects_garbage_less_often_and_restores_the_collector_even_when_it_fails():
+    import gc
+
+    from pipeline.trust_task import _few_collections
+
+    seen = []
+
+    @_few_collections()
+    def task(fail: bool) -> None:
+        seen.append(gc.get_threshold())
+        if fail:
+            raise OSError("disk full")
+
+    before = gc.get_threshold()
+    task(False)
+    with pytest.raises(OSError):
+        task(True)
+    assert seen == [(50_000, 20, 100)] * 2
+    assert gc.get_threshold() == before
