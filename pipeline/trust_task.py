@@ -79,7 +79,8 @@ class Pseudonyms:
         strict order (the case alignment's CRNs) holds distinct values: hashed without factorising."""
         if len(columns) == 1 and strictly_ascending(columns[0]):
             values = columns[0]
-            return labels(np.arange(len(values)), self._digests(values.tolist()), values.index)
+            digests = pa.array(self._digests(values.tolist()), pa.large_string())
+            return pd.Series(digests.to_pandas().array, index=values.index)
         codes, distinct = _factorised(columns)
         digests = self._digests(distinct)
         ends = np.cumsum([len(c) for c in columns]).tolist()
