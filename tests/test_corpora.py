@@ -13,7 +13,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from pipeline.contract import _PANDAS, FILES, WHITESPACE, type_column
+from pipeline.contract import _PANDAS, FILES, PRINTABLE, WHITESPACE, blank, type_column
 from pipeline.ingest import _records, _starts_from_values, parse_csv, read_table, read_text
 from pipeline.trust_task import FORMULA_CHARS, FORMULA_START, Pseudonyms, formula_safe_frame
 from pipeline.text import _may_differ, arrow_text, ascending, equals, isin, matches, positions, repeated, starts_with
@@ -207,6 +207,15 @@ def test_arrow_types_accepted_text_as_pandas_does(how):
 
 def test_the_whitespace_arrow_trims_is_every_character_python_strips():
     assert WHITESPACE == "".join(c for c in map(chr, range(sys.maxunicode + 1)) if c.isspace())
+    # blank() trims only values that do not start with a printable ASCII byte: no whitespace starts with one
+    assert not {c.encode("utf-8")[0] for c in WHITESPACE} & set(PRINTABLE)
+
+
+def test_blank_is_missing_or_what_python_strips_to_nothing():
+    values = ["", " ", "a", " a", "a ", "\u3000", "\u3000x", "\x7f", "\x1c", *NAUGHTY, None]
+    expected = [v is None or v.strip() == "" for v in values]
+    assert blank(pa.array(values, pa.string())).to_pylist() == expected
+    assert blank(pa.chunked_array([pa.array(values[:5]), pa.array(values[5:])])).to_pylist() == expected
 
 
 @pytest.mark.parametrize("texts", [
