@@ -115,8 +115,9 @@ def formula_safe(value: object) -> object:
 
 
 def formula_safe_frame(df: pd.DataFrame) -> pd.DataFrame:
-    """`formula_safe` on every text column, touching only the cells that start like a formula."""
-    out = df.copy()
+    """`formula_safe` on every text column, touching only the cells that start like a formula (in a shallow
+    copy: a column with none is not copied)."""
+    out = df.copy(deep=False)
     for col in out.columns:
         s = out[col]
         if s.dtype == object or pd.api.types.is_string_dtype(s):
