@@ -292,14 +292,13 @@ def _class_inflow(flows: dict) -> dict[tuple[str, str], float]:
 
 
 class _Network:
-    """A min-cost flow network: nodes by key, arcs collected in lists and handed to OR-Tools in one call."""
+    """A min-cost flow network: nodes by key, arcs collected as arrays and handed to OR-Tools in one call."""
 
     def __init__(self) -> None:
         self.nodes: dict[tuple, int] = {}
-        self.tails: list[int] = []
-        self.heads: list[int] = []
-        self.caps: list[int] = []
-        self.costs: list[int] = []
+        none = np.zeros(0, dtype=np.int64)
+        self._arcs: list[tuple[np.ndarray, ...]] = [(none, none, none, none)]  # tails, heads, caps, costs
+        self.size = 0
         self.supply: dict[int, int] = defaultdict(int)
 
     def node(self, key: tuple) -> int:
@@ -314,16 +313,22 @@ class _Network:
         nodes.update(zip(fresh, range(len(nodes), len(nodes) + len(fresh))))
         return np.fromiter(map(nodes.__getitem__, keys), dtype=np.int64, count=len(keys))
 
+    def _add(self, tails: np.ndarray, heads: np.ndarray, caps, costs) -> np.ndarray:
+        """Arcs after those already added; returns their indices."""
+        n = len(tails)
+        self._arcs.append((tails, heads, np.broadcast_to(np.asarray(caps, dtype=np.int64), n),
+                           np.broadcast_to(np.asarray(costs, dtype=np.int64), n)))
+        self.size += n
+        return np.arange(self.size - n, self.size)
+
     def arcs(self, touched: list[tuple], caps, costs) -> np.ndarray:
         """Arcs between consecutive pairs of node keys in `touched` (tail, head, tail, head, ...), in order;
         returns their indices."""
         ends = self.ids(touched).reshape(-1, 2)
-        first = len(self.tails)
-        self.tails += ends[:, 0].tolist()
-        self.heads += ends[:, 1].tolist()
-        self.caps += np.broadcast_to(np.asarray(caps, dtype=np.int64), len(ends)).tolist()
-        self.costs += np.broadcast_to(np.asarray(costs, dtype=np.int64), len(ends)).tolist()
-        return np.arange(first, first + len(ends))
+        return self._add(ends[:, 0], ends[:, 1], caps, costs)
+
+    def tails(self, arcs: np.ndarray) -> np.ndarray:
+        return np.concatenate([chunk[0] for chunk in self._arcs])[arcs]
 
     def load_bands(self, officer_nodes: list[int], fixed: np.ndarray, thresholds: np.ndarray, costs: np.ndarray,
                    big: int) -> None:
@@ -338,24 +343,21 @@ class _Network:
         prices = np.concatenate([np.zeros((len(th), 1), np.int64), passed], axis=1)
         # A band exists above the fixed load and above the band before it (equal thresholds make one band).
         real = np.concatenate([caps[:, :-1] > 0, np.ones((len(th), 1), bool)], axis=1)
-        self.tails += np.repeat(np.asarray(officer_nodes, dtype=np.int64), real.sum(axis=1)).tolist()
-        self.heads += [self.node(("sink",))] * int(real.sum())
-        self.caps += caps[real].tolist()
-        self.costs += prices[real].tolist()
+        tails = np.repeat(np.asarray(officer_nodes, dtype=np.int64), real.sum(axis=1))
+        self._add(tails, np.full(len(tails), self.node(("sink",)), dtype=np.int64), caps[real], prices[real])
 
     def solve(self, sink: tuple, what: str) -> tuple[np.ndarray, int]:
         """Every supply drained into `sink` at least cost: the flow on each arc, and the cost."""
         flow = SimpleMinCostFlow()
-        flow.add_arcs_with_capacity_and_unit_cost(
-            np.asarray(self.tails, dtype=np.int32), np.asarray(self.heads, dtype=np.int32),
-            np.asarray(self.caps, dtype=np.int64), np.asarray(self.costs, dtype=np.int64))
-        for n, amount in self.supply.items():
-            flow.set_node_supply(n, amount)
-        flow.set_node_supply(self.node(sink), -sum(self.supply.values()))
+        tails, heads, caps, costs = (np.concatenate([chunk[i] for chunk in self._arcs]) for i in range(4))
+        flow.add_arcs_with_capacity_and_unit_cost(tails.astype(np.int32), heads.astype(np.int32), caps, costs)
+        supply = {**self.supply, self.node(sink): -sum(self.supply.values())}
+        flow.set_nodes_supplies(np.fromiter(supply, dtype=np.int32, count=len(supply)),
+                                np.fromiter(supply.values(), dtype=np.int64, count=len(supply)))
         status = flow.solve()
         if status != SimpleMinCostFlow.OPTIMAL:
             raise RuntimeError(f"case alignment {what} failed (status {status})")
-        return flow.flows(np.arange(len(self.tails), dtype=np.int32)), flow.optimal_cost()
+        return flow.flows(np.arange(self.size, dtype=np.int32)), flow.optimal_cost()
 
 
 def _relaxation(prob: SideProblem, classes: list[str], policy: Policy,
@@ -386,7 +388,7 @@ def _relaxation(prob: SideProblem, classes: list[str], policy: Policy,
         touched += (group, ("om", om), group, ("pool", k, t))
         costs += (keep_cost[k], 0)
     kept_arcs = net.arcs(touched, np.repeat(units, 2), costs)[0::2]
-    net.supply.update(zip(np.asarray(net.tails)[kept_arcs].tolist(), units.tolist()))
+    net.supply.update(zip(net.tails(kept_arcs).tolist(), units.tolist()))
     big = int(units.sum())
     for (k, t), idx in sorted(prob.forced.items()):
         net.supply[net.node(("pool", k, t))] += len(idx) * weight_units[k]
@@ -454,7 +456,7 @@ def _flow_repair(prob: SideProblem, classes: list[str], policy: Policy, weight_u
         group = ("group", om, k, t)
         touched += (group, ("om", om, k), group, ("pool", k, t))
     kept_arcs = net.arcs(touched, np.repeat(sizes, 2), np.tile([0, al.cost_move * U], len(kept)))[0::2]
-    net.supply.update(zip(np.asarray(net.tails)[kept_arcs].tolist(), sizes.tolist()))
+    net.supply.update(zip(net.tails(kept_arcs).tolist(), sizes.tolist()))
     for (k, t), idx in sorted(prob.forced.items()):
         net.supply[net.node(("pool", k, t))] += len(idx)
     penalty = {k: _penalty(prob.officers, k, policy) for k in classes}
