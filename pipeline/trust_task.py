@@ -73,19 +73,21 @@ class Pseudonyms:
             out.append(o.hexdigest()[:32])
         return out
 
-    def __call__(self, *columns: pd.Series) -> pd.Series | list[pd.Series]:
-        """Each column's pseudonyms (one column: its Series; several: a list); nulls stay null. A value in
-        several columns (an officer as holder, as current OM, in the caseload) is hashed once. A column in
-        strict order (the case alignment's CRNs) holds distinct values: hashed without factorising."""
-        if len(columns) == 1 and strictly_ascending(columns[0]):
-            values = columns[0]
-            digests = pa.array(self._digests(values.tolist()), pa.large_string())
-            return pd.Series(digests.to_pandas().array, index=values.index)
+    def __call__(self, values: pd.Series) -> pd.Series:
+        """The column's pseudonyms; nulls stay null. A column in strict order (the case alignment's CRNs)
+        holds distinct values: hashed without factorising."""
+        if not strictly_ascending(values):
+            return self.many(values)[0]
+        digests = pa.array(self._digests(values.tolist()), pa.large_string())
+        return pd.Series(digests.to_pandas().array, index=values.index)
+
+    def many(self, *columns: pd.Series) -> list[pd.Series]:
+        """Several columns' pseudonyms, each value hashed once, however many columns hold it (an officer as
+        holder, as current OM, in the caseload)."""
         codes, distinct = _factorised(columns)
         digests = self._digests(distinct)
         ends = np.cumsum([len(c) for c in columns]).tolist()
-        out = [labels(codes[end - len(c):end], digests, c.index) for c, end in zip(columns, ends)]
-        return out[0] if len(columns) == 1 else out
+        return [labels(codes[end - len(c):end], digests, c.index) for c, end in zip(columns, ends)]
 
 
 def _factorised(columns: tuple[pd.Series, ...]) -> tuple[np.ndarray, list]:
@@ -447,7 +449,7 @@ def _stage_published(out: Store, stage: tuple[str, ...], job: TrustJob, d) -> No
     staff_id, case_id = Pseudonyms(job.pseudonym_key, f"staff:{job.trust}"), Pseudonyms(job.pseudonym_key, "crn")
 
     s, a, r = d.staff_assignment, d.case_alignment, d.retention_decisions
-    staff, current_om, om, caseload, requested_by = staff_id(
+    staff, current_om, om, caseload, requested_by = staff_id.many(
         s["staff_code"], a["current_om"], a["om"], d.caseload["staff_code"], r["requested_by"])
     datasets = {
         "staff_assignment": pd.DataFrame({

@@ -99,7 +99,7 @@ def test_pseudonyms_are_the_keyed_hmac_and_keep_nulls(key):
         else:
             assert p == hmac.new(key, f"crn:{v}".encode(), hashlib.sha256).hexdigest()[:32]
     assert got.iloc[:50].nunique() == len(set(NAUGHTY[:50]))
-    together = case_id(values, values.iloc[::-1])  # several columns, each value hashed once
+    together = case_id.many(values, values.iloc[::-1])  # several columns, each value hashed once
     assert [c.tolist() for c in together] == [got.tolist(), again.tolist()]
     assert together[1].index.tolist() == values.index[::-1].tolist()
     distinct = pd.Series(sorted(set(NAUGHTY[:50])), index=range(100, 100 + len(set(NAUGHTY[:50]))))
