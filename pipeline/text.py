@@ -165,6 +165,16 @@ def _short_keys(values: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     return (keys << np.uint64(8)) | lengths.astype(np.uint64), short
 
 
+def concatenated(values: pa.Array, start: int = 0, stop: int | None = None) -> bytes:
+    """Values `start` to `stop` of a text array without missing values, one after another, as UTF-8: a slice
+    of its data buffer."""
+    stop = len(values) if stop is None else stop
+    if stop <= start:
+        return b""
+    off = _offsets(values)
+    return values.buffers()[2][int(off[start]):int(off[stop])].to_pybytes()
+
+
 def _offsets(values: pa.Array) -> np.ndarray:
     """Where each value of a text array starts in its data buffer, and where the last one ends."""
     width = np.int64 if pa.types.is_large_string(values.type) else np.int32

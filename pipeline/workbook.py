@@ -20,6 +20,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from pipeline.text import concatenated
+
 _ESCAPED_ESCAPE = re.compile(r"(_x[0-9a-fA-F]{4}_)")
 _CONTROL = re.compile(r"([\x00-\x08\x0b-\x1f])")
 _EDGE_SPACE = re.compile(r"^\s|\s$")
@@ -68,14 +70,6 @@ def _rows_xml(codes: np.ndarray, numbers: np.ndarray, bold: np.ndarray) -> pa.Ar
     return pc.binary_join_element_wise(*parts, "</row>", "")
 
 
-def _text_bytes(texts: pa.Array, start: int = 0, stop: int | None = None) -> bytes:
-    """Values `start` to `stop` of a text array without missing values, one after another: a slice of its
-    data buffer."""
-    offsets = np.frombuffer(texts.buffers()[1], dtype=np.int32)[texts.offset:texts.offset + len(texts) + 1]
-    stop = len(texts) if stop is None else stop
-    return texts.buffers()[2][int(offsets[start]):int(offsets[stop])].to_pybytes() if stop > start else b""
-
-
 def _sheet_xml(index: int, rows: bytes, size: tuple[int, int], width: float) -> bytes:
     """A worksheet of `size` (rows, columns) around its rows' XML."""
     n, last = size[0], _letters(size[1])[-1]
@@ -98,7 +92,7 @@ def _shared_strings(strings: list[str]) -> bytes:
     if not plain.all():
         items = pc.replace_with_mask(items, pa.array(~plain), pa.array(
             [_shared_string(strings[i]) for i in np.flatnonzero(~plain).tolist()], pa.string()))
-    return _text_bytes(items)
+    return concatenated(items)
 
 
 def _workbook_xml(sheets: list[Sheet]) -> str:
@@ -196,7 +190,7 @@ def write_workbook(sheets: list[Sheet], created: dt.datetime, width: float = 18.
     rows = _rows_xml(codes.reshape(-1, width_of.pop()), numbers, numbers == 1)
     parts: dict[str, str | bytes] = dict(_package(len(sheets), created, [s.name for s in sheets]))
     for i, (block, end) in enumerate(zip(blocks, ends.tolist())):
-        parts[f"xl/worksheets/sheet{i + 1}.xml"] = _sheet_xml(i, _text_bytes(rows, end - len(block), end),
+        parts[f"xl/worksheets/sheet{i + 1}.xml"] = _sheet_xml(i, concatenated(rows, end - len(block), end),
                                                               block.shape, width)
     parts["xl/workbook.xml"] = _workbook_xml(sheets)
     parts["xl/sharedStrings.xml"] = (

@@ -16,7 +16,8 @@ from hypothesis import strategies as st
 from pipeline.contract import _PANDAS, FILES, PRINTABLE, WHITESPACE, blank, type_column
 from pipeline.ingest import _records, _starts_from_values, parse_csv, read_table, read_text
 from pipeline.trust_task import FORMULA_CHARS, FORMULA_START, Pseudonyms, formula_safe_frame
-from pipeline.text import _may_differ, arrow_text, ascending, equals, isin, matches, positions, repeated, starts_with
+from pipeline.text import (_may_differ, arrow_text, ascending, concatenated, equals, isin, matches, positions,
+                           repeated, starts_with)
 from pipeline.validation import DATE, NUMBER, QUARANTINE_ROW, _dates, _numbers, suite_json, validate
 
 CORPORA = Path(__file__).with_name("corpora")  # copied as published from ../shared/corpora (PROVENANCE.txt)
@@ -328,3 +329,12 @@ def test_positions_equal_pandas_get_indexer(within, values):
             assert positions(pd.Series(v, dtype=dtype), pd.Series(w, dtype="str")).tolist() == want
     mixed = pd.Series([1, "1", None], dtype=object)  # not all text: pandas' own lookup
     assert positions(mixed, pd.Series(["1"], dtype=object)).tolist() == [-1, 0, -1]
+
+
+@pytest.mark.parametrize("type_", [pa.string(), pa.large_string()])
+def test_concatenated_text_is_the_values_joined_whatever_the_offsets(type_):
+    values = pa.array(NAUGHTY, type_)
+    for a, b in [(0, len(NAUGHTY)), (3, 40), (17, 17), (40, 3)]:
+        assert concatenated(values, a, b) == "".join(NAUGHTY[a:b]).encode("utf-8")
+    window = values.slice(5, 30)  # an array that starts inside its buffers
+    assert concatenated(window) == "".join(NAUGHTY[5:35]).encode("utf-8")
