@@ -730,17 +730,19 @@ def align_cases(
         method = method or next(m for m in (LP_FLOW, LP_INTEGRAL, MIP) if m in methods)
         reports.append(SolveReport(side, method, None, math.nan if method == OTHER_SIDE else bound, len(parts)))
 
-    row = roster.find(om)
-    moved = np.isin(reason, MOVE_REASONS)
+    # Text as pandas holds it (Arrow), made once: looked up and compared by Arrow, then the output's columns
+    om_text, reason_text = pd.Series(om, dtype="str"), pd.Series(reason, dtype="str")
+    row = roster.find(om_text)
+    moved = isin(reason_text, list(MOVE_REASONS))
     plan = Plan(
         row=row, side=c.side, wunits=wunits, moved=moved,
         eligible=(row < roster.none) & roster.same_side(row, c.on_side) & ((roster.classes[row] & c.bits) != 0),
-        team_change=(row < roster.none) & (moved | (reason == ALLOCATED)) & (roster.team[row] != c.team),
+        team_change=(row < roster.none) & (moved | equals(reason_text, ALLOCATED)) & (roster.team[row] != c.team),
         free=~pinned)
     out = cases[["crn", "team_code", "side", "rule", "case_class", "weight_units"]].copy()
-    out["current_om"] = current_om.astype("str")  # text as pandas holds it (Arrow), as `om` is: no object column
-    out["om"] = om
-    out["reason"] = reason
+    out["current_om"] = current_om.astype("str")
+    out["om"] = om_text
+    out["reason"] = reason_text
     out["moved"] = moved
     out["eligible_om"] = plan.eligible
     out["team_change"] = plan.team_change
