@@ -67,3 +67,18 @@ def test_an_external_cluster_gives_the_same_outputs_as_a_local_one(tmp_path, clu
         for f in ("case_alignment.csv", "transfer_list.csv", "staff_assignment.csv", "quarantine.csv"):
             a = (tmp_path / "remote" / "operational" / trust / "2014-06-01" / f).read_bytes()
             assert a == (tmp_path / "local" / "operational" / trust / "2014-06-01" / f).read_bytes(), (trust, f)
+
+
+def test_the_local_cluster_has_one_thread_per_worker_and_no_statistical_profiler():
+    """The workers' 10 ms stack sampler (for the dashboard) is off in a local run; tasks run one at a time."""
+    import dask
+
+    from pipeline.run import dask_client
+
+    def probe(dask_worker):
+        return (dask.config.get("distributed.worker.profile.enabled"), "profile" in dask_worker.periodic_callbacks,
+                dask_worker.state.nthreads)
+
+    with dask_client() as client:
+        seen = client.run(probe)
+    assert len(seen) == 2 and set(seen.values()) == {(False, False, 1)}
