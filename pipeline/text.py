@@ -114,6 +114,12 @@ def ascending(s: pd.Series) -> bool:
     return _in_order(values, pc.less_equal)
 
 
+def sorted_by(frame: pd.DataFrame, column: str) -> pd.DataFrame:
+    """`frame` stably sorted by its text `column`; as it is when already in order (an extract sorted by CRN:
+    checking takes about 1 ms, sorting London's cases 100 ms)."""
+    return frame if ascending(frame[column]) else frame.sort_values(column, kind="stable")
+
+
 def strictly_ascending(s: pd.Series) -> bool:
     """Whether `s` is text in strict order, so that its values are distinct (an alignment sorted by CRN)."""
     values = arrow_text(s)
@@ -240,5 +246,9 @@ def isin(values: pd.Series, within) -> np.ndarray:
 def labels(codes: np.ndarray, names: list[str], index: pd.Index | None = None) -> pd.Series:
     """A text column from integer codes into `names` (-1: missing), built by Arrow: pandas converts a NumPy
     array of strings to its text type one value at a time, ten times slower."""
-    values = pa.array(names, type=pa.large_string()).take(pa.array(codes, mask=codes < 0))
-    return pd.Series(values.to_pandas().array, index=index)  # by position, whatever the index
+    return text_series(pa.array(names, type=pa.large_string()).take(pa.array(codes, mask=codes < 0)), index)
+
+
+def text_series(values: pa.Array, index: pd.Index | None = None) -> pd.Series:
+    """An Arrow text array as pandas' text Series, by position whatever the index."""
+    return pd.Series(values.to_pandas().array, index=index)

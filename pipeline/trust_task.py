@@ -28,7 +28,7 @@ from pipeline.deliverables import TRANSFER_WORKBOOK, TRUST_README, transfer_work
 from pipeline.ingest import FileRejected, read_text
 from pipeline.policy import Policy
 from pipeline.storage import Store
-from pipeline.text import arrow_text, filled, labels, starts_with, strictly_ascending
+from pipeline.text import arrow_text, filled, labels, starts_with, strictly_ascending, text_series
 from pipeline.report import REPORT_FILE, render_report
 from pipeline.validation import QUARANTINE_ROW, REPORT, cross_trust_result, parse_result, reference_params, validate
 
@@ -78,8 +78,7 @@ class Pseudonyms:
         holds distinct values: hashed without factorising."""
         if not strictly_ascending(values):
             return self.many(values)[0]
-        digests = pa.array(self._digests(values.tolist()), pa.large_string())
-        return pd.Series(digests.to_pandas().array, index=values.index)
+        return text_series(pa.array(self._digests(values.tolist()), pa.large_string()), values.index)
 
     def many(self, *columns: pd.Series) -> list[pd.Series]:
         """Several columns' pseudonyms, each value hashed once, however many columns hold it (an officer as

@@ -25,7 +25,7 @@ from pipeline.text import concatenated
 _ESCAPED_ESCAPE = re.compile(r"(_x[0-9a-fA-F]{4}_)")
 _CONTROL = re.compile(r"([\x00-\x08\x0b-\x1f])")
 _EDGE_SPACE = re.compile(r"^\s|\s$")
-_PLAIN = re.compile(r"[A-Za-z0-9.\-]*")
+_PLAIN = re.compile(r"[A-Za-z0-9.\-]*")  # text a shared string holds as it is (nothing to escape)
 _MAIN = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
 _REL = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
 _PKG_REL = "http://schemas.openxmlformats.org/package/2006/relationships"
@@ -42,12 +42,10 @@ class Sheet:
 
 def _shared_string(text: str) -> str:
     """One <si>: Excel's _xHHHH_ escapes for control characters (and for literal escapes), XML escapes."""
-    if not _PLAIN.fullmatch(text):
-        text = _CONTROL.sub(lambda m: f"_x{ord(m.group(1)):04X}_", _ESCAPED_ESCAPE.sub(r"_x005F\1", text))
-        text = text.replace("\ufffe", "_xFFFE_").replace("\uffff", "_xFFFF_")
-        space = ' xml:space="preserve"' if _EDGE_SPACE.search(text) else ""
-        return f"<si><t{space}>{escape(text)}</t></si>"
-    return f"<si><t>{text}</t></si>"
+    text = _CONTROL.sub(lambda m: f"_x{ord(m.group(1)):04X}_", _ESCAPED_ESCAPE.sub(r"_x005F\1", text))
+    text = text.replace("\ufffe", "_xFFFE_").replace("\uffff", "_xFFFF_")
+    space = ' xml:space="preserve"' if _EDGE_SPACE.search(text) else ""
+    return f"<si><t{space}>{escape(text)}</t></si>"
 
 
 def _letters(n: int) -> list[str]:
@@ -84,10 +82,10 @@ def _sheet_xml(index: int, rows: bytes, size: tuple[int, int], width: float) -> 
 
 
 def _shared_strings(strings: list[str]) -> bytes:
-    """The <si> of each string: plain ones (letters, digits, dots and dashes: codes and CRNs) by Arrow, the
-    rest through `_shared_string`."""
+    """The <si> of each string: plain ones (codes and CRNs: nothing to escape) by Arrow, the rest through
+    `_shared_string`."""
     texts = pa.array(strings, pa.string())
-    plain = pc.match_substring_regex(texts, r"^[A-Za-z0-9.\-]*$").to_numpy(zero_copy_only=False)
+    plain = pc.match_substring_regex(texts, f"^{_PLAIN.pattern}$").to_numpy(zero_copy_only=False)
     items = pc.binary_join_element_wise("<si><t>", texts, "</t></si>", "")
     if not plain.all():
         items = pc.replace_with_mask(items, pa.array(~plain), pa.array(

@@ -27,7 +27,7 @@ from pipeline.domain import (
     MOVED_LEFT, MOVED_SIDE, RETAINED, RETENTION_HONOURED, RETENTION_NOT_NEEDED, RETENTION_OM_LEFT,
     RETENTION_REJECTED_MOVED, SIDES)
 from pipeline.policy import Policy
-from pipeline.text import ascending, equals, isin, positions
+from pipeline.text import equals, isin, positions, sorted_by
 
 HOLDING_STATUSES = ("ACCEPTED", "PENDING")
 
@@ -688,10 +688,7 @@ def align_cases(
     Returns one row per case, sorted by crn: crn, team_code, side, rule, case_class, weight_units,
     current_om, om, moved, reason, eligible_om; and one solver report per side.
     """
-    cases = split_cases
-    if not ascending(cases["crn"]):
-        cases = cases.sort_values("crn", kind="stable")
-    cases = cases.reset_index(drop=True)
+    cases = sorted_by(split_cases, "crn").reset_index(drop=True)
     officers = _officers(staff_split, policy, as_of)
     roster = Roster.of(officers, policy)
     weight_units = {k: policy.weight_units(k) for k in policy.case_classes.weights}
@@ -908,9 +905,7 @@ def _relieve_overflow(prob: SideProblem, c: CaseArrays, om: np.ndarray, reason: 
 
 def caseload(aligned: pd.DataFrame, staff_split: pd.DataFrame, policy: Policy) -> pd.DataFrame:
     """Per offender manager: cases, workload points, capacity and utilisation after alignment."""
-    staff = staff_split
-    if not ascending(staff["staff_code"]):
-        staff = staff.sort_values("staff_code")
+    staff = sorted_by(staff_split, "staff_code")
     row = positions(aligned["om"], staff["staff_code"])
     held = row >= 0
     cases = np.bincount(row[held], minlength=len(staff))

@@ -11,7 +11,7 @@ from pipeline.decisions.case_split import split_cases
 from pipeline.decisions.staff_split import split_staff
 from pipeline.domain import CRC, NPS
 from pipeline.policy import Policy
-from pipeline.text import ascending
+from pipeline.text import sorted_by
 
 
 @dataclass(frozen=True)
@@ -36,8 +36,7 @@ def decide_trust(
     previous_plan: pd.DataFrame | None = None,
 ) -> TrustDecisions:
     """Run the split for one trust from typed tables (see pipeline.schema) to decision tables."""
-    in_order = cases if ascending(cases["crn"]) else cases.sort_values("crn", kind="stable")
-    split = split_cases(in_order.reset_index(drop=True), policy)
+    split = split_cases(sorted_by(cases, "crn").reset_index(drop=True), policy)
     assignment = split_staff(staff, split, appeals, policy, nps_unit, crc_unit)
     aligned, reports = align_cases(split, assignment, retention, policy, as_of, previous_plan)
     load = caseload(aligned, assignment, policy)

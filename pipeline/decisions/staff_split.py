@@ -7,7 +7,7 @@ import pandas as pd
 from pipeline.decisions.case_split import nps_points_share
 from pipeline.domain import (ALIGNMENT, APPEAL_UPHELD, CRC, FIXED_ROLE, NPS, PREFERENCE, TARGET_FULL)
 from pipeline.policy import Policy
-from pipeline.text import equals, positions
+from pipeline.text import equals, positions, sorted_by
 
 _EPS = 1e-9
 
@@ -46,7 +46,7 @@ def split_staff(
     Returns the staff rows sorted by staff_code with `side`, `unit`, `reason`, `guaranteed`, `alignment`.
     """
     sp = policy.staff_split
-    staff = staff.sort_values("staff_code", kind="stable").reset_index(drop=True)
+    staff = sorted_by(staff, "staff_code").reset_index(drop=True)
     trust_share = nps_points_share(split_cases, sp.fallback_nps_share)
     alignment = staff_alignment(staff, split_cases, trust_share).to_numpy()
     codes = staff["staff_code"].to_numpy(dtype=object)
