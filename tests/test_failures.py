@@ -154,22 +154,27 @@ def test_storage_that_fails_at_the_commit_gives_a_clear_error_and_publishes_noth
     assert not list((out / "_runs").iterdir()) and not list((out / "_locks").iterdir())
 
 
-def test_a_trust_task_collects_garbage_less_often_and_restores_the_collector_even_when_it_fails():
+def test_a_trust_task_collects_garbage_less_often_and_restores_the_collector_even_when_it_fails(tmp_path,
+                                                                                                  monkeypatch):
     import gc
 
-    from pipeline.trust_task import _few_collections
+    from pipeline import trust_task
 
     seen = []
 
-    @_few_collections()
-    def task(fail: bool) -> None:
+    def extract_dates(landing, trust, run_date):  # the task's first step: see the collector, then no extract
         seen.append(gc.get_threshold())
-        if fail:
-            raise OSError("disk full")
+        if len(seen) == 2:
+            raise OSError("landing zone unreadable")
+        return [], []
 
+    monkeypatch.setattr(trust_task, "extract_dates", extract_dates)
+    job = trust_task.TrustJob("WIL", "NPS-SW", "CRC-WIL", str(tmp_path / "landing"), str(tmp_path / "out"),
+                              "r1", "2014-06-01", b"k", 100)
     before = gc.get_threshold()
-    task(False)
+    assert trust_task.ingest_trust(job)["status"] == "NO_EXTRACT"
     with pytest.raises(OSError):
-        task(True)
+        trust_task.ingest_trust(job)
     assert seen == [(50_000, 20, 100)] * 2
-    assert gc.get_threshold() == before
+    assert gc.get_threshold() == before != (50_000, 20, 100)
+    assert all(hasattr(task, "__wrapped__") for task in (trust_task.decide_and_stage, trust_task.report_trust))
