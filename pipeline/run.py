@@ -244,6 +244,8 @@ def dask_client(scheduler: str | None = None, n_workers: int = 2) -> Iterator:
     import dask
     from dask.distributed import Client, LocalCluster
 
+    from pipeline.worker_setup import ArrowThreads
+
     address = scheduler or os.environ.get("DASK_SCHEDULER_ADDRESS")
     if address:
         with Client(address) as client:
@@ -263,9 +265,11 @@ def dask_client(scheduler: str | None = None, n_workers: int = 2) -> Iterator:
                                memory_limit="4GiB", dashboard_address="127.0.0.1:0")
     try:
         with Client(cluster) as client:
+            client.register_plugin(ArrowThreads(max(1, (os.cpu_count() or 1) // n_workers)), name="arrow-threads")
             yield client
     finally:
         cluster.close()
+
 
 
 def _gather(client, futures: dict, on_done: Callable[[dict], None] | None = None) -> dict[str, dict]:
