@@ -66,8 +66,11 @@ def test_compose_uses_one_project_image_and_its_addresses_and_ports_agree():
     assert all(s["build"] == {"context": "..", "dockerfile": "Dockerfile"} for s in product)
     assert (INFRA / ".." / "Dockerfile").resolve().exists()
     scheduler_port = services["dask-scheduler"]["command"][services["dask-scheduler"]["command"].index("--port") + 1]
-    address = services["dask-worker"]["environment"]["DASK_SCHEDULER_ADDRESS"]
+    worker = services["dask-worker"]
+    address = worker["environment"]["DASK_SCHEDULER_ADDRESS"]
     assert address == f"tcp://dask-scheduler:{scheduler_port}"
+    assert worker["environment"]["OMP_NUM_THREADS"] == worker["command"][worker["command"].index("--nthreads") + 1]
+    assert RUN_SETTINGS <= set(worker["environment"])
     assert address in services["dask-worker"]["command"]
     api = services["airflow-api-server"]
     api_port = api["command"][api["command"].index("--port") + 1]
@@ -113,6 +116,9 @@ def test_kubernetes_manifests_agree_with_each_other_and_the_product():
     assert {c["image"] for c in containers} == {image}
     assert "trp-settings" in values["extraEnvFrom"] and "trp-secrets" in values["extraEnvFrom"]
     assert values["config"]["core"]["dags_folder"] == "/opt/trp/dags"
+    worker = cluster["spec"]["worker"]["spec"]["containers"][0]
+    threads = {e["name"]: e["value"] for e in worker["env"]}["OMP_NUM_THREADS"]
+    assert threads == worker["args"][worker["args"].index("--nthreads") + 1] == worker["resources"]["requests"]["cpu"]
     upload = next(d for d in docs if d["kind"] == "Deployment")["spec"]["template"]["spec"]["containers"][0]
     assert upload["args"][:2] == ["trp", "serve"] and set(_options(upload["args"])) <= _trp_options("serve")
     assert all(d["metadata"]["namespace"] == "transition" for d in docs)
