@@ -70,8 +70,9 @@ def test_an_external_cluster_gives_the_same_outputs_as_a_local_one(tmp_path, clu
 
 
 def test_the_local_cluster_has_one_thread_per_worker_and_no_statistical_profiler():
-    """The workers' 10 ms stack sampler (for the dashboard) is off in a local run; tasks run one at a time, and
-    Arrow's threads are the worker's share of the cores (two workers on this 2-core machine: one each)."""
+    """The workers' 10 ms stack sampler (for the dashboard) is off in a local run; tasks run one at a time;
+    Arrow's threads are the worker's share of the cores (two workers on this 2-core machine: one each); the
+    event loops tick every second and the nannies check memory every half second."""
     import os
 
     import dask
@@ -82,8 +83,12 @@ def test_the_local_cluster_has_one_thread_per_worker_and_no_statistical_profiler
         import pyarrow as pa
 
         return (dask.config.get("distributed.worker.profile.enabled"), "profile" in dask_worker.periodic_callbacks,
-                dask_worker.state.nthreads, pa.cpu_count())
+                dask_worker.state.nthreads, pa.cpu_count(), dask_worker._tick_interval)
 
     with dask_client() as client:
         seen = client.run(probe)
-    assert len(seen) == 2 and set(seen.values()) == {(False, False, 1, max(1, os.cpu_count() // 2))}
+        nannies = client.run(lambda dask_worker: (dask_worker._tick_interval, dask_worker.memory_manager
+                                                  .memory_monitor_interval), nanny=True)
+        scheduler = client.run_on_scheduler(lambda dask_scheduler: dask_scheduler._tick_interval)
+    assert len(seen) == 2 and set(seen.values()) == {(False, False, 1, max(1, os.cpu_count() // 2), 1.0)}
+    assert set(nannies.values()) == {(1.0, 0.5)} and scheduler == 1.0
