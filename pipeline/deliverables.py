@@ -6,7 +6,10 @@ import re
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
+from pipeline.text import arrow_text, ascending
 from pipeline.workbook import Sheet, write_workbook
 
 TRANSFER_WORKBOOK = "transfer_list.xlsx"
@@ -34,14 +37,15 @@ def transfer_workbook(moves: pd.DataFrame, created: dt.datetime = dt.datetime(20
     `moves` is already formula-safe; cells are written as text, never as formulas. `created` goes in the
     file's properties instead of the clock, so the same moves give the same bytes.
     """
-    moves = moves.sort_values("team_code", kind="stable")
-    cells = np.column_stack([moves[c].fillna("").astype(str).to_numpy(dtype=object) for c in moves.columns])
-    teams = moves["team_code"].to_numpy(dtype=object)
-    starts = [*np.flatnonzero(np.r_[len(teams) > 0, teams[1:] != teams[:-1]]).tolist(), len(teams)]
-    names = _sheet_names([str(teams[a]) for a in starts[:-1]])
-    header = list(moves.columns)
-    sheets = [Sheet(name, header, cells[a:b]) for name, a, b in zip(names, starts[:-1], starts[1:])]
-    return write_workbook(sheets or [Sheet("no moves", header, cells)], created)
+    columns = [arrow_text(moves[c].fillna("").astype(str)) for c in moves.columns]
+    team = columns[list(moves.columns).index("team_code")]
+    if not ascending(team):
+        order = pc.sort_indices(team)  # stable
+        columns, team = [c.take(order) for c in columns], team.take(order)
+    starts = np.flatnonzero(np.r_[len(team) > 0, pc.not_equal(team[1:], team[:-1]).to_numpy(zero_copy_only=False)])
+    names = _sheet_names(team.take(pa.array(starts)).to_pylist())
+    sheets = [Sheet(name, rows) for name, rows in zip(names, np.diff(np.r_[starts, len(team)]).tolist())]
+    return write_workbook(list(moves.columns), columns, sheets or [Sheet("no moves", 0)], created)
 
 
 def trust_readme(trust: str, run_date: str) -> str:
