@@ -245,9 +245,10 @@ def _write_table(store: Store, table: pa.Table, *parts: str, **options) -> None:
 def _stage_typed(out: Store, job: TrustJob, kind: str, table: pa.Table) -> None:
     """A trust's accepted rows of one file, staged for its decisions and the run-wide CRN check: without
     statistics (read whole, never filtered) and without a dictionary for the file's key and the line numbers,
-    which differ in every row (the writer would build one and drop it): London's cases in 0.10 s, not 0.15."""
+    which differ in every row (the writer would build one and drop it): London's cases in 0.10 s, not 0.15.
+    LZ4, not snappy: as fast to write, as small, and read back in three quarters of the time."""
     distinct = {FILES[kind].key, LINE}
-    _write_table(out, table, *_typed_path(job, kind), write_statistics=False,
+    _write_table(out, table, *_typed_path(job, kind), write_statistics=False, compression="lz4",
                  use_dictionary=[c for c in table.column_names if c not in distinct])
 
 
