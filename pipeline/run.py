@@ -261,8 +261,8 @@ def dask_client(scheduler: str | None = None, n_workers: int = 2) -> Iterator:
     # is off: a local run's dashboard is not watched, and six alternating scale-10 runs averaged 4% faster.
     # The event loops wake less often: a tick (which only detects a blocked loop) every second, not 20 ms, in
     # the scheduler, each nanny and each worker; memory checked every 0.5 s, not 0.1 s (a worker peaks at
-    # a sixth of its limit); the dashboard's system monitor every 2 s. The driver's CPU fell by 0.3-0.45 s
-    # and a scale-10 run by 0.3-1.1 s in three alternating pairs.
+    # a sixth of its limit); the dashboard's system monitor every 2 s. The driver's CPU fell by 0.3-0.45 s in
+    # each of six scale-10 runs, and the run was faster in five of six alternating pairs.
     with dask.config.set({"distributed.worker.multiprocessing-method": method,
                           "distributed.worker.profile.enabled": False,
                           "distributed.admin.tick.interval": "1s",
@@ -276,7 +276,6 @@ def dask_client(scheduler: str | None = None, n_workers: int = 2) -> Iterator:
             yield client
     finally:
         cluster.close()
-
 
 
 def _gather(client, futures: dict, on_done: Callable[[dict], None] | None = None) -> dict[str, dict]:

@@ -3,8 +3,8 @@
 xlsxwriter spends about 10 us a cell in Python (storing, then serialising each cell), and London's transfer
 list alone has 300,000 cells. This writes the parts xlsxwriter writes for such a workbook, with the same
 worksheet and shared-string XML (tests compare them byte for byte on the naughty strings), but builds the
-shared strings with one dictionary encoding and the rows with one join, both by Arrow. It writes no theme part and no formulas,
-numbers or links: every cell is text.
+shared strings with one dictionary encoding and the rows with one join, both by Arrow. It writes no theme
+part and no formulas, numbers or links: every cell is text.
 """
 from __future__ import annotations
 

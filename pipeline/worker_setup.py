@@ -9,7 +9,8 @@ class ArrowThreads(WorkerPlugin):
 
     Each worker runs one task at a time and the local cluster has a worker per core; at Arrow's default (a
     thread per core in every worker) two workers' CSV reads and conversions ran four threads on two cores,
-    and six alternating scale-10 runs were 0.6-1.3 s slower. A plugin, so a restarted worker gets it too.
+    and a scale-10 run was 0.2-1.8 s slower in five of six alternating pairs. A plugin, so a restarted
+    worker gets it too.
     """
 
     def __init__(self, threads: int) -> None:

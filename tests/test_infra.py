@@ -70,7 +70,6 @@ def test_compose_uses_one_project_image_and_its_addresses_and_ports_agree():
     address = worker["environment"]["DASK_SCHEDULER_ADDRESS"]
     assert address == f"tcp://dask-scheduler:{scheduler_port}"
     assert worker["environment"]["OMP_NUM_THREADS"] == worker["command"][worker["command"].index("--nthreads") + 1]
-    assert RUN_SETTINGS <= set(worker["environment"])
     assert address in services["dask-worker"]["command"]
     api = services["airflow-api-server"]
     api_port = api["command"][api["command"].index("--port") + 1]
