@@ -382,8 +382,12 @@ def publish(out: Store, run_id: str, run_date: str, manifest: dict, trusts: list
     Until the manifest is written nothing visible has changed, so a crash leaves the previous run in place.
     After it, `_swap_in` keeps the run's datasets under `runs/<run id>/published/` (immutable: what the
     catalog reads, and the audit copy once superseded) and replaces the date's partitions in the analysts'
-    `published/` tree with them; if that is interrupted, the next run's `recover` finishes it.
+    `published/` tree with them; if that is interrupted, the next run's `recover` finishes it. First, the
+    temporary files of writes a killed worker never finished are removed from the staging (its retry
+    wrote the file whole), so that none is published.
     """
+    for left in out.remove_partial("_runs", run_id):
+        log.warning("removed %s, left by a worker stopped mid-write", left)
     previous = current_manifest(out, run_date)
     manifest = {**manifest, "supersedes": previous["run_id"] if previous else None, "trusts_published": trusts}
     body = json.dumps(manifest, indent=2, sort_keys=True, default=str).encode()

@@ -3,10 +3,13 @@ from __future__ import annotations
 
 import os
 import posixpath
+import re
 import shutil
 import uuid
 
 from fsspec.core import url_to_fs
+
+_PARTIAL = re.compile(r"\.tmp-[0-9a-f]{32}$")  # the temporary name a local write goes to before its rename
 
 
 class Store:
@@ -59,6 +62,16 @@ class Store:
         except FileExistsError:
             return False
         return True
+
+    def remove_partial(self, *parts: str) -> list[str]:
+        """Remove the temporary files under a folder that writers killed mid-write left behind (local disk:
+        a write goes to a temporary name, then is renamed; an object store has none); returns their paths."""
+        if not self.is_local or not self.exists(*parts):
+            return []
+        left = [f for f in self.fs.find(self.path(*parts)) if _PARTIAL.search(f)]
+        for f in left:
+            self.fs.rm(f)
+        return left
 
     def exists(self, *parts: str) -> bool:
         return self.fs.exists(self.path(*parts))

@@ -72,6 +72,27 @@ def test_a_worker_killed_mid_run_changes_nothing_in_what_is_published(landings, 
     assert not list((hurt / "_runs").iterdir()) and not list((hurt / "_locks").iterdir())
 
 
+def test_what_a_worker_killed_mid_write_left_in_the_staging_is_never_published(landings, tmp_path, monkeypatch):
+    """A worker killed between writing a file's temporary copy and renaming it leaves the copy behind (the
+    retry writes the file whole): the commit removes such leftovers, so neither zone ever shows one."""
+    import pipeline.run as run_module
+
+    out, original = tmp_path / "out", run_module.publish
+
+    def publish_after_a_killed_write(store, run_id, *args):
+        staged = out / "_runs" / run_id
+        trust = sorted(p.name for p in (staged / "operational").iterdir())[0]
+        (staged / "operational" / trust / "2014-06-01" / f"case_alignment.csv.tmp-{'a' * 32}").write_bytes(b"half")
+        part = next((staged / "published" / "case_alignment").rglob("part-0.parquet")).parent
+        (part / f".part-0.parquet.tmp-{'b' * 32}").write_bytes(b"half")
+        return original(store, run_id, *args)
+
+    monkeypatch.setattr(run_module, "publish", publish_after_a_killed_write)
+    run_nightly(str(landings["a"]), str(out), "2014-06-01", pseudonym_key=KEY)
+    assert (out / "operational").is_dir()
+    assert [p for p in out.rglob("*") if ".tmp-" in p.name] == []
+
+
 def test_a_poison_extract_stops_the_run_naming_the_trust_and_publishes_nothing(landings, tmp_path):
     out = tmp_path / "out"
     first = run_nightly(str(landings["a"]), str(out), "2014-06-01", pseudonym_key=KEY)
