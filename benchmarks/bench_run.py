@@ -1,6 +1,7 @@
-"""Benchmark: `trp run` end to end at scale 1 and 10, beside the floor measured in the same run.
+"""Benchmark: `trp run` end to end at scale 1, 3 and 10 (how the cost grows with the work), beside the floor
+measured in the same run.
 
-Run with `make bench` (or `python benchmarks/bench_run.py --scales 1 10`). For each scale it generates a
+Run with `make bench` (or `python benchmarks/bench_run.py --scales 1 3 10`). For each scale it generates a
 clean landing zone, then times
 - the floor: reading every newest extract CSV with pyarrow and writing it as Parquet (what any pipeline
   over these files must at least do), and
@@ -120,7 +121,7 @@ def bench(scale: float, seed: int, repeat: int = 3) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--scales", type=float, nargs="+", default=[1.0, 10.0])
+    ap.add_argument("--scales", type=float, nargs="+", default=[1.0, 3.0, 10.0])
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--repeat", type=int, default=3, help="passes of floor and run; medians are reported")
     args = ap.parse_args()
