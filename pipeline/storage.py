@@ -9,7 +9,12 @@ import uuid
 
 from fsspec.core import url_to_fs
 
-_PARTIAL = re.compile(r"\.tmp-[0-9a-f]{32}$")  # the temporary name a local write goes to before its rename
+_PARTIAL = re.compile(r"\.tmp-[0-9a-f]{32}$")  # what `_temporary` names
+
+
+def _temporary(path: str) -> str:
+    """The name a local write goes to before its rename into `path`."""
+    return f"{path}.tmp-{uuid.uuid4().hex}"
 
 
 class Store:
@@ -30,7 +35,7 @@ class Store:
         target = self.path(*parts)
         self.fs.makedirs(posixpath.dirname(target), exist_ok=True)
         if self.is_local:  # a rename is atomic
-            tmp = f"{target}.tmp-{uuid.uuid4().hex}"
+            tmp = _temporary(target)
             self.fs.pipe_file(tmp, data)
             self.fs.mv(tmp, target)
         else:
@@ -42,7 +47,7 @@ class Store:
         target = self.path(*parts)
         self.fs.makedirs(posixpath.dirname(target), exist_ok=True)
         if self.is_local:
-            tmp = posixpath.join(posixpath.dirname(target), f".{posixpath.basename(target)}.tmp-{uuid.uuid4().hex}")
+            tmp = _temporary(posixpath.join(posixpath.dirname(target), f".{posixpath.basename(target)}"))
             shutil.copyfile(local_path, tmp)
             os.replace(tmp, target)
         else:
