@@ -9,7 +9,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pipeline.text import arrow_text, ascending
+from pipeline.text import arrow_text
 from pipeline.workbook import Sheet, write_workbook
 
 TRANSFER_WORKBOOK = "transfer_list.xlsx"
@@ -38,10 +38,9 @@ def transfer_workbook(moves: pd.DataFrame, created: dt.datetime = dt.datetime(20
     file's properties instead of the clock, so the same moves give the same bytes.
     """
     columns = [arrow_text(moves[c].fillna("").astype(str)) for c in moves.columns]
+    order = pc.sort_indices(columns[list(moves.columns).index("team_code")])  # stable
+    columns = [c.take(order) for c in columns]
     team = columns[list(moves.columns).index("team_code")]
-    if not ascending(team):
-        order = pc.sort_indices(team)  # stable
-        columns, team = [c.take(order) for c in columns], team.take(order)
     starts = np.flatnonzero(np.r_[len(team) > 0, pc.not_equal(team[1:], team[:-1]).to_numpy(zero_copy_only=False)])
     names = _sheet_names(team.take(pa.array(starts)).to_pylist())
     sheets = [Sheet(name, rows) for name, rows in zip(names, np.diff(np.r_[starts, len(team)]).tolist())]

@@ -105,9 +105,9 @@ def starts_with(s: pd.Series, first: bytes) -> np.ndarray:
     return hit & pc.is_valid(values).to_numpy(zero_copy_only=False) if values.null_count else hit
 
 
-def ascending(s: pd.Series | pa.Array) -> bool:
+def ascending(s: pd.Series) -> bool:
     """`s.is_monotonic_increasing`, by Arrow for text (UTF-8 byte order is code point order; pandas compares
-    Python strings one pair at a time, 30 times slower). An Arrow array must be text."""
+    Python strings one pair at a time, 30 times slower)."""
     values = arrow_text(s)
     if values is None or values.null_count:
         return s.is_monotonic_increasing

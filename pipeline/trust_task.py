@@ -214,7 +214,7 @@ def _rejection(text, v, rule: dict, trust: str) -> FileRejected:
 
 
 def write_csv(store: Store, df: pd.DataFrame, *parts: str) -> None:
-    store.write_bytes(csv_bytes(formula_safe_frame(df) if len(df) else df), *parts)
+    store.write_bytes(csv_bytes(formula_safe_frame(df)), *parts)
 
 
 def csv_bytes(df: pd.DataFrame) -> bytes:
@@ -436,9 +436,9 @@ def _write_operational(out: Store, op: tuple[str, ...], d, typed) -> None:
         moved=a["moved"].map({True: "Y", False: "N"}), reason=a["reason"]), *op, "case_alignment.csv")
     transfers = a.loc[a["moved"].to_numpy(), ["crn", "current_om", "om", "team_code", "reason"]].rename(
         columns={"om": "new_om"})
-    write_csv(out, transfers, *op, "transfer_list.csv")
-    out.write_bytes(transfer_workbook(formula_safe_frame(transfers), dt.datetime.fromisoformat(op[-1])), *op,
-                    TRANSFER_WORKBOOK)
+    transfers = formula_safe_frame(transfers)  # once, for the CSV and the workbook
+    out.write_bytes(csv_bytes(transfers), *op, "transfer_list.csv")
+    out.write_bytes(transfer_workbook(transfers, dt.datetime.fromisoformat(op[-1])), *op, TRANSFER_WORKBOOK)
     r = d.retention_decisions
     write_csv(out, r[["crn", "requested_by", "reason", "note", "status", "decided_by", "decision_note",
                        "case_om", "case_reason", "outcome"]], *op, "retention_decisions.csv")

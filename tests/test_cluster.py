@@ -69,7 +69,7 @@ def test_an_external_cluster_gives_the_same_outputs_as_a_local_one(tmp_path, clu
             assert a == (tmp_path / "local" / "operational" / trust / "2014-06-01" / f).read_bytes(), (trust, f)
 
 
-def test_the_local_cluster_has_one_thread_per_worker_and_no_statistical_profiler():
+def test_the_local_cluster_is_set_up_for_one_task_per_core_and_quiet_event_loops():
     """The workers' 10 ms stack sampler (for the dashboard) is off in a local run; tasks run one at a time;
     Arrow's threads are the worker's share of the cores (two workers on this 2-core machine: one each); the
     event loops tick every second and the nannies check memory every half second."""
