@@ -126,6 +126,7 @@ def _generated(seed, n, policy=P):
 
 @settings(max_examples=12, deadline=None)
 @given(seed=st.integers(0, 10_000), n=st.integers(30, 900))
+@example(seed=697, n=30)
 def test_invariants_on_generated_trusts(seed, n):
     e, d = _generated(seed, n)
     a = d.case_alignment.set_index("crn")
@@ -134,11 +135,12 @@ def test_invariants_on_generated_trusts(seed, n):
     # officers (OTHER_SIDE), so only a trust with no officer at all leaves cases without one
     assert a.index.is_unique and sorted(a.index) == sorted(e.cases["crn"])
     assert a["om"].notna().all() or not len(d.caseload)
+    # (a side whose only officers have left is as unstaffed as one with nobody: found by hypothesis, seed 697)
+    active_staff = staff_out[staff_out["leaving_date"].isna() | (staff_out["leaving_date"] > AS_OF)]
     borrowed = {r.side for r in d.solver if r.method == "OTHER_SIDE"}
-    assert borrowed == set(a["side"]) - set(d.staff_assignment["side"])
+    assert borrowed == set(a["side"]) - set(active_staff["side"])
     assert (a.loc[a["side"].isin(borrowed), "eligible_om"] == False).all()  # noqa: E712
     # OM on the case's side and eligible, unless RETAINED, borrowed, or nobody on that side may hold the class
-    active_staff = staff_out[staff_out["leaving_date"].isna() | (staff_out["leaving_date"] > AS_OF)]
     can_hold = {(side, k) for side, g, r in zip(active_staff["side"], active_staff["grade"], active_staff["role"])
                 for k in P.case_classes.weights if P.case_classes.eligible(k, g, r)}
     nobody = pd.Series([(side, k) not in can_hold for side, k in zip(a["side"], a["case_class"])], index=a.index)

@@ -5,7 +5,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline.decisions.alignment import Officer, SideProblem, _relaxation, _solve_model
+from pipeline.decisions.alignment import Officer, SideProblem, _relaxation, _Side, _solve_model
 from pipeline.policy import load_policy
 
 P = load_policy()
@@ -20,6 +20,13 @@ def _officer(code: str, team: str, fte: float, classes: frozenset[str]) -> Offic
                    cap_units=math.floor(full * AL.capacity_limit_pct / 100),
                    band_units=tuple(math.floor(full * b.from_pct / 100) for b in AL.spread_bands),
                    classes=classes)
+
+
+def relaxation(prob: SideProblem) -> tuple[dict, float]:
+    """The relaxation of a side given by name (numbered as the alignment numbers it), its flows by name."""
+    side = _Side.of(prob, P)
+    flows, _, objective = _relaxation(side, P)
+    return flows.named(side), objective
 
 
 @st.composite
@@ -52,7 +59,7 @@ def test_relaxation_flow_is_the_lp_optimum(problem):
     prob, classes = problem
     if not classes:
         return
-    flows, objective = _relaxation(prob, classes, P, WEIGHT_UNITS)
+    flows, objective = relaxation(prob)
     lp, lp_objective = _solve_model("CRC", prob, classes, P, WEIGHT_UNITS, "HIGHS", integer=False)
     assert objective == pytest.approx(lp_objective, rel=1e-9, abs=1e-6)
     assert {kind: set(arcs) for kind, arcs in flows.items()} == {kind: set(arcs) for kind, arcs in lp.items()}
@@ -74,7 +81,7 @@ def test_relaxation_solves_a_side_where_nobody_may_hold_the_class():
     officers = [_officer(f"S{i}", "T2" if i == 4 else "T1", 0.1, frozenset()) for i in range(5)]
     prob = SideProblem(officers, {"S2": 90})
     prob.forced[("CRC_COMPLEX", "T2")] = [0, 1, 2]
-    flows, objective = _relaxation(prob, ["CRC_COMPLEX"], P, WEIGHT_UNITS)
+    flows, objective = relaxation(prob)
     assert objective == pytest.approx(_solve_model("CRC", prob, ["CRC_COMPLEX"], P, WEIGHT_UNITS, "HIGHS",
                                                    integer=False)[1])
     assert sum(flows["team"].values()) == 3

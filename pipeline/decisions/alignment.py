@@ -8,6 +8,10 @@ the team or, at a team-change cost, to the trust pool, which hands them to any e
 grows with cases + OMs, never cases x OMs. Costs, highest first (docs/decisions.md): overflow over
 capacity, a move, a team change, then convex load-spreading bands. Capacity is in integer workload units
 (points x policy.units_per_point), so indivisible cases of unequal weight are modelled exactly.
+
+Officers, classes and teams are numbered so that numbers sort as their names do (officers by code, classes
+by name, teams by code): the flows are built from arrays of numbers, in the order sorted names would give,
+so the solver sees the same network a build keyed by names would hand it.
 """
 from __future__ import annotations
 
@@ -15,10 +19,12 @@ import math
 from collections import defaultdict
 from dataclasses import dataclass, field, replace
 from functools import cached_property
-from typing import Iterable, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 from ortools.graph.python.min_cost_flow import SimpleMinCostFlow
 
 from pipeline.decisions.lp import INF, SparseModel
@@ -27,13 +33,17 @@ from pipeline.domain import (
     MOVED_LEFT, MOVED_SIDE, RETAINED, RETENTION_HONOURED, RETENTION_NOT_NEEDED, RETENTION_OM_LEFT,
     RETENTION_REJECTED_MOVED, SIDES)
 from pipeline.policy import Policy
-from pipeline.text import equals, isin, positions, sorted_by
+from pipeline.text import arrow_text, equals, filled, isin, labels, positions, sorted_by, text_series
 
 HOLDING_STATUSES = ("ACCEPTED", "PENDING")
+# A case's reason as a number (-1: none yet), named by its place here.
+REASONS = (KEPT, RETAINED, ALLOCATED, MOVED_LEFT, MOVED_SIDE, MOVED_GRADE, MOVED_CAPACITY)
+_KEPT, _RETAINED, _ALLOCATED, _MOVED_LEFT, _MOVED_SIDE, _MOVED_GRADE, _MOVED_CAPACITY = range(len(REASONS))
+_MOVES = [REASONS.index(r) for r in MOVE_REASONS]
 
 
 class Officer(NamedTuple):
-    """An offender manager as the alignment sees them (a tuple: a national run makes 180,000 of them)."""
+    """An offender manager as the exact model sees them."""
     code: str
     side: str
     team: str
@@ -46,7 +56,8 @@ class Officer(NamedTuple):
 
 @dataclass
 class SideProblem:
-    """One side's movable work: kept groups (current OM allowed) and forced cases per (class, team)."""
+    """One side's movable work by name, as the exact model takes it: kept groups (current OM allowed) and
+    forced cases per (class, team)."""
     officers: list[Officer]
     fixed_units: dict[str, int]
     kept: dict[tuple[str, str, str], list[int]] = field(default_factory=lambda: defaultdict(list))
@@ -68,39 +79,89 @@ class SolveReport:
 
 @dataclass(frozen=True)
 class Roster:
-    """The officers as arrays in code order, with a last sentinel row standing for 'no officer'."""
-    codes: pd.Index
+    """The officers as arrays in code order, with a last sentinel row standing for 'no officer'; their
+    classes as bits (bit i: class_names[i], names in order) and teams as positions in `teams` (codes in order)."""
+    codes: pa.Array
     side: np.ndarray
-    team: np.ndarray
-    classes: np.ndarray  # bit i set: may hold class i of `class_names`
-    class_names: pd.Index
+    team: np.ndarray  # -1 in the sentinel row
+    grade: np.ndarray
+    role: np.ndarray
+    classes: np.ndarray
     limits: np.ndarray  # per officer: capacity, then each spread band's threshold (units)
+    teams: pa.Array
+    class_names: tuple[str, ...]
+    weight_units: np.ndarray  # per class
 
     @classmethod
-    def of(cls, officers: dict[str, Officer], policy: Policy) -> Roster:
-        class_names = list(policy.case_classes.weights)
-        ordered = sorted(officers.values(), key=lambda o: o.code)
-        bits = {}
-        for o in ordered:
-            if o.classes not in bits:
-                bits[o.classes] = sum(1 << i for i, k in enumerate(class_names) if k in o.classes)
-        return cls(
-            codes=pd.Index([o.code for o in ordered], dtype=object),
-            side=np.array([o.side for o in ordered] + [None], dtype=object),
-            team=np.array([o.team for o in ordered] + [None], dtype=object),
-            classes=np.array([bits[o.classes] for o in ordered] + [0], dtype=np.int64),
-            class_names=pd.Index(class_names, dtype=object),
-            limits=_limits(ordered, policy))
+    def of_staff(cls, staff: pd.DataFrame, policy: Policy, as_of: pd.Timestamp,
+                 case_teams: pa.Array | None = None) -> Roster:
+        """Every officer still in post on `as_of` (a code listed twice: its last row), the teams numbered
+        over theirs and `case_teams`."""
+        active = np.flatnonzero((staff["leaving_date"].isna() | (staff["leaving_date"] > as_of)).to_numpy())
+        codes = arrow_text(staff["staff_code"]).take(active)
+        order = pc.sort_indices(codes).to_numpy()
+        ordered = codes.take(order)
+        last = np.append(pc.not_equal(ordered[1:], ordered[:-1]).to_numpy(zero_copy_only=False), True)
+        rows = active[order[last]]
+        teams = arrow_text(staff["team_code"]).take(rows)
+        return cls._of(ordered.filter(pa.array(last)), staff["side"].to_numpy(dtype=object)[rows], teams,
+                       staff["grade"].to_numpy(dtype=object)[rows], staff["role"].to_numpy(dtype=object)[rows],
+                       staff["fte"].to_numpy(dtype=np.float64)[rows], policy, case_teams)
+
+    @classmethod
+    def _of(cls, codes: pa.Array, side: np.ndarray, teams: pa.Array, grade: np.ndarray, role: np.ndarray,
+            fte: np.ndarray, policy: Policy, case_teams: pa.Array | None) -> Roster:
+        cc, al = policy.case_classes, policy.alignment
+        class_names = tuple(sorted(cc.weights))
+        full = fte * cc.capacity_points_per_fte * policy.units_per_point
+        limits = np.floor(np.column_stack([full * pct / 100 + 1e-9 for pct in
+                                           (al.capacity_limit_pct, *(b.from_pct for b in al.spread_bands))])
+                          .reshape(len(full), 1 + len(al.spread_bands))).astype(np.int64)
+        bits_of: dict[tuple[str, str], int] = {}
+        for pair in set(zip(grade, role)):
+            bits_of[pair] = sum(1 << i for i, k in enumerate(class_names) if cc.eligible(k, *pair))
+        bits = np.fromiter(map(bits_of.__getitem__, zip(grade, role)), dtype=np.int64, count=len(grade))
+        known = teams if case_teams is None else pa.chunked_array([teams, case_teams.cast(teams.type)])
+        vocabulary = pc.unique(known).drop_null() if len(known) else teams
+        vocabulary = vocabulary.take(pc.sort_indices(vocabulary))
+        team = filled(pc.index_in(teams, value_set=vocabulary), -1).to_numpy(zero_copy_only=False)
+        return cls(codes=codes, side=np.append(side, None), team=np.append(team, -1).astype(np.int64),
+                   grade=grade, role=role, classes=np.append(bits, 0), limits=limits, teams=vocabulary,
+                   class_names=class_names,
+                   weight_units=np.array([policy.weight_units(k) for k in class_names], dtype=np.int64))
+
+    @classmethod
+    def of(cls, officers: list[Officer], policy: Policy, teams: list[str] = ()) -> Roster:
+        """The roster of named officers (a code listed twice: its last), teams numbered over theirs and
+        `teams`."""
+        ordered = sorted({o.code: o for o in officers}.values(), key=lambda o: o.code)
+        roster = cls._of(pa.array([o.code for o in ordered], pa.string()),
+                         np.array([o.side for o in ordered], dtype=object),
+                         pa.array([o.team for o in ordered], pa.string()),
+                         np.array([o.grade for o in ordered], dtype=object),
+                         np.array([o.role for o in ordered], dtype=object), np.zeros(len(ordered)), policy,
+                         pa.array(list(teams), pa.string()))
+        # Named officers carry their own limits and classes.
+        limits = _limits(ordered, policy)
+        bits = [sum(1 << i for i, k in enumerate(roster.class_names) if k in o.classes) for o in ordered]
+        return replace(roster, limits=limits, classes=np.array(bits + [0], dtype=np.int64))
 
     @property
     def none(self) -> int:
         return len(self.codes)
 
-    def find(self, codes: pd.Series | np.ndarray) -> np.ndarray:
+    @cached_property
+    def names(self) -> np.ndarray:
+        return self.codes.to_numpy(zero_copy_only=False)
+
+    def find(self, codes: pd.Series) -> np.ndarray:
         """Row of each officer code; the sentinel row for a missing or unknown code."""
-        rows = positions(codes if isinstance(codes, pd.Series) else pd.Series(codes, dtype=object),
-                         pd.Series(self.codes))
+        rows = positions(codes, self.codes)
         return np.where(rows < 0, self.none, rows)
+
+    def team_of(self, codes: pd.Series) -> np.ndarray:
+        """Each team code's position in `teams` (-1: missing)."""
+        return filled(pc.index_in(arrow_text(codes), value_set=self.teams), -1).to_numpy(zero_copy_only=False)
 
     def same_side(self, row: np.ndarray, on_side: dict[str, np.ndarray]) -> np.ndarray:
         """Whether the officer at each row is on the side `on_side` marks for that case."""
@@ -112,36 +173,202 @@ class Roster:
     def side_classes(self, side: str) -> int:
         return int(np.bitwise_or.reduce(self.classes[:-1][self.side[:-1] == side], initial=0))
 
+    def class_set(self, bits: int) -> frozenset[str]:
+        return frozenset(k for i, k in enumerate(self.class_names) if bits >> i & 1)
+
+    def officer(self, row: int, bits: int | None = None) -> Officer:
+        """The officer at `row` by name (holding the classes of `bits` when given)."""
+        return Officer(self.names[row], self.side[row], self.teams[self.team[row]].as_py(), self.grade[row],
+                       self.role[row], int(self.limits[row, 0]), tuple(self.limits[row, 1:].tolist()),
+                       self.class_set(int(self.classes[row] if bits is None else bits)))
+
 
 @dataclass(frozen=True)
 class CaseArrays:
-    """One trust's cases (crn order) as the arrays the alignment reads, each made once."""
-    current: np.ndarray  # the OM the case has now (None: nobody)
-    row: np.ndarray  # that OM's roster row (the sentinel when missing or unknown)
+    """One trust's cases (crn order) as the numbers the alignment reads, each made once."""
+    row: np.ndarray  # the roster row of the OM the case has now (the sentinel when missing or unknown)
+    missing: np.ndarray  # no OM at all
     side: np.ndarray
     on_side: dict[str, np.ndarray]
-    klass: np.ndarray
     k_code: np.ndarray  # position in Roster.class_names
-    team: np.ndarray
-    t_code: np.ndarray  # position among the trust's team codes, sorted
+    t_code: np.ndarray  # position in Roster.teams
     wunits: np.ndarray
 
     @classmethod
     def of(cls, cases: pd.DataFrame, current: pd.Series, roster: Roster) -> CaseArrays:
         on_side = {s: equals(cases["side"], s) for s in SIDES}
         side = np.select(list(on_side.values()), range(len(SIDES)), len(SIDES))
-        k_code = positions(cases["case_class"], pd.Series(roster.class_names))
         return cls(
-            current=current.to_numpy(dtype=object, na_value=None), row=roster.find(current),
-            side=np.array([*SIDES, None], dtype=object)[side], on_side=on_side,
-            klass=np.append(roster.class_names.to_numpy(dtype=object), None)[k_code],
-            k_code=k_code, team=cases["team_code"].to_numpy(dtype=object),
-            t_code=pd.factorize(cases["team_code"], sort=True)[0], wunits=cases["weight_units"].to_numpy())
+            row=roster.find(current), missing=current.isna().to_numpy(), on_side=on_side,
+            side=np.array([*SIDES, None], dtype=object)[side],
+            k_code=positions(cases["case_class"], pd.Series(roster.class_names, dtype="str")),
+            t_code=roster.team_of(cases["team_code"]), wunits=cases["weight_units"].to_numpy())
 
     @cached_property
     def bits(self) -> np.ndarray:
         """The case's class as its bit in Roster.classes."""
         return np.left_shift(np.int64(1), self.k_code)
+
+
+def _groups(rows: np.ndarray, key: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`rows` grouped by integer `key`, groups in key order, rows ascending within each group: each group's
+    first row, the rows one group after another, and where each group starts (and the last ends)."""
+    order = np.argsort(key, kind="stable")
+    ordered = key[order]
+    starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]]) if len(ordered) else np.zeros(0, np.int64)
+    grouped = rows[order]
+    return grouped[starts], grouped, np.append(starts, len(grouped))
+
+
+def _pick(starts: np.ndarray, rows: np.ndarray, chosen: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The `chosen` groups (a mask) of grouped `rows`: their rows and starts."""
+    sizes = np.diff(starts)[chosen]
+    return rows[np.repeat(chosen, np.diff(starts))], np.append(0, np.cumsum(sizes))
+
+
+@dataclass(frozen=True)
+class _Side:
+    """One side's (or part's) movable work, numbered: kept groups, in (current OM, class, team) order, each
+    either keeping its cases or sending them to its (class, team) pool; forced cases per (class, team)."""
+    roster: Roster
+    officers: np.ndarray  # roster rows, ascending
+    classes: np.ndarray  # each officer's classes as bits (none on a side borrowing another's officers)
+    fixed: np.ndarray  # units each officer holds already (retained cases; a lender's load)
+    g_om: np.ndarray
+    g_k: np.ndarray
+    g_t: np.ndarray
+    g_start: np.ndarray
+    g_rows: np.ndarray
+    f_k: np.ndarray
+    f_t: np.ndarray
+    f_start: np.ndarray
+    f_rows: np.ndarray
+
+    @property
+    def size(self) -> int:
+        return len(self.g_rows) + len(self.f_rows)
+
+    @property
+    def empty(self) -> bool:
+        return not len(self.g_om) and not len(self.f_k)
+
+    @cached_property
+    def team(self) -> np.ndarray:
+        return self.roster.team[self.officers]
+
+    @cached_property
+    def limits(self) -> np.ndarray:
+        return self.roster.limits[self.officers]
+
+    def local(self, rows: np.ndarray) -> np.ndarray:
+        """Each officer's place in `officers`, from their roster row."""
+        return np.searchsorted(self.officers, rows)
+
+    def class_codes(self) -> np.ndarray:
+        return np.unique(np.concatenate([self.g_k, self.f_k]))
+
+    def with_officers(self, officers: np.ndarray, classes: np.ndarray, fixed: np.ndarray) -> _Side:
+        return replace(self, officers=officers, classes=classes, fixed=fixed)
+
+    def select(self, officers: np.ndarray, groups: np.ndarray, forced: np.ndarray) -> _Side:
+        """The part holding the officers, kept groups and forced pools the masks choose."""
+        g_rows, g_start = _pick(self.g_start, self.g_rows, groups)
+        f_rows, f_start = _pick(self.f_start, self.f_rows, forced)
+        return _Side(self.roster, self.officers[officers], self.classes[officers], self.fixed[officers],
+                     self.g_om[groups], self.g_k[groups], self.g_t[groups], g_start, g_rows,
+                     self.f_k[forced], self.f_t[forced], f_start, f_rows)
+
+    def problem(self) -> SideProblem:
+        """The side by name, for the exact model."""
+        r = self.roster
+        k, t = r.class_names, r.teams.to_pylist()
+        prob = SideProblem([r.officer(int(o), int(b)) for o, b in zip(self.officers, self.classes)],
+                           {r.names[o]: int(u) for o, u in zip(self.officers, self.fixed) if u})
+        for i, (om, kk, tt) in enumerate(zip(self.g_om.tolist(), self.g_k.tolist(), self.g_t.tolist())):
+            prob.kept[(r.names[om], k[kk], t[tt])] = self.g_rows[self.g_start[i]:self.g_start[i + 1]].tolist()
+        for i, (kk, tt) in enumerate(zip(self.f_k.tolist(), self.f_t.tolist())):
+            prob.forced[(k[kk], t[tt])] = self.f_rows[self.f_start[i]:self.f_start[i + 1]].tolist()
+        return prob
+
+    @classmethod
+    def of(cls, prob: SideProblem, policy: Policy) -> _Side:
+        """A side given by name, numbered."""
+        roster = Roster.of(prob.officers, policy, [t for *_, t in prob.kept] + [t for _, t in prob.forced])
+        k_code = {k: i for i, k in enumerate(roster.class_names)}
+        t_code = {t: i for i, t in enumerate(roster.teams.to_pylist())}
+        o_row = {c: i for i, c in enumerate(roster.names)}
+
+        def grouped(items: list[tuple[tuple, list[int]]]) -> tuple[np.ndarray, np.ndarray]:
+            sizes = [len(idx) for _, idx in items]
+            return (np.array([i for _, idx in items for i in idx], dtype=np.int64),
+                    np.append(0, np.cumsum(sizes)).astype(np.int64))
+
+        kept, forced = sorted(prob.kept.items()), sorted(prob.forced.items())
+        g_rows, g_start = grouped(kept)
+        f_rows, f_start = grouped(forced)
+        officers = np.arange(roster.none)
+        return cls(roster, officers, roster.classes[:-1], np.array(
+            [prob.fixed_units.get(c, 0) for c in roster.names], dtype=np.int64),
+            np.array([o_row[om] for (om, _, _), _ in kept], dtype=np.int64),
+            np.array([k_code[k] for (_, k, _), _ in kept], dtype=np.int64),
+            np.array([t_code[t] for (_, _, t), _ in kept], dtype=np.int64), g_start, g_rows,
+            np.array([k_code[k] for (k, _), _ in forced], dtype=np.int64),
+            np.array([t_code[t] for (_, t), _ in forced], dtype=np.int64), f_start, f_rows)
+
+
+@dataclass(frozen=True)
+class _Flows:
+    """A side's plan as flows: cases each kept group keeps; cases each pool gives each officer (arcs in
+    (class, team, officer) order); cases each pool (in (class, team) order) exports to its class's trust pool
+    and, where it may import, imports from it."""
+    keep: np.ndarray
+    team_k: np.ndarray
+    team_t: np.ndarray
+    team_om: np.ndarray  # roster row
+    team: np.ndarray
+    pool_k: np.ndarray
+    pool_t: np.ndarray
+    importing: np.ndarray
+    export: np.ndarray
+    imports: np.ndarray  # 0 where the pool may not import
+
+    def whole(self) -> _Flows:
+        return replace(self, keep=self.keep.astype(np.int64), team=self.team.astype(np.int64),
+                       export=self.export.astype(np.int64), imports=self.imports.astype(np.int64))
+
+    def named(self, side: _Side) -> dict[str, dict]:
+        """The flows keyed by name, as the exact model gives them."""
+        r = side.roster
+        k, t = r.class_names, r.teams.to_pylist()
+        keep = {(r.names[o], k[kk], t[tt]): x for o, kk, tt, x in zip(
+            side.g_om.tolist(), side.g_k.tolist(), side.g_t.tolist(), self.keep.tolist())}
+        team = {(k[kk], t[tt], r.names[o]): x for kk, tt, o, x in zip(
+            self.team_k.tolist(), self.team_t.tolist(), self.team_om.tolist(), self.team.tolist())}
+        pools = [(k[kk], t[tt]) for kk, tt in zip(self.pool_k.tolist(), self.pool_t.tolist())]
+        return {"keep": keep, "team": team, "export": dict(zip(pools, self.export.tolist())),
+                "import": {p: x for p, x, m in zip(pools, self.imports.tolist(), self.importing) if m}}
+
+    @classmethod
+    def of(cls, flows: dict[str, dict], side: _Side) -> _Flows:
+        """Flows keyed by name (the exact model's), numbered."""
+        r = side.roster
+        k_code = {k: i for i, k in enumerate(r.class_names)}
+        t_code = {t: i for i, t in enumerate(r.teams.to_pylist())}
+        o_row = {r.names[o]: int(o) for o in side.officers}
+        k, t = r.class_names, r.teams.to_pylist()
+        keep = np.array([flows["keep"][(r.names[o], k[kk], t[tt])] for o, kk, tt in zip(
+            side.g_om.tolist(), side.g_k.tolist(), side.g_t.tolist())], dtype=np.int64)
+        team = sorted(flows["team"].items())
+        pools = sorted(flows["export"])
+        return cls(keep, np.array([k_code[kk] for (kk, _, _), _ in team], dtype=np.int64),
+                   np.array([t_code[tt] for (_, tt, _), _ in team], dtype=np.int64),
+                   np.array([o_row[o] for (_, _, o), _ in team], dtype=np.int64),
+                   np.array([x for _, x in team], dtype=np.int64),
+                   np.array([k_code[kk] for kk, _ in pools], dtype=np.int64),
+                   np.array([t_code[tt] for _, tt in pools], dtype=np.int64),
+                   np.array([p in flows["import"] for p in pools], dtype=bool),
+                   np.array([flows["export"][p] for p in pools], dtype=np.int64),
+                   np.array([flows["import"].get(p, 0) for p in pools], dtype=np.int64))
 
 
 def effective_current_om(cases: pd.DataFrame, previous_plan: pd.DataFrame | None) -> pd.Series:
@@ -158,20 +385,9 @@ def effective_current_om(cases: pd.DataFrame, previous_plan: pd.DataFrame | None
 
 
 def _officers(staff: pd.DataFrame, policy: Policy, as_of: pd.Timestamp) -> dict[str, Officer]:
-    cc, al = policy.case_classes, policy.alignment
-    units_per_fte = cc.capacity_points_per_fte * policy.units_per_point
-    active = (staff["leaving_date"].isna() | (staff["leaving_date"] > as_of)).to_numpy()
-    cols = {c: staff[c].to_numpy(dtype=object)[active] for c in ("staff_code", "side", "team_code", "grade", "role")}
-    full = staff["fte"].to_numpy(dtype=np.float64)[active] * units_per_fte
-    limits = np.floor(np.column_stack([full * pct / 100 + 1e-9 for pct in
-                                       (al.capacity_limit_pct, *(b.from_pct for b in al.spread_bands))])
-                      .reshape(len(full), 1 + len(al.spread_bands))).astype(np.int64)
-    classes_of: dict[tuple[str, str], frozenset[str]] = {}
-    for pair in set(zip(cols["grade"], cols["role"])):
-        classes_of[pair] = frozenset(k for k in cc.weights if cc.eligible(k, *pair))
-    classes = [classes_of[pair] for pair in zip(cols["grade"], cols["role"])]
-    officers = map(Officer, *cols.values(), limits[:, 0].tolist(), map(tuple, limits[:, 1:].tolist()), classes)
-    return dict(zip(cols["staff_code"], officers))
+    """Every officer in post on `as_of`, by code and by name (to price plans by name)."""
+    roster = Roster.of_staff(staff, policy, as_of)
+    return {roster.names[r]: roster.officer(r) for r in range(roster.none)}
 
 
 def _solve_model(side: str, prob: SideProblem, classes: list[str], policy: Policy,
@@ -277,165 +493,153 @@ def _penalty(officers: list[Officer], k: str, policy: Policy) -> int:
     return 0 if eligible else policy.alignment.cost_ineligible * policy.units_per_point
 
 
-def _is_integral(flows: dict) -> bool:
-    return all(isinstance(x, int) for arcs in flows.values() for x in arcs.values())
+# Node keys of the flow networks: a kind, then two numbers (each below 2**24).
+_SINK, _GROUP, _OM, _POOL, _TRUST, _OM_CLASS = range(6)
+_LOW = (1 << 24) - 1
 
 
-def _class_inflow(flows: dict) -> dict[tuple[str, str], float]:
-    """Cases of each class each officer ends with, kept or received, in a (possibly fractional) solution."""
-    got: dict[tuple[str, str], float] = defaultdict(float)
-    for (om, k, _t), x in flows["keep"].items():
-        got[(om, k)] += x
-    for (k, _t, om), x in flows["team"].items():
-        got[(om, k)] += x
-    return got
+def _key(kind: int, a, b=0) -> np.ndarray:
+    return (np.int64(kind) << 48) | (np.asarray(a, dtype=np.int64) << 24) | np.asarray(b, dtype=np.int64)
 
 
-class _Network:
-    """A min-cost flow network: nodes by key, arcs collected as arrays and handed to OR-Tools in one call."""
-
-    def __init__(self) -> None:
-        self.nodes: dict[tuple, int] = {}
-        none = np.zeros(0, dtype=np.int64)
-        self._arcs: list[tuple[np.ndarray, ...]] = [(none, none, none, none)]  # tails, heads, caps, costs
-        self.size = 0
-        self.supply: dict[int, int] = defaultdict(int)
-
-    def node(self, key: tuple) -> int:
-        if key not in self.nodes:
-            self.nodes[key] = len(self.nodes)
-        return self.nodes[key]
-
-    def ids(self, keys: list[tuple]) -> np.ndarray:
-        """The nodes of `keys` in order, numbering new ones as they come (as `node`, one call per key, would)."""
-        nodes = self.nodes
-        fresh = [k for k in dict.fromkeys(keys) if k not in nodes]  # in order of first appearance
-        nodes.update(zip(fresh, range(len(nodes), len(nodes) + len(fresh))))
-        return np.fromiter(map(nodes.__getitem__, keys), dtype=np.int64, count=len(keys))
-
-    def _add(self, tails: np.ndarray, heads: np.ndarray, caps, costs) -> np.ndarray:
-        """Arcs after those already added; returns their indices."""
-        n = len(tails)
-        self._arcs.append((tails, heads, np.broadcast_to(np.asarray(caps, dtype=np.int64), n),
-                           np.broadcast_to(np.asarray(costs, dtype=np.int64), n)))
-        self.size += n
-        return np.arange(self.size - n, self.size)
-
-    def arcs(self, touched: list[tuple], caps, costs) -> np.ndarray:
-        """Arcs between consecutive pairs of node keys in `touched` (tail, head, tail, head, ...), in order;
-        returns their indices."""
-        ends = self.ids(touched).reshape(-1, 2)
-        return self._add(ends[:, 0], ends[:, 1], caps, costs)
-
-    def tails(self, arcs: np.ndarray) -> np.ndarray:
-        return np.concatenate([chunk[0] for chunk in self._arcs])[arcs]
-
-    def load_bands(self, officer_nodes: list[int], fixed: np.ndarray, thresholds: np.ndarray, costs: np.ndarray,
-                   big: int) -> None:
-        """Drain each officer's node into the sink through one arc per load band, in order, each priced at the
-        marginal cost of load there: the sum of `costs` of the thresholds already passed (convex, so the flow
-        fills the cheap bands first). `fixed` load is there already; thresholds at or below it are passed."""
-        order = np.argsort(thresholds, axis=1, kind="stable")
-        th = np.take_along_axis(thresholds, order, axis=1)
-        passed = np.cumsum(costs[order], axis=1)
-        below = np.concatenate([fixed[:, None], np.maximum(fixed[:, None], th[:, :-1])], axis=1)
-        caps = np.concatenate([th - below, np.full((len(th), 1), big)], axis=1)
-        prices = np.concatenate([np.zeros((len(th), 1), np.int64), passed], axis=1)
-        # A band exists above the fixed load and above the band before it (equal thresholds make one band).
-        real = np.concatenate([caps[:, :-1] > 0, np.ones((len(th), 1), bool)], axis=1)
-        tails = np.repeat(np.asarray(officer_nodes, dtype=np.int64), real.sum(axis=1))
-        self._add(tails, np.full(len(tails), self.node(("sink",)), dtype=np.int64), caps[real], prices[real])
-
-    def solve(self, sink: tuple, what: str) -> tuple[np.ndarray, int]:
-        """Every supply drained into `sink` at least cost: the flow on each arc, and the cost."""
-        flow = SimpleMinCostFlow()
-        tails, heads, caps, costs = (np.concatenate([chunk[i] for chunk in self._arcs]) for i in range(4))
-        flow.add_arcs_with_capacity_and_unit_cost(tails.astype(np.int32), heads.astype(np.int32), caps, costs)
-        supply = {**self.supply, self.node(sink): -sum(self.supply.values())}
-        flow.set_nodes_supplies(np.fromiter(supply, dtype=np.int32, count=len(supply)),
-                                np.fromiter(supply.values(), dtype=np.int64, count=len(supply)))
-        status = flow.solve()
-        if status != SimpleMinCostFlow.OPTIMAL:
-            raise RuntimeError(f"case alignment {what} failed (status {status})")
-        return flow.flows(np.arange(self.size, dtype=np.int32)), flow.optimal_cost()
+def _pairs(*columns: np.ndarray) -> np.ndarray:
+    """The columns interleaved, row by row: (a0, b0, a1, b1, ...)."""
+    return np.column_stack(columns).ravel()
 
 
-def _relaxation(prob: SideProblem, classes: list[str], policy: Policy,
-                weight_units: dict[str, int]) -> tuple[dict, float]:
+class _Nodes:
+    """A network's nodes numbered in the order their keys first appear in `keys` (each arc's tail, then its
+    head, arcs in order), as a build adding one arc at a time would number them."""
+
+    def __init__(self, keys: np.ndarray) -> None:
+        self.keys, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+        self.numbers = np.empty(len(first), dtype=np.int64)
+        self.numbers[np.argsort(first, kind="stable")] = np.arange(len(first))
+        self.sequence = self.numbers[inverse]
+
+    def of(self, keys: np.ndarray) -> np.ndarray:
+        return self.numbers[np.searchsorted(self.keys, keys)]
+
+
+def _min_cost_flow(arcs: list[tuple], supply_nodes: np.ndarray, supplies: np.ndarray, sink: int,
+                   what: str) -> tuple[np.ndarray, int]:
+    """Every supply drained into `sink` at least cost over `arcs` (chunks of tails, heads, capacities, costs,
+    in order): the flow on each arc, and the cost."""
+    tails, heads, caps, costs = (np.concatenate([np.broadcast_to(np.asarray(chunk[i], dtype=np.int64),
+                                                                 len(chunk[0])) for chunk in arcs])
+                                 for i in range(4))
+    flow = SimpleMinCostFlow()
+    flow.add_arcs_with_capacity_and_unit_cost(tails.astype(np.int32), heads.astype(np.int32), caps, costs)
+    flow.set_nodes_supplies(np.append(supply_nodes, sink).astype(np.int32),
+                            np.append(supplies, -supplies.sum()).astype(np.int64))
+    status = flow.solve()
+    if status != SimpleMinCostFlow.OPTIMAL:
+        raise RuntimeError(f"case alignment {what} failed (status {status})")
+    return flow.flows(np.arange(len(tails), dtype=np.int32)), flow.optimal_cost()
+
+
+def _load_bands(officer_nodes: np.ndarray, fixed: np.ndarray, thresholds: np.ndarray, costs: np.ndarray,
+                big: int, sink: int) -> tuple[np.ndarray, ...]:
+    """Arcs draining each officer's node into the sink through one arc per load band, in order, each priced at
+    the marginal cost of load there: the sum of `costs` of the thresholds already passed (convex, so the flow
+    fills the cheap bands first). `fixed` load is there already; thresholds at or below it are passed."""
+    order = np.argsort(thresholds, axis=1, kind="stable")
+    th = np.take_along_axis(thresholds, order, axis=1)
+    passed = np.cumsum(costs[order], axis=1)
+    below = np.concatenate([fixed[:, None], np.maximum(fixed[:, None], th[:, :-1])], axis=1)
+    caps = np.concatenate([th - below, np.full((len(th), 1), big)], axis=1)
+    prices = np.concatenate([np.zeros((len(th), 1), np.int64), passed], axis=1)
+    # A band exists above the fixed load and above the band before it (equal thresholds make one band).
+    real = np.concatenate([caps[:, :-1] > 0, np.ones((len(th), 1), bool)], axis=1)
+    tails = np.repeat(officer_nodes, real.sum(axis=1))
+    return tails, np.full(len(tails), sink, dtype=np.int64), caps[real], prices[real]
+
+
+def _holders_of(side: _Side, classes: np.ndarray, policy: Policy) -> tuple[np.ndarray, ...]:
+    """Who may be given each class: the eligible officers, or all of the side when none is eligible, as
+    (class, team, officer's place) in that order; and the cost of each case given to them, per class
+    (nothing, unless none is eligible)."""
+    penalty = np.zeros(len(side.roster.class_names), dtype=np.int64)
+    ks, places = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
+    for k in classes.tolist():
+        place = np.flatnonzero(side.classes >> k & 1)
+        if not len(place):
+            place = np.arange(len(side.officers))
+            penalty[k] = policy.alignment.cost_ineligible * policy.units_per_point
+        ks.append(np.full(len(place), k, dtype=np.int64))
+        places.append(place)
+    k, place = np.concatenate(ks), np.concatenate(places)
+    team = side.team[place]
+    order = np.lexsort((place, team, k))
+    return k[order], team[order], place[order], penalty
+
+
+def _relaxation(side: _Side, policy: Policy) -> tuple[_Flows, bool, float]:
     """The side's LP relaxation (`_solve_model` with whole cases relaxed), solved exactly as a min-cost flow.
 
     Within a class every case weighs the same, so counting class k's flow in workload units (cases x its
     weight) keeps every pool balanced and turns each officer's load into plain flow: the officer drains to
     the sink through one arc per load band (overflow, spreading), priced at the band's marginal cost. A
     per-case cost becomes a per-unit cost once every cost is scaled by the lcm of the weights. Returns the
-    LP's flows in cases (fractional where a class's units do not divide) and its objective.
+    LP's flows in cases (fractional where a class's units do not divide), whether they are all whole, and
+    the LP's objective.
     """
-    al = policy.alignment
-    U = policy.units_per_point
-    lcm = math.lcm(*(weight_units[k] for k in classes))
-    per_unit = {k: lcm // weight_units[k] for k in classes}
-    officers = sorted(prob.officers, key=lambda o: o.code)
-    holders = _holders(officers, classes)
-    penalty = {k: _penalty(officers, k, policy) for k in classes}
-    net = _Network()
-    net.node(("sink",))
-    kept = sorted(prob.kept.items())
-    units = np.array([len(idx) * weight_units[k] for (_, k, _), idx in kept], dtype=np.int64)
-    keep_cost = {k: (penalty[k] - al.cost_move * U) * per_unit[k] for k in classes}
-    touched, costs = [], []
-    for om, k, t in (key for key, _ in kept):
-        group = ("group", om, k, t)
-        touched += (group, ("om", om), group, ("pool", k, t))
-        costs += (keep_cost[k], 0)
-    kept_arcs = net.arcs(touched, np.repeat(units, 2), costs)[0::2]
-    net.supply.update(zip(net.tails(kept_arcs).tolist(), units.tolist()))
-    big = int(units.sum())
-    for (k, t), idx in sorted(prob.forced.items()):
-        net.supply[net.node(("pool", k, t))] += len(idx) * weight_units[k]
-        big += len(idx) * weight_units[k]
-    teams_of_class = {k: {o.team for o in holders[k]} for k in classes}
-    pools = sorted({key[1:] for key in net.nodes if key[0] == "pool"}
-                   | {(k, t) for k in classes for t in teams_of_class[k]})
-    holders_in_team: dict[tuple[str, str], list[Officer]] = defaultdict(list)
-    for k in classes:
-        for o in holders[k]:
-            holders_in_team[(k, o.team)].append(o)
-    touched, costs, kinds, keys = [], [], [], {"team": [], "export": [], "import": []}
-
-    def pool_arc(kind: str, key: tuple, tail: tuple, head: tuple, cost: int) -> None:
-        touched.extend((tail, head))
-        costs.append(cost)
-        kinds.append(kind)
-        keys[kind].append(key)
-
-    for k, t in pools:
-        pool = ("pool", k, t)
-        for o in holders_in_team.get((k, t), []):
-            pool_arc("team", (k, t, o.code), pool, ("om", o.code), penalty[k] * per_unit[k])
-        pool_arc("export", (k, t), pool, ("trust", k), al.cost_team_change * U * per_unit[k])
-        if t in teams_of_class[k]:
-            pool_arc("import", (k, t), ("trust", k), pool, 0)
-    pool_arcs = net.arcs(touched, big, costs)
-    loaded = [o for o in officers if ("om", o.code) in net.nodes]
-    fixed = np.array([prob.fixed_units.get(o.code, 0) for o in loaded], dtype=np.int64)
-    limits = _limits(loaded, policy)
-    net.load_bands([net.nodes[("om", o.code)] for o in loaded], fixed, limits, _rates(policy) * lcm, big)
-    amounts, cost = net.solve(("sink",), "relaxation")
-    out: dict = {"keep": _in_cases([key for key, _ in kept], amounts[kept_arcs],
-                                   [weight_units[k] for (_, k, _), _ in kept])}
-    kinds = np.asarray(kinds, dtype=object)
-    for name, mine in keys.items():
-        out[name] = _in_cases(mine, amounts[pool_arcs[kinds == name]], [weight_units[key[0]] for key in mine])
-    return out, cost / lcm + _load_cost(fixed, limits, policy)
+    al, U, wu = policy.alignment, policy.units_per_point, side.roster.weight_units
+    classes = side.class_codes()
+    lcm = math.lcm(*wu[classes].tolist())
+    per_unit = lcm // wu
+    hk, ht, hplace, penalty = _holders_of(side, classes, policy)
+    units = np.diff(side.g_start) * wu[side.g_k]
+    f_units = np.diff(side.f_start) * wu[side.f_k]
+    big = int(units.sum() + f_units.sum())
+    group = _key(_GROUP, np.arange(len(units)))
+    g_pool, f_pool, h_pool = _key(_POOL, side.g_k, side.g_t), _key(_POOL, side.f_k, side.f_t), _key(_POOL, hk, ht)
+    # Each pool, in (class, team) order: an arc to each holder in its team, an export to its class's trust
+    # pool, and an import from it where the team has holders.
+    pools = np.unique(np.concatenate([g_pool, f_pool, h_pool]))
+    n_team = np.searchsorted(h_pool, pools, "right") - np.searchsorted(h_pool, pools, "left")
+    importing = n_team > 0
+    per_pool = n_team + 1 + importing
+    of = np.repeat(np.arange(len(pools)), per_pool)
+    at = np.arange(len(of)) - np.repeat(np.cumsum(per_pool) - per_pool, per_pool)
+    is_team, is_export = at < n_team[of], at == n_team[of]
+    is_import = ~is_team & ~is_export
+    pool_k, pool_t = pools >> 24 & _LOW, pools & _LOW
+    k = pool_k[of]
+    trust = _key(_TRUST, k)
+    tails = np.where(is_import, trust, pools[of])
+    heads = np.where(is_import, pools[of], trust)
+    heads[is_team] = _key(_OM, side.officers[hplace])
+    costs = np.where(is_team, penalty[k] * per_unit[k],
+                     np.where(is_export, al.cost_team_change * U * per_unit[k], 0))
+    nodes = _Nodes(np.concatenate([_key(_SINK, [0]), _pairs(group, _key(_OM, side.g_om), group, g_pool), f_pool,
+                                   _pairs(tails, heads)]))
+    ids = nodes.sequence
+    kept = ids[1:1 + 4 * len(units)].reshape(-1, 2)
+    f_ids = ids[1 + 4 * len(units):1 + 4 * len(units) + len(f_pool)]
+    pool_arcs = ids[1 + 4 * len(units) + len(f_pool):].reshape(-1, 2)
+    loaded = np.zeros(len(side.officers), dtype=bool)
+    loaded[side.local(side.g_om)] = True
+    loaded[hplace] = True
+    fixed, limits = side.fixed[loaded], side.limits[loaded]
+    keep_cost = (penalty - al.cost_move * U) * per_unit
+    amounts, cost = _min_cost_flow(
+        [(kept[:, 0], kept[:, 1], np.repeat(units, 2), _pairs(keep_cost[side.g_k], np.zeros(len(units), np.int64))),
+         (pool_arcs[:, 0], pool_arcs[:, 1], big, costs),
+         _load_bands(nodes.of(_key(_OM, side.officers[loaded])), fixed, limits, _rates(policy) * lcm, big, 0)],
+        np.concatenate([kept[0::2, 0], f_ids]), np.concatenate([units, f_units]), 0, "relaxation")
+    keep_u, pool_u = amounts[0:2 * len(units):2], amounts[2 * len(units):2 * len(units) + len(of)]
+    w_keep, w_pool = wu[side.g_k], wu[k]
+    whole = not (keep_u % w_keep).any() and not (pool_u % w_pool).any()
+    in_cases = pool_u / w_pool
+    imports = np.zeros(len(pools))
+    imports[importing] = in_cases[is_import]
+    flows = _Flows(keep_u / w_keep, hk, ht, side.officers[hplace], in_cases[is_team], pool_k, pool_t, importing,
+                   in_cases[is_export], imports)
+    return flows, whole, cost / lcm + _load_cost(fixed, limits, policy)
 
 
-def _in_cases(keys: list[tuple], units: np.ndarray, weights: list[int]) -> dict:
-    """Flows in workload units as cases: whole numbers where a class's units divide, else fractions."""
-    return {key: u // w if u % w == 0 else u / w for key, u, w in zip(keys, units.tolist(), weights)}
-
-
-def _flow_repair(prob: SideProblem, classes: list[str], policy: Policy, weight_units: dict[str, int],
-                 lp: dict) -> dict:
+def _flow_repair(side: _Side, policy: Policy, lp: _Flows) -> _Flows:
     """Integral plan from the LP relaxation: min-cost flow in whole cases, one commodity per weight class.
 
     The LP is the outer step that splits each officer's point capacity between classes: an officer's arc for
@@ -443,75 +647,75 @@ def _flow_repair(prob: SideProblem, classes: list[str], policy: Policy, weight_u
     would cause, priced as if the officer were full. Moves, team changes and ineligible holders keep
     their policy costs, so the flow minimises moves exactly for that capacity split.
     """
-    al = policy.alignment
-    U = policy.units_per_point
-    share = _class_inflow(lp)
-    net = _Network()
-    net.node(("sink",))
-    kept = sorted(prob.kept.items())
-    sizes = np.array([len(idx) for _, idx in kept], dtype=np.int64)
-    big = int(sizes.sum()) + sum(len(v) for v in prob.forced.values())
-    touched = []
-    for om, k, t in (key for key, _ in kept):
-        group = ("group", om, k, t)
-        touched += (group, ("om", om, k), group, ("pool", k, t))
-    kept_arcs = net.arcs(touched, np.repeat(sizes, 2), np.tile([0, al.cost_move * U], len(kept)))[0::2]
-    net.supply.update(zip(net.tails(kept_arcs).tolist(), sizes.tolist()))
-    for (k, t), idx in sorted(prob.forced.items()):
-        net.supply[net.node(("pool", k, t))] += len(idx)
-    penalty = {k: _penalty(prob.officers, k, policy) for k in classes}
-    team, export, imports = sorted(lp["team"]), sorted(lp["export"]), sorted(lp["import"])
-    team_arcs = net.arcs([n for k, t, om in team for n in (("pool", k, t), ("om", om, k))], big,
-                         [penalty[k] for k, _, _ in team])
-    export_arcs = net.arcs([n for k, t in export for n in (("pool", k, t), ("trust", k))], big,
-                           al.cost_team_change * U)
-    import_arcs = net.arcs([n for k, t in imports for n in (("trust", k), ("pool", k, t))], big, 0)
-    room = _class_rooms(prob, share, weight_units)
-    touched, caps, costs = [], [], []
-    for om, k in sorted({key[1:] for key in net.nodes if key[0] == "om"}):
-        if room.get((om, k)):
-            touched += (("om", om, k), ("sink",))
-            caps.append(room[(om, k)])
-            costs.append(0)
-        touched += (("om", om, k), ("sink",))
-        caps.append(big)
-        costs.append(al.cost_overflow_per_point * weight_units[k])
-    net.arcs(touched, caps, costs)
-    amounts, _ = net.solve(("sink",), "flow repair")
-    return {name: dict(zip(keys, amounts[arcs].tolist())) for name, keys, arcs in (
-        ("keep", [key for key, _ in kept], kept_arcs), ("team", team, team_arcs), ("export", export, export_arcs),
-        ("import", imports, import_arcs))}
+    al, U, wu = policy.alignment, policy.units_per_point, side.roster.weight_units
+    sizes, f_sizes = np.diff(side.g_start), np.diff(side.f_start)
+    big = int(sizes.sum() + f_sizes.sum())
+    penalty = _holders_of(side, side.class_codes(), policy)[3]
+    group = _key(_GROUP, np.arange(len(sizes)))
+    g_om = _key(_OM_CLASS, side.g_om, side.g_k)
+    f_pool = _key(_POOL, side.f_k, side.f_t)
+    t_om = _key(_OM_CLASS, lp.team_om, lp.team_k)
+    p_pool, p_trust = _key(_POOL, lp.pool_k, lp.pool_t), _key(_TRUST, lp.pool_k)
+    officers = np.unique(np.concatenate([g_om, t_om]))  # (officer, class) nodes, in that order
+    room = _class_rooms(side, lp, g_om, t_om, officers)
+    nodes = _Nodes(np.concatenate([
+        _key(_SINK, [0]), _pairs(group, g_om, group, _key(_POOL, side.g_k, side.g_t)), f_pool,
+        _pairs(_key(_POOL, lp.team_k, lp.team_t), t_om), _pairs(p_pool, p_trust),
+        _pairs(p_trust[lp.importing], p_pool[lp.importing])]))
+    ids = nodes.sequence
+    kept = ids[1:1 + 4 * len(sizes)].reshape(-1, 2)
+    rest = ids[1 + 4 * len(sizes):]
+    f_ids, rest = rest[:len(f_pool)], rest[len(f_pool):]
+    team = rest[:2 * len(t_om)].reshape(-1, 2)
+    export = rest[2 * len(t_om):2 * (len(t_om) + len(p_pool))].reshape(-1, 2)
+    imports = rest[2 * (len(t_om) + len(p_pool)):].reshape(-1, 2)
+    # Each (officer, class) node drains through its room at no cost, then past it at the overflow's cost.
+    has_room = room > 0
+    per_node = 1 + has_room
+    of = np.repeat(np.arange(len(officers)), per_node)
+    is_room = has_room[of] & (np.arange(len(of)) == np.repeat(np.cumsum(per_node) - per_node, per_node))
+    drain_cost = al.cost_overflow_per_point * wu[officers & _LOW]
+    amounts, _ = _min_cost_flow(
+        [(kept[:, 0], kept[:, 1], np.repeat(sizes, 2), np.tile([0, al.cost_move * U], len(sizes))),
+         (team[:, 0], team[:, 1], big, penalty[lp.team_k]),
+         (export[:, 0], export[:, 1], big, al.cost_team_change * U),
+         (imports[:, 0], imports[:, 1], big, 0),
+         (nodes.of(officers)[of], np.zeros(len(of), np.int64), np.where(is_room, room[of], big),
+          np.where(is_room, 0, drain_cost[of]))],
+        np.concatenate([kept[0::2, 0], f_ids]), np.concatenate([sizes, f_sizes]), 0, "flow repair")
+    n = 2 * len(sizes)
+    t_end = n + len(t_om)
+    e_end = t_end + len(p_pool)
+    got_imports = np.zeros(len(p_pool), dtype=np.int64)
+    got_imports[lp.importing] = amounts[e_end:e_end + int(lp.importing.sum())]
+    return replace(lp, keep=amounts[0:n:2], team=amounts[n:t_end], export=amounts[t_end:e_end], imports=got_imports)
 
 
-def _class_rooms(prob: SideProblem, share: dict[tuple[str, str], float],
-                 weight_units: dict[str, int]) -> dict[tuple[str, str], int]:
-    """Split each officer's capacity between classes in whole cases, following the LP.
+def _class_rooms(side: _Side, lp: _Flows, g_om: np.ndarray, t_om: np.ndarray, keys: np.ndarray) -> np.ndarray:
+    """Split each officer's capacity between classes in whole cases, following the LP: the room of each
+    (officer, class) of `keys`.
 
     Each class gets the LP's whole cases; the officer's remaining units then round up the classes with the
     largest fractional parts, one case each, while it fits. No unit of capacity is counted twice.
     """
-    officers = {o.code: o for o in prob.officers}
-    shares = [(om, k, x) for (om, k), x in share.items() if om in officers]
-    if not shares:
-        return {}
-    oms, ks, xs = zip(*shares)
-    x = np.array(xs, dtype=np.float64)
-    whole = np.floor(x + 1e-6).astype(np.int64)
-    room = dict(zip(zip(oms, ks), whole.tolist()))
-    fraction = x - whole
+    wu = side.roster.weight_units
+    # Cases of each class each officer ends with, kept or received (summed in the order the LP lists them).
+    share = np.bincount(np.searchsorted(keys, np.concatenate([g_om, t_om])),
+                        weights=np.concatenate([lp.keep, lp.team]).astype(np.float64), minlength=len(keys))
+    room = np.floor(share + 1e-6).astype(np.int64)
+    fraction = share - room
     rounded = np.flatnonzero(fraction > 1e-6)
     if not len(rounded):
         return room
-    of, codes = pd.factorize(pd.Index(oms, dtype=object))
-    used = np.bincount(of, weights=whole * np.array([weight_units[k] for k in ks]), minlength=len(codes))
-    short = np.unique(of[rounded])  # the officers with a fraction to round
-    left = {code: officers[code].cap_units - prob.fixed_units.get(code, 0) - int(u)
-            for code, u in zip(codes[short].tolist(), used[short].tolist())}
-    for i in sorted(rounded.tolist(), key=lambda i: (oms[i], -fraction[i], ks[i])):
-        om, k = oms[i], ks[i]
-        if left[om] >= weight_units[k]:
-            room[(om, k)] += 1
-            left[om] -= weight_units[k]
+    row, k = keys >> 24 & _LOW, keys & _LOW
+    place = side.local(row)
+    used = np.bincount(place, weights=room * wu[k], minlength=len(side.officers)).astype(np.int64)
+    left = (side.limits[:, 0] - side.fixed - used).tolist()
+    for i in rounded[np.lexsort((k[rounded], -fraction[rounded], row[rounded]))].tolist():
+        o, w = int(place[i]), int(wu[k[i]])
+        if left[o] >= w:
+            room[i] += 1
+            left[o] -= w
     return room
 
 
@@ -554,21 +758,11 @@ def _load_cost(loads: np.ndarray, limits: np.ndarray, policy: Policy) -> int:
     return int((np.maximum(0, loads[:, None] - limits) * _rates(policy)).sum())
 
 
-def _groups(rows: np.ndarray, key: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
-    """`rows` grouped by integer `key`, groups in key order, rows ascending within each group: each group's
-    first row, and the groups as arrays (views of one array)."""
-    order = np.argsort(key, kind="stable")
-    ordered = key[order]
-    starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]]) if len(ordered) else np.zeros(0, np.int64)
-    grouped = rows[order]
-    return grouped[starts], np.split(grouped, starts[1:]) if len(grouped) else []
-
-
-def _classify(crns: pd.Series, c: CaseArrays, roster: Roster, held: pd.Series,
-              problems: dict[str, SideProblem]) -> tuple[np.ndarray, ...]:
+def _classify(crns: pd.Series, c: CaseArrays, roster: Roster,
+              held: pd.Series) -> tuple[dict[str, _Side], np.ndarray, ...]:
     """Sort every case into pinned (retention), kept groups (its OM may keep it) or forced (it must move).
 
-    Fills `problems` and returns per-case arrays: om and reason (set for pinned cases), the reason a forced
+    Returns each side's problem and per-case arrays: om and reason (set for pinned cases), the reason a forced
     case moves, and whether it is pinned.
     """
     n, row = len(crns), c.row
@@ -585,94 +779,76 @@ def _classify(crns: pd.Series, c: CaseArrays, roster: Roster, held: pd.Series,
     same_side = roster.same_side(row, c.on_side)
     allowed = known & (same_side | unstaffed) & may_hold
     pin = known & isin(crns, held)
-    om = np.full(n, None, dtype=object)
-    reason = np.full(n, None, dtype=object)
-    om[pin] = c.current[pin]
-    reason[pin] = np.where(allowed[pin], KEPT, RETAINED)
-    fixed = np.bincount(row[pin], weights=c.wunits[pin], minlength=roster.none + 1)
-    for s in SIDES:
-        mine = np.flatnonzero((fixed[:-1] > 0) & (roster.side[:-1] == s))
-        problems[s].fixed_units.update({roster.codes[j]: int(fixed[j]) for j in mine})
-    why = np.select([pd.isna(c.current), ~known, ~same_side], [0, 1, 2], 3)
-    why[pin | allowed] = 4
-    forced_reason = np.array([ALLOCATED, MOVED_LEFT, MOVED_SIDE, MOVED_GRADE, None], dtype=object)[why]
-    k_code = c.k_code
-    nk, nt = len(roster.class_names), max(int(c.t_code.max(initial=-1)) + 1, 1)
+    om = np.full(n, roster.none, dtype=np.int64)
+    reason = np.full(n, -1, dtype=np.int8)
+    om[pin] = row[pin]
+    reason[pin] = np.where(allowed[pin], _KEPT, _RETAINED)
+    fixed = np.bincount(row[pin], weights=c.wunits[pin], minlength=roster.none + 1).astype(np.int64)
+    why = np.select([c.missing, ~known, ~same_side], [_ALLOCATED, _MOVED_LEFT, _MOVED_SIDE], _MOVED_GRADE)
+    why[pin | allowed] = -1
+    forced_reason = why.astype(np.int8)
+    k, t = c.k_code, c.t_code
+    nk, nt = len(roster.class_names), max(len(roster.teams), 1)
     free = ~pin
+    problems = {}
     for s in SIDES:
+        officers = np.flatnonzero(roster.side[:-1] == s)
         keep = np.flatnonzero(allowed & free & c.on_side[s])
-        firsts, groups = _groups(keep, (row[keep] * nk + k_code[keep]) * nt + c.t_code[keep])
-        problems[s].kept.update(zip(zip(c.current[firsts], c.klass[firsts], c.team[firsts]), groups))
+        g_first, g_rows, g_start = _groups(keep, (row[keep] * nk + k[keep]) * nt + t[keep])
         move = np.flatnonzero(~allowed & free & c.on_side[s])
-        firsts, groups = _groups(move, k_code[move] * nt + c.t_code[move])
-        problems[s].forced.update(zip(zip(c.klass[firsts], c.team[firsts]), groups))
-    return om, reason, forced_reason, pin
+        f_first, f_rows, f_start = _groups(move, k[move] * nt + t[move])
+        problems[s] = _Side(roster, officers, roster.classes[officers], fixed[officers], row[g_first],
+                            k[g_first], t[g_first], g_start, g_rows, k[f_first], t[f_first], f_start, f_rows)
+    return problems, om, reason, forced_reason, pin
 
 
-def _parts(prob: SideProblem, limit: int) -> list[SideProblem]:
+def _parts(side: _Side, limit: int) -> list[_Side]:
     """Cut a large side into parts of whole teams (team-code order), each with at most about `limit` cases.
 
     Kept cases go with their officer's team, forced cases with the case's team; an officer goes with their
     team, so each officer's whole load is in one part.
     """
-    size = sum(len(v) for v in prob.kept.values()) + sum(len(v) for v in prob.forced.values())
-    if size <= limit:
-        return [prob]
-    team_of = {o.code: o.team for o in prob.officers}
-    per_team: dict[str, int] = defaultdict(int)
-    for (om, _k, _t), idx in prob.kept.items():
-        per_team[team_of[om]] += len(idx)
-    for (_k, t), idx in prob.forced.items():
-        per_team[t] += len(idx)
-    for t in team_of.values():
-        per_team.setdefault(t, 0)
-    part_of: dict[str, int] = {}
+    if side.size <= limit:
+        return [side]
+    nt = len(side.roster.teams)
+    g_team = side.roster.team[side.g_om]
+    per_team = (np.bincount(g_team, weights=np.diff(side.g_start), minlength=nt)
+                + np.bincount(side.f_t, weights=np.diff(side.f_start), minlength=nt)).astype(np.int64)
+    part_of = np.zeros(nt, dtype=np.int64)
     part, filled = 0, 0
-    for t in sorted(per_team):
+    for t in np.unique(np.concatenate([g_team, side.f_t, side.team])).tolist():
         if filled and filled + per_team[t] > limit:
             part, filled = part + 1, 0
         part_of[t] = part
         filled += per_team[t]
-    parts = [SideProblem([], defaultdict(int)) for _ in range(part + 1)]
-    for o in prob.officers:
-        p = parts[part_of[o.team]]
-        p.officers.append(o)
-        if o.code in prob.fixed_units:
-            p.fixed_units[o.code] = prob.fixed_units[o.code]
-    for (om, k, t), idx in prob.kept.items():
-        parts[part_of[team_of[om]]].kept[(om, k, t)] = idx
-    for (k, t), idx in prob.forced.items():
-        parts[part_of[t]].forced[(k, t)] = idx
-    return [p for p in parts if p.kept or p.forced]
+    parts = [side.select(part_of[side.team] == p, part_of[g_team] == p, part_of[side.f_t] == p)
+             for p in range(part + 1)]
+    return [p for p in parts if not p.empty]
 
 
-def _borrowed(prob: SideProblem, officers: dict[str, Officer], side: str, om: np.ndarray,
-              wunits: np.ndarray) -> SideProblem:
+def _borrowed(side: _Side, name: str, om: np.ndarray, wunits: np.ndarray) -> _Side:
     """A side with no officer: its cases go to the other side's officers, as loaded now, all at the
     ineligible cost (so who may hold which class no longer matters, only load, moves and teams); a case
     already held by one of them may stay."""
-    others = [o._replace(classes=frozenset()) for o in officers.values() if o.side != side]
-    load: dict[str, int] = defaultdict(int)
-    for code, w in zip(om, wunits):
-        if code is not None:
-            load[code] += int(w)
-    out = SideProblem(others, defaultdict(int, {o.code: load[o.code] for o in others if load.get(o.code)}))
-    out.kept, out.forced = prob.kept, prob.forced
-    return out
+    roster = side.roster
+    others = np.flatnonzero(roster.side[:-1] != name)
+    held = om < roster.none
+    load = np.bincount(om[held], weights=wunits[held], minlength=roster.none).astype(np.int64)
+    return side.with_officers(others, np.zeros(len(others), dtype=np.int64), load[others])
 
 
-def _solve_side(side: str, prob: SideProblem, classes: list[str], policy: Policy,
-                weight_units: dict[str, int]) -> tuple[dict, SolveReport]:
+def _solve_side(name: str, side: _Side, policy: Policy) -> tuple[_Flows, SolveReport]:
     """Exact MIP for small sides; otherwise LP relaxation, then min-cost flow repair when it is fractional."""
-    al = policy.alignment
-    size = sum(len(v) for v in prob.kept.values()) + sum(len(v) for v in prob.forced.values())
-    if size <= al.exact_max_cases:
-        flows, obj = _solve_model(side, prob, classes, policy, weight_units, al.solver)
-        return flows, SolveReport(side, MIP, obj, obj)
-    lp, bound = _relaxation(prob, classes, policy, weight_units)
-    if _is_integral(lp):
-        return lp, SolveReport(side, LP_INTEGRAL, bound, bound)
-    return _flow_repair(prob, classes, policy, weight_units, lp), SolveReport(side, LP_FLOW, None, bound)
+    al, roster = policy.alignment, side.roster
+    if side.size <= al.exact_max_cases:
+        classes = [roster.class_names[k] for k in side.class_codes().tolist()]
+        flows, obj = _solve_model(name, side.problem(), classes, policy,
+                                  dict(zip(roster.class_names, roster.weight_units.tolist())), al.solver)
+        return _Flows.of(flows, side), SolveReport(name, MIP, obj, obj)
+    lp, whole, bound = _relaxation(side, policy)
+    if whole:
+        return lp.whole(), SolveReport(name, LP_INTEGRAL, bound, bound)
+    return _flow_repair(side, policy, lp), SolveReport(name, LP_FLOW, None, bound)
 
 
 def align_cases(
@@ -689,57 +865,49 @@ def align_cases(
     current_om, om, moved, reason, eligible_om; and one solver report per side.
     """
     cases = sorted_by(split_cases, "crn").reset_index(drop=True)
-    officers = _officers(staff_split, policy, as_of)
-    roster = Roster.of(officers, policy)
-    weight_units = {k: policy.weight_units(k) for k in policy.case_classes.weights}
+    roster = Roster.of_staff(staff_split, policy, as_of, arrow_text(cases["team_code"]))
     current_om = effective_current_om(cases, previous_plan)
     c = CaseArrays.of(cases, current_om, roster)
-    current, wunits = c.current, c.wunits
     held = retention.loc[retention["status"].isin(HOLDING_STATUSES), "crn"].drop_duplicates()
-    problems = {s: SideProblem([o for o in officers.values() if o.side == s], defaultdict(int)) for s in SIDES}
-    om, reason, forced_reason, pinned = _classify(cases["crn"], c, roster, held, problems)
+    problems, om, reason, forced_reason, pinned = _classify(cases["crn"], c, roster, held)
 
     reports = []
     # Staffed sides first: a side with nobody on it borrows the other side's officers as they are then loaded.
-    for side in sorted(SIDES, key=lambda s: not problems[s].officers):
+    for side in sorted(SIDES, key=lambda s: not len(problems[s].officers)):
         prob, method = problems[side], None
-        if not prob.kept and not prob.forced:
+        if prob.empty:
             continue
-        if not prob.officers:
-            prob, method = _borrowed(prob, officers, side, om, wunits), OTHER_SIDE
-        if not prob.officers:
-            for idx in prob.forced.values():
-                reason[idx] = forced_reason[idx]
+        if not len(prob.officers):
+            prob, method = _borrowed(prob, side, om, c.wunits), OTHER_SIDE
+        if not len(prob.officers):
+            reason[prob.f_rows] = forced_reason[prob.f_rows]
             reports.append(SolveReport(side, NO_STAFF, None, 0.0))
             continue
         bound, methods, parts = 0.0, set(), _parts(prob, policy.alignment.max_cases_per_model)
         for part in parts:
-            classes = sorted({k for (_, k, _) in part.kept} | {k for (k, _) in part.forced})
-            flows, report = _solve_side(side, part, classes, policy, weight_units)
-            _deal(part, flows, current, om, reason, forced_reason)
+            flows, report = _solve_side(side, part, policy)
+            _deal(part, flows, c.row, om, reason, forced_reason)
             if report.method == LP_FLOW:
                 _relieve_overflow(part, c, om, reason, forced_reason)
             # The model prices kept cases negatively; shift its value onto the plan_cost scale.
-            movable = sum(len(v) for v in part.kept.values())
-            forced_moves = int(np.count_nonzero(forced_reason[_rows(part.forced.values())] != ALLOCATED))
-            bound += report.bound + policy.alignment.cost_move * policy.units_per_point * (movable + forced_moves)
+            forced_moves = int(np.count_nonzero(forced_reason[part.f_rows] != _ALLOCATED))
+            bound += report.bound + policy.alignment.cost_move * policy.units_per_point * (
+                len(part.g_rows) + forced_moves)
             methods.add(report.method)
         method = method or next(m for m in (LP_FLOW, LP_INTEGRAL, MIP) if m in methods)
         reports.append(SolveReport(side, method, None, math.nan if method == OTHER_SIDE else bound, len(parts)))
 
-    # Text as pandas holds it (Arrow), made once: looked up and compared by Arrow, then the output's columns
-    om_text, reason_text = pd.Series(om, dtype="str"), pd.Series(reason, dtype="str")
-    row = roster.find(om_text)
-    moved = isin(reason_text, list(MOVE_REASONS))
+    held_by = om < roster.none
+    moved = np.isin(reason, _MOVES)
     plan = Plan(
-        row=row, side=c.side, wunits=wunits, moved=moved,
-        eligible=(row < roster.none) & roster.same_side(row, c.on_side) & ((roster.classes[row] & c.bits) != 0),
-        team_change=(row < roster.none) & (moved | equals(reason_text, ALLOCATED)) & (roster.team[row] != c.team),
+        row=om, side=c.side, wunits=c.wunits, moved=moved,
+        eligible=held_by & roster.same_side(om, c.on_side) & ((roster.classes[om] & c.bits) != 0),
+        team_change=held_by & (moved | (reason == _ALLOCATED)) & (roster.team[om] != c.t_code),
         free=~pinned)
     out = cases[["crn", "team_code", "side", "rule", "case_class", "weight_units"]].copy()
     out["current_om"] = current_om.astype("str")
-    out["om"] = om_text
-    out["reason"] = reason_text
+    out["om"] = text_series(roster.codes.take(pa.array(np.where(held_by, om, 0), mask=~held_by)))
+    out["reason"] = labels(reason.astype(np.int64), list(REASONS))
     out["moved"] = moved
     out["eligible_om"] = plan.eligible
     out["team_change"] = plan.team_change
@@ -780,12 +948,7 @@ def _side_cost(plan: Plan, roster: Roster, side: str, policy: Policy, borrowed: 
             + _load_cost(loaded[rows].astype(np.int64), roster.limits[rows], policy))
 
 
-def _rows(groups: Iterable) -> np.ndarray:
-    """The case rows of `groups` (arrays or lists of rows), one after another."""
-    return np.concatenate([np.zeros(0, np.int64), *groups]).astype(np.int64, copy=False)
-
-
-def _deal(prob: SideProblem, flows: dict, current: np.ndarray,
+def _deal(side: _Side, flows: _Flows, current: np.ndarray,
           om: np.ndarray, reason: np.ndarray, forced_reason: np.ndarray) -> None:
     """Turn integer flows into per-case assignments, deterministically (cases in crn order, OMs in code order).
 
@@ -793,48 +956,41 @@ def _deal(prob: SideProblem, flows: dict, current: np.ndarray,
     exports its last cases to its class's trust pool (in case order), which hands them on to the importing
     pools in pool order; each pool then gives its own cases, then its imports, to its officers in code order.
     """
-    groups = sorted(prob.kept)
-    sizes = np.array([len(prob.kept[g]) for g in groups], dtype=np.int64)
-    rows = _rows(prob.kept[g] for g in groups)
-    kept = np.array([flows["keep"][g] for g in groups], dtype=np.int64)
-    first = np.repeat(np.cumsum(sizes) - sizes, sizes)
-    stays = np.arange(len(rows)) - first < np.repeat(kept, sizes)
-    om[rows[stays]] = np.repeat(np.array([g[0] for g in groups], dtype=object), kept)
-    reason[rows[stays]] = KEPT
-    forced_reason[rows[~stays]] = MOVED_CAPACITY
+    sizes, rows = np.diff(side.g_start), side.g_rows
+    first = np.repeat(side.g_start[:-1], sizes)
+    stays = np.arange(len(rows)) - first < np.repeat(flows.keep, sizes)
+    om[rows[stays]] = np.repeat(side.g_om, flows.keep)
+    reason[rows[stays]] = _KEPT
+    forced_reason[rows[~stays]] = _MOVED_CAPACITY
 
-    keys = sorted({g[1:] for g in groups} | set(prob.forced) | set(flows["export"]) | set(flows["import"])
-                  | {a[:2] for a in flows["team"]})
-    pool = {key: i for i, key in enumerate(keys)}
-    forced = sorted(prob.forced)
-    forced_sizes = [len(prob.forced[key]) for key in forced]
-    rows = np.concatenate([rows[~stays], _rows(prob.forced[key] for key in forced)])
-    of = np.concatenate([np.repeat(np.array([pool[g[1:]] for g in groups], dtype=np.int64), sizes)[~stays],
-                         np.repeat(np.array([pool[key] for key in forced], dtype=np.int64), forced_sizes)])
+    g_pool, f_pool = _key(_POOL, side.g_k, side.g_t), _key(_POOL, side.f_k, side.f_t)
+    f_pool_flows = _key(_POOL, flows.pool_k, flows.pool_t)
+    keys = np.unique(np.concatenate([g_pool, f_pool, f_pool_flows, _key(_POOL, flows.team_k, flows.team_t)]))
+    rows = np.concatenate([rows[~stays], side.f_rows])
+    of = np.concatenate([np.repeat(np.searchsorted(keys, g_pool), sizes)[~stays],
+                         np.repeat(np.searchsorted(keys, f_pool), np.diff(side.f_start))])
     order = np.lexsort((rows, of))
     rows, of = rows[order], of[order]
     size = np.bincount(of, minlength=len(keys))
-    exports = np.array([flows["export"].get(key, 0) for key in keys], dtype=np.int64)
+    at = np.searchsorted(keys, f_pool_flows)
+    exports, imports = np.zeros(len(keys), dtype=np.int64), np.zeros(len(keys), dtype=np.int64)
+    exports[at], imports[at] = flows.export, flows.imports
     leaves = np.arange(len(rows)) - (np.cumsum(size) - size)[of] >= (size - exports)[of]
-    klass = pd.factorize(np.array([k for k, _ in keys], dtype=object))[0]  # pools are in class order
-    trust_pool = np.lexsort((rows[leaves], klass[of[leaves]]))  # by class, then case
-    imports = np.array([flows["import"].get(key, 0) for key in keys], dtype=np.int64)
+    trust_pool = np.lexsort((rows[leaves], (keys >> 24 & _LOW)[of[leaves]]))  # by class, then case
     pooled = np.concatenate([rows[~leaves], rows[leaves][trust_pool]])
     of = np.concatenate([of[~leaves], np.repeat(np.arange(len(keys)), imports)])
     if len(of) != len(pooled):
         raise RuntimeError("case alignment: the imports do not match the exports")
     given = pooled[np.argsort(of, kind="stable")]  # each pool: its own cases, then its imports
-    arcs = sorted(flows["team"].items())
-    codes = np.repeat(np.array([code for (_, _, code), _ in arcs], dtype=object),
-                      np.array([count for _, count in arcs], dtype=np.int64))
-    if len(codes) != len(given):
+    officers = np.repeat(flows.team_om, flows.team)
+    if len(officers) != len(given):
         raise RuntimeError("case alignment: the pools do not give out every case")
-    om[given] = codes
+    om[given] = officers
     # Given back to its own OM: no move.
-    reason[given] = np.where(codes == current[given], KEPT, forced_reason[given])
+    reason[given] = np.where(officers == current[given], _KEPT, forced_reason[given])
 
 
-def _relieve_overflow(prob: SideProblem, c: CaseArrays, om: np.ndarray, reason: np.ndarray,
+def _relieve_overflow(side: _Side, c: CaseArrays, om: np.ndarray, reason: np.ndarray,
                       forced_reason: np.ndarray) -> None:
     """Polish a rounded plan: move cases off officers over capacity to eligible colleagues with room.
 
@@ -842,35 +998,34 @@ def _relieve_overflow(prob: SideProblem, c: CaseArrays, om: np.ndarray, reason: 
     gave to another class. Cases that move anyway go first (no extra move), then kept ones (one move saves
     at least a unit of overflow, which costs more); a receiver may go over by less than the giver
     comes down; receivers in the case's own team first, then in code
-    order. Each step strictly lowers plan_cost; pinned cases are never in `prob` and never move.
+    order. Each step strictly lowers plan_cost; pinned cases are never in `side` and never move.
     """
-    officers = sorted(prob.officers, key=lambda o: o.code)
-    codes = pd.Index([o.code for o in officers], dtype=object)
-    cap = np.array([o.cap_units for o in officers], dtype=np.int64)
-    cases = _rows((*prob.kept.values(), *prob.forced.values()))
-    row = codes.get_indexer(pd.Index(om[cases], dtype=object))
-    cases, row = cases[row >= 0], row[row >= 0]
-    load = np.array([prob.fixed_units.get(code, 0) for code in codes], dtype=np.int64) + np.bincount(
-        row, weights=c.wunits[cases], minlength=len(codes)).astype(np.int64)
+    officers, n = side.officers, len(side.officers)
+    cap = side.limits[:, 0]
+    cases = np.concatenate([side.g_rows, side.f_rows])
+    row = np.minimum(side.local(om[cases]), n - 1)
+    mine = officers[row] == om[cases]
+    cases, row = cases[mine], row[mine]
+    load = side.fixed + np.bincount(row, weights=c.wunits[cases], minlength=n).astype(np.int64)
     over = np.flatnonzero(load > cap)
     if not len(over):
         return
     order = np.argsort(row, kind="stable")
     starts, ends = (np.searchsorted(row[order], over, side=s) for s in ("left", "right"))
     held = {j: cases[order[a:b]].tolist() for j, a, b in zip(over.tolist(), starts, ends)}
-    by_class: dict[str, list[int]] = defaultdict(list)
-    by_team_class: dict[tuple[str, str], list[int]] = defaultdict(list)
-    for j, o in enumerate(officers):
-        for k in o.classes:
-            by_class[k].append(j)
-            by_team_class[(o.team, k)].append(j)
-    pools = {key: np.asarray(v, dtype=np.int64) for d in (by_class, by_team_class) for key, v in d.items()}
+    pools: dict = defaultdict(list)
+    for j, (team, bits) in enumerate(zip(side.team.tolist(), side.classes.tolist())):
+        for k in range(len(side.roster.class_names)):
+            if bits >> k & 1:
+                pools[k].append(j)
+                pools[(team, k)].append(j)
+    pools = {key: np.asarray(v, dtype=np.int64) for key, v in pools.items()}
     room = np.maximum(cap - load, 0)
 
     def receiver(i: int, need: int) -> int | None:
         """The first eligible colleague with `need` units of room (so an officer over capacity, the giver
         among them, never takes a case)."""
-        for key in ((c.team[i], c.klass[i]), c.klass[i]):
+        for key in ((int(c.t_code[i]), int(c.k_code[i])), int(c.k_code[i])):
             pool = pools.get(key)
             if pool is not None:
                 fits = room[pool] >= need
@@ -882,8 +1037,8 @@ def _relieve_overflow(prob: SideProblem, c: CaseArrays, om: np.ndarray, reason: 
     # Whole fits for every officer first; then colleagues who go over by less than the giver comes down.
     for partial in (False, True):
         for j in over.tolist():
-            code = codes[j]
-            for i in sorted(held[j], key=lambda i: (reason[i] == KEPT, i)):
+            code = officers[j]
+            for i in sorted(held[j], key=lambda i: (reason[i] == _KEPT, i)):
                 excess = int(load[j] - cap[j])
                 if excess <= 0:
                     break
@@ -894,10 +1049,10 @@ def _relieve_overflow(prob: SideProblem, c: CaseArrays, om: np.ndarray, reason: 
                 r = receiver(i, w - (min(w, excess) - 1 if partial else 0))
                 if r is None:
                     continue
-                if reason[i] == KEPT:
-                    forced_reason[i] = MOVED_CAPACITY
-                om[i] = codes[r]
-                reason[i] = KEPT if codes[r] == c.current[i] else forced_reason[i]
+                if reason[i] == _KEPT:
+                    forced_reason[i] = _MOVED_CAPACITY
+                om[i] = officers[r]
+                reason[i] = _KEPT if officers[r] == c.row[i] else forced_reason[i]
                 load[j] -= w
                 load[r] += w
                 room[[j, r]] = np.maximum(cap[[j, r]] - load[[j, r]], 0)
