@@ -188,7 +188,6 @@ class CaseArrays:
     """One trust's cases (crn order) as the numbers the alignment reads, each made once."""
     row: np.ndarray  # the roster row of the OM the case has now (the sentinel when missing or unknown)
     missing: np.ndarray  # no OM at all
-    side: np.ndarray
     on_side: dict[str, np.ndarray]
     k_code: np.ndarray  # position in Roster.class_names
     t_code: np.ndarray  # position in Roster.teams
@@ -196,11 +195,9 @@ class CaseArrays:
 
     @classmethod
     def of(cls, cases: pd.DataFrame, current: pd.Series, roster: Roster) -> CaseArrays:
-        on_side = {s: equals(cases["side"], s) for s in SIDES}
-        side = np.select(list(on_side.values()), range(len(SIDES)), len(SIDES))
         return cls(
-            row=roster.find(current), missing=current.isna().to_numpy(), on_side=on_side,
-            side=np.array([*SIDES, None], dtype=object)[side],
+            row=roster.find(current), missing=current.isna().to_numpy(),
+            on_side={s: equals(cases["side"], s) for s in SIDES},
             k_code=positions(cases["case_class"], pd.Series(roster.class_names, dtype="str")),
             t_code=roster.team_of(cases["team_code"]), wunits=cases["weight_units"].to_numpy())
 
@@ -900,7 +897,7 @@ def align_cases(
     held_by = om < roster.none
     moved = np.isin(reason, _MOVES)
     plan = Plan(
-        row=om, side=c.side, wunits=c.wunits, moved=moved,
+        row=om, on_side=c.on_side, wunits=c.wunits, moved=moved,
         eligible=held_by & roster.same_side(om, c.on_side) & ((roster.classes[om] & c.bits) != 0),
         team_change=held_by & (moved | (reason == _ALLOCATED)) & (roster.team[om] != c.t_code),
         free=~pinned)
@@ -920,7 +917,7 @@ def align_cases(
 class Plan:
     """A finished alignment as per-case arrays: holder row in the roster, and what pricing needs."""
     row: np.ndarray
-    side: np.ndarray
+    on_side: dict[str, np.ndarray]
     wunits: np.ndarray
     moved: np.ndarray
     eligible: np.ndarray
@@ -937,10 +934,13 @@ def _side_cost(plan: Plan, roster: Roster, side: str, policy: Policy, borrowed: 
     """
     lender = side in borrowed
     holder = np.append((roster.side[:-1] != side) == lender, False)
-    counted = np.ones(len(plan.row), dtype=bool) if lender else ~(np.isin(plan.side, list(borrowed)) & plan.free)
+    lent = np.zeros(len(plan.row), dtype=bool)
+    for s in borrowed:
+        lent |= plan.on_side[s]
+    counted = np.ones(len(plan.row), dtype=bool) if lender else ~(lent & plan.free)
     sel = counted & holder[plan.row]
     loaded = np.bincount(plan.row[sel], weights=plan.wunits[sel], minlength=roster.none + 1)
-    mine = plan.free & (plan.side == side)
+    mine = plan.free & plan.on_side[side]
     held = plan.row < roster.none
     rows = np.flatnonzero(holder[:-1])
     return (_event_cost(int(plan.moved[mine].sum()), int(plan.team_change[mine].sum()),

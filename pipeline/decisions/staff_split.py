@@ -49,19 +49,18 @@ def split_staff(
     staff = sorted_by(staff, "staff_code").reset_index(drop=True)
     trust_share = nps_points_share(split_cases, sp.fallback_nps_share)
     alignment = staff_alignment(staff, split_cases, trust_share).to_numpy()
-    codes = staff["staff_code"].to_numpy(dtype=object)
     role = staff["role"].to_numpy(dtype=object)
     grade = staff["grade"].to_numpy(dtype=object)
     fte = staff["fte"].to_numpy(dtype=float)
     preference = staff["preference"].to_numpy(dtype=object, na_value=None)
     service = staff["service_start"].to_numpy(dtype="datetime64[ns]")
-    row_of = {c: i for i, c in enumerate(codes)}
     side = np.full(len(staff), None, dtype=object)
     reason = np.full(len(staff), None, dtype=object)
 
     upheld = sorted((code, org) for code, org, status in
                     zip(appeals["staff_code"], appeals["requested_org"], appeals["status"])
                     if status == "UPHELD" and isinstance(code, str) and isinstance(org, str))
+    row_of = {c: i for i, c in enumerate(staff["staff_code"].to_numpy(dtype=object))} if upheld else {}
     for code, org in upheld:
         i = row_of.get(code)
         if i is not None and side[i] is None and org in (NPS, CRC):
@@ -81,16 +80,18 @@ def split_staff(
             rows = rows[np.lexsort((rows, service[rows], -clarity[rows]))]
             total = float(fte[rows].sum())
             room = {NPS: total * share, CRC: total * (1 - share)}
-            for i in rows:
-                pref = preference[i]
+            got_side, got_reason = [], []
+            for pref, aligned, f in zip(preference[rows].tolist(), alignment[rows].tolist(), fte[rows].tolist()):
                 explicit = pref in (NPS, CRC)
-                choice = pref if explicit else (NPS if alignment[i] >= sp.nps_alignment_threshold else CRC)
-                if room[choice] + _EPS >= sp.room_fraction_of_fte * fte[i]:
+                choice = pref if explicit else (NPS if aligned >= sp.nps_alignment_threshold else CRC)
+                if room[choice] + _EPS >= sp.room_fraction_of_fte * f:
                     got, why = choice, (PREFERENCE if explicit else ALIGNMENT)
                 else:
                     got, why = (CRC if choice == NPS else NPS), TARGET_FULL
-                room[got] -= fte[i]
-                side[i], reason[i] = got, why
+                room[got] -= f
+                got_side.append(got)
+                got_reason.append(why)
+            side[rows], reason[rows] = got_side, got_reason
 
     workload_grades = list(sp.workload_grades)
     split_grades(workload_grades, trust_share)
