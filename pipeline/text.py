@@ -56,8 +56,16 @@ def matches(s: pd.Series, pattern: str) -> np.ndarray:
     values = arrow_text(s)
     if values is None:
         return np.array([isinstance(v, str) and re.search(pattern, v) is not None for v in s], dtype=bool)
-    found = filled(pc.match_substring_regex(values, _re2(pattern)), False)
-    result = found.to_numpy(zero_copy_only=False).copy()
+    if values.null_count:  # Arrow's RE2 runs over null slots too: a column most of whose values are missing
+        result = np.zeros(len(values), dtype=bool)  # (case registers) matches five times faster without them
+        result[pc.is_valid(values).to_numpy(zero_copy_only=False)] = _matches(pc.drop_null(values), pattern)
+        return result
+    return _matches(values, pattern)
+
+
+def _matches(values: pa.Array, pattern: str) -> np.ndarray:
+    """`matches` over text with no missing value."""
+    result = pc.match_substring_regex(values, _re2(pattern)).to_numpy(zero_copy_only=False).copy()
     if not _NOT_PORTABLE.search(pattern) or not _may_differ(values):
         return result
     may_differ = pc.or_(pc.invert(pc.string_is_ascii(values)),
