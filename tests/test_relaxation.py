@@ -5,7 +5,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline.decisions.alignment import Officer, SideProblem, _relaxation, _Side, _solve_model
+from pipeline.decisions.alignment import Officer, SideProblem, _Flows, _relaxation, _Side, _solve_model
 from pipeline.policy import load_policy
 
 P = load_policy()
@@ -86,3 +86,21 @@ def test_relaxation_solves_a_side_where_nobody_may_hold_the_class():
                                                    integer=False)[1])
     assert sum(flows["team"].values()) == 3
     assert flows["team"][("CRC_COMPLEX", "T1", "S2")] == 0  # S2 is full already
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(side_problems())
+def test_a_side_numbered_and_named_again_is_the_same_side(problem):
+    """The alignment solves sides by number and the exact model by name: the two forms say the same thing,
+    and the exact model's flows, numbered and named again, are its flows."""
+    prob, classes = problem
+    side = _Side.of(prob, P)
+    again = side.problem()
+    assert sorted(again.officers) == sorted(prob.officers)
+    assert {c: u for c, u in again.fixed_units.items() if u} == {c: u for c, u in prob.fixed_units.items() if u}
+    assert dict(again.kept) == {g: list(idx) for g, idx in prob.kept.items()}
+    assert dict(again.forced) == {g: list(idx) for g, idx in prob.forced.items()}
+    if not classes:
+        return
+    flows, _ = _solve_model("CRC", prob, classes, P, WEIGHT_UNITS, "HIGHS")
+    assert _Flows.of(flows, side).named(side) == flows
