@@ -38,9 +38,10 @@ def transfer_workbook(moves: pd.DataFrame, created: dt.datetime = dt.datetime(20
     file's properties instead of the clock, so the same moves give the same bytes.
     """
     columns = [arrow_text(moves[c].fillna("").astype(str)) for c in moves.columns]
-    order = pc.sort_indices(columns[list(moves.columns).index("team_code")])  # stable
+    at = list(moves.columns).index("team_code")
+    order = pc.sort_indices(columns[at])  # stable
     columns = [c.take(order) for c in columns]
-    team = columns[list(moves.columns).index("team_code")]
+    team = columns[at]
     starts = np.flatnonzero(np.r_[len(team) > 0, pc.not_equal(team[1:], team[:-1]).to_numpy(zero_copy_only=False)])
     names = _sheet_names(team.take(pa.array(starts)).to_pylist())
     sheets = [Sheet(name, rows) for name, rows in zip(names, np.diff(np.r_[starts, len(team)]).tolist())]

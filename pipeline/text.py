@@ -70,7 +70,7 @@ def _matches(values: pa.Array, pattern: str) -> np.ndarray:
         return result
     may_differ = pc.or_(pc.invert(pc.string_is_ascii(values)),
                         pc.match_substring_regex(values, f"[{_RE2_DIFFERS}]"))
-    differ = np.flatnonzero(pc.fill_null(may_differ, False).to_numpy(zero_copy_only=False))
+    differ = np.flatnonzero(may_differ.to_numpy(zero_copy_only=False))
     if len(differ):
         rx = re.compile(pattern)
         result[differ] = [rx.search(v) is not None for v in values.take(differ).to_pylist()]

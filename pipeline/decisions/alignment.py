@@ -77,6 +77,11 @@ class SolveReport:
     parts: int = 1
 
 
+def _class_names(policy: Policy) -> tuple[str, ...]:
+    """The case classes in name order: a class's number is its place here."""
+    return tuple(sorted(policy.case_classes.weights))
+
+
 @dataclass(frozen=True)
 class Roster:
     """The officers as arrays in code order, with a last sentinel row standing for 'no officer'; their
@@ -103,48 +108,42 @@ class Roster:
         ordered = codes.take(order)
         last = np.append(pc.not_equal(ordered[1:], ordered[:-1]).to_numpy(zero_copy_only=False), True)
         rows = active[order[last]]
-        teams = arrow_text(staff["team_code"]).take(rows)
-        return cls._of(ordered.filter(pa.array(last)), staff["side"].to_numpy(dtype=object)[rows], teams,
-                       staff["grade"].to_numpy(dtype=object)[rows], staff["role"].to_numpy(dtype=object)[rows],
-                       staff["fte"].to_numpy(dtype=np.float64)[rows], policy, case_teams)
-
-    @classmethod
-    def _of(cls, codes: pa.Array, side: np.ndarray, teams: pa.Array, grade: np.ndarray, role: np.ndarray,
-            fte: np.ndarray, policy: Policy, case_teams: pa.Array | None) -> Roster:
+        grade, role = staff["grade"].to_numpy(dtype=object)[rows], staff["role"].to_numpy(dtype=object)[rows]
         cc, al = policy.case_classes, policy.alignment
-        class_names = tuple(sorted(cc.weights))
-        full = fte * cc.capacity_points_per_fte * policy.units_per_point
+        full = staff["fte"].to_numpy(dtype=np.float64)[rows] * cc.capacity_points_per_fte * policy.units_per_point
         limits = np.floor(np.column_stack([full * pct / 100 + 1e-9 for pct in
                                            (al.capacity_limit_pct, *(b.from_pct for b in al.spread_bands))])
                           .reshape(len(full), 1 + len(al.spread_bands))).astype(np.int64)
-        bits_of: dict[tuple[str, str], int] = {}
-        for pair in set(zip(grade, role)):
-            bits_of[pair] = sum(1 << i for i, k in enumerate(class_names) if cc.eligible(k, *pair))
+        bits_of = {pair: sum(1 << i for i, k in enumerate(_class_names(policy)) if cc.eligible(k, *pair))
+                   for pair in set(zip(grade, role))}
         bits = np.fromiter(map(bits_of.__getitem__, zip(grade, role)), dtype=np.int64, count=len(grade))
+        return cls._of(ordered.filter(pa.array(last)), staff["side"].to_numpy(dtype=object)[rows],
+                       arrow_text(staff["team_code"]).take(rows), grade, role, limits, bits, policy, case_teams)
+
+    @classmethod
+    def _of(cls, codes: pa.Array, side: np.ndarray, teams: pa.Array, grade: np.ndarray, role: np.ndarray,
+            limits: np.ndarray, bits: np.ndarray, policy: Policy, case_teams: pa.Array | None) -> Roster:
         known = teams if case_teams is None else pa.chunked_array([teams, case_teams.cast(teams.type)])
         vocabulary = pc.unique(known).drop_null() if len(known) else teams
         vocabulary = vocabulary.take(pc.sort_indices(vocabulary))
         team = filled(pc.index_in(teams, value_set=vocabulary), -1).to_numpy(zero_copy_only=False)
         return cls(codes=codes, side=np.append(side, None), team=np.append(team, -1).astype(np.int64),
-                   grade=grade, role=role, classes=np.append(bits, 0), limits=limits, teams=vocabulary,
-                   class_names=class_names,
-                   weight_units=np.array([policy.weight_units(k) for k in class_names], dtype=np.int64))
+                   grade=grade, role=role, classes=np.append(bits, 0).astype(np.int64), limits=limits,
+                   teams=vocabulary, class_names=_class_names(policy),
+                   weight_units=np.array([policy.weight_units(k) for k in _class_names(policy)], dtype=np.int64))
 
     @classmethod
     def of(cls, officers: list[Officer], policy: Policy, teams: list[str] = ()) -> Roster:
         """The roster of named officers (a code listed twice: its last), teams numbered over theirs and
         `teams`."""
         ordered = sorted({o.code: o for o in officers}.values(), key=lambda o: o.code)
-        roster = cls._of(pa.array([o.code for o in ordered], pa.string()),
-                         np.array([o.side for o in ordered], dtype=object),
-                         pa.array([o.team for o in ordered], pa.string()),
-                         np.array([o.grade for o in ordered], dtype=object),
-                         np.array([o.role for o in ordered], dtype=object), np.zeros(len(ordered)), policy,
-                         pa.array(list(teams), pa.string()))
-        # Named officers carry their own limits and classes.
-        limits = _limits(ordered, policy)
-        bits = [sum(1 << i for i, k in enumerate(roster.class_names) if k in o.classes) for o in ordered]
-        return replace(roster, limits=limits, classes=np.array(bits + [0], dtype=np.int64))
+        bits = [sum(1 << i for i, k in enumerate(_class_names(policy)) if k in o.classes) for o in ordered]
+        return cls._of(pa.array([o.code for o in ordered], pa.string()),
+                       np.array([o.side for o in ordered], dtype=object),
+                       pa.array([o.team for o in ordered], pa.string()),
+                       np.array([o.grade for o in ordered], dtype=object),
+                       np.array([o.role for o in ordered], dtype=object), _limits(ordered, policy),
+                       np.array(bits, dtype=np.int64), policy, pa.array(list(teams), pa.string()))
 
     @property
     def none(self) -> int:
@@ -153,6 +152,25 @@ class Roster:
     @cached_property
     def names(self) -> np.ndarray:
         return self.codes.to_numpy(zero_copy_only=False)
+
+    @cached_property
+    def team_names(self) -> list[str]:
+        return self.teams.to_pylist()
+
+    @cached_property
+    def numbers(self) -> tuple[dict[str, int], dict[str, int], dict[str, int]]:
+        """Each officer code's row, class's number and team's number, by name (for sides given by name)."""
+        return ({c: i for i, c in enumerate(self.names)}, {k: i for i, k in enumerate(self.class_names)},
+                {t: i for i, t in enumerate(self.team_names)})
+
+    def group_names(self, om: np.ndarray, k: np.ndarray, t: np.ndarray) -> list[tuple[str, str, str]]:
+        """(officer code, class, team) of each kept group by name."""
+        return [(self.names[o], self.class_names[kk], self.team_names[tt])
+                for o, kk, tt in zip(om.tolist(), k.tolist(), t.tolist())]
+
+    def pool_names(self, k: np.ndarray, t: np.ndarray) -> list[tuple[str, str]]:
+        """(class, team) of each pool by name."""
+        return [(self.class_names[kk], self.team_names[tt]) for kk, tt in zip(k.tolist(), t.tolist())]
 
     def find(self, codes: pd.Series) -> np.ndarray:
         """Row of each officer code; the sentinel row for a missing or unknown code."""
@@ -178,7 +196,7 @@ class Roster:
 
     def officer(self, row: int, bits: int | None = None) -> Officer:
         """The officer at `row` by name (holding the classes of `bits` when given)."""
-        return Officer(self.names[row], self.side[row], self.teams[self.team[row]].as_py(), self.grade[row],
+        return Officer(self.names[row], self.side[row], self.team_names[self.team[row]], self.grade[row],
                        self.role[row], int(self.limits[row, 0]), tuple(self.limits[row, 1:].tolist()),
                        self.class_set(int(self.classes[row] if bits is None else bits)))
 
@@ -264,9 +282,6 @@ class _Side:
     def class_codes(self) -> np.ndarray:
         return np.unique(np.concatenate([self.g_k, self.f_k]))
 
-    def with_officers(self, officers: np.ndarray, classes: np.ndarray, fixed: np.ndarray) -> _Side:
-        return replace(self, officers=officers, classes=classes, fixed=fixed)
-
     def select(self, officers: np.ndarray, groups: np.ndarray, forced: np.ndarray) -> _Side:
         """The part holding the officers, kept groups and forced pools the masks choose."""
         g_rows, g_start = _pick(self.g_start, self.g_rows, groups)
@@ -278,22 +293,19 @@ class _Side:
     def problem(self) -> SideProblem:
         """The side by name, for the exact model."""
         r = self.roster
-        k, t = r.class_names, r.teams.to_pylist()
         prob = SideProblem([r.officer(int(o), int(b)) for o, b in zip(self.officers, self.classes)],
                            {r.names[o]: int(u) for o, u in zip(self.officers, self.fixed) if u})
-        for i, (om, kk, tt) in enumerate(zip(self.g_om.tolist(), self.g_k.tolist(), self.g_t.tolist())):
-            prob.kept[(r.names[om], k[kk], t[tt])] = self.g_rows[self.g_start[i]:self.g_start[i + 1]].tolist()
-        for i, (kk, tt) in enumerate(zip(self.f_k.tolist(), self.f_t.tolist())):
-            prob.forced[(k[kk], t[tt])] = self.f_rows[self.f_start[i]:self.f_start[i + 1]].tolist()
+        for i, g in enumerate(r.group_names(self.g_om, self.g_k, self.g_t)):
+            prob.kept[g] = self.g_rows[self.g_start[i]:self.g_start[i + 1]].tolist()
+        for i, p in enumerate(r.pool_names(self.f_k, self.f_t)):
+            prob.forced[p] = self.f_rows[self.f_start[i]:self.f_start[i + 1]].tolist()
         return prob
 
     @classmethod
     def of(cls, prob: SideProblem, policy: Policy) -> _Side:
         """A side given by name, numbered."""
         roster = Roster.of(prob.officers, policy, [t for *_, t in prob.kept] + [t for _, t in prob.forced])
-        k_code = {k: i for i, k in enumerate(roster.class_names)}
-        t_code = {t: i for i, t in enumerate(roster.teams.to_pylist())}
-        o_row = {c: i for i, c in enumerate(roster.names)}
+        o_row, k_code, t_code = roster.numbers
 
         def grouped(items: list[tuple[tuple, list[int]]]) -> tuple[np.ndarray, np.ndarray]:
             sizes = [len(idx) for _, idx in items]
@@ -336,12 +348,10 @@ class _Flows:
     def named(self, side: _Side) -> dict[str, dict]:
         """The flows keyed by name, as the exact model gives them."""
         r = side.roster
-        k, t = r.class_names, r.teams.to_pylist()
-        keep = {(r.names[o], k[kk], t[tt]): x for o, kk, tt, x in zip(
-            side.g_om.tolist(), side.g_k.tolist(), side.g_t.tolist(), self.keep.tolist())}
-        team = {(k[kk], t[tt], r.names[o]): x for kk, tt, o, x in zip(
-            self.team_k.tolist(), self.team_t.tolist(), self.team_om.tolist(), self.team.tolist())}
-        pools = [(k[kk], t[tt]) for kk, tt in zip(self.pool_k.tolist(), self.pool_t.tolist())]
+        keep = dict(zip(r.group_names(side.g_om, side.g_k, side.g_t), self.keep.tolist()))
+        team = {(k, t, om): x for (om, k, t), x in zip(
+            r.group_names(self.team_om, self.team_k, self.team_t), self.team.tolist())}
+        pools = r.pool_names(self.pool_k, self.pool_t)
         return {"keep": keep, "team": team, "export": dict(zip(pools, self.export.tolist())),
                 "import": {p: x for p, x, m in zip(pools, self.imports.tolist(), self.importing) if m}}
 
@@ -349,12 +359,8 @@ class _Flows:
     def of(cls, flows: dict[str, dict], side: _Side) -> _Flows:
         """Flows keyed by name (the exact model's), numbered."""
         r = side.roster
-        k_code = {k: i for i, k in enumerate(r.class_names)}
-        t_code = {t: i for i, t in enumerate(r.teams.to_pylist())}
-        o_row = {r.names[o]: int(o) for o in side.officers}
-        k, t = r.class_names, r.teams.to_pylist()
-        keep = np.array([flows["keep"][(r.names[o], k[kk], t[tt])] for o, kk, tt in zip(
-            side.g_om.tolist(), side.g_k.tolist(), side.g_t.tolist())], dtype=np.int64)
+        o_row, k_code, t_code = r.numbers
+        keep = np.array([flows["keep"][g] for g in r.group_names(side.g_om, side.g_k, side.g_t)], dtype=np.int64)
         team = sorted(flows["team"].items())
         pools = sorted(flows["export"])
         return cls(keep, np.array([k_code[kk] for (kk, _, _), _ in team], dtype=np.int64),
@@ -552,23 +558,30 @@ def _load_bands(officer_nodes: np.ndarray, fixed: np.ndarray, thresholds: np.nda
     return tails, np.full(len(tails), sink, dtype=np.int64), caps[real], prices[real]
 
 
-def _holders_of(side: _Side, classes: np.ndarray, policy: Policy) -> tuple[np.ndarray, ...]:
-    """Who may be given each class: the eligible officers, or all of the side when none is eligible, as
-    (class, team, officer's place) in that order; and the cost of each case given to them, per class
-    (nothing, unless none is eligible)."""
+def _penalties(side: _Side, classes: np.ndarray, policy: Policy) -> np.ndarray:
+    """The cost of each case of a class given to one of its holders, per class: nothing, unless nobody on the
+    side is eligible for it."""
     penalty = np.zeros(len(side.roster.class_names), dtype=np.int64)
+    for k in classes.tolist():
+        if not (side.classes >> k & 1).any():
+            penalty[k] = policy.alignment.cost_ineligible * policy.units_per_point
+    return penalty
+
+
+def _holders_of(side: _Side, classes: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Who may be given each class: the eligible officers, or all of the side when none is eligible, as
+    (class, team, officer's place) in that order."""
     ks, places = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
     for k in classes.tolist():
         place = np.flatnonzero(side.classes >> k & 1)
         if not len(place):
             place = np.arange(len(side.officers))
-            penalty[k] = policy.alignment.cost_ineligible * policy.units_per_point
         ks.append(np.full(len(place), k, dtype=np.int64))
         places.append(place)
     k, place = np.concatenate(ks), np.concatenate(places)
     team = side.team[place]
     order = np.lexsort((place, team, k))
-    return k[order], team[order], place[order], penalty
+    return k[order], team[order], place[order]
 
 
 def _relaxation(side: _Side, policy: Policy) -> tuple[_Flows, bool, float]:
@@ -585,7 +598,8 @@ def _relaxation(side: _Side, policy: Policy) -> tuple[_Flows, bool, float]:
     classes = side.class_codes()
     lcm = math.lcm(*wu[classes].tolist())
     per_unit = lcm // wu
-    hk, ht, hplace, penalty = _holders_of(side, classes, policy)
+    hk, ht, hplace = _holders_of(side, classes)
+    penalty = _penalties(side, classes, policy)
     units = np.diff(side.g_start) * wu[side.g_k]
     f_units = np.diff(side.f_start) * wu[side.f_k]
     big = int(units.sum() + f_units.sum())
@@ -647,7 +661,7 @@ def _flow_repair(side: _Side, policy: Policy, lp: _Flows) -> _Flows:
     al, U, wu = policy.alignment, policy.units_per_point, side.roster.weight_units
     sizes, f_sizes = np.diff(side.g_start), np.diff(side.f_start)
     big = int(sizes.sum() + f_sizes.sum())
-    penalty = _holders_of(side, side.class_codes(), policy)[3]
+    penalty = _penalties(side, side.class_codes(), policy)
     group = _key(_GROUP, np.arange(len(sizes)))
     g_om = _key(_OM_CLASS, side.g_om, side.g_k)
     f_pool = _key(_POOL, side.f_k, side.f_t)
@@ -831,7 +845,7 @@ def _borrowed(side: _Side, name: str, om: np.ndarray, wunits: np.ndarray) -> _Si
     others = np.flatnonzero(roster.side[:-1] != name)
     held = om < roster.none
     load = np.bincount(om[held], weights=wunits[held], minlength=roster.none).astype(np.int64)
-    return side.with_officers(others, np.zeros(len(others), dtype=np.int64), load[others])
+    return replace(side, officers=others, classes=np.zeros(len(others), dtype=np.int64), fixed=load[others])
 
 
 def _solve_side(name: str, side: _Side, policy: Policy) -> tuple[_Flows, SolveReport]:
@@ -964,15 +978,15 @@ def _deal(side: _Side, flows: _Flows, current: np.ndarray,
     forced_reason[rows[~stays]] = _MOVED_CAPACITY
 
     g_pool, f_pool = _key(_POOL, side.g_k, side.g_t), _key(_POOL, side.f_k, side.f_t)
-    f_pool_flows = _key(_POOL, flows.pool_k, flows.pool_t)
-    keys = np.unique(np.concatenate([g_pool, f_pool, f_pool_flows, _key(_POOL, flows.team_k, flows.team_t)]))
+    flow_pools = _key(_POOL, flows.pool_k, flows.pool_t)
+    keys = np.unique(np.concatenate([g_pool, f_pool, flow_pools, _key(_POOL, flows.team_k, flows.team_t)]))
     rows = np.concatenate([rows[~stays], side.f_rows])
     of = np.concatenate([np.repeat(np.searchsorted(keys, g_pool), sizes)[~stays],
                          np.repeat(np.searchsorted(keys, f_pool), np.diff(side.f_start))])
     order = np.lexsort((rows, of))
     rows, of = rows[order], of[order]
     size = np.bincount(of, minlength=len(keys))
-    at = np.searchsorted(keys, f_pool_flows)
+    at = np.searchsorted(keys, flow_pools)
     exports, imports = np.zeros(len(keys), dtype=np.int64), np.zeros(len(keys), dtype=np.int64)
     exports[at], imports[at] = flows.export, flows.imports
     leaves = np.arange(len(rows)) - (np.cumsum(size) - size)[of] >= (size - exports)[of]

@@ -51,17 +51,17 @@ class SparseModel:
         model.add_var_array_with_bounds(np.asarray(self.lb, dtype=float), np.asarray(self.ub, dtype=float),
                                         np.asarray(self.integer, dtype=bool), "")
         model.set_objective_coefficients(list(range(n)), [float(c) for c in self.cost])
-        rows, cols = np.asarray(self.rows, dtype=np.int64), np.asarray(self.cols, dtype=np.int64)
-        order = np.lexsort((cols, rows))
-        rows, cols, vals = rows[order], cols[order], np.asarray(self.vals, dtype=float)[order]
-        first = np.flatnonzero(np.r_[True, (rows[1:] != rows[:-1]) | (cols[1:] != cols[:-1])]) if len(rows) else []
-        terms = zip(rows[first].tolist(), cols[first].tolist(), np.add.reduceat(vals, first).tolist()) if len(
-            rows) else ()
         for lb, ub in zip(self.row_lb, self.row_ub):
             r = model.add_linear_constraint()
             model.set_constraint_lower_bound(r, lb)
             model.set_constraint_upper_bound(r, ub)
-        for r, c, v in terms:
+        if not self.rows:
+            return model
+        rows, cols = np.asarray(self.rows, dtype=np.int64), np.asarray(self.cols, dtype=np.int64)
+        order = np.lexsort((cols, rows))
+        rows, cols, vals = rows[order], cols[order], np.asarray(self.vals, dtype=float)[order]
+        first = np.flatnonzero(np.r_[True, (rows[1:] != rows[:-1]) | (cols[1:] != cols[:-1])])
+        for r, c, v in zip(rows[first].tolist(), cols[first].tolist(), np.add.reduceat(vals, first).tolist()):
             model.set_constraint_coefficient(r, c, v)
         return model
 
