@@ -251,10 +251,11 @@ def isin(values: pd.Series, within) -> np.ndarray:
     return pc.is_in(a, value_set=b).to_numpy(zero_copy_only=False)
 
 
-def labels(codes: np.ndarray, names: list[str], index: pd.Index | None = None) -> pd.Series:
+def labels(codes: np.ndarray, names: list[str] | pa.Array, index: pd.Index | None = None) -> pd.Series:
     """A text column from integer codes into `names` (-1: missing), built by Arrow: pandas converts a NumPy
     array of strings to its text type one value at a time, ten times slower."""
-    return text_series(pa.array(names, type=pa.large_string()).take(pa.array(codes, mask=codes < 0)), index)
+    names = names.cast(pa.large_string()) if isinstance(names, pa.Array) else pa.array(names, pa.large_string())
+    return text_series(names.take(pa.array(codes, mask=codes < 0)), index)
 
 
 def text_series(values: pa.Array, index: pd.Index | None = None) -> pd.Series:

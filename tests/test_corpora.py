@@ -15,7 +15,8 @@ from hypothesis import strategies as st
 
 from pipeline.contract import _PANDAS, FILES, PRINTABLE, WHITESPACE, blank, type_column
 from pipeline.ingest import _records, _starts_from_values, parse_csv, read_table, read_text
-from pipeline.trust_task import FORMULA_CHARS, FORMULA_START, Pseudonyms, formula_safe_frame
+from pipeline.pseudonyms import Pseudonyms
+from pipeline.trust_task import FORMULA_CHARS, FORMULA_START, formula_safe_frame
 from pipeline.text import (_may_differ, arrow_text, ascending, concatenated, equals, isin, matches, positions,
                            repeated, starts_with)
 from pipeline.validation import DATE, NUMBER, QUARANTINE_ROW, _dates, _numbers, suite_json, validate
@@ -89,7 +90,7 @@ def test_no_published_cell_starts_like_a_formula():
 def test_pseudonyms_are_the_keyed_hmac_and_keep_nulls(key):
     import hashlib
     import hmac
-    values = pd.Series(NAUGHTY[:50] + [None])
+    values = pd.Series(NAUGHTY + [None])
     case_id = Pseudonyms(key, "crn")
     got = case_id(values)
     again = case_id(values.iloc[::-1])  # another column: the same values give the same pseudonyms
@@ -99,11 +100,11 @@ def test_pseudonyms_are_the_keyed_hmac_and_keep_nulls(key):
             assert pd.isna(p)
         else:
             assert p == hmac.new(key, f"crn:{v}".encode(), hashlib.sha256).hexdigest()[:32]
-    assert got.iloc[:50].nunique() == len(set(NAUGHTY[:50]))
+    assert got.iloc[:-1].nunique() == len(set(NAUGHTY))
     together = case_id.many(values, values.iloc[::-1])  # several columns, each value hashed once
     assert [c.tolist() for c in together] == [got.tolist(), again.tolist()]
     assert together[1].index.tolist() == values.index[::-1].tolist()
-    distinct = pd.Series(sorted(set(NAUGHTY[:50])), index=range(100, 100 + len(set(NAUGHTY[:50]))))
+    distinct = pd.Series(sorted(set(NAUGHTY)), index=range(100, 100 + len(set(NAUGHTY))))
     assert case_id(distinct).to_dict() == {  # in strict order: hashed without factorising
         i: hmac.new(key, f"crn:{v}".encode(), hashlib.sha256).hexdigest()[:32] for i, v in distinct.items()}
 
