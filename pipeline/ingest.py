@@ -104,7 +104,7 @@ def _starts_from_values(data: bytes, table: pa.Table, skipped: int) -> np.ndarra
     what this cannot see (a record Arrow skipped, a blank line), for the csv pass to number instead.
     `data`: the file's text as bytes in an encoding that keeps ASCII as it is (UTF-8, Windows-1252), so its
     line breaks are counted byte by byte, by NumPy (Python's str.count and `in` took 170 ms on 38 MB)."""
-    if skipped or not all(pa.types.is_string(t) for t in table.schema.types):
+    if skipped or not all(pa.types.is_large_string(t) for t in table.schema.types):
         return None
     octets = np.frombuffer(data, dtype=np.uint8)
     at = np.flatnonzero(octets <= 13)  # one pass finds every line-break byte, among a few other controls
@@ -190,9 +190,10 @@ def read_text(raw: bytes, kind: str) -> TextFile:
 
 
 def _all_text(text: str) -> dict[str, pa.DataType]:
-    """Every header name typed as text (the header read as a CSV record: its names may hold quoted newlines)."""
+    """Every header name typed as text (the header read as a CSV record: its names may hold quoted newlines),
+    as pandas holds text: with 64-bit offsets, so that no column is copied to hand it to pandas."""
     try:
         header = next(csv.reader(io.StringIO(text[:1 << 20], newline="")), [])  # a header is not 1 MB
     except csv.Error:  # pyarrow will say what is wrong with the file
         header = []
-    return {c: pa.string() for c in header}
+    return {c: pa.large_string() for c in header}
