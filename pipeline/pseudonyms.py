@@ -1,10 +1,10 @@
 """Keyed pseudonyms for the published zone: HMAC-SHA256 of "kind:value", first 128 bits in hex.
 
-Stable across runs for one key and unlinkable without it. A national run makes 2.6 million of them, one per
-distinct CRN and staff code. Python's hashlib needs six calls per value (0.8 us, about 2 worker-seconds at
-scale 10). DataFusion's SHA-256 (Rust, over a whole Arrow column) takes a third of that time, a quarter
-for London's 480,000 CRNs. The HMAC is built from the key's two padded blocks (RFC 2104): sha256(opad || sha256(ipad ||
-message)). The tests check it against `hmac.new` for short, block-sized, long and non-ASCII keys.
+Stable across runs for one key and unlinkable without it. A national run at scale 10 makes 2.6 million of
+them, one per distinct CRN and staff code. Python's hashlib needs six calls per value (0.8 us; 2 worker-
+seconds in all). DataFusion's SHA-256 (Rust, over a whole Arrow column) takes a third of that time. The
+HMAC is built from the key's two padded blocks (RFC 2104): sha256(opad || sha256(ipad || message)). The
+tests check it against `hmac.new` for any key, kind and text.
 """
 from __future__ import annotations
 
