@@ -8,7 +8,7 @@ tests check it against `hmac.new` for any key, kind and text.
 """
 from __future__ import annotations
 
-import os
+from functools import cache
 from hashlib import sha256
 
 import numpy as np
@@ -20,19 +20,15 @@ from pipeline.text import arrow_text, filled, labels, strictly_ascending, text_s
 
 _BLOCK = 64  # SHA-256's block size in bytes
 _HEX_DIGITS = 32
-_contexts: dict[int, object] = {}
 
 
+@cache
 def _context():
-    """This process's DataFusion session: one partition (a Dask worker has one core) and never one inherited
-    through a fork, whose runtime threads did not come along."""
+    """The process's DataFusion session, with one partition: a Dask worker has one core. A worker forked from a
+    process that has hashed already can use it too (DataFusion starts a new runtime in a forked process)."""
     from datafusion import SessionConfig, SessionContext
 
-    pid = os.getpid()
-    if pid not in _contexts:
-        _contexts.clear()
-        _contexts[pid] = SessionContext(SessionConfig().with_target_partitions(1))
-    return _contexts[pid]
+    return SessionContext(SessionConfig().with_target_partitions(1))
 
 
 class Pseudonyms:
@@ -73,10 +69,9 @@ class Pseudonyms:
 
 def _factorised(columns: tuple[pd.Series, ...]) -> tuple[np.ndarray, pa.Array]:
     """Codes into the distinct values of the columns one after another (-1: missing), by Arrow's dictionary
-    encoding where they are text (pandas hashes an object column's Python strings three times slower)."""
+    encoding (pandas hashes an object column's Python strings three times slower)."""
     texts = [arrow_text(c) for c in columns]
     if any(t is None for t in texts):
-        codes, distinct = pd.factorize(pd.concat(columns, ignore_index=True))
-        return codes, pa.array(distinct.tolist(), pa.large_string())
+        raise TypeError("pseudonyms are made of text columns (codes, CRNs)")
     encoded = pc.dictionary_encode(pa.concat_arrays([t.cast(pa.large_string()) for t in texts]))
     return filled(encoded.indices, -1).to_numpy(), encoded.dictionary

@@ -6,7 +6,8 @@ import pandas as pd
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from pipeline.decisions.alignment import HOLDING_STATUSES, _officers, align_cases, effective_current_om, plan_cost
+from pipeline.decisions.alignment import (HOLDING_STATUSES, Officer, Roster, align_cases, effective_current_om,
+                                         plan_cost)
 from pipeline.decisions.case_split import split_cases
 from pipeline.decisions.engine import decide_trust
 from pipeline.decisions.staff_split import split_staff
@@ -42,6 +43,12 @@ def small_trust(draw):
     r = retention(*({"crn": crn, "requested_by": "x", "status": draw(st.sampled_from(
         ["ACCEPTED", "PENDING", "REJECTED"]))} for crn in held))
     return s, c, r
+
+
+def _officers(staff_split: pd.DataFrame, policy, as_of) -> dict[str, Officer]:
+    """Every officer in post on `as_of`, by code, as plan_cost prices them."""
+    roster = Roster.of_staff(staff_split, policy, as_of)
+    return {roster.names[r]: roster.officer(r) for r in range(roster.none)}
 
 
 def brute_force(split, assignment, r, policy, side):

@@ -15,7 +15,6 @@ from hypothesis import strategies as st
 
 from pipeline.contract import _PANDAS, FILES, PRINTABLE, WHITESPACE, blank, type_column
 from pipeline.ingest import _records, _starts_from_values, parse_csv, read_table, read_text
-from pipeline.pseudonyms import Pseudonyms
 from pipeline.trust_task import FORMULA_CHARS, FORMULA_START, formula_safe_frame
 from pipeline.text import (_may_differ, arrow_text, ascending, concatenated, equals, isin, matches, positions,
                            repeated, starts_with)
@@ -83,30 +82,6 @@ def test_no_published_cell_starts_like_a_formula():
             float(after)  # only numbers may start with + or -
         assert after in (before, "'" + before)
     assert safe["n"].tolist() == df["n"].tolist()
-
-
-@pytest.mark.parametrize("key", [b"k", b"x" * 64, b"a longer key than the hash's block of sixty-four bytes..." * 2,
-                                 "clé-ключ-🔑".encode()])
-def test_pseudonyms_are_the_keyed_hmac_and_keep_nulls(key):
-    import hashlib
-    import hmac
-    values = pd.Series(NAUGHTY + [None])
-    case_id = Pseudonyms(key, "crn")
-    got = case_id(values)
-    again = case_id(values.iloc[::-1])  # another column: the same values give the same pseudonyms
-    assert again.iloc[::-1].tolist() == got.tolist()
-    for v, p in zip(values, got):
-        if pd.isna(v):
-            assert pd.isna(p)
-        else:
-            assert p == hmac.new(key, f"crn:{v}".encode(), hashlib.sha256).hexdigest()[:32]
-    assert got.iloc[:-1].nunique() == len(set(NAUGHTY))
-    together = case_id.many(values, values.iloc[::-1])  # several columns, each value hashed once
-    assert [c.tolist() for c in together] == [got.tolist(), again.tolist()]
-    assert together[1].index.tolist() == values.index[::-1].tolist()
-    distinct = pd.Series(sorted(set(NAUGHTY)), index=range(100, 100 + len(set(NAUGHTY))))
-    assert case_id(distinct).to_dict() == {  # in strict order: hashed without factorising
-        i: hmac.new(key, f"crn:{v}".encode(), hashlib.sha256).hexdigest()[:32] for i, v in distinct.items()}
 
 
 SUITE_PATTERNS = sorted({e["kwargs"]["regex"] for kind in FILES for e in suite_json(kind)["expectations"]

@@ -8,9 +8,11 @@ import signal
 
 import pandas as pd
 import pyarrow as pa
+import pytest
 from hypothesis import given, settings, strategies as st
 
 from pipeline.pseudonyms import Pseudonyms
+from tests.test_corpora import NAUGHTY
 
 
 def _mac(key: bytes, kind: str, value: str) -> str:
@@ -26,6 +28,28 @@ def test_digests_are_the_hmac_of_kind_and_value(key, kind, values):
     assert got.to_pylist() == [_mac(key, kind, v) for v in values]
 
 
+@pytest.mark.parametrize("key", [b"k", b"x" * 64, b"a longer key than the hash's block of sixty-four bytes..." * 2,
+                                 "clé-ключ-🔑".encode()])
+def test_pseudonyms_are_the_keyed_hmac_and_keep_nulls(key):
+    values = pd.Series(NAUGHTY + [None])
+    case_id = Pseudonyms(key, "crn")
+    got = case_id(values)
+    again = case_id(values.iloc[::-1])  # another column: the same values give the same pseudonyms
+    assert again.iloc[::-1].tolist() == got.tolist()
+    for v, p in zip(values, got):
+        if pd.isna(v):
+            assert pd.isna(p)
+        else:
+            assert p == _mac(key, "crn", v)
+    assert got.iloc[:-1].nunique() == len(set(NAUGHTY))
+    together = case_id.many(values, values.iloc[::-1])  # several columns, each value hashed once
+    assert [c.tolist() for c in together] == [got.tolist(), again.tolist()]
+    assert together[1].index.tolist() == values.index[::-1].tolist()
+    distinct = pd.Series(sorted(set(NAUGHTY)), index=range(100, 100 + len(set(NAUGHTY))))
+    assert case_id(distinct).to_dict() == {  # in strict order: hashed without factorising
+        i: _mac(key, "crn", v) for i, v in distinct.items()}
+
+
 def test_columns_with_nothing_or_only_missing_values():
     ids = Pseudonyms(b"k", "crn")
     assert ids(pd.Series([], dtype="string")).tolist() == []
@@ -35,8 +59,8 @@ def test_columns_with_nothing_or_only_missing_values():
 
 
 def test_a_forked_process_hashes_after_its_parent_did():
-    """LocalCluster forks its workers from the run's process: a worker must not reuse the parent's session
-    (its runtime threads do not survive the fork)."""
+    """LocalCluster forks its workers from the run's process, which may have hashed already (an in-process
+    run after another): the child must still hash, and not hang on runtime threads the fork left behind."""
     values = pa.array([f"X{i:07d}" for i in range(100_000)], pa.large_string())
     ids = Pseudonyms(b"key", "crn")
     expected = ids.digests(values).to_pylist()
@@ -58,3 +82,8 @@ def test_a_forked_process_hashes_after_its_parent_did():
         os.waitpid(pid, 0)
         os.close(read)
     assert answer == b"1"
+
+
+def test_a_column_that_is_not_text_is_refused():
+    with pytest.raises(TypeError, match="text"):
+        Pseudonyms(b"k", "crn").many(pd.Series([1, 2, 1]))

@@ -387,12 +387,6 @@ def effective_current_om(cases: pd.DataFrame, previous_plan: pd.DataFrame | None
     return current.where(~use_plan, planned)
 
 
-def _officers(staff: pd.DataFrame, policy: Policy, as_of: pd.Timestamp) -> dict[str, Officer]:
-    """Every officer in post on `as_of`, by code and by name (to price plans by name)."""
-    roster = Roster.of_staff(staff, policy, as_of)
-    return {roster.names[r]: roster.officer(r) for r in range(roster.none)}
-
-
 def _solve_model(side: str, prob: SideProblem, classes: list[str], policy: Policy,
                  weight_units: dict[str, int], solver_name: str, integer: bool = True) -> tuple[dict, float]:
     """Build and solve one side's mixed-integer model; return the integer flows keyed by arc.
