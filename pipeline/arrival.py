@@ -12,6 +12,7 @@ import pandas as pd
 
 from pipeline.contract import FILES
 from pipeline.ingest import FileRejected
+from pipeline.policy import ExtractsPolicy
 from pipeline.reference import load_reference
 from pipeline.report import REPORT_FILE, render_report
 from pipeline.storage import Store
@@ -27,7 +28,7 @@ def fingerprint(landing: Store, trust: str, extract_date: str) -> dict[str, int]
     """The files of an extract folder and their sizes: a changed or added file makes the extract new again."""
     entries = landing.fs.ls(landing.path(trust, extract_date), detail=True)
     names = {e["name"].rstrip("/").rsplit("/", 1)[-1]: int(e.get("size") or 0) for e in entries
-             if e.get("type") != "directory"}
+             if e.get("type") != "directory" and not e.get("islink")}
     return {k: v for k, v in names.items() if not k.startswith(".")}  # an upload still being written
 
 
@@ -49,39 +50,57 @@ def pending_arrivals(landing: str, out: str) -> list[dict]:
     return pending
 
 
-def check_arrival(landing: str, trust: str, out: str | None = None, engine: str = "mirror",
-                  extract_date: str | None = None) -> dict:
-    """The newest extract's outcome (or that of `extract_date`): status VALIDATED, REJECTED or NO_EXTRACT,
-    with counts, the rows held back (`quarantine`) and every expectation's result."""
+def assess_extract(landing: str, trust: str, engine: str = "mirror", extract_date: str | None = None,
+                   limits: ExtractsPolicy = ExtractsPolicy(), replacing: dict[str, bytes] | None = None) -> dict:
+    """The newest extract's outcome (or that of `extract_date`), with `replacing` (file name: bytes) in place of
+    the landing zone's files: status VALIDATED, REJECTED or NO_EXTRACT, with counts, the rows held back
+    (`held_back`; `quarantine` adds a rejected file's own line, as quarantine.csv lists it), the warnings and
+    every expectation's result. Writes nothing."""
     land = Store(landing)
     dates, _ = extract_dates(land, trust, LATEST)
     if extract_date is not None:
-        dates = [d for d in dates if d == extract_date]
+        dates = [extract_date] if extract_date in dates or replacing else []
     summary: dict = {"trust": trust, "extract_date": dates[0] if dates else None,
                      "newest_extract": dates[0] if dates else None, "rejected_files": [], "validation": []}
     if not dates:
-        return {**summary, "status": "NO_EXTRACT", "quarantined_rows": 0, "warnings": 0}
-    files = fingerprint(land, trust, dates[0])
+        return {**summary, "status": "NO_EXTRACT", "quarantined_rows": 0, "warnings": 0, "quarantine": [],
+                "held_back": [], "warning_rows": []}
     quarantine, warnings = [], []
     try:
-        ex = read_extract(land, trust, dates[0], engine)
+        ex = read_extract(land, trust, dates[0], engine, limits, replacing)
     except FileRejected as exc:
-        quarantine = [rejected_file(exc, exc.file)]
-        summary.update(rejected_files=quarantine, validation=rejected_results(exc, dates[0]), status="REJECTED")
+        quarantine = [rejected_file(exc, exc.file)] + exc.findings  # what to fix in a file mostly held back
+        summary.update(rejected_files=quarantine[:1], validation=rejected_results(exc, dates[0]),
+                       status="REJECTED", quarantined_rows=len(exc.findings), held_back=exc.findings)
     else:
         summary["validation"] = [{**r, "extract_date": dates[0]} for r in ex.results]
-        summary.update(status="VALIDATED", notes=ex.notes)
+        summary.update(status="VALIDATED", notes=ex.notes, quarantined_rows=len(ex.quarantine),
+                       held_back=ex.quarantine)
         quarantine, warnings = ex.quarantine, ex.warnings
-    summary.update(quarantined_rows=len(quarantine), warnings=len(warnings), quarantine=quarantine)
-    if out is not None:
-        store, folder = Store(out), ("arrivals", trust, dates[0])
-        q = pd.DataFrame(quarantine, columns=QUARANTINE_COLUMNS)
-        w = pd.DataFrame(warnings, columns=QUARANTINE_COLUMNS)
-        write_csv(store, q, *folder, "quarantine.csv")
-        write_csv(store, w, *folder, "warnings.csv")
-        store.write_bytes(render_report(trust, dates[0], summary, q, w).encode("utf-8"), *folder, REPORT_FILE)
-        summary["report"] = store.path(*folder, REPORT_FILE)
-        marker = {"files": files, "status": summary["status"],
-                  "quarantined_rows": summary["quarantined_rows"], "warnings": summary["warnings"]}
-        store.write_bytes(json.dumps(marker, sort_keys=True).encode(), *folder, MARKER)
+    summary.update(warnings=len(warnings), quarantine=quarantine, warning_rows=warnings)
+    return summary
+
+
+def write_arrival(out: str, landing: str, summary: dict) -> str:
+    """The arrival report, quarantine and warnings of an assessed extract, under OUT/arrivals/<TRUST>/<date>/,
+    and the marker naming the landed files it was made for; the report's path."""
+    trust, date = summary["trust"], summary["extract_date"]
+    store, folder = Store(out), ("arrivals", trust, date)
+    q = pd.DataFrame(summary["quarantine"], columns=QUARANTINE_COLUMNS)
+    w = pd.DataFrame(summary["warning_rows"], columns=QUARANTINE_COLUMNS)
+    write_csv(store, q, *folder, "quarantine.csv")
+    write_csv(store, w, *folder, "warnings.csv")
+    store.write_bytes(render_report(trust, date, summary, q, w).encode("utf-8"), *folder, REPORT_FILE)
+    marker = {"files": fingerprint(Store(landing), trust, date), "status": summary["status"],
+              "quarantined_rows": summary["quarantined_rows"], "warnings": summary["warnings"]}
+    store.write_bytes(json.dumps(marker, sort_keys=True).encode(), *folder, MARKER)
+    return store.path(*folder, REPORT_FILE)
+
+
+def check_arrival(landing: str, trust: str, out: str | None = None, engine: str = "mirror",
+                  extract_date: str | None = None, limits: ExtractsPolicy = ExtractsPolicy()) -> dict:
+    """`assess_extract` of what has landed, and (with `out`) its arrival report written."""
+    summary = assess_extract(landing, trust, engine, extract_date, limits)
+    if out is not None and summary["extract_date"] is not None:
+        summary["report"] = write_arrival(out, landing, summary)
     return summary

@@ -14,8 +14,60 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-app = typer.Typer(add_completion=False, help="Transition pipeline: the NPS/CRC split, nightly.")
+app = typer.Typer(add_completion=False, pretty_exceptions_enable=False,
+                  help="Transition pipeline: the NPS/CRC split, nightly.")
 console = Console(stderr=True, soft_wrap=True)
+# Exit codes beyond each command's own: 2 the command could not do what was asked (a bad option, file or
+# policy: the line says which), 4 an unexpected error (a fault in the pipeline; --debug shows where).
+USAGE, FAULT = 2, 4
+_OPTIONS = {"debug": False}
+
+
+class UserError(Exception):
+    """Input the command cannot use: printed as one line, exit 2."""
+
+
+@app.callback()
+def _options(debug: bool = typer.Option(False, "--debug", help="Show the full traceback of an unexpected error")
+             ) -> None:
+    _OPTIONS["debug"] = debug or os.environ.get("TRP_DEBUG") == "1"
+
+
+def main() -> None:
+    """The `trp` command: every error one line with its exit code; a traceback only with --debug."""
+    from pipeline.policy import PolicyError
+    from pipeline.run import RunRefused
+
+    try:
+        app()
+    except (UserError, PolicyError) as exc:
+        console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        sys.exit(USAGE)
+    except RunRefused as exc:
+        console.print(f"[bold red]nothing published:[/] {exc}", highlight=False)
+        sys.exit(USAGE)
+    except Exception as exc:  # noqa: BLE001 - the last line of defence: one line, not sixty
+        if _OPTIONS["debug"]:
+            raise
+        console.print(f"[bold red]error:[/] unexpected {type(exc).__name__}: {exc} (run again with --debug for "
+                      "the traceback, and send it to the programme data team)", highlight=False)
+        sys.exit(FAULT)
+
+
+def _run_date(value: str | None) -> str | None:
+    """`--run-date` as given: None (today) when left out; refused when empty or not a real YYYY-MM-DD."""
+    from pipeline.run import checked_run_date
+
+    return None if value is None else checked_run_date(value.strip() if value.strip() else value)
+
+
+def _trust_code(value: str) -> str:
+    from pipeline.reference import load_reference
+
+    code = value.strip().upper()
+    if code not in load_reference().trust_codes:
+        raise UserError(f"unknown trust code {value!r}: use one of the 35 three-letter codes, such as LDN or WIL")
+    return code
 
 
 def _stdout() -> Console:
@@ -25,11 +77,14 @@ def _stdout() -> Console:
 
 
 def _trust_line(s: dict) -> str:
-    extra = f"{s.get('cases', 0):>7} cases, {s.get('moved', 0):>6} moved" if "cases" in s else ""
-    rejected = f", {len(s['rejected_files'])} file(s) rejected" if s.get("rejected_files") else ""
-    quarantined = f", {s.get('quarantined_rows', 0)} row(s) quarantined" if s.get("quarantined_rows") else ""
-    warned = f", {s['warnings']} warning(s)" if s.get("warnings") else ""
-    return f"{s['trust']}  {s['status']:<12} {extra}{quarantined}{warned}{rejected}"
+    parts = [f"{s.get('cases', 0):>7} cases, {s.get('moved', 0):>6} moved"] if "cases" in s else []
+    if s.get("quarantined_rows"):
+        parts.append(f"{s['quarantined_rows']} row(s) quarantined")
+    if s.get("warnings"):
+        parts.append(f"{s['warnings']} warning(s)")
+    if s.get("rejected_files"):
+        parts.append(f"{len(s['rejected_files'])} file(s) rejected")
+    return f"{s['trust']}  {s['status']:<12} {', '.join(parts)}".rstrip()
 
 
 @contextmanager
@@ -60,15 +115,14 @@ def run(
 ) -> None:
     """One nightly run. Exit 0: all trusts fresh; 3: published, some trusts rejected or carried over;
     2: nothing published."""
+    from pipeline.policy import load_policy
     from pipeline.reference import load_reference
-    from pipeline.run import RunRefused, run_nightly
+    from pipeline.run import run_nightly
 
-    try:
-        with _progress(len(load_reference().trust_codes)) as on_trust_done:
-            result = run_nightly(landing, out, run_date, policy, scheduler, on_trust_done=on_trust_done)
-    except RunRefused as exc:
-        console.print(f"[bold red]nothing published:[/] {exc}")
-        raise typer.Exit(2)
+    run_date = _run_date(run_date)
+    load_policy(policy)  # a bad policy file is refused before any work, in one line (main)
+    with _progress(len(load_reference().trust_codes)) as on_trust_done:
+        result = run_nightly(landing, out, run_date, policy, scheduler, on_trust_done=on_trust_done)
     _summary(result.manifest, result.manifest_path)
     raise typer.Exit(result.exit_code)
 
@@ -79,12 +133,17 @@ def validate(
     trust: str = typer.Option(..., help="Trust code, e.g. LDN"),
     out: Optional[str] = typer.Option(None, help="Write the report to OUT/arrivals/<TRUST>/<date>/"),
     engine: str = typer.Option("mirror", help="mirror (vectorised, the nightly default) or gx (Great Expectations)"),
+    policy: Optional[str] = typer.Option(None, help="Policy file (its limits on extracts; default: policy v1)"),
 ) -> None:
     """Check a trust's newest extract now, without the split. Exit 0: accepted (rows may be held back);
     1: a file was rejected; 2: no extract."""
     from pipeline.arrival import check_arrival
+    from pipeline.policy import load_policy
+    from pipeline.validation import ENGINES
 
-    s = check_arrival(landing, trust.upper(), out, engine)
+    if engine not in ENGINES:
+        raise UserError(f"--engine must be one of {', '.join(ENGINES)}, not {engine!r}")
+    s = check_arrival(landing, _trust_code(trust), out, engine, limits=load_policy(policy).extracts)
     console.print(_trust_line(s), highlight=False)
     for r in s["rejected_files"]:
         console.print(f"[red]{r['file']} line {r['line'] or '-'}, column {r['column'] or '-'}: {r['rule']}: "
@@ -199,12 +258,7 @@ def _tokens(path: Optional[str]):
 def tokens_issue(trust: str = typer.Option(..., help="Trust code"),
                  tokens: Optional[str] = typer.Option(None, help=TOKENS_HELP)) -> None:
     """Issue a token for a trust; it is printed once, on standard output, and never stored."""
-    from pipeline.reference import load_reference
-
-    if trust.upper() not in load_reference().trust_codes:
-        console.print(f"[red]unknown trust code {trust!r}[/]")
-        raise typer.Exit(2)
-    issued = _tokens(tokens).issue(trust.upper())
+    issued = _tokens(tokens).issue(_trust_code(trust))
     console.print(f"token {issued.token_id} for {issued.trust} (give it to the trust's data officer; "
                   "it cannot be shown again)")
     print(issued.token)
@@ -237,24 +291,29 @@ def serve(
     max_mb: float = typer.Option(256, help="Largest file accepted, MiB"),
     idle_seconds: float = typer.Option(30, help="An upload that sends nothing this long is dropped"),
     upload_seconds: float = typer.Option(600, help="An upload must finish within this"),
+    header_seconds: float = typer.Option(10, help="A connection must send each request's headers within this"),
+    max_connections: int = typer.Option(512, help="Connections beyond this are closed at once"),
+    policy: Optional[str] = typer.Option(None, help="Policy file (its limits on extracts; default: TRP_POLICY, "
+                                                    "else policy v1)"),
 ) -> None:
     """The upload service and its web page for trust data officers."""
     import logging
 
-    import uvicorn
-
     logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(name)s: %(message)s")
 
-    from pipeline.service import Settings, create_app
+    from pipeline.policy import load_policy
+    from pipeline.service import Settings, serve as run_service
 
+    limits = load_policy(policy or os.environ.get("TRP_POLICY") or None).extracts
     settings = Settings(landing, out, str(_tokens(tokens).path), int(max_mb * (1 << 20)), idle_seconds,
-                        upload_seconds)
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="info", timeout_keep_alive=5)
+                        upload_seconds, limits)
+    run_service(settings, host, port, header_seconds, max_connections)
 
 
 @app.command()
 def upload(
-    files: list[Path] = typer.Argument(..., help="staff.csv, cases.csv, retention_requests.csv, appeals.csv"),
+    files: list[Path] = typer.Argument(..., help="staff.csv, cases.csv, retention_requests.csv, appeals.csv "
+                                                 "(in this order: each is checked against those before it)"),
     url: str = typer.Option(..., help="The upload service, e.g. http://127.0.0.1:8000"),
     token_file: Path = typer.Option(..., help="File holding your trust's token"),
     trust: str = typer.Option(..., help="Your trust code"),
@@ -262,21 +321,38 @@ def upload(
 ) -> None:
     """Upload an extract's files and print the validation. Exit 0: accepted (rows may be held back);
     1: a file was rejected; 2: an upload was refused."""
+    import httpx
+
+    from pipeline.trust_task import is_date_folder
     from pipeline.upload_client import upload_extract
 
-    token = token_file.read_text().strip()
+    trust = _trust_code(trust)
+    if not is_date_folder(date):
+        raise UserError(f"--date must be a real date written YYYY-MM-DD, not {date!r}")
     try:
-        outcome = upload_extract(url, token, trust.upper(), date, files, console)
+        token = token_file.read_text().strip()
+    except OSError as exc:
+        raise UserError(f"the token file {token_file} cannot be read: {exc.strerror or exc}") from None
+    for f in files:
+        if not f.is_file():
+            raise UserError(f"{f} is not a file")
+    try:
+        outcome = upload_extract(url, token, trust, date, files, console)
     except RuntimeError as exc:
         console.print(f"[red]{exc}[/]")
         raise typer.Exit(2)
-    v = outcome["validation"]
-    console.print(f"{trust.upper()} {date}: {v['status']}, {v['quarantined_rows']} row(s) held back, "
+    except httpx.HTTPError as exc:
+        raise UserError(f"cannot reach the upload service at {url} ({type(exc).__name__}: {exc}): check the address "
+                        "and that the service is running") from None
+    refused = [a for a in outcome[:-1] if a["outcome"] == "REJECTED"]  # the last answer says the rest
+    v = outcome[-1]["validation"]
+    console.print(f"{trust} {date}: {v['status']}, {v['quarantined_rows']} row(s) held back, "
                   f"{v['warnings']} warning(s)", highlight=False)
-    for r in v["rejected_files"] + v["held_back"]:
+    for r in [f for a in refused for f in a["validation"]["rejected_files"]] + v["rejected_files"] + v["held_back"]:
         console.print(f"  {r['file']} line {r['line'] or '-'}, column {r['column'] or '-'}: {r['rule']}: "
                       f"{r['message']}", highlight=False)
-    raise typer.Exit({"VALIDATED": 0, "REJECTED": 1}.get(v["status"], 2))
+    status = "REJECTED" if refused else v["status"]
+    raise typer.Exit({"VALIDATED": 0, "REJECTED": 1}.get(status, 2))
 
 
 @app.command()
@@ -344,9 +420,10 @@ def _summary(manifest: dict, path: str) -> None:
     Console().print(table)
     for t in trusts:
         if t["status"] != "FRESH":
-            why = "; ".join(f"{r['file']} line {r['line']}: {r['message']}" for r in t["rejected_files"])
+            why = "; ".join(f"{r['file']} line {r['line'] or '-'}: {r['rule']}: {r['message']}"
+                            for r in t["rejected_files"])
             console.print(f"[yellow]{t['trust']} {t['status']}[/] (extract {t['extract_date']}): {why}")
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(app())
+    main()

@@ -13,17 +13,19 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from pipeline.contract import FILES
+from pipeline.contract import FILES, blank
+from pipeline.policy import ExtractsPolicy
 
 
 class FileRejected(Exception):
     """A file rule was broken: the whole file is rejected, with the line and what was expected."""
 
     def __init__(self, file: str, line: int | None, rule: str, message: str, column: str = "",
-                 results: list[dict] | None = None):
+                 results: list[dict] | None = None, findings: list[dict] | None = None):
         super().__init__(f"{file}: line {line or '-'}: {rule}: {message}")
         self.file, self.line, self.rule, self.message, self.column = file, line, rule, message, column
         self.results = results or []  # the suite's results, when the suite found the fault
+        self.findings = findings or []  # the rows a file mostly held back would have held, for the trust to fix
 
 
 @dataclass
@@ -38,6 +40,7 @@ class TextFile:
     ragged: list[tuple[int | None, str]] = field(default_factory=list)
 
     _starts: np.ndarray = field(default_factory=lambda: np.array([], dtype=np.int64))
+    blank_lines: list[int] = field(default_factory=list)  # rows of nothing but commas and spaces, skipped
 
     def line_numbers(self, rows) -> pa.Array:
         """Line (1-based, header = 1) where each data row starts in the trust's file, quoted newlines included,
@@ -54,6 +57,10 @@ class TextFile:
 
 def decode(raw: bytes, name: str) -> tuple[str, str, bytes]:
     """The upload's text, its encoding, and the text as UTF-8 bytes (the upload itself when it is UTF-8)."""
+    if raw[:2] in (b"\xff\xfe", b"\xfe\xff") or _utf16_without_bom(raw[:4096]):
+        raise FileRejected(name, 1, "WRONG_ENCODING",
+                           "the file is UTF-16 text (Excel's 'Unicode Text'): save it as 'CSV UTF-8 (Comma "
+                           "delimited)' and upload it again")
     if raw.startswith(b"\xef\xbb\xbf"):
         body = raw[3:]
         return body.decode("utf-8", errors="strict"), "utf-8-sig", body
@@ -70,6 +77,40 @@ def decode(raw: bytes, name: str) -> tuple[str, str, bytes]:
         line = raw[: exc.start].count(b"\n") + 1
         raise FileRejected(name, line, "UNDECODABLE",
                            f"byte 0x{raw[exc.start]:02x} is neither UTF-8 nor Windows-1252 text") from exc
+
+
+def _utf16_without_bom(head: bytes) -> bool:
+    """Text in UTF-16 without a byte-order mark: a NUL in every other byte of mostly ASCII text."""
+    if len(head) < 4 or b"\x00" not in head:
+        return False
+    even, odd = head[0::2], head[1::2]
+    return even.count(0) >= 0.9 * len(even) or odd.count(0) >= 0.9 * len(odd)
+
+
+def check_shape(raw: bytes, name: str, limits: ExtractsPolicy) -> None:
+    """The limits checked on the raw bytes before parsing, so that no parser is handed a file that is not an
+    extract: a header of more columns, or a line longer, than the policy allows (a wrong delimiter, a sheet
+    saved transposed, a file with its line breaks lost)."""
+    if len(raw) > limits.max_line_bytes:
+        octets = np.frombuffer(raw, dtype=np.uint8)
+        ends = np.flatnonzero((octets == 10) | (octets == 13))
+        edges = np.concatenate([[-1], ends, [len(raw)]])
+        lengths = np.diff(edges) - 1
+        longest = int(np.argmax(lengths))
+        if lengths[longest] > limits.max_line_bytes:
+            line = int(np.count_nonzero(octets[: edges[longest] + 1] == 10)) + 1
+            raise FileRejected(name, line, "LINE_TOO_LONG",
+                               f"line {line} is {int(lengths[longest]):,} bytes long; no line of an extract may be "
+                               f"longer than {limits.max_line_bytes:,} bytes. Check the export: a lost line "
+                               "break or an unclosed quote makes one line of many rows")
+    first = raw[: limits.max_line_bytes + 2].split(b"\n", 1)[0]
+    if first.count(b",") + 1 > limits.max_columns:
+        header = next(csv.reader(io.StringIO(first.decode("utf-8", errors="replace"))), [])
+        if len(header) > limits.max_columns:
+            raise FileRejected(name, 1, "TOO_MANY_COLUMNS",
+                               f"the header has {len(header):,} columns; an extract has at most "
+                               f"{limits.max_columns}: the contract's columns and a few others. Was the sheet "
+                               "saved transposed, or with another delimiter?")
 
 
 _LINE_END = re.compile(r"\r\n|\r|\n")
@@ -150,17 +191,23 @@ def read_table(text: str, data: bytes | None = None) -> tuple[pa.Table, int]:
     return table, len(skipped)
 
 
-def parse_csv(raw: bytes, name: str) -> TextFile:
+def parse_csv(raw: bytes, name: str, limits: ExtractsPolicy = ExtractsPolicy()) -> TextFile:
     """Any CSV upload as text columns (RFC 4180, quoted newlines, UTF-8 with or without BOM or Windows-1252).
 
-    Rows with the wrong number of fields are set aside in `ragged` with their line; file-level faults raise.
+    Rows with the wrong number of fields are set aside in `ragged` with their line; rows of nothing but
+    separators and spaces (a spreadsheet's trailing rows) are skipped and listed; file-level faults raise.
     """
     if not raw or raw.isspace():
         raise FileRejected(name, 1, "EMPTY", "the file is empty: expected a header row and data rows")
+    check_shape(raw, name, limits)
     text, encoding, utf8 = decode(raw, name)
     try:
         table, skipped = read_table(text, utf8)
     except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+        if "straddling" in str(exc):  # pyarrow's words for a record longer than its 16 MiB block
+            raise FileRejected(name, None, "LINE_TOO_LONG",
+                               "one row is more than 16 MB long: an unclosed quote makes the rest of the file one "
+                               "value. Check the quotes in the export") from exc
         raise FileRejected(name, None, "NOT_CSV", f"the file could not be read as CSV: {exc}") from exc
     header = [c.strip().lstrip("\ufeff") for c in table.column_names]
     if len(set(header)) != len(header):
@@ -168,22 +215,41 @@ def parse_csv(raw: bytes, name: str) -> TextFile:
         raise FileRejected(name, 1, "DUPLICATE_COLUMN", f"the header names {', '.join(dup)} more than once")
     starts = _starts_from_values(utf8, table, skipped)
     table = table.rename_columns(header).combine_chunks()  # one chunk per column: read many times, joined once
-    frame = table.to_pandas()
     ragged = []
     if starts is None:
         starts, ragged = _records(text, len(header))
     starts = np.asarray(starts, dtype=np.int64)
-    if len(starts) != len(frame):  # the two parsers disagree: keep every row, say no line rather than a wrong one
+    if len(starts) != table.num_rows:  # the two parsers disagree: keep every row, say no line rather than a wrong one
         starts = starts[:0]
+    table, starts, blanks = _without_blank_rows(table, starts)
+    frame = table.to_pandas()
     if not all(isinstance(t, pd.StringDtype) for t in frame.dtypes):  # pandas before 3 hands back objects
         frame = frame.astype(object).astype("str")
-    return TextFile(name, hashlib.sha256(raw).hexdigest(), encoding, frame, [], table, ragged, starts)
+    return TextFile(name, hashlib.sha256(raw).hexdigest(), encoding, frame, [], table, ragged, starts, blanks)
 
 
-def read_text(raw: bytes, kind: str) -> TextFile:
+def _without_blank_rows(table: pa.Table, starts: np.ndarray) -> tuple[pa.Table, np.ndarray, list[int]]:
+    """The table without its rows of blanks only, the lines of the rows kept, and the lines (or, where lines
+    are unknown, the row numbers) of those dropped. Only rows blank in the first column are looked at further."""
+    if not table.num_rows or not table.num_columns:
+        return table, starts, []
+    maybe = np.flatnonzero(blank(table.column(0)).to_numpy(zero_copy_only=False))
+    for column in table.columns[1:]:
+        if not len(maybe):
+            break
+        maybe = maybe[blank(column.take(maybe)).to_numpy(zero_copy_only=False)]
+    if not len(maybe):
+        return table, starts, []
+    keep = np.ones(table.num_rows, dtype=bool)
+    keep[maybe] = False
+    lines = (starts[maybe] if len(starts) else maybe + 2).tolist()
+    return table.filter(keep), starts[keep] if len(starts) else starts, lines
+
+
+def read_text(raw: bytes, kind: str, limits: ExtractsPolicy = ExtractsPolicy()) -> TextFile:
     """Parse an upload of `kind` (staff, cases, ...); its columns and values are checked by its suite."""
     spec = FILES[kind]
-    parsed = parse_csv(raw, spec.name)
+    parsed = parse_csv(raw, spec.name, limits)
     known = set(spec.required) | set(spec.optional)
     parsed.extra_columns = [c for c in parsed.frame.columns if c not in known]
     return parsed

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from pipeline.domain import CASE_CLASSES, CASE_RULES, GRADES, ROLES, SIDES
 
@@ -134,6 +134,14 @@ class BalancePolicy(_Frozen):
     case_holding_grades: tuple[str, ...]
 
 
+class ExtractsPolicy(_Frozen):
+    """What an upload may be before it is even parsed, and how much of it may be held back."""
+    max_columns: int = Field(default=200, gt=0)
+    max_line_bytes: int = Field(default=1 << 20, gt=0)
+    max_held_back_share: float = Field(default=0.2, gt=0, le=1)
+    held_back_share_files: tuple[Literal["staff", "cases", "retention_requests", "appeals"], ...] = ("staff", "cases")
+
+
 class PublishingPolicy(_Frozen):
     suppression_threshold: int = Field(default=10, ge=1)
 
@@ -146,6 +154,7 @@ class Policy(_Frozen):
     staff_split: StaffSplitPolicy
     alignment: AlignmentPolicy
     balance: BalancePolicy
+    extracts: ExtractsPolicy = ExtractsPolicy()
     publishing: PublishingPolicy = PublishingPolicy()
     sha256: str = ""
 
@@ -161,14 +170,34 @@ class Policy(_Frozen):
         return {"version": self.version, "sha256": self.sha256}
 
 
+class PolicyError(ValueError):
+    """A policy file that cannot be used, said in one line: which file, which key, what is wrong."""
+
+
 def load_policy(path: str | Path | None = None) -> Policy:
     """Load and validate a policy file (the packaged v1 policy when no path is given)."""
-    if path is None:
-        raw = resources.files("pipeline.data").joinpath(DEFAULT_POLICY).read_bytes()
-    else:
-        raw = Path(path).read_bytes()
-    data = yaml.safe_load(raw)
+    name = str(path) if path is not None else DEFAULT_POLICY
+    try:
+        raw = resources.files("pipeline.data").joinpath(DEFAULT_POLICY).read_bytes() if path is None else \
+            Path(path).read_bytes()
+    except FileNotFoundError:
+        raise PolicyError(f"policy file {name} not found") from None
+    except OSError as exc:
+        raise PolicyError(f"policy file {name} cannot be read: {exc.strerror or exc}") from None
+    try:
+        data = yaml.safe_load(raw)
+    except yaml.YAMLError as exc:
+        where = getattr(exc, "problem_mark", None)
+        at = f" at line {where.line + 1}" if where is not None else ""
+        raise PolicyError(f"policy file {name} is not valid YAML{at}: {getattr(exc, 'problem', None) or exc}") \
+            from None
     if not isinstance(data, dict):
-        raise ValueError(f"policy file {path or DEFAULT_POLICY} is not a mapping")
+        raise PolicyError(f"policy file {name} is not a mapping of settings")
     data["sha256"] = hashlib.sha256(raw).hexdigest()
-    return Policy.model_validate(data)
+    try:
+        return Policy.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or '(top level)'}: {e['msg']}"
+                             for e in exc.errors()[:5])
+        more = f" (and {exc.error_count() - 5} more)" if exc.error_count() > 5 else ""
+        raise PolicyError(f"policy file {name}: {problems}{more}") from exc

@@ -39,6 +39,9 @@ def render_report(trust: str, run_date: str, summary: dict, quarantine: pd.DataF
                   warnings: pd.DataFrame) -> str:
     """The page: outcome, rejected files, failing rules with counts, and sample failing rows with lines."""
     status = summary["status"]
+    rejected = {(r["file"], r["rule"]) for r in summary.get("rejected_files") or []}
+    if rejected and len(quarantine):  # a rejected file is listed as such, not as a row held back
+        quarantine = quarantine[[(f, r) not in rejected for f, r in zip(quarantine["file"], quarantine["rule"])]]
     results = [r for r in summary["validation"] if r.get("extract_date") == summary.get("extract_date")]
     failed = [r for r in results if not r["success"]]
     parts = [f"<h1>{escape(trust)}: extract validation</h1>",

@@ -26,7 +26,7 @@ from pipeline.policy import Policy, load_policy
 from pipeline.reference import load_reference
 from pipeline.storage import Store
 from pipeline.text import repeated
-from pipeline.trust_task import LINE, TrustJob, decide_and_stage, ingest_trust, report_trust, staged_crns
+from pipeline.trust_task import LINE, TrustJob, is_date_folder, decide_and_stage, ingest_trust, report_trust, staged_crns
 from pipeline.validation import CROSS_TRUST_MESSAGE, CROSS_TRUST_RULE
 
 log = logging.getLogger("trp")
@@ -43,6 +43,13 @@ class RunResult:
     exit_code: int
     manifest: dict
     manifest_path: str
+
+
+def checked_run_date(text: str) -> str:
+    """A run date as given, if it is a real date written YYYY-MM-DD; RunRefused, saying so, otherwise."""
+    if not is_date_folder(text):
+        raise RunRefused(f"the run date must be a real date written YYYY-MM-DD (such as 2014-06-01), not {text!r}")
+    return text
 
 
 def new_run_id(run_date: str) -> str:
@@ -70,8 +77,7 @@ def plan_run(landing: str, out: str, run_date: str | None = None, policy_file: s
     """Check what a run needs before any work (key, landing zone, policy), finish any interrupted publish,
     and name the run, taking the run date's lock (`one_process`: the whole run lives in this process, so
     its death frees the lock). Raises RunRefused when the run cannot go ahead."""
-    run_date = run_date or dt.date.today().isoformat()
-    dt.date.fromisoformat(run_date)
+    run_date = dt.date.today().isoformat() if run_date is None else checked_run_date(run_date)
     key = pseudonym_key if pseudonym_key is not None else os.environ.get("TRP_PSEUDONYM_KEY", "").encode()
     if not key:
         raise RunRefused("TRP_PSEUDONYM_KEY is not set: refusing to publish pseudonymised datasets without a key")
@@ -89,7 +95,8 @@ def plan_run(landing: str, out: str, run_date: str | None = None, policy_file: s
             log.warning("removing the staging of run %s, which died before its commit", debris)
             out_store.rm("_runs", debris)
     known = set(reference.trust_codes)
-    jobs = [TrustJob(code, *reference.units_of(code), landing, out, run_id, run_date, key, policy.units_per_point)
+    jobs = [TrustJob(code, *reference.units_of(code), landing, out, run_id, run_date, key, policy.units_per_point,
+                     extract_limits=policy.extracts)
             for code in reference.trust_codes]
     return RunPlan(run_id, run_date, policy, jobs, [n for n in landing_store.listdir() if n not in known],
                    dt.datetime.now(dt.timezone.utc).isoformat())

@@ -4,39 +4,47 @@ validation of `trp validate` back at once; it can list its uploads and fetch its
 Every request is checked before anything is touched: the token (401), its trust against the path (403),
 then the trust code, date and file name against strict allow-lists (400); no part of a path is ever taken
 from the request as it is. An upload streams to a private spool file with a size limit (413), an idle and a
-total time limit (408) and a SHA-256; only a complete upload is committed, whole, into
-`LANDING/<TRUST>/<date>/` (`Store.put_file`), and uploads of one extract are committed and validated one at
-a time. The same bytes again change nothing. Tokens never reach a log: they travel in a header and are
-never printed.
+total time limit (408) and a SHA-256. Every upload is kept as it was sent under `OUT/uploads/`; a file that
+breaks a file rule is answered with its rejection and not put in the landing zone, so the trust's last good
+file of that date stays; any other is committed, whole, into `LANDING/<TRUST>/<date>/` (`Store.put_file`).
+One trust's uploads are checked one at a time, and at most `validations_at_once` trusts' at once. Tokens
+never reach a log: they travel in a header, and the access log drops every query string.
 """
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
 import hashlib
+import json
 import logging
 import os
 import tempfile
 import time
+from collections import deque
 from dataclasses import dataclass
 from importlib import resources
 
 from fastapi import Depends, FastAPI, HTTPException, Request
-from fastapi.responses import HTMLResponse, Response
+from fastapi.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from pipeline.arrival import fingerprint
+from pipeline.arrival import assess_extract, fingerprint, write_arrival
 from pipeline.contract import FILES
+from pipeline.policy import ExtractsPolicy
 from pipeline.reference import load_reference
 from pipeline.storage import Store
 from pipeline.tokens import TokenStore
-from pipeline.trust_task import DATE_DIR
+from pipeline.trust_task import check_alone, is_date_folder
 
 log = logging.getLogger("trp.service")
 ALLOWED_FILES = frozenset(spec.name for spec in FILES.values())
+KIND_OF = {spec.name: kind for kind, spec in FILES.items()}
 OUTPUT_ZONES = ("operational", "arrivals")
-CHUNK = 1 << 16
+UPLOADS = "uploads"
+UPLOAD_RECORD = "upload.json"
 SHOWN_FINDINGS = 200
+# Every answer may carry personal data (a trust's lists, its findings): never kept by a browser or proxy.
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache", "X-Content-Type-Options": "nosniff"}
 
 
 @dataclass(frozen=True)
@@ -47,16 +55,45 @@ class Settings:
     max_bytes: int = 256 << 20
     idle_seconds: float = 30.0
     upload_seconds: float = 600.0
+    limits: ExtractsPolicy = ExtractsPolicy()
+    validations_at_once: int = 2  # one per core: a validation is CPU-bound
+    auth_failures_per_minute: int = 30  # per client address, then 429 until the minute has passed
+    hashes_at_once: int = 2  # scrypt checks at once (16 MiB each)
 
 
 def _date(value: str) -> str:
-    if not DATE_DIR.fullmatch(value):
-        raise HTTPException(400, "the extract date must be YYYY-MM-DD")
-    try:
-        dt.date.fromisoformat(value)
-    except ValueError:
-        raise HTTPException(400, "the extract date is not a real date") from None
+    if not is_date_folder(value):
+        raise HTTPException(400, "the extract date must be a real date, YYYY-MM-DD")
     return value
+
+
+class FailureBudget:
+    """Failed authentications per client address in the last minute: past the budget, a client is refused
+    before its token is looked at. Kept small: an address is forgotten once its minute has passed."""
+
+    def __init__(self, per_minute: int):
+        self.per_minute = per_minute
+        self.failures: dict[str, deque[float]] = {}
+
+    def _recent(self, client: str, now: float) -> deque[float]:
+        times = self.failures.get(client) or deque()
+        while times and times[0] < now - 60:
+            times.popleft()
+        if not times:
+            self.failures.pop(client, None)
+        return times
+
+    def exhausted(self, client: str) -> bool:
+        return len(self._recent(client, time.monotonic())) >= self.per_minute
+
+    def failed(self, client: str) -> None:
+        now = time.monotonic()
+        if len(self.failures) > 10_000:  # a flood of addresses: keep only those failing now
+            for c in list(self.failures):
+                self._recent(c, now)
+        times = self._recent(client, now)
+        times.append(now)
+        self.failures[client] = times
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -64,12 +101,33 @@ def create_app(settings: Settings) -> FastAPI:
     tokens, land, out = TokenStore(settings.tokens), Store(settings.landing), Store(settings.out)
     trusts = frozenset(load_reference().trust_codes)
     spool = tempfile.mkdtemp(prefix="trp-uploads-")
-    locks: dict[tuple[str, str], asyncio.Lock] = {}
+    trust_locks: dict[str, asyncio.Lock] = {}
+    validations = asyncio.Semaphore(settings.validations_at_once)
+    hashing = asyncio.Semaphore(settings.hashes_at_once)
+    budget = FailureBudget(settings.auth_failures_per_minute)
 
-    def caller(request: Request) -> str:
+    @app.middleware("http")
+    async def no_store(request: Request, call_next):
+        response = await call_next(request)
+        for k, v in NO_STORE.items():
+            response.headers.setdefault(k, v)
+        return response
+
+    async def caller(request: Request) -> str:
+        """The caller's trust. Cheap refusals first (no token, malformed, unknown id, a client past its
+        failure budget); scrypt only for a live id, a few at a time, off the event loop."""
+        client = request.client.host if request.client else "-"
+        if budget.exhausted(client):
+            raise HTTPException(429, "too many failed attempts from this address: wait a minute",
+                                headers={"Retry-After": "60"})
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
-        trust = tokens.trust_of(token.strip()) if scheme.lower() == "bearer" and token else None
+        token = token.strip()
+        trust = None
+        if scheme.lower() == "bearer" and tokens.record_of(token) is not None:
+            async with hashing:
+                trust = await run_in_threadpool(tokens.trust_of, token)
         if trust is None:
+            budget.failed(client)
             raise HTTPException(401, "a valid token is required", headers={"WWW-Authenticate": "Bearer"})
         return trust
 
@@ -87,14 +145,30 @@ def create_app(settings: Settings) -> FastAPI:
             "Content-Security-Policy": "default-src 'none'; script-src 'self' 'unsafe-inline'; "
                                        "style-src 'unsafe-inline'; connect-src 'self'; img-src 'self' data:; "
                                        "frame-ancestors 'none'",
-            "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"})
+            "Referrer-Policy": "no-referrer"})
+
+    @app.get("/contract", response_class=HTMLResponse)
+    def contract() -> HTMLResponse:
+        from pipeline.extract_guide import guide_html
+
+        return HTMLResponse(guide_html(), headers={"Content-Security-Policy": "default-src 'none'; "
+                                                   "style-src 'unsafe-inline'; frame-ancestors 'none'"})
+
+    @app.get("/templates/{file_name}")
+    def template(file_name: str) -> PlainTextResponse:
+        from pipeline.extract_guide import template_csv
+
+        if file_name not in ALLOWED_FILES:
+            raise HTTPException(404, "no such template")
+        return PlainTextResponse(template_csv(KIND_OF[file_name]), media_type="text/csv",
+                                 headers={"Content-Disposition": f'attachment; filename="{file_name}"'})
 
     @app.get("/healthz")
-    def healthz() -> dict:
+    async def healthz() -> dict:  # on the event loop: answers while every worker thread is busy
         return {"ok": True}
 
     @app.get("/api/v1/whoami")
-    def whoami(trust: str = Depends(caller)) -> dict:
+    async def whoami(trust: str = Depends(caller)) -> dict:
         return {"trust": trust}
 
     @app.put("/api/v1/extracts/{trust}/{extract_date}/{file_name}")
@@ -110,42 +184,39 @@ def create_app(settings: Settings) -> FastAPI:
         fd, tmp = tempfile.mkstemp(dir=spool)
         try:
             digest, size = await _receive(request, fd, settings)
-            async with locks.setdefault((trust, extract_date), asyncio.Lock()):
-                changed = await run_in_threadpool(_commit, land, tmp, digest, trust, extract_date, file_name)
-                outcome = await run_in_threadpool(_validate, settings, trust, extract_date)
+            async with trust_locks.setdefault(trust, asyncio.Lock()), validations:
+                answer = await run_in_threadpool(_take, settings, land, out, tmp, digest, trust, extract_date,
+                                                 file_name)
         finally:
             if os.path.exists(tmp):
                 os.unlink(tmp)
-        log.info("upload %s %s %s: %d bytes, sha256 %s, %s, %s", trust, extract_date, file_name, size, digest,
-                 "committed" if changed else "unchanged", outcome["status"])
+        log.info("upload %s %s %s: %d bytes, sha256 %s, kept as %s, %s, %s", trust, extract_date, file_name, size,
+                 digest, answer["upload_id"], answer["outcome"].lower(), answer["validation"]["status"])
         return {"trust": trust, "extract_date": extract_date, "file": file_name, "bytes": size, "sha256": digest,
-                "committed": changed, "validation": outcome}
+                **answer}
 
     @app.get("/api/v1/extracts/{trust}")
     def uploads(trust: str, caller_trust: str = Depends(caller)) -> dict:
         own(trust, caller_trust)
-        found = [{"extract_date": date, "files": {k: v for k, v in sorted(fingerprint(land, trust, date).items())
-                                                  if k in ALLOWED_FILES}}
-                 for date in land.listdir(trust) if DATE_DIR.fullmatch(date)]
-        return {"trust": trust, "extracts": found}
+        dates = sorted(set(filter(is_date_folder, land.listdir(trust) + out.listdir(UPLOADS, trust))))
+        return {"trust": trust, "extracts": [_extract_listing(land, out, trust, date) for date in dates]}
 
     @app.get("/api/v1/outputs/{trust}")
     def outputs(trust: str, caller_trust: str = Depends(caller)) -> dict:
         own(trust, caller_trust)
         return {"trust": trust, "files": [f"{zone}/{date}/{name}" for zone in OUTPUT_ZONES
-                                          for date in out.listdir(zone, trust) if DATE_DIR.fullmatch(date)
+                                          for date in out.listdir(zone, trust) if is_date_folder(date)
                                           for name in out.listdir(zone, trust, date) if not name.startswith(".")]}
 
     @app.get("/api/v1/outputs/{trust}/{zone}/{date}/{file_name}")
     def output(trust: str, zone: str, date: str, file_name: str, caller_trust: str = Depends(caller)) -> Response:
         own(trust, caller_trust)
-        if zone not in OUTPUT_ZONES or not DATE_DIR.fullmatch(date) or file_name not in out.listdir(zone, trust, date):
+        if zone not in OUTPUT_ZONES or not is_date_folder(date) or file_name not in out.listdir(zone, trust, date):
             raise HTTPException(404, "no such output")
         media = {"html": "text/html", "csv": "text/csv", "txt": "text/plain", "json": "application/json"}.get(
             file_name.rsplit(".", 1)[-1], "application/octet-stream")
         return Response(out.read_bytes(zone, trust, date, file_name), media_type=media,
-                        headers={"Content-Disposition": f'attachment; filename="{file_name}"',
-                                 "X-Content-Type-Options": "nosniff"})
+                        headers={"Content-Disposition": f'attachment; filename="{file_name}"'})
 
     return app
 
@@ -174,23 +245,139 @@ async def _receive(request: Request, fd: int, settings: Settings) -> tuple[str, 
     return digest.hexdigest(), size
 
 
-def _commit(land: Store, tmp: str, digest: str, trust: str, extract_date: str, file_name: str) -> bool:
-    """Put the upload in place whole; False when the same bytes are already there."""
-    if land.exists(trust, extract_date, file_name):
-        if hashlib.sha256(land.read_bytes(trust, extract_date, file_name)).hexdigest() == digest:
-            return False
-    land.put_file(tmp, trust, extract_date, file_name)
-    return True
-
-
-def _validate(settings: Settings, trust: str, extract_date: str) -> dict:
-    from pipeline.arrival import check_arrival
-
-    s = check_arrival(settings.landing, trust, settings.out, extract_date=extract_date)
+def _take(settings: Settings, land: Store, out: Store, tmp: str, digest: str, trust: str, extract_date: str,
+          file_name: str) -> dict:
+    """Keep the upload as sent, check the extract with it in place, and commit it only if the file itself
+    breaks no file rule. The answer: the upload's id and outcome (CURRENT, UNCHANGED or REJECTED), the
+    validation, and which file of each name is current."""
+    with open(tmp, "rb") as f:
+        raw = f.read()
+    received = dt.datetime.now(dt.timezone.utc)
+    upload_id = f"{received:%Y%m%dT%H%M%S%fZ}-{digest[:12]}"
+    kept = (UPLOADS, trust, extract_date, upload_id)
+    out.put_file(tmp, *kept, file_name)
+    summary = assess_extract(settings.landing, trust, extract_date=extract_date, limits=settings.limits,
+                             replacing={file_name: raw})
+    rejection = next((r for r in summary["rejected_files"] if r["file"] == file_name), None)
+    if rejection is None and summary["status"] == "REJECTED" and summary["rejected_files"][0]["rule"] == "MISSING_FILE":
+        rejection = check_alone(KIND_OF[file_name], raw, trust, settings.limits)  # not checkable with the rest yet
+        if rejection is not None:
+            summary = {**summary, "rejected_files": [rejection], "quarantine": [rejection], "held_back": [],
+                       "validation": [], "quarantined_rows": 0}
+    if rejection is not None:
+        outcome = "REJECTED"
+    elif land.exists(trust, extract_date, file_name) and \
+            hashlib.sha256(land.read_bytes(trust, extract_date, file_name)).hexdigest() == digest:
+        outcome = "UNCHANGED"
+    else:
+        land.put_file(tmp, trust, extract_date, file_name)
+        outcome = "CURRENT"
+    report = None
+    if outcome != "REJECTED":
+        report = write_arrival(settings.out, settings.landing, summary)
+    record = {"upload_id": upload_id, "file": file_name, "bytes": len(raw), "sha256": digest,
+              "received_at": received.isoformat(), "outcome": outcome, "rejection": rejection}
+    out.write_bytes(json.dumps(record, indent=2, sort_keys=True).encode(), *kept, UPLOAD_RECORD)
     failed = [{"file": r["file"], "rule": r["rule"], "column": r["column"], "severity": r["on_fail"],
                "unexpected_count": r["unexpected_count"], "message": r["message"]}
-              for r in s["validation"] if not r["success"]]
-    return {"status": s["status"], "quarantined_rows": s["quarantined_rows"], "warnings": s["warnings"],
-            "rejected_files": s["rejected_files"], "failed_rules": failed,
-            "held_back": s.get("quarantine", [])[:SHOWN_FINDINGS],
-            "report": f"arrivals/{extract_date}/validation_report.html" if s.get("report") else None}
+              for r in summary["validation"] if not r["success"]]
+    validation = {"status": summary["status"], "quarantined_rows": summary["quarantined_rows"],
+                  "warnings": summary["warnings"], "rejected_files": summary["rejected_files"],
+                  "failed_rules": failed, "held_back": summary.get("held_back", [])[:SHOWN_FINDINGS],
+                  "report": f"arrivals/{extract_date}/validation_report.html" if report else None}
+    return {"upload_id": upload_id, "outcome": outcome, "committed": outcome == "CURRENT",
+            "validation": validation, "current": _current(land, trust, extract_date)}
+
+
+def _current(land: Store, trust: str, extract_date: str) -> dict[str, dict]:
+    """The extract's files as the nightly run will read them: name, bytes and SHA-256."""
+    return {name: {"bytes": size, "sha256": hashlib.sha256(land.read_bytes(trust, extract_date, name)).hexdigest()}
+            for name, size in sorted(fingerprint(land, trust, extract_date).items()) if name in ALLOWED_FILES}
+
+
+def _extract_listing(land: Store, out: Store, trust: str, date: str) -> dict:
+    """One extract date: its current files, and every upload to it (newest first), each marked current when
+    it is what the landing zone holds."""
+    files = _current(land, trust, date) if land.exists(trust, date) else {}
+    records = [json.loads(out.read_bytes(UPLOADS, trust, date, u, UPLOAD_RECORD))
+               for u in out.listdir(UPLOADS, trust, date) if out.exists(UPLOADS, trust, date, u, UPLOAD_RECORD)]
+    records.sort(key=lambda r: r["upload_id"], reverse=True)
+    seen: set[str] = set()
+    for r in records:
+        r["current"] = r["file"] not in seen and files.get(r["file"], {}).get("sha256") == r["sha256"] \
+            and r["outcome"] != "REJECTED"
+        if r["current"]:
+            seen.add(r["file"])
+    return {"extract_date": date, "files": files, "uploads": records}
+
+
+class _NoQueryStrings(logging.Filter):
+    """The access log without query strings: a token sent as `?token=...` is refused, and never written down."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, tuple) and len(args) >= 3 and isinstance(args[2], str) and "?" in args[2]:
+            record.args = (*args[:2], args[2].split("?", 1)[0], *args[3:])
+        return True
+
+
+def guarded_protocol(header_seconds: float, max_connections: int):
+    """uvicorn's HTTP protocol with the two limits it lacks: a connection must finish each request's headers
+    within `header_seconds` (uvicorn waits for ever, so slow clients could hold every file descriptor), and
+    a connection beyond `max_connections` is closed as soon as it is made."""
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+    class Guarded(HttpToolsProtocol):
+        _header_timer: asyncio.TimerHandle | None = None
+
+        def connection_made(self, transport) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            if len(self.connections) > max_connections:
+                transport.close()
+                return
+            self._arm()
+
+        def _arm(self) -> None:
+            self._disarm()
+            self._header_timer = self.loop.call_later(header_seconds, self._headers_too_slow)
+
+        def _disarm(self) -> None:
+            if self._header_timer is not None:
+                self._header_timer.cancel()
+                self._header_timer = None
+
+        def _headers_too_slow(self) -> None:
+            if (self.cycle is None or self.cycle.response_complete) and not self.transport.is_closing():
+                self.transport.close()
+
+        def on_headers_complete(self) -> None:
+            self._disarm()
+            super().on_headers_complete()
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            if not self.transport.is_closing():
+                self._arm()  # the next request on this connection has the same time for its headers
+
+        def connection_lost(self, exc) -> None:
+            self._disarm()
+            super().connection_lost(exc)
+
+    return Guarded
+
+
+def serve(settings: Settings, host: str, port: int, header_seconds: float = 10.0,
+          max_connections: int = 512) -> None:
+    """Run the service on uvicorn until stopped, with the connection limits above and a quiet access log."""
+    import resource
+
+    import uvicorn
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = max(soft, min(hard, 8 * max_connections))
+    if wanted != soft:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+    config = uvicorn.Config(create_app(settings), host=host, port=port, log_level="info", timeout_keep_alive=5,
+                            http=guarded_protocol(header_seconds, max_connections))
+    logging.getLogger("uvicorn.access").addFilter(_NoQueryStrings())
+    uvicorn.Server(config).run()

@@ -28,7 +28,29 @@ class Store:
         return posixpath.join(self.root, *parts)
 
     def read_bytes(self, *parts: str) -> bytes:
+        """The file's bytes. On local disk a path through a symbolic link is refused: a link planted in the
+        landing zone or the outputs must not make the pipeline or the upload service read what it points at."""
+        self._refuse_links(parts)
         return self.fs.cat_file(self.path(*parts))
+
+    def _through_link(self, parts: tuple[str, ...]) -> str | None:
+        """The first symbolic link on the way from the root to `parts`, on local disk."""
+        if self.is_local:
+            for i in range(1, len(parts) + 1):
+                if os.path.islink(self.path(*parts[:i])):
+                    return self.path(*parts[:i])
+        return None
+
+    def _refuse_links(self, parts: tuple[str, ...]) -> None:
+        link = self._through_link(parts)
+        if link:
+            raise PermissionError(f"{link} is a symbolic link, which is never followed")
+
+    def links(self, *parts: str) -> list[str]:
+        """Names of the symbolic links directly under a folder (local disk; an object store has none)."""
+        if not self.is_local or not self.exists(*parts):
+            return []
+        return sorted(n for n in os.listdir(self.path(*parts)) if os.path.islink(self.path(*parts, n)))
 
     def write_bytes(self, data: bytes, *parts: str) -> str:
         """Write whole: to a temporary name beside the target, then into place, so no reader sees half a file."""
@@ -82,10 +104,14 @@ class Store:
         return self.fs.exists(self.path(*parts))
 
     def listdir(self, *parts: str) -> list[str]:
-        """Names of entries directly under a folder ([] if it does not exist)."""
+        """Names of entries directly under a folder ([] if it does not exist), symbolic links left out."""
         p = self.path(*parts)
         if not self.fs.exists(p):
             return []
+        if self.is_local:
+            if self._through_link(parts):  # a linked folder is not read: as if it were not there
+                return []
+            return sorted(n for n in os.listdir(p) if not os.path.islink(posixpath.join(p, n)))
         return sorted(posixpath.basename(e.rstrip("/")) for e in self.fs.ls(p, detail=False))
 
     def size(self, *parts: str) -> int:

@@ -8,6 +8,8 @@ from __future__ import annotations
 import datetime as dt
 import gc
 import io
+import logging
+import os
 import re
 import time
 from contextlib import contextmanager
@@ -24,14 +26,26 @@ from pipeline.contract import FILES, typed_table
 from pipeline.decisions.engine import decide_trust
 from pipeline.deliverables import TRANSFER_WORKBOOK, TRUST_README, transfer_workbook, trust_readme
 from pipeline.ingest import FileRejected, read_text
-from pipeline.policy import Policy
+from pipeline.policy import ExtractsPolicy, Policy
 from pipeline.pseudonyms import Pseudonyms
 from pipeline.storage import Store
 from pipeline.text import starts_with
 from pipeline.report import REPORT_FILE, render_report
-from pipeline.validation import QUARANTINE_ROW, REPORT, cross_trust_result, parse_result, reference_params, validate
+from pipeline.validation import REJECT_FILE, QUARANTINE_ROW, REPORT, cross_trust_result, parse_result, reference_params, validate
 
-DATE_DIR = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+log = logging.getLogger("trp.ingest")
+DATE_DIR = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def is_date_folder(name: str) -> bool:
+    """A folder named by a real date, YYYY-MM-DD and nothing else (no trailing newline, no 2014-02-30)."""
+    if not DATE_DIR.fullmatch(name):
+        return False
+    try:
+        dt.date.fromisoformat(name)
+    except ValueError:
+        return False
+    return True
 QUARANTINE_COLUMNS = ["file", "line", "column", "rule", "message", "value"]
 LINE = "_line"  # the line of each accepted row in the trust's file, kept beside the staged rows
 
@@ -48,21 +62,24 @@ class TrustJob:
     pseudonym_key: bytes
     units_per_point: int
     validation_engine: str = "mirror"
+    extract_limits: ExtractsPolicy = ExtractsPolicy()
 
 
 FORMULA_CHARS = b"=+-@\t\r"  # what a spreadsheet may read as the start of a formula
 FORMULA_START = re.compile("^[" + re.escape(FORMULA_CHARS.decode()) + "]")
 
 
+# A number as a spreadsheet reads one: digits with an optional sign, decimal point and exponent. Python's
+# float() also takes "-Infinity", "+nan" and "\t1", which a spreadsheet reads as a formula or text.
+PLAIN_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
+
+
 def formula_safe(value: object) -> object:
-    """Neutralise text a spreadsheet would run as a formula (a leading = + - @ that is not a number)."""
-    if not isinstance(value, str) or not FORMULA_START.match(value):
+    """Neutralise text a spreadsheet would run as a formula: a leading = + - @, tab or CR, unless the whole
+    cell is a plain number (-12.5, +3)."""
+    if not isinstance(value, str) or not FORMULA_START.match(value) or PLAIN_NUMBER.fullmatch(value):
         return value
-    try:
-        float(value)
-        return value
-    except ValueError:
-        return "'" + value
+    return "'" + value
 
 
 def formula_safe_frame(df: pd.DataFrame) -> pd.DataFrame:
@@ -83,7 +100,7 @@ def extract_dates(landing: Store, trust: str, run_date: str) -> tuple[list[str],
     """Extract folders of a trust, newest first, not after the run date; and odd folder names, reported."""
     good, odd = [], []
     for name in landing.listdir(trust):
-        (good if DATE_DIR.match(name) and name <= run_date else odd).append(name)
+        (good if is_date_folder(name) and name <= run_date else odd).append(name)
     return sorted(good, reverse=True), odd
 
 
@@ -108,45 +125,170 @@ def _findings(text, rows: pd.DataFrame) -> list[dict]:
                 lines, *(rows[c].tolist() for c in ("column", "rule", "message", "value")))]
 
 
-def read_extract(landing: Store, trust: str, date: str, engine: str = "mirror") -> Extract:
+def read_extract(landing: Store, trust: str, date: str, engine: str = "mirror",
+                 limits: ExtractsPolicy = ExtractsPolicy(), replacing: dict[str, bytes] | None = None) -> Extract:
     """All four files of one extract, each validated by its suite; a file rule raises FileRejected.
 
     Files are checked in order (staff, cases, retention requests, appeals) so that each can refer to what
-    passed before it: cases to staff codes, requests to cases and staff, appeals to staff.
+    passed before it: cases to staff codes, requests to cases and staff, appeals to staff. `replacing`: files
+    (name: bytes) to check in place of the landing zone's, for an upload not yet committed.
     """
     ex = Extract(date, {}, [], [], {}, [], [])
     params: dict = {"trust": [trust]}
-    present = set(landing.listdir(trust, date))
+    replacing = replacing or {}
+    present = set(landing.listdir(trust, date)) | set(replacing)
+    links = set(landing.links(trust, date)) - set(replacing)
+    held_staff: dict[str, int | None] = {}
     for kind, spec in FILES.items():
+        if spec.name in links:
+            raise FileRejected(spec.name, None, "NOT_A_FILE", f"{spec.name} is a link to another file, which the "
+                               "pipeline never follows: upload the file itself")
         if spec.name not in present:
             if spec.mandatory:
                 raise FileRejected(spec.name, None, "MISSING_FILE", f"{spec.name} was not uploaded")
             empty = typed_table(kind, pa.table({c: pa.array([], pa.string()) for c in spec.required}))
             ex.typed[kind] = empty.append_column(LINE, pa.array([], pa.int64()))
             continue
-        raw = landing.read_bytes(trust, date, spec.name)
-        text = read_text(raw, kind)
-        ex.hashes[spec.name] = text.sha256
-        if text.extra_columns:
-            ex.notes.append(f"{spec.name}: unknown columns ignored: {', '.join(text.extra_columns)}")
-        for number, row_text in text.ragged:
-            ex.quarantine.append({"file": spec.name, "line": number, "column": "", "rule": "RAGGED_ROW",
-                                  "message": "the row has a different number of fields from the header",
-                                  "value": row_text})
-        v = validate(kind, text.frame, params, engine)
-        ex.results.extend(v.results)
+        raw = replacing[spec.name] if spec.name in replacing else landing.read_bytes(trust, date, spec.name)
+        try:
+            text, v, held = _check_file(kind, raw, params, engine, limits, trust)
+            ex.hashes[spec.name] = text.sha256
+            ex.results.extend(v.results)
+            ex.notes.extend(_notes(text))
+            ex.quarantine.extend(_ragged(text) + _findings(text, held))
+            ex.warnings.extend(_findings(text, _held_officers(v.rows(REPORT), held_staff)))
+            keep = np.ones(text.table.num_rows, dtype=bool)
+            keep[held["row"].to_numpy()] = False
+            accepted = text.table.filter(keep) if len(held) else text.table
+            ex.typed[kind] = typed_table(kind, accepted).append_column(LINE, text.line_numbers(np.flatnonzero(keep)))
+            params.update(reference_params(kind, ex.typed[kind]))
+            if kind == "staff":
+                held_staff = _held_back_codes(text, held, ex.typed[kind])
+        except FileRejected:
+            raise
+        except Exception as exc:  # noqa: BLE001 - one trust's file never fails the night (see _fault)
+            raise _fault(spec.name, exc) from exc
+    return ex
+
+
+def check_alone(kind: str, raw: bytes, trust: str, limits: ExtractsPolicy = ExtractsPolicy()) -> dict | None:
+    """A file's own file rules (readable, its columns, not empty, not misfiled), for an upload whose extract
+    lacks a file it refers to: its rejection as a quarantine row, or None. Its rows are checked with the rest
+    of the extract once that is there."""
+    try:
+        text = read_text(raw, kind, limits)
+        params = {"trust": [trust], "staff_codes": [], "staff_codes_or_blank": [""], "crns": []}
+        v = validate(kind, text.frame, params)
         rejected = v.rejection()
         if rejected:
             raise _rejection(text, v, rejected, trust)
-        held = v.rows(QUARANTINE_ROW)
-        ex.quarantine.extend(_findings(text, held))
-        ex.warnings.extend(_findings(text, v.rows(REPORT)))
-        keep = np.ones(text.table.num_rows, dtype=bool)
-        keep[held["row"].to_numpy()] = False
-        accepted = text.table.filter(keep) if len(held) else text.table
-        ex.typed[kind] = typed_table(kind, accepted).append_column(LINE, text.line_numbers(np.flatnonzero(keep)))
-        params.update(reference_params(kind, ex.typed[kind]))
-    return ex
+    except FileRejected as exc:
+        return rejected_file(exc, exc.file)
+    except Exception as exc:  # noqa: BLE001 - as in read_extract
+        return rejected_file(_fault(FILES[kind].name, exc), FILES[kind].name)
+    return None
+
+
+def _check_file(kind: str, raw: bytes, params: dict, engine: str, limits: ExtractsPolicy, trust: str):
+    """One file parsed and validated: its text, its validation and the rows held back. A file rule broken,
+    or more than the policy's share of rows held back, raises FileRejected."""
+    text = read_text(raw, kind, limits)
+    v = validate(kind, text.frame, params, engine)
+    rejected = v.rejection()
+    if rejected:
+        raise _rejection(text, v, rejected, trust)
+    held = v.rows(QUARANTINE_ROW)
+    bad = held["row"].nunique() + len(text.ragged)
+    rows = text.table.num_rows + len(text.ragged)
+    if rows and kind in limits.held_back_share_files and bad / rows > limits.max_held_back_share:
+        raise _mostly_held_back(text, v, held, bad, rows, limits.max_held_back_share)
+    return text, v, held
+
+
+HELD_BACK_SHARE = "expect_held_back_share_at_most"
+
+
+def _mostly_held_back(text, v, held: pd.DataFrame, bad: int, rows: int, share: float) -> FileRejected:
+    """The file rejected whole because most of it broke row rules: the rules that broke most rows, with
+    counts, and every held-back row kept with the rejection for the trust to fix."""
+    counts = held.groupby(["rule", "column"], sort=False)["row"].nunique().sort_values(ascending=False, kind="stable")
+    if text.ragged:
+        counts = pd.concat([counts, pd.Series({("RAGGED_ROW", ""): len(text.ragged)})]).sort_values(
+            ascending=False, kind="stable")
+    top = "; ".join(f"{rule}{f' on {column}' if column else ''}: {n:,} row(s)" for (rule, column), n in
+                    counts.head(3).items())
+    message = (f"{bad:,} of {rows:,} rows ({bad / rows:.0%}) break row rules, more than the {share:.0%} a file may "
+               f"have held back; most often {top}. Fix the export and upload the file again: until then your "
+               "last good extract is used")
+    lines = [line for line in (text.lines(held["row"].head(1).to_numpy()) if len(held) else []) if line]
+    first = min([*lines, *(n for n, _ in text.ragged if n)], default=None)
+    result = {"file": text.name, "expectation": HELD_BACK_SHARE, "rule": "TOO_MANY_ROWS_HELD_BACK", "column": "",
+              "on_fail": REJECT_FILE, "success": False, "unexpected_count": int(bad), "message": message}
+    return FileRejected(text.name, first, "TOO_MANY_ROWS_HELD_BACK", message, results=[*v.results, result],
+                        findings=_ragged(text) + _findings(text, held))
+
+
+def _fault(name: str, exc: Exception) -> FileRejected:
+    """An unexpected error while checking one trust's file, as that file's rejection: the night goes on for
+    every other trust. TRP_RAISE_FAULTS=1 (the test suite sets it) lets the error through, so a bug in the
+    pipeline fails its tests loudly instead of becoming a trust's finding."""
+    if os.environ.get("TRP_RAISE_FAULTS") == "1":
+        raise exc
+    log.exception("checking %s failed", name)
+    return FileRejected(name, None, "CHECK_FAILED",
+                        f"the pipeline could not check this file ({type(exc).__name__}: {exc}); nothing of it was "
+                        "used. Send this message to the programme data team; until it is resolved your last good "
+                        "extract is used")
+
+
+def _notes(text) -> list[str]:
+    notes = []
+    if text.extra_columns:
+        notes.append(f"{text.name}: unknown columns ignored: {', '.join(text.extra_columns)}")
+    if text.blank_lines:
+        shown = ", ".join(map(str, text.blank_lines[:5])) + (", ..." if len(text.blank_lines) > 5 else "")
+        notes.append(f"{text.name}: {len(text.blank_lines)} blank line(s) skipped (line {shown})")
+    return notes
+
+
+def _ragged(text) -> list[dict]:
+    return [{"file": text.name, "line": number, "column": "", "rule": "RAGGED_ROW",
+             "message": "the row has a different number of fields from the header", "value": row_text}
+            for number, row_text in text.ragged]
+
+
+def _held_back_codes(text, held: pd.DataFrame, accepted: pa.Table) -> dict[str, int | None]:
+    """Staff codes whose every row was held back, with the line of the first: their cases name an officer
+    the trust does employ, whose row needs fixing."""
+    if held.empty:
+        return {}
+    rows = np.unique(held["row"].to_numpy())
+    codes = text.frame["staff_code"].iloc[rows].to_numpy(dtype=object)
+    kept = set(accepted["staff_code"].to_pylist())
+    out: dict[str, int | None] = {}
+    for code, line in zip(codes, text.lines(rows)):
+        if isinstance(code, str) and code.strip() and code not in kept:
+            out.setdefault(code, line)
+    return out
+
+
+OM_NOT_IN_STAFF, OM_ROW_HELD_BACK = "OM_NOT_IN_STAFF", "OM_STAFF_ROW_HELD_BACK"
+
+
+def _held_officers(warnings: pd.DataFrame, held_staff: dict[str, int | None]) -> pd.DataFrame:
+    """A case whose officer is missing from the accepted staff because their staff row was held back says
+    so, rather than that the officer has left."""
+    if warnings.empty or not held_staff:
+        return warnings
+    mine = (warnings["rule"] == OM_NOT_IN_STAFF) & warnings["value"].isin(list(held_staff))
+    if not mine.any():
+        return warnings
+    out = warnings.copy()
+    out.loc[mine, "rule"] = OM_ROW_HELD_BACK
+    out.loc[mine, "message"] = [
+        f"the officer's row in staff.csv (line {held_staff[code] or '-'}) was held back, so the case is "
+        "re-allocated for now: fix that row and the case stays with them" for code in out.loc[mine, "value"]]
+    return out
 
 
 def _rejection(text, v, rule: dict, trust: str) -> FileRejected:
@@ -155,6 +297,8 @@ def _rejection(text, v, rule: dict, trust: str) -> FileRejected:
     column = rule["column"]
     if rule["rule"] == "MISSING_COLUMN":
         column = message.rsplit(": ", 1)[-1]
+        message = (f"required column(s) missing: {column}. Add them to the header (names as in the extract "
+                   "contract, any order) and upload the file again")
     elif rule["rule"] == "MISFILED":
         others = text.frame.loc[text.frame["trust_code"] != trust, "trust_code"]
         line = text.lines([int(others.index[0])])[0]
@@ -204,7 +348,7 @@ def _stage_typed(out: Store, job: TrustJob, kind: str, table: pa.Table) -> None:
 
 def previous_plan(out: Store, trust: str, run_date: str) -> tuple[str | None, pd.DataFrame | None]:
     """The trust's most recent published plan before `run_date` (crn, current_om, om), for incumbency."""
-    earlier = [d for d in out.listdir("operational", trust) if DATE_DIR.match(d) and d < run_date]
+    earlier = [d for d in out.listdir("operational", trust) if is_date_folder(d) and d < run_date]
     for date in sorted(earlier, reverse=True):
         if out.exists("operational", trust, date, "case_alignment.csv"):
             raw = out.read_bytes("operational", trust, date, "case_alignment.csv")
@@ -269,7 +413,7 @@ def ingest_trust(job: TrustJob) -> dict:
     rejections, results, ex = [], [], None
     for date in dates:
         try:
-            ex = read_extract(landing, job.trust, date, job.validation_engine)
+            ex = read_extract(landing, job.trust, date, job.validation_engine, job.extract_limits)
         except FileRejected as exc:
             rejections.append(rejected_file(exc, f"{date}/{exc.file}"))
             results.extend(rejected_results(exc, date))
@@ -285,7 +429,7 @@ def ingest_trust(job: TrustJob) -> dict:
     write_csv(out, pd.DataFrame(ex.warnings if ex else [], columns=QUARANTINE_COLUMNS), *_operational(job),
                "warnings.csv")
     if ex is None:
-        summary.update(status="REJECTED" if dates else "NO_EXTRACT", quarantined_rows=len(quarantine))
+        summary.update(status="REJECTED" if dates else "NO_EXTRACT", quarantined_rows=0)  # files, not rows
     else:
         for kind, table in ex.typed.items():
             _stage_typed(out, job, kind, table)

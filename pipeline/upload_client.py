@@ -18,9 +18,14 @@ def _chunks(path: Path, progress: Progress, task) -> Iterator[bytes]:
             yield chunk
 
 
-def upload_extract(url: str, token: str, trust: str, date: str, files: list[Path], console: Console) -> dict:
-    """Upload each file in turn; the last response (the extract's validation as it then stands)."""
-    last: dict = {}
+SAID = {"CURRENT": "saved: now the current file", "UNCHANGED": "unchanged (the same bytes are already current)",
+        "REJECTED": "rejected: not saved, the current file (if any) stays"}
+
+
+def upload_extract(url: str, token: str, trust: str, date: str, files: list[Path], console: Console) -> list[dict]:
+    """Upload each file in turn; every response (the last one holds the extract's validation as it then
+    stands)."""
+    answers: list[dict] = []
     headers = {"Authorization": f"Bearer {token}"}
     with httpx.Client(base_url=url, timeout=httpx.Timeout(60.0, connect=10.0)) as client, Progress(
             TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
@@ -34,7 +39,7 @@ def upload_extract(url: str, token: str, trust: str, date: str, files: list[Path
                     "application/json") else response.text
                 raise RuntimeError(f"{path.name} refused ({response.status_code}): {detail}")
             last = response.json()
-            console.print(f"{path.name}: {last['bytes']:,} bytes, sha256 {last['sha256'][:12]}…, "
-                          f"{'saved' if last['committed'] else 'unchanged (same bytes already there)'}",
-                          highlight=False)
-    return last
+            answers.append(last)
+            console.print(f"{path.name}: {last['bytes']:,} bytes, sha256 {last['sha256'][:12]}…, kept as upload "
+                          f"{last['upload_id']}; {SAID[last['outcome']]}", highlight=False)
+    return answers

@@ -112,6 +112,8 @@ def prepare(kind: str, text: pd.DataFrame) -> Columns:
     columns = Columns(frame, {c.kwargs["column"] for c in load_suite(kind) if c.type == UNIQUE})
     for name in _derived(kind):
         source = name.rsplit("__", 1)[0]
+        if source not in frame:  # a required column left out: the table rule rejects the file, nothing to derive
+            continue
         answer, missing = {"num": (_text_numbers, np.nan), "date": (_text_dates, np.datetime64("NaT", "ns")),
                            "given": (_given, False)}[name.rsplit("__", 1)[1]]
         if pd.api.types.is_string_dtype(columns.series(source)):

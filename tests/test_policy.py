@@ -2,14 +2,13 @@ from pathlib import Path
 
 import pytest
 import yaml
-from pydantic import ValidationError
 
-from pipeline.policy import load_policy
+from pipeline.policy import PolicyError, load_policy
 
 
 def test_packaged_policy_loads_with_version_and_hash():
     p = load_policy()
-    assert p.version == "1.0"
+    assert p.version == "1.1"
     assert len(p.sha256) == 64
     assert p.units_per_point == 15
     assert p.weight_units("NPS_HIGH") == 20 and p.weight_units("CRC_UPW") == 9
@@ -40,5 +39,5 @@ def test_changed_policy_changes_hash(tmp_path):
     lambda d: d["case_split"].update(rule_order=["MAPPA", "MAPPA"]),
 ])
 def test_inconsistent_policy_is_refused(tmp_path, mutate):
-    with pytest.raises(ValidationError):
+    with pytest.raises(PolicyError):
         load_policy(_write(tmp_path, mutate))
