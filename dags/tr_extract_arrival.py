@@ -56,9 +56,11 @@ def tr_extract_arrival():
     @task(doc_md="Validate one trust's newest extract and write its report.", map_index_template="{{ trust }}")
     def validate(arrival: dict) -> dict:
         from pipeline.arrival import check_arrival
+        from pipeline.policy import load_policy
 
         get_current_context()["trust"] = arrival["trust"]
-        s = check_arrival(setting("TRP_LANDING"), arrival["trust"], setting("TRP_OUT"))
+        s = check_arrival(setting("TRP_LANDING"), arrival["trust"], setting("TRP_OUT"),
+                          limits=load_policy(setting("TRP_POLICY")).extracts)
         print(f"{s['trust']} {s['extract_date']}: {s['status']}, {s['quarantined_rows']} row(s) held back, "
               f"{s['warnings']} warning(s); report {s.get('report')}")
         return {k: s.get(k) for k in ("trust", "extract_date", "status", "quarantined_rows", "warnings", "report")}

@@ -2,10 +2,9 @@
 self-contained page, and a template of each file with its header and two example rows."""
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from importlib import resources
-
-from markdown_it import MarkdownIt
 
 GUIDE = "extract-contract.md"
 STYLE = """body{font-family:Arial,sans-serif;margin:2em auto;max-width:60em;color:#0b0c0c;line-height:1.4}
@@ -21,6 +20,8 @@ def guide_text() -> str:
 @lru_cache(maxsize=1)
 def guide_html() -> str:
     """The guide as one HTML page with no external assets; raw HTML in the text is escaped, not passed on."""
+    from markdown_it import MarkdownIt
+
     body = MarkdownIt("commonmark", {"html": False}).enable("table").render(guide_text())
     return (f"<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>What to upload: the extract "
             f"contract</title><style>{STYLE}</style></head><body>{body}</body></html>\n")
@@ -29,3 +30,17 @@ def guide_html() -> str:
 def template_csv(kind: str) -> str:
     """The template of one file (staff, cases, retention_requests, appeals): its header and two example rows."""
     return resources.files("pipeline.data").joinpath("templates", f"{kind}.csv").read_text(encoding="utf-8")
+
+
+_RULE_ROW = re.compile(r"^\|\s*(`[A-Z0-9_]+`(?:,\s*`[A-Z0-9_]+`)*)\s*\|.*\|\s*([^|]+?)\s*\|\s*$", re.M)
+
+
+@lru_cache(maxsize=1)
+def what_to_do() -> dict[str, str]:
+    """Each rule code's "what to do", from the guide's rule tables (the last cell of the rule's row), so that
+    reports and the guide never say two things."""
+    out = {}
+    for codes, todo in _RULE_ROW.findall(guide_text()):
+        for code in re.findall(r"`([A-Z0-9_]+)`", codes):
+            out[code] = todo.replace("`", "")
+    return out

@@ -9,6 +9,8 @@ from html import escape
 
 import pandas as pd
 
+from pipeline.extract_guide import what_to_do
+
 REPORT_FILE = "validation_report.html"
 SAMPLES_PER_RULE = 5
 SEVERITY_WORDS = {"reject_file": "file rejected", "quarantine_row": "row held back", "report": "warning"}
@@ -38,7 +40,7 @@ def _text(value: object) -> str:
 def render_report(trust: str, run_date: str, summary: dict, quarantine: pd.DataFrame,
                   warnings: pd.DataFrame) -> str:
     """The page: outcome, rejected files, failing rules with counts, and sample failing rows with lines."""
-    status = summary["status"]
+    status, fixes = summary["status"], what_to_do()
     rejected = {(r["file"], r["rule"]) for r in summary.get("rejected_files") or []}
     if rejected and len(quarantine):  # a rejected file is listed as such, not as a row held back
         quarantine = quarantine[[(f, r) not in rejected for f, r in zip(quarantine["file"], quarantine["rule"])]]
@@ -53,14 +55,14 @@ def render_report(trust: str, run_date: str, summary: dict, quarantine: pd.DataF
              f"{len(quarantine)} row finding(s) held back; {len(warnings)} warning(s).</p>"]
     if summary.get("rejected_files"):
         parts.append("<h2>Files rejected</h2>")
-        parts.append(_table(["file", "line", "column", "rule", "what was expected"], [
-            [_text(r["file"]), _text(r["line"]), _text(r.get("column")), _text(r["rule"]), _text(r["message"])]
-            for r in summary["rejected_files"]]))
+        parts.append(_table(["file", "line", "column", "rule", "what was expected", "what to do"], [
+            [_text(r["file"]), _text(r["line"]), _text(r.get("column")), _text(r["rule"]), _text(r["message"]),
+             _text(fixes.get(r["rule"]))] for r in summary["rejected_files"]]))
     if failed:
         parts.append("<h2>Checks that failed</h2>")
-        parts.append(_table(["file", "column", "rule", "effect", "rows", "what was expected"], [
+        parts.append(_table(["file", "column", "rule", "effect", "rows", "what was expected", "what to do"], [
             [_text(r["file"]), _text(r["column"]), _text(r["rule"]), escape(SEVERITY_WORDS.get(r["on_fail"], "")),
-             _text(r["unexpected_count"]), _text(r["message"])] for r in failed]))
+             _text(r["unexpected_count"]), _text(r["message"]), _text(fixes.get(r["rule"]))] for r in failed]))
     for title, rows in (("Rows held back (quarantined)", quarantine), ("Warnings", warnings)):
         if len(rows):
             parts.append(f"<h2>{title}: first {SAMPLES_PER_RULE} per rule</h2>")
@@ -72,5 +74,7 @@ def render_report(trust: str, run_date: str, summary: dict, quarantine: pd.DataF
         parts.append("<h2>Notes</h2><ul>" + "".join(f"<li>{escape(n)}</li>" for n in summary["notes"]) + "</ul>")
     parts.append("<p>Every held-back row is listed with its line in <code>quarantine.csv</code>, every warning in "
                  "<code>warnings.csv</code>, beside this page.</p>")
+    parts.append("<p>Every column, its valid values and every rule are in the extract contract: the "
+                 "<code>/contract</code> page of the upload service, with template files of each extract file.</p>")
     return (f"<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{escape(trust)} validation "
             f"{escape(run_date)}</title><style>{STYLE}</style></head><body>{''.join(parts)}</body></html>\n")

@@ -97,27 +97,59 @@ def test_a_trust_uploads_with_the_cli_and_gets_its_validation_at_once(service, e
 
     listed = httpx.get(f"{service['url']}/api/v1/extracts/KNT",
                        headers={"Authorization": f"Bearer {service['issued']['KNT'].token}"}).json()
-    assert listed["extracts"] == [{"extract_date": "2014-06-03",
-                                   "files": {f.name: f.stat().st_size for f in sorted(files)}}]
+    (extract,) = listed["extracts"]
+    assert extract["extract_date"] == "2014-06-03"
+    assert extract["files"] == {f.name: {"bytes": f.stat().st_size,
+                                         "sha256": hashlib.sha256(f.read_bytes()).hexdigest()} for f in sorted(files)}
+    # every upload kept, newest first: the second round changed nothing, and is what is current
+    assert [(u["file"], u["outcome"], u["current"]) for u in extract["uploads"]] == [
+        ("cases.csv", "UNCHANGED", True), ("staff.csv", "UNCHANGED", True),
+        ("cases.csv", "CURRENT", False), ("staff.csv", "CURRENT", False)]
+    kept = service["out"] / "uploads" / "KNT" / "2014-06-03"
+    for u in extract["uploads"]:
+        assert (kept / u["upload_id"] / u["file"]).read_bytes() == (extracts["KNT"] / u["file"]).read_bytes()
 
 
-def test_a_bad_file_is_kept_as_uploaded_and_the_answer_names_file_line_and_rule(service, extracts):
+def test_a_rejected_upload_is_kept_but_never_replaces_the_good_file(service, extracts):
     token = service["issued"]["DOR"].token
-    assert _put(service, "DOR", "2014-06-04", "staff.csv", (extracts["DOR"] / "staff.csv").read_bytes(),
-                token).status_code == 200
+    good_staff, good_cases = ((extracts["DOR"] / n).read_bytes() for n in ("staff.csv", "cases.csv"))
+    assert _put(service, "DOR", "2014-06-04", "staff.csv", good_staff, token).json()["outcome"] == "CURRENT"
     raw = b"PK\x03\x04\x00\x00binary"
-    r = _put(service, "DOR", "2014-06-04", "cases.csv", raw, token)
+    r = _put(service, "DOR", "2014-06-04", "cases.csv", raw, token)     # checked alone: no cases.csv there yet
     assert r.status_code == 200
+    assert (r.json()["outcome"], r.json()["committed"]) == ("REJECTED", False)
     v = r.json()["validation"]
     assert v["status"] == "REJECTED"
     assert [(f["file"], f["line"], f["rule"]) for f in v["rejected_files"]] == [("cases.csv", 1, "NOT_CSV")]
-    assert (service["landing"] / "DOR" / "2014-06-04" / "cases.csv").read_bytes() == raw
+    assert not (service["landing"] / "DOR" / "2014-06-04" / "cases.csv").exists()
+
+    assert _put(service, "DOR", "2014-06-04", "cases.csv", good_cases, token).json()["outcome"] == "CURRENT"
+    random = bytes(range(256)) * 64
+    for name, bad in (("staff.csv", random), ("cases.csv", raw)):    # now against a good extract of that date
+        answer = _put(service, "DOR", "2014-06-04", name, bad, token).json()
+        assert answer["outcome"] == "REJECTED", answer
+        assert answer["validation"]["rejected_files"][0]["file"] == name
+        assert answer["current"] == {n: {"bytes": len(b), "sha256": hashlib.sha256(b).hexdigest()}
+                                     for n, b in (("cases.csv", good_cases), ("staff.csv", good_staff))}
+    assert (service["landing"] / "DOR" / "2014-06-04" / "staff.csv").read_bytes() == good_staff
+    assert (service["landing"] / "DOR" / "2014-06-04" / "cases.csv").read_bytes() == good_cases
+
+    listed = httpx.get(f"{service['url']}/api/v1/extracts/DOR", headers={"Authorization": f"Bearer {token}"})
+    uploads = listed.json()["extracts"][0]["uploads"]
+    assert [(u["file"], u["outcome"], u["current"]) for u in uploads] == [
+        ("cases.csv", "REJECTED", False), ("staff.csv", "REJECTED", False), ("cases.csv", "CURRENT", True),
+        ("cases.csv", "REJECTED", False), ("staff.csv", "CURRENT", True)]
+    kept = service["out"] / "uploads" / "DOR" / "2014-06-04"
+    assert (kept / uploads[1]["upload_id"] / "staff.csv").read_bytes() == random       # the raw upload, kept
+    assert uploads[1]["rejection"]["rule"] == "NOT_CSV"
+    assert listed.headers["cache-control"] == "no-store"
 
     outputs = httpx.get(f"{service['url']}/api/v1/outputs/DOR", headers={"Authorization": f"Bearer {token}"})
     assert "arrivals/2014-06-04/validation_report.html" in outputs.json()["files"]
-    page = httpx.get(f"{service['url']}/api/v1/outputs/DOR/arrivals/2014-06-04/quarantine.csv",
+    page = httpx.get(f"{service['url']}/api/v1/outputs/DOR/arrivals/2014-06-04/validation_report.html",
                      headers={"Authorization": f"Bearer {token}"})
-    assert page.status_code == 200 and "NOT_CSV" in page.text
+    assert page.status_code == 200 and "VALIDATED" in page.text     # the report of the extract as it stands
+    assert page.headers["cache-control"] == "no-store"
 
 
 def _refusals(service):
