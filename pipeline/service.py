@@ -117,14 +117,19 @@ def create_app(settings: Settings) -> FastAPI:
         """The caller's trust. Cheap refusals first (no token, malformed, unknown id, a client past its
         failure budget); scrypt only for a live id, a few at a time, off the event loop."""
         client = request.client.host if request.client else "-"
-        if budget.exhausted(client):
-            raise HTTPException(429, "too many failed attempts from this address: wait a minute",
-                                headers={"Retry-After": "60"})
+
+        def over_budget() -> None:
+            if budget.exhausted(client):
+                raise HTTPException(429, "too many failed attempts from this address: wait a minute",
+                                    headers={"Retry-After": "60"})
+
+        over_budget()
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
         token = token.strip()
         trust = None
         if scheme.lower() == "bearer" and tokens.record_of(token) is not None:
             async with hashing:
+                over_budget()  # failures may have been counted while this request waited its turn
                 trust = await run_in_threadpool(tokens.trust_of, token)
         if trust is None:
             budget.failed(client)
@@ -298,7 +303,7 @@ def _current(land: Store, trust: str, extract_date: str) -> dict[str, dict]:
 def _extract_listing(land: Store, out: Store, trust: str, date: str) -> dict:
     """One extract date: its current files, and every upload to it (newest first), each marked current when
     it is what the landing zone holds."""
-    files = _current(land, trust, date) if land.exists(trust, date) else {}
+    files = _current(land, trust, date)
     records = [json.loads(out.read_bytes(UPLOADS, trust, date, u, UPLOAD_RECORD))
                for u in out.listdir(UPLOADS, trust, date) if out.exists(UPLOADS, trust, date, u, UPLOAD_RECORD)]
     records.sort(key=lambda r: r["upload_id"], reverse=True)
@@ -324,7 +329,7 @@ class _NoQueryStrings(logging.Filter):
 def guarded_protocol(header_seconds: float, max_connections: int):
     """uvicorn's HTTP protocol with the two limits it lacks: a connection must finish each request's headers
     within `header_seconds` (uvicorn waits for ever, so slow clients could hold every file descriptor), and
-    a connection beyond `max_connections` is closed as soon as it is made."""
+    no more than `max_connections` are open at once."""
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
     class Guarded(HttpToolsProtocol):
@@ -332,10 +337,14 @@ def guarded_protocol(header_seconds: float, max_connections: int):
 
         def connection_made(self, transport) -> None:  # type: ignore[override]
             super().connection_made(transport)
-            if len(self.connections) > max_connections:
-                transport.close()
-                return
             self._arm()
+            if len(self.connections) > max_connections:
+                # Make room by closing the connection that has waited longest for its headers: a flood of
+                # slow clients cannot lock out new ones; with none waiting, the new connection is closed.
+                waiting = [c for c in self.connections if isinstance(c, Guarded) and c._header_timer is not None
+                           and (c.cycle is None or c.cycle.response_complete)]
+                oldest = min(waiting, key=lambda c: c._header_timer.when(), default=self)
+                oldest.transport.close()
 
         def _arm(self) -> None:
             self._disarm()

@@ -320,3 +320,30 @@ def test_a_trusts_line_has_no_stray_separator():
         "WIL  FRESH              5 cases,      1 moved, 2 warning(s)"
     assert cli._trust_line({"trust": "WIL", "status": "REJECTED", "rejected_files": [{}]}) == \
         "WIL  REJECTED     1 file(s) rejected"
+
+
+def test_the_templates_are_one_valid_extract_with_no_finding(tmp_path):
+    from pipeline.extract_guide import template_csv
+
+    folder = tmp_path / "landing" / "WIL" / DATE
+    folder.mkdir(parents=True)
+    for kind, spec in FILES.items():
+        (folder / spec.name).write_text(template_csv(kind))
+        header = template_csv(kind).splitlines()[0].split(",")
+        assert header == [*spec.required, *spec.optional], kind       # every column, required ones first
+    s = check_arrival(str(tmp_path / "landing"), "WIL")
+    assert (s["status"], s["held_back"], s["warning_rows"], s.get("notes")) == ("VALIDATED", [], [], [])
+    assert all(r["success"] for r in s["validation"])
+
+
+def test_the_extract_contract_says_what_to_do_for_every_rule_a_trust_can_meet():
+    from pipeline.extract_guide import guide_text, what_to_do
+
+    suites = {c.rule for kind in FILES for c in validation.load_suite(kind)}
+    codes = suites | {  # the rules found outside the suites: reading a file, the share, the run-wide check
+        "RAGGED_ROW", "NOT_A_FILE", "CHECK_FAILED", "TOO_MANY_ROWS_HELD_BACK", "TOO_MANY_COLUMNS", "LINE_TOO_LONG",
+        "WRONG_ENCODING", "UNDECODABLE", "NOT_CSV", "EMPTY", "DUPLICATE_COLUMN", "MISSING_FILE",
+        "OM_STAFF_ROW_HELD_BACK", validation.CROSS_TRUST_RULE}
+    fixes = what_to_do()
+    assert sorted(c for c in codes if not fixes.get(c)) == []
+    assert Path(__file__).parents[1].joinpath("docs", "extract-contract.md").read_text() == guide_text()

@@ -9,11 +9,15 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import io
+
 import httpx
+import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
 from pipeline.cli import app
+from pipeline.extract_guide import template_csv
 from pipeline.generate import generate_landing
 from pipeline.tokens import TokenStore
 from tests.net import free_port
@@ -32,11 +36,11 @@ def extracts(tmp_path_factory):
     return {t.name: sorted(t.iterdir())[-1] for t in root.iterdir()}
 
 
-@pytest.fixture(scope="module")
-def service(tmp_path_factory):
-    root = tmp_path_factory.mktemp("service")
+def _start(root: Path, *options: str):
+    """`trp serve` in its own process on 127.0.0.1, three trusts' tokens issued and one revoked; stopped by
+    the caller (`_stop`)."""
     landing, out, tokens = root / "landing", root / "out", root / "tokens.json"
-    landing.mkdir()
+    landing.mkdir(parents=True)
     store = TokenStore(tokens)
     issued = {t: store.issue(t) for t in ("LDN", "KNT", "DOR")}
     revoked = store.issue("LDN")
@@ -44,8 +48,7 @@ def service(tmp_path_factory):
     port = free_port()
     log = open(root / "service.log", "wb")
     proc = subprocess.Popen([BIN / "trp", "serve", "--landing", str(landing), "--out", str(out), "--tokens",
-                             str(tokens), "--port", str(port), "--max-mb", str(MAX_BYTES / (1 << 20)),
-                             "--idle-seconds", "2", "--upload-seconds", "30"],
+                             str(tokens), "--port", str(port), *options],
                             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
@@ -57,10 +60,21 @@ def service(tmp_path_factory):
             pass
         assert proc.poll() is None and time.monotonic() < deadline, (root / "service.log").read_text()
         time.sleep(0.3)
-    yield {"url": url, "landing": landing, "out": out, "tokens": tokens, "issued": issued, "revoked": revoked,
-           "log": root / "service.log", "store": store}
-    proc.terminate()
-    proc.wait(timeout=20)
+    return {"url": url, "landing": landing, "out": out, "tokens": tokens, "issued": issued, "revoked": revoked,
+            "log": root / "service.log", "store": store, "proc": proc}
+
+
+def _stop(service) -> None:
+    service["proc"].terminate()
+    service["proc"].wait(timeout=20)
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory):
+    started = _start(tmp_path_factory.mktemp("service"), "--max-mb", str(MAX_BYTES / (1 << 20)),
+                     "--idle-seconds", "2", "--upload-seconds", "30")
+    yield started
+    _stop(started)
 
 
 def _put(service, trust, date, name, body, token=None, **kw):
@@ -298,3 +312,39 @@ def test_the_web_page_uploads_a_good_and_a_bad_extract_and_shows_the_outcome(ser
     assert problems == []
     assert "VALIDATED" in outcomes[0][0]
     assert "REJECTED" in outcomes[1][0] and "NOT_CSV" in outcomes[1][1] and "cases.csv" in outcomes[1][1]
+
+
+def test_every_required_column_missing_is_rejected_at_upload_and_not_saved(service, extracts):
+    """Each file kind without each of its required columns, and without all of them, against a good extract
+    of the same date: the answer is its MISSING_COLUMN rejection, and the good file stays current."""
+    from pipeline.contract import FILES
+
+    token = service["issued"]["KNT"].token
+    folder = service["landing"] / "KNT" / "2014-06-20"
+    good = {}
+    for kind, spec in FILES.items():
+        good[spec.name] = (extracts["KNT"] / spec.name).read_bytes() if (extracts["KNT"] / spec.name).exists() \
+            else template_csv(kind).replace("WIL", "KNT").encode()
+        assert _put(service, "KNT", "2014-06-20", spec.name, good[spec.name], token).json()["outcome"] == "CURRENT"
+    for kind, spec in FILES.items():
+        frame = pd.read_csv(io.BytesIO(good[spec.name]), dtype=str, keep_default_na=False, encoding="utf-8-sig")
+        for missing in [*([c] for c in spec.required), list(spec.required)]:
+            raw = frame.drop(columns=missing).to_csv(index=False).encode()
+            answer = _put(service, "KNT", "2014-06-20", spec.name, raw, token).json()
+            (r,) = answer["validation"]["rejected_files"]
+            assert (answer["outcome"], r["file"], r["rule"], r["column"]) == (
+                "REJECTED", spec.name, "MISSING_COLUMN", ", ".join(sorted(missing))), (spec.name, missing)
+            assert (folder / spec.name).read_bytes() == good[spec.name]
+
+
+def test_the_page_serves_the_extract_contract_and_templates(service):
+    page = httpx.get(service["url"] + "/")
+    assert 'href="/contract"' in page.text and 'href="/templates/cases.csv"' in page.text
+    contract = httpx.get(service["url"] + "/contract")
+    assert contract.status_code == 200 and contract.headers["content-type"].startswith("text/html")
+    assert "<table>" in contract.text and "TOO_MANY_ROWS_HELD_BACK" in contract.text
+    assert "http" not in contract.text.split("<body>")[0]                 # no external assets
+    for name in ("staff.csv", "cases.csv", "retention_requests.csv", "appeals.csv"):
+        got = httpx.get(f"{service['url']}/templates/{name}")
+        assert got.status_code == 200 and len(got.text.strip().splitlines()) == 3, name
+    assert httpx.get(f"{service['url']}/templates/evil.csv").status_code == 404
