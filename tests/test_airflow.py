@@ -112,3 +112,40 @@ def test_dag_test_publishes_what_trp_run_publishes_and_skips_only_the_broken_tru
     assert rows == len(published_rows(tmp_path / "cli-out", "case_alignment"))
     assert (tmp_path / "airflow-out" / "runs" / manifest["run_id"] / "published" / "case_alignment").is_dir()
     assert not any((tmp_path / "airflow-out" / "_runs").iterdir())
+
+
+def test_the_arrival_dag_rejects_files_missing_columns_and_checks_the_others(airflow_env, tmp_path):
+    """Three trusts' newest files miss required columns (one, two, and every one of a file): their arrival
+    reports say MISSING_COLUMN with the columns; every other trust is validated; no task fails."""
+    import pandas as pd
+
+    from pipeline.contract import FILES
+
+    landing, out = tmp_path / "landing", tmp_path / "out"
+    generate_landing(str(landing), 0.005, seed=8)
+    broken = {"CUM": ("staff", ["fte"]), "WIL": ("cases", ["mappa_level", "sentence_date"]),
+              "LDN": ("staff", list(FILES["staff"].required))}
+    for trust, (kind, columns) in broken.items():
+        f = next((landing / trust).glob(f"*/{FILES[kind].name}"))
+        f.write_bytes(pd.read_csv(f, dtype=str, keep_default_na=False).drop(columns=columns).to_csv(index=False)
+                      .encode())
+    env = {**airflow_env, "TRP_LANDING": str(landing), "TRP_OUT": str(out)}
+    got = _python(env, f"""
+        import json, pendulum
+        from airflow.dag_processing.dagbag import DagBag
+        dag = DagBag(dag_folder={str(ROOT / 'dags')!r}).get_dag("tr_extract_arrival")
+        run = dag.test(logical_date=pendulum.datetime(2014, 6, 2, 2, tz="Europe/London"))
+        print(json.dumps({{"state": str(run.state), "tasks": sorted({{str(t.state) for t in run.get_task_instances()}})}}))
+    """)
+    assert got == {"state": "success", "tasks": ["success"]}, got
+    for trust in sorted(p.name for p in landing.iterdir()):
+        date = next((landing / trust).iterdir()).name
+        q = pd.read_csv(out / "arrivals" / trust / date / "quarantine.csv", dtype=str, keep_default_na=False)
+        marker = json.loads((out / "arrivals" / trust / date / "arrival.json").read_text())
+        if trust in broken:
+            kind, columns = broken[trust]
+            assert marker["status"] == "REJECTED", trust
+            assert q[["file", "rule", "column"]].values.tolist() == [
+                [FILES[kind].name, "MISSING_COLUMN", ", ".join(sorted(columns))]], trust
+        else:
+            assert marker["status"] == "VALIDATED", trust
