@@ -140,6 +140,7 @@ class ExtractsPolicy(_Frozen):
     max_line_bytes: int = Field(default=1 << 20, gt=0)
     max_held_back_share: float = Field(default=0.2, gt=0, le=1)
     held_back_share_files: tuple[Literal["staff", "cases", "retention_requests", "appeals"], ...] = ("staff", "cases")
+    held_back_share_min_rows: int = Field(default=50, ge=1)
 
 
 class PublishingPolicy(_Frozen):

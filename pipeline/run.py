@@ -26,7 +26,8 @@ from pipeline.policy import Policy, load_policy
 from pipeline.reference import load_reference
 from pipeline.storage import Store
 from pipeline.text import repeated
-from pipeline.trust_task import LINE, TrustJob, is_date_folder, decide_and_stage, ingest_trust, report_trust, staged_crns
+from pipeline.trust_task import (LINE, TrustJob, decide_and_stage, ingest_trust, is_date_folder, report_trust,
+                                 staged_crns)
 from pipeline.validation import CROSS_TRUST_MESSAGE, CROSS_TRUST_RULE
 
 log = logging.getLogger("trp")

@@ -31,10 +31,13 @@ from pipeline.pseudonyms import Pseudonyms
 from pipeline.storage import Store
 from pipeline.text import starts_with
 from pipeline.report import REPORT_FILE, render_report
-from pipeline.validation import REJECT_FILE, QUARANTINE_ROW, REPORT, cross_trust_result, parse_result, reference_params, validate
+from pipeline.validation import (QUARANTINE_ROW, REJECT_FILE, REPORT, cross_trust_result, parse_result,
+                                 reference_params, validate)
 
 log = logging.getLogger("trp.ingest")
 DATE_DIR = re.compile(r"\d{4}-\d{2}-\d{2}")
+QUARANTINE_COLUMNS = ["file", "line", "column", "rule", "message", "value"]
+LINE = "_line"  # the line of each accepted row in the trust's file, kept beside the staged rows
 
 
 def is_date_folder(name: str) -> bool:
@@ -46,8 +49,6 @@ def is_date_folder(name: str) -> bool:
     except ValueError:
         return False
     return True
-QUARANTINE_COLUMNS = ["file", "line", "column", "rule", "message", "value"]
-LINE = "_line"  # the line of each accepted row in the trust's file, kept beside the staged rows
 
 
 @dataclass(frozen=True)
@@ -200,7 +201,8 @@ def _check_file(kind: str, raw: bytes, params: dict, engine: str, limits: Extrac
     held = v.rows(QUARANTINE_ROW)
     bad = held["row"].nunique() + len(text.ragged)
     rows = text.table.num_rows + len(text.ragged)
-    if rows and kind in limits.held_back_share_files and bad / rows > limits.max_held_back_share:
+    if rows >= limits.held_back_share_min_rows and kind in limits.held_back_share_files and \
+            bad / rows > limits.max_held_back_share:
         raise _mostly_held_back(text, v, held, bad, rows, limits.max_held_back_share)
     return text, v, held
 

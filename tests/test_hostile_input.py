@@ -289,7 +289,8 @@ def test_every_command_line_error_is_one_clear_line_with_its_exit_code(tmp_path,
     where = {"TYPO": str(typo), "TOKEN": str(tmp_path / "token"), "FILE": str(tmp_path / "staff.csv")}
     args = [where.get(a, a) for a in args]
     if args[0] in ("run", "validate"):
-        args += ["--landing", str(tmp_path / "landing")] + (["--out", str(tmp_path / "out")] if args[0] == "run" else [])
+        args += ["--landing", str(tmp_path / "landing")]
+        args += ["--out", str(tmp_path / "out")] if args[0] == "run" else []
     got, err = _trp(capsys, monkeypatch, *args)
     assert got == code
     assert message in err
@@ -347,3 +348,12 @@ def test_the_extract_contract_says_what_to_do_for_every_rule_a_trust_can_meet():
     fixes = what_to_do()
     assert sorted(c for c in codes if not fixes.get(c)) == []
     assert Path(__file__).parents[1].joinpath("docs", "extract-contract.md").read_text() == guide_text()
+
+
+def test_a_small_file_is_never_rejected_for_its_share_each_bad_row_is_held_back(clean, tmp_path):
+    landing = _copy(clean, tmp_path, "WIL")
+    rows = _rows_with_bad_dates(landing / "WIL" / DATE, bad=3)
+    assert rows < load_policy().extracts.held_back_share_min_rows and 3 / rows > 0.05
+    s = check_arrival(str(landing), "WIL", limits=ExtractsPolicy(max_held_back_share=0.05))
+    assert s["status"] == "VALIDATED"
+    assert [q["rule"] for q in s["held_back"] if q["file"] == "cases.csv"] == ["DATE_FORMAT"] * 3
