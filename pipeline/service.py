@@ -18,9 +18,11 @@ import hashlib
 import json
 import logging
 import os
+import shutil
 import tempfile
 import time
 from collections import deque
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from importlib import resources
 
@@ -97,10 +99,19 @@ class FailureBudget:
 
 
 def create_app(settings: Settings) -> FastAPI:
-    app = FastAPI(title="Transition pipeline uploads", docs_url=None, redoc_url=None, openapi_url=None)
+    spool = tempfile.mkdtemp(prefix="trp-uploads-")
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI):
+        try:
+            yield
+        finally:
+            shutil.rmtree(spool, ignore_errors=True)  # uploads cut off by the shutdown: nothing was committed
+
+    app = FastAPI(title="Transition pipeline uploads", docs_url=None, redoc_url=None, openapi_url=None,
+                  lifespan=lifespan)
     tokens, land, out = TokenStore(settings.tokens), Store(settings.landing), Store(settings.out)
     trusts = frozenset(load_reference().trust_codes)
-    spool = tempfile.mkdtemp(prefix="trp-uploads-")
     trust_locks: dict[str, asyncio.Lock] = {}
     validations = asyncio.Semaphore(settings.validations_at_once)
     hashing = asyncio.Semaphore(settings.hashes_at_once)
