@@ -95,6 +95,7 @@ class StaffSplitPolicy(_Frozen):
     nps_alignment_threshold: float = Field(ge=0, le=1)
     room_fraction_of_fte: float = Field(ge=0, le=1)
     fallback_nps_share: float = Field(ge=0, le=1)
+    hold_sides: bool = True
 
     @model_validator(mode="after")
     def _known(self) -> "StaffSplitPolicy":

@@ -24,6 +24,8 @@ import pyarrow.parquet as pq
 
 from pipeline.contract import FILES, typed_table
 from pipeline.decisions.engine import decide_trust
+from pipeline.decisions.night import OUTSTANDING, PLAN_COLUMNS
+from pipeline.decisions.staff_split import HELD_COLUMNS
 from pipeline.deliverables import TRANSFER_WORKBOOK, TRUST_README, transfer_workbook, trust_readme
 from pipeline.ingest import FileRejected, read_text
 from pipeline.policy import ExtractsPolicy, Policy
@@ -348,15 +350,35 @@ def _stage_typed(out: Store, job: TrustJob, kind: str, table: pa.Table) -> None:
                  use_dictionary=[c for c in table.column_names if c not in distinct])
 
 
-def previous_plan(out: Store, trust: str, run_date: str) -> tuple[str | None, pd.DataFrame | None]:
-    """The trust's most recent published plan before `run_date` (crn, current_om, om), for incumbency."""
+@dataclass(frozen=True)
+class PreviousState:
+    """What the last run before this one decided for a trust (decisions.night): its run date, its staff
+    assignment (staff_split.HELD_COLUMNS) and its case plan (night.PLAN_COLUMNS); all None for a trust no
+    earlier run decided."""
+    date: str | None = None
+    staff: pd.DataFrame | None = None
+    plan: pd.DataFrame | None = None
+
+
+def previous_state(out: Store, trust: str, run_date: str) -> PreviousState:
+    """The trust's state from the most recent operational folder before `run_date` that holds a plan: what
+    the committed run of that date decided (a re-run or a backfill of `run_date` reads the same). Read once
+    per trust. A plan written before `assigned_on` and `planned_on` were kept takes that run's date for them."""
     earlier = [d for d in out.listdir("operational", trust) if is_date_folder(d) and d < run_date]
     for date in sorted(earlier, reverse=True):
-        if out.exists("operational", trust, date, "case_alignment.csv"):
-            raw = out.read_bytes("operational", trust, date, "case_alignment.csv")
-            plan = pd.read_csv(io.BytesIO(raw), dtype=str, keep_default_na=False, usecols=["crn", "current_om", "om"])
-            return date, plan.replace({"": None})
-    return None, None
+        folder = ("operational", trust, date)
+        if not (out.exists(*folder, "case_alignment.csv") and out.exists(*folder, "staff_assignment.csv")):
+            continue
+        then = pd.Timestamp(date)
+        plan = _read_csv(out, *folder, "case_alignment.csv").replace({"": None})
+        staff = _read_csv(out, *folder, "staff_assignment.csv").replace({"": None})
+        planned = plan["reason"].isin(list(OUTSTANDING))
+        plan["planned_on"] = pd.to_datetime(plan["planned_on"], format="%Y-%m-%d") if "planned_on" in plan \
+            else pd.Series(pd.NaT, index=plan.index).where(~planned, then)
+        staff["assigned_on"] = pd.to_datetime(staff["assigned_on"], format="%Y-%m-%d") \
+            if "assigned_on" in staff else then
+        return PreviousState(date, staff[list(HELD_COLUMNS)], plan[list(PLAN_COLUMNS)])
+    return PreviousState()
 
 
 def _peak_rss_mib() -> float:
@@ -458,10 +480,11 @@ def decide_and_stage(job: TrustJob, policy: Policy, ingested: dict) -> dict:
     out = Store(job.out)
     tables = {kind: pq.read_table(io.BytesIO(out.read_bytes(*_typed_path(job, kind)))) for kind in FILES}
     typed = {kind: t.drop_columns([c for c in (LINE,) if c in t.column_names]).to_pandas() for kind, t in tables.items()}
-    plan_date, plan = previous_plan(out, job.trust, job.run_date)
+    state = previous_state(out, job.trust, job.run_date)
     t1 = time.perf_counter()
     d = decide_trust(typed["staff"], typed["cases"], typed["retention_requests"], typed["appeals"], policy,
-                     job.nps_unit, job.crc_unit, pd.Timestamp(ingested["extract_date"]), plan)
+                     job.nps_unit, job.crc_unit, pd.Timestamp(ingested["extract_date"]), state.plan, state.staff,
+                     pd.Timestamp(job.run_date))
     t2 = time.perf_counter()
     _write_operational(out, _operational(job), d, typed)
     _stage_published(out, _stage(job), job, d)
@@ -473,7 +496,7 @@ def decide_and_stage(job: TrustJob, policy: Policy, ingested: dict) -> dict:
         over_capacity=int(d.caseload["over_capacity"].sum()),
         solver=[{"side": r.side, "method": r.method, "objective": r.objective, "bound": r.bound, "parts": r.parts}
                 for r in d.solver],
-        previous_plan=plan_date,
+        previous_plan=state.date,
     )
     return {"facts": facts, "seconds": {"decide": round(t2 - t1, 3), "write": round(time.perf_counter() - t2, 3)}}
 
@@ -523,15 +546,31 @@ def _read_csv(store: Store, *parts: str) -> pd.DataFrame:
     return pd.read_csv(io.BytesIO(store.read_bytes(*parts)), dtype=str, keep_default_na=False)
 
 
+def _day(values: pd.Series) -> pd.Series:
+    """Dates as YYYY-MM-DD text, blank where there is none."""
+    return pd.to_datetime(values).dt.strftime("%Y-%m-%d").fillna("")
+
+
+YES_NO = {True: "Y", False: "N"}
+
+
 def _write_operational(out: Store, op: tuple[str, ...], d, typed) -> None:
     s = d.staff_assignment
     write_csv(out, s[["staff_code", "grade", "role", "fte", "side", "unit", "reason"]].assign(
-        guaranteed=s["guaranteed"].map({True: "Y", False: "N"})), *op, "staff_assignment.csv")
+        guaranteed=s["guaranteed"].map(YES_NO), assigned_on=_day(s["assigned_on"])), *op, "staff_assignment.csv")
     a = d.case_alignment
     write_csv(out, a[["crn", "side", "rule", "case_class", "current_om", "om"]].assign(
-        moved=a["moved"].map({True: "Y", False: "N"}), reason=a["reason"]), *op, "case_alignment.csv")
-    transfers = a.loc[a["moved"].to_numpy(), ["crn", "current_om", "om", "team_code", "reason"]].rename(
-        columns={"om": "new_om"})
+        moved=a["moved"].map(YES_NO), reason=a["reason"], planned_on=_day(a["planned_on"]),
+        replanned=a["replanned"].map(YES_NO)), *op, "case_alignment.csv")
+    moves = a.loc[a["moved"].to_numpy()]
+    night = pd.Timestamp(op[-1])
+    transfers = pd.DataFrame({
+        "crn": moves["crn"], "current_om": moves["current_om"], "new_om": moves["om"],
+        "team_code": moves["team_code"], "reason": moves["reason"], "planned_on": _day(moves["planned_on"]),
+        "days_outstanding": (night - moves["planned_on"]).dt.days.astype("Int64").astype(str),
+        "replanned": moves["replanned"].map(YES_NO)})
+    transfers = transfers.iloc[np.lexsort((transfers["crn"].to_numpy(dtype=object),
+                                           moves["planned_on"].to_numpy()))]  # oldest first
     transfers = formula_safe_frame(transfers)  # once, for the CSV and the workbook
     out.write_bytes(csv_bytes(transfers), *op, "transfer_list.csv")
     out.write_bytes(transfer_workbook(transfers, dt.datetime.fromisoformat(op[-1])), *op, TRANSFER_WORKBOOK)
@@ -551,12 +590,14 @@ def _stage_published(out: Store, stage: tuple[str, ...], job: TrustJob, d) -> No
         "staff_assignment": pd.DataFrame({
             "staff_id": staff, "grade": s["grade"], "role": s["role"],
             "team_code": s["team_code"], "fte": s["fte"], "side": s["side"], "unit": s["unit"],
-            "reason": s["reason"], "guaranteed": s["guaranteed"]}),
+            "reason": s["reason"], "guaranteed": s["guaranteed"],
+            "assigned_on": pd.to_datetime(s["assigned_on"]).dt.date}),
         "case_alignment": pd.DataFrame({
             "case_id": case_id(a["crn"]), "team_code": a["team_code"], "side": a["side"], "rule": a["rule"],
             "case_class": a["case_class"], "weight": a["weight_units"] / job.units_per_point,
             "current_om_id": current_om, "om_id": om, "moved": a["moved"], "reason": a["reason"],
-            "team_change": a["team_change"]}),
+            "team_change": a["team_change"], "planned_on": pd.to_datetime(a["planned_on"]).dt.date,
+            "replanned": a["replanned"]}),
         "caseload": d.caseload.assign(om_id=caseload).drop(columns="staff_code"),
         "workforce_balance": d.workforce_balance,
         "retention_requests": pd.DataFrame({

@@ -101,16 +101,36 @@ def test_same_team_preferred_for_moves():
     assert out.loc["X000001", "om"] in ("A", "B") and not out.loc["X000001", "team_change"]
 
 
-def test_previous_plan_counts_as_current_until_the_extract_catches_up():
-    s = staff({"staff_code": "A"}, {"staff_code": "B"})
-    c = cases({"crn": "X000001", "om_staff_code": "A"}, {"crn": "X000002", "om_staff_code": "B"})
-    previous = pd.DataFrame({"crn": ["X000001", "X000002"], "current_om": ["A", "A"], "om": ["B", "A"]})
-    out, _, _ = align(s, c, previous=previous)
-    # X000001: the extract still says A, as when B was planned: B counts as current and stays.
-    assert (out.loc["X000001", "current_om"], out.loc["X000001", "om"], out.loc["X000001", "reason"]) == \
-        ("B", "B", "KEPT")
-    # X000002: the extract moved on (B, not the A the plan started from): the extract wins.
-    assert (out.loc["X000002", "current_om"], out.loc["X000002", "reason"]) == ("B", "KEPT")
+def test_a_planned_move_stands_until_done_and_is_replanned_only_when_its_om_cannot_take_it():
+    s = staff({"staff_code": "A"}, {"staff_code": "B"}, {"staff_code": "P", "grade": "PSO"})
+    c = cases({"crn": "X000001", "om_staff_code": "A"},     # the extract still shows A: the move to B stands
+              {"crn": "X000002", "om_staff_code": "B"},     # the extract moved on from the A it had: it wins
+              {"crn": "X000003", "om_staff_code": "B"},     # the move to B is done
+              {"crn": "X000004", "om_staff_code": "A"},     # planned to an officer who has left since
+              {"crn": "X000005", "om_staff_code": "A", "rsr": 5.0},   # now complex: PSO P may not hold it
+              {"crn": "X000006"})                           # an allocation not yet made in nDelius
+    previous = pd.DataFrame({
+        "crn": [f"X00000{i}" for i in range(1, 7)], "current_om": ["A", "A", "A", "A", "A", None],
+        "om": ["B", "A", "B", "GONE", "P", "B"],
+        "reason": ["MOVED_CAPACITY", "KEPT", "MOVED_CAPACITY", "MOVED_CAPACITY", "MOVED_CAPACITY", "ALLOCATED"],
+        "planned_on": pd.to_datetime(["2014-05-01", None, "2014-05-01", "2014-05-01", "2014-05-02",
+                                      "2014-05-03"])})
+    split = split_cases(c, P)
+    assignment = split_staff(s, split, appeals(), P, "N05", "C15")
+    out, _ = align_cases(split, assignment, retention(), P, AS_OF, previous, T("2014-06-01"))
+    out = out.set_index("crn")
+    got = {crn: (r.current_om if isinstance(r.current_om, str) else None, r.om, r.reason, bool(r.moved),
+                 None if pd.isna(r.planned_on) else str(r.planned_on.date()), bool(r.replanned))
+           for crn, r in out.iterrows()}
+    assert got["X000001"] == ("A", "B", "MOVED_CAPACITY", True, "2014-05-01", False)
+    assert got["X000002"] == ("B", "B", "KEPT", False, None, False)
+    assert got["X000003"] == ("B", "B", "KEPT", False, None, False)
+    assert got["X000006"] == (None, "B", "ALLOCATED", False, "2014-05-03", False)
+    for crn in ("X000004", "X000005"):             # the planned OM can no longer take it: planned again tonight
+        current, om, reason, moved, planned_on, replanned = got[crn]
+        moves = om != "A"                           # or it may stay with A now, the plan cancelled
+        assert (current, planned_on, replanned, moved) == ("A", "2014-06-01" if moves else None, moves, moves), crn
+        assert om in ("A", "B") and (reason == "KEPT") != moves, crn
 
 
 def test_no_eligible_officer_on_the_side_still_gets_an_officer():

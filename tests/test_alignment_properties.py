@@ -6,7 +6,7 @@ import pandas as pd
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from pipeline.decisions.alignment import (HOLDING_STATUSES, Officer, Roster, align_cases, effective_current_om,
+from pipeline.decisions.alignment import (HOLDING_STATUSES, Officer, Roster, align_cases,
                                          plan_cost)
 from pipeline.decisions.case_split import split_cases
 from pipeline.decisions.engine import decide_trust
@@ -55,7 +55,7 @@ def brute_force(split, assignment, r, policy, side):
     """Cheapest plan_cost over every assignment of the side's non-retained cases (same domain as the model)."""
     officers = _officers(assignment, policy, AS_OF)
     mine = {c: o for c, o in officers.items() if o.side == side}
-    current = effective_current_om(split, None)
+    current = split["om_staff_code"]
     held = set(r.loc[r["status"].isin(HOLDING_STATUSES), "crn"])
     fixed = {c: 0 for c in mine}
     free, domains = [], []

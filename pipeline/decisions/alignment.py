@@ -28,6 +28,7 @@ import pyarrow.compute as pc
 from ortools.graph.python.min_cost_flow import SimpleMinCostFlow
 
 from pipeline.decisions.lp import INF, SparseModel
+from pipeline.decisions.night import OUTSTANDING, prior_plan
 from pipeline.domain import (
     ALLOCATED, KEPT, LP_FLOW, LP_INTEGRAL, MIP, MOVE_REASONS, NO_STAFF, OTHER_SIDE, MOVED_CAPACITY, MOVED_GRADE,
     MOVED_LEFT, MOVED_SIDE, RETAINED, RETENTION_HONOURED, RETENTION_NOT_NEEDED, RETENTION_OM_LEFT,
@@ -372,19 +373,6 @@ class _Flows:
                    np.array([p in flows["import"] for p in pools], dtype=bool),
                    np.array([flows["export"][p] for p in pools], dtype=np.int64),
                    np.array([flows["import"].get(p, 0) for p in pools], dtype=np.int64))
-
-
-def effective_current_om(cases: pd.DataFrame, previous_plan: pd.DataFrame | None) -> pd.Series:
-    """The extract's OM, or the previous run's planned OM while the extract has not caught up with it."""
-    current = cases["om_staff_code"]
-    if previous_plan is None or previous_plan.empty:
-        return current
-    prev = previous_plan.drop_duplicates("crn").set_index("crn")
-    planned = cases["crn"].map(prev["om"])
-    prev_current = cases["crn"].map(prev["current_om"])
-    caught_up = (current == prev_current) | (current.isna() & prev_current.isna())
-    use_plan = planned.notna() & caught_up.fillna(False)
-    return current.where(~use_plan, planned)
 
 
 def _solve_model(side: str, prob: SideProblem, classes: list[str], policy: Policy,
@@ -763,17 +751,13 @@ def _load_cost(loads: np.ndarray, limits: np.ndarray, policy: Policy) -> int:
     return int((np.maximum(0, loads[:, None] - limits) * _rates(policy)).sum())
 
 
-def _classify(crns: pd.Series, c: CaseArrays, roster: Roster,
-              held: pd.Series) -> tuple[dict[str, _Side], np.ndarray, ...]:
-    """Sort every case into pinned (retention), kept groups (its OM may keep it) or forced (it must move).
+def _allowed(c: CaseArrays, roster: Roster) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Whether each case's OM (`c.row`) may keep it, whether the OM is known, and on the case's side.
 
-    Returns each side's problem and per-case arrays: om and reason (set for pinned cases), the reason a forced
-    case moves, and whether it is pinned.
-    """
-    n, row = len(crns), c.row
+    An officer may keep a case of a class they may hold, or of one nobody on their side may hold; and any
+    officer may keep a case of a side with nobody on it (that side borrows the other side's officers)."""
+    n, row = len(c.row), c.row
     known = row < roster.none
-    # An officer may keep a case of a class they may hold, or of one nobody on their side may hold; and any
-    # officer may keep a case of a side with nobody on it (that side borrows the other side's officers).
     side_bits = np.zeros(n, dtype=np.int64)
     unstaffed = np.zeros(n, dtype=bool)
     for s in SIDES:
@@ -782,8 +766,37 @@ def _classify(crns: pd.Series, c: CaseArrays, roster: Roster,
             unstaffed |= c.on_side[s]
     may_hold = ((roster.classes[row] & c.bits) != 0) | ((side_bits & c.bits) == 0)
     same_side = roster.same_side(row, c.on_side)
-    allowed = known & (same_side | unstaffed) & may_hold
+    return known & (same_side | unstaffed) & may_hold, known, same_side
+
+
+def _standing(cases: pd.DataFrame, prior: pd.DataFrame, roster: Roster, held: pd.Series) -> np.ndarray:
+    """The cases whose earlier plan stands tonight: the extract shows the OM it had when planned, or the
+    planned OM (the move done), and the planned OM can still take it (in post, on the case's side, may hold
+    its class) with no retention request holding the case where it is now."""
+    planned = prior["planned_om"]
+    if not planned.notna().any():
+        return np.zeros(len(cases), dtype=bool)
+    c = CaseArrays.of(cases, planned, roster)
+    can_take, _, _ = _allowed(c, roster)
+    retained = isin(cases["crn"], held) & ~prior["done"].to_numpy()
+    pending = prior["reason"].isin(list(OUTSTANDING)).to_numpy() | (planned == prior["then_om"]).to_numpy()
+    waiting = prior["unchanged"].to_numpy() & pending  # a plan without its reason is not one to keep waiting
+    return (waiting | prior["done"].to_numpy()) & planned.notna().to_numpy() & can_take & ~retained
+
+
+def _classify(crns: pd.Series, c: CaseArrays, roster: Roster, held: pd.Series,
+              standing: np.ndarray | None = None) -> tuple[dict[str, _Side], np.ndarray, ...]:
+    """Sort every case into pinned (retention, or a standing plan), kept groups (its OM may keep it) or
+    forced (it must move).
+
+    Returns each side's problem and per-case arrays: om and reason (set for pinned cases), the reason a forced
+    case moves, and whether it is pinned.
+    """
+    n, row = len(crns), c.row
+    allowed, known, same_side = _allowed(c, roster)
     pin = known & isin(crns, held)
+    if standing is not None:
+        pin |= standing
     om = np.full(n, roster.none, dtype=np.int64)
     reason = np.full(n, -1, dtype=np.int8)
     om[pin] = row[pin]
@@ -863,18 +876,26 @@ def align_cases(
     policy: Policy,
     as_of: pd.Timestamp,
     previous_plan: pd.DataFrame | None = None,
+    run_date: pd.Timestamp | None = None,
 ) -> tuple[pd.DataFrame, list[SolveReport]]:
     """Align one trust's cases to offender managers after the staff split.
 
+    `previous_plan`: the case plan the last run before this one left (night.PLAN_COLUMNS): a plan that
+    stands is kept whole, with its reason and `planned_on`, and counts towards its OM's load.
     Returns one row per case, sorted by crn: crn, team_code, side, rule, case_class, weight_units,
-    current_om, om, moved, reason, eligible_om; and one solver report per side.
+    current_om (as the extract shows it), om, moved, reason, eligible_om, team_change, planned_on (the run
+    date a move or allocation was first planned), replanned; and one solver report per side.
     """
     cases = sorted_by(split_cases, "crn").reset_index(drop=True)
     roster = Roster.of_staff(staff_split, policy, as_of, arrow_text(cases["team_code"]))
-    current_om = effective_current_om(cases, previous_plan)
-    c = CaseArrays.of(cases, current_om, roster)
     held = retention.loc[retention["status"].isin(HOLDING_STATUSES), "crn"].drop_duplicates()
-    problems, om, reason, forced_reason, pinned = _classify(cases["crn"], c, roster, held)
+    extract_om = cases["om_staff_code"]
+    prior = prior_plan(cases, previous_plan)
+    standing = _standing(cases, prior, roster, held)
+    # A standing plan is solved as if its planned OM held the case already, and pinned there.
+    current_om = extract_om.astype(object).where(~standing, prior["planned_om"].to_numpy(dtype=object))
+    c = CaseArrays.of(cases, current_om, roster)
+    problems, om, reason, forced_reason, pinned = _classify(cases["crn"], c, roster, held, standing)
 
     reports = []
     # Staffed sides first: a side with nobody on it borrows the other side's officers as they are then loaded.
@@ -902,6 +923,10 @@ def align_cases(
         method = method or next(m for m in (LP_FLOW, LP_INTEGRAL, MIP) if m in methods)
         reports.append(SolveReport(side, method, None, math.nan if method == OTHER_SIDE else bound, len(parts)))
 
+    waiting = standing & ~prior["done"].to_numpy()  # planned, not yet done: the plan's own reason stands
+    prior_reason = positions(prior["reason"], pd.Series(REASONS, dtype="str"))
+    keeps = waiting & ((prior_reason == _ALLOCATED) | np.isin(prior_reason, _MOVES))
+    reason[keeps] = prior_reason[keeps]
     held_by = om < roster.none
     moved = np.isin(reason, _MOVES)
     plan = Plan(
@@ -910,12 +935,21 @@ def align_cases(
         team_change=held_by & (moved | (reason == _ALLOCATED)) & (roster.team[om] != c.t_code),
         free=~pinned)
     out = cases[["crn", "team_code", "side", "rule", "case_class", "weight_units"]].copy()
-    out["current_om"] = current_om.astype("str")
+    out["current_om"] = extract_om.astype("str")
     out["om"] = text_series(roster.codes.take(pa.array(np.where(held_by, om, 0), mask=~held_by)))
     out["reason"] = labels(reason.astype(np.int64), list(REASONS))
     out["moved"] = moved
     out["eligible_om"] = plan.eligible
     out["team_change"] = plan.team_change
+    planned = moved | (reason == _ALLOCATED)
+    # A plan that stands keeps the night it was first made; a case the earlier plan moved that must move
+    # another way (its planned OM can no longer take it) is re-planned tonight.
+    out["planned_on"] = np.where(keeps, prior["planned_on"].to_numpy(), np.datetime64(run_date, "ns")
+                                 if run_date is not None else np.datetime64("NaT")).astype("datetime64[ns]")
+    out.loc[~planned, "planned_on"] = pd.NaT
+    was_planned = np.isin(prior_reason, [*_MOVES, _ALLOCATED]) & \
+        prior["unchanged"].to_numpy() & ~prior["done"].to_numpy()
+    out["replanned"] = planned & was_planned & ~standing
     borrowed = {r.side for r in reports if r.method == OTHER_SIDE}
     priced = [replace(r, objective=_side_cost(plan, roster, r.side, policy, borrowed)) for r in reports]
     return out, priced

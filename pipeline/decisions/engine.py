@@ -34,11 +34,15 @@ def decide_trust(
     crc_unit: str,
     as_of: pd.Timestamp,
     previous_plan: pd.DataFrame | None = None,
+    previous_staff: pd.DataFrame | None = None,
+    run_date: pd.Timestamp | None = None,
 ) -> TrustDecisions:
-    """Run the split for one trust from typed tables (see pipeline.schema) to decision tables."""
+    """Run the split for one trust from typed tables (see pipeline.schema) to decision tables. `previous_*`:
+    the staff assignment and case plan the last run before this one left (decisions.night), `run_date` the
+    night's date, recorded as `assigned_on` and `planned_on` of what is decided tonight."""
     split = split_cases(sorted_by(cases, "crn").reset_index(drop=True), policy)
-    assignment = split_staff(staff, split, appeals, policy, nps_unit, crc_unit)
-    aligned, reports = align_cases(split, assignment, retention, policy, as_of, previous_plan)
+    assignment = split_staff(staff, split, appeals, policy, nps_unit, crc_unit, previous_staff, run_date)
+    aligned, reports = align_cases(split, assignment, retention, policy, as_of, previous_plan, run_date)
     load = caseload(aligned, assignment, policy)
     balance = workforce_balance(load, assignment, policy, {NPS: nps_unit, CRC: crc_unit})
     return TrustDecisions(assignment, aligned, load, balance, retention_decisions(retention, aligned), reports)

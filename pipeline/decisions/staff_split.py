@@ -33,6 +33,9 @@ def staff_alignment(staff: pd.DataFrame, split_cases: pd.DataFrame, trust_share:
     return pd.Series(np.where(all_units > 0, share, trust_share), index=staff.index, dtype=float)
 
 
+HELD_COLUMNS = ["staff_code", "role", "side", "unit", "reason", "assigned_on"]
+
+
 def split_staff(
     staff: pd.DataFrame,
     split_cases: pd.DataFrame,
@@ -40,10 +43,19 @@ def split_staff(
     policy: Policy,
     nps_unit: str,
     crc_unit: str,
+    held: pd.DataFrame | None = None,
+    run_date: pd.Timestamp | None = None,
 ) -> pd.DataFrame:
     """One trust's staff split (spec §4): appeals, fixed roles, then the flexible grade-by-grade targets.
 
-    Returns the staff rows sorted by staff_code with `side`, `unit`, `reason`, `guaranteed`, `alignment`.
+    `held`: the assignment the last run before this one left (HELD_COLUMNS). With the policy's `hold_sides`,
+    a person in it keeps their side, unit, reason and `assigned_on` unless an appeal is upheld for the other
+    side or they moved into a fixed role of the other side (their role changed); a person new to the extracts is split against
+    what is left of their grade's targets once everyone held is counted. `run_date`: the `assigned_on` of
+    whoever is assigned now (NaT when not given).
+
+    Returns the staff rows sorted by staff_code with `side`, `unit`, `reason`, `guaranteed`, `alignment`,
+    `assigned_on` and `held` (kept from the run before).
     """
     sp = policy.staff_split
     staff = sorted_by(staff, "staff_code").reset_index(drop=True)
@@ -56,30 +68,45 @@ def split_staff(
     service = staff["service_start"].to_numpy(dtype="datetime64[ns]")
     side = np.full(len(staff), None, dtype=object)
     reason = np.full(len(staff), None, dtype=object)
+    assigned_on = np.full(len(staff), np.datetime64("NaT"), dtype="datetime64[ns]")
+    now = np.datetime64(run_date, "ns") if run_date is not None else np.datetime64("NaT")
+    before = _held(staff, held if sp.hold_sides else None)
 
     upheld = sorted((code, org) for code, org, status in
                     zip(appeals["staff_code"], appeals["requested_org"], appeals["status"])
                     if status == "UPHELD" and isinstance(code, str) and isinstance(org, str))
     row_of = {c: i for i, c in enumerate(staff["staff_code"].to_numpy(dtype=object))} if upheld else {}
+    appealed = np.zeros(len(staff), dtype=bool)
     for code, org in upheld:
         i = row_of.get(code)
         if i is not None and side[i] is None and org in (NPS, CRC):
-            side[i], reason[i] = org, APPEAL_UPHELD
+            appealed[i] = True
+            if before["side"][i] != org:  # held on the side the appeal asks for: nothing changes
+                side[i], reason[i] = org, APPEAL_UPHELD
     for r, s in sp.fixed_roles.items():
-        at = (role == r) & pd.isna(side)
+        # A person held keeps their side in the role they had; moving into a fixed role of the other side
+        # assigns them again (an upheld appeal still comes first).
+        at = (role == r) & pd.isna(side) & ~appealed & ((before["side"] != s) & (before["role"] != role))
         side[at], reason[at] = s, FIXED_ROLE
-    flexible = pd.isna(side)
+    assigned_on[pd.notna(side)] = now
+    keep = pd.notna(before["side"]) & pd.isna(side)  # held: no appeal or fixed role says otherwise
+    side[keep], reason[keep], assigned_on[keep] = before["side"][keep], before["reason"][keep], \
+        before["assigned_on"][keep]
+    fixed = pd.notna(side) & ~keep
+    flexible = ~fixed
     clarity = np.abs(alignment - 0.5)
 
     def split_grades(grades: list[str], share: float) -> None:
         for g in grades:
-            rows = np.flatnonzero(flexible & (grade == g))
+            mine = flexible & (grade == g)
+            rows = np.flatnonzero(mine & ~keep)
             if not len(rows):
                 continue
             # clearest alignment first, then longest service, then staff_code (rows are in code order)
             rows = rows[np.lexsort((rows, service[rows], -clarity[rows]))]
-            total = float(fte[rows].sum())
-            room = {NPS: total * share, CRC: total * (1 - share)}
+            total = float(fte[mine].sum())  # the grade's target counts everyone held in it
+            room = {s: total * (share if s == NPS else 1 - share) - float(fte[mine & keep & (side == s)].sum())
+                    for s in (NPS, CRC)}
             got_side, got_reason = [], []
             for pref, aligned, f in zip(preference[rows].tolist(), alignment[rows].tolist(), fte[rows].tolist()):
                 explicit = pref in (NPS, CRC)
@@ -91,7 +118,7 @@ def split_staff(
                 room[got] -= f
                 got_side.append(got)
                 got_reason.append(why)
-            side[rows], reason[rows] = got_side, got_reason
+            side[rows], reason[rows], assigned_on[rows] = got_side, got_reason, now
 
     workload_grades = list(sp.workload_grades)
     split_grades(workload_grades, trust_share)
@@ -100,7 +127,7 @@ def split_staff(
     nps_fte = float(fte[holding & (side == NPS)].sum())
     om_total = float(fte[holding].sum())
     om_share = nps_fte / om_total if om_total > 0 else trust_share
-    other_grades = sorted(set(grade[flexible]) - set(workload_grades))
+    other_grades = sorted(set(grade[flexible & ~keep]) - set(workload_grades))
     split_grades(other_grades, om_share)
 
     out = staff.copy()
@@ -109,4 +136,29 @@ def split_staff(
     out["reason"] = reason
     out["guaranteed"] = guaranteed(out, policy).to_numpy()
     out["alignment"] = alignment
+    out["assigned_on"] = assigned_on
+    out["held"] = keep
     return out
+
+
+def _held(staff: pd.DataFrame, held: pd.DataFrame | None) -> dict[str, np.ndarray]:
+    """The earlier assignment of each person in `staff` (row order): side, reason, assigned_on (None and
+    NaT for a person new to the extracts)."""
+    n = len(staff)
+    if held is None or held.empty:
+        return {"side": np.full(n, None, dtype=object), "reason": np.full(n, None, dtype=object),
+                "role": np.full(n, None, dtype=object),
+                "assigned_on": np.full(n, np.datetime64("NaT"), dtype="datetime64[ns]")}
+    at = positions(staff["staff_code"], held["staff_code"])  # staff row -> held row, -1 when new
+    found = at >= 0
+    pick = np.where(found, at, 0)
+
+    def column(name: str, missing, dtype) -> np.ndarray:
+        values = held[name].to_numpy(dtype=dtype)[pick]
+        return np.where(found, values, missing) if dtype is object else \
+            np.where(found, values, np.datetime64("NaT")).astype(dtype)
+
+    sides = column("side", None, object)
+    sides = np.where(np.isin(sides, [NPS, CRC]), sides, None)
+    return {"side": sides, "reason": column("reason", None, object), "role": column("role", None, object),
+            "assigned_on": column("assigned_on", None, "datetime64[ns]")}

@@ -1,0 +1,45 @@
+"""Night after night (spec §4): what the last run before this one decided, as tonight's decisions read it.
+
+A person keeps the side an earlier run gave them (`staff_split.split_staff`, `held`); a case keeps the OM an
+earlier run planned for it while the extract still shows the OM it had then, or shows the planned one (the
+move done), and the planned OM can still take it (`alignment.align_cases`). These functions only line the
+earlier tables up with tonight's extract; they decide nothing.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from pipeline.domain import ALLOCATED, MOVE_REASONS
+
+PLAN_COLUMNS = ["crn", "current_om", "om", "reason", "planned_on"]
+OUTSTANDING = frozenset(MOVE_REASONS) | {ALLOCATED}  # a plan the extract has still to show done
+
+
+def prior_plan(cases: pd.DataFrame, previous: pd.DataFrame | None) -> pd.DataFrame:
+    """The earlier plan of each of tonight's cases (in `cases` order): `planned_om`, `reason`, `planned_on`
+    (NaT when not given), `then_om` (the OM the extract showed then), and whether tonight's extract still
+    shows that OM (`unchanged`) or the planned one (`done`). Cases new tonight have no planned OM."""
+    n = len(cases)
+    if previous is None or previous.empty:
+        return pd.DataFrame({"planned_om": pd.Series([None] * n, dtype=object), "reason": [None] * n,
+                             "planned_on": pd.Series(np.full(n, np.datetime64("NaT"), "datetime64[ns]")),
+                             "then_om": [None] * n, "unchanged": np.zeros(n, bool), "done": np.zeros(n, bool)})
+    prev = previous.drop_duplicates("crn").set_index("crn")
+    crn = cases["crn"]
+    planned = crn.map(prev["om"]).astype(object).where(lambda s: s.notna(), None)
+    then = crn.map(prev["current_om"]).astype(object).where(lambda s: s.notna(), None)
+    on = crn.map(prev["planned_on"]) if "planned_on" in prev else pd.Series(pd.NaT, index=crn.index)
+    reason = crn.map(prev["reason"]) if "reason" in prev else pd.Series(None, index=crn.index, dtype=object)
+    now = cases["om_staff_code"]
+    known = crn.isin(prev.index).to_numpy()
+
+    def same(a: pd.Series, b: pd.Series) -> np.ndarray:  # both blank counts as the same: unallocated
+        a, b = a.reset_index(drop=True), b.reset_index(drop=True)
+        return ((a == b).fillna(False) | (a.isna() & b.isna())).to_numpy(dtype=bool)
+
+    return pd.DataFrame({
+        "planned_om": planned.to_numpy(dtype=object), "reason": reason.to_numpy(dtype=object),
+        "planned_on": pd.to_datetime(on, errors="coerce").to_numpy(dtype="datetime64[ns]"),
+        "then_om": then.to_numpy(dtype=object),
+        "unchanged": known & same(now, then), "done": known & planned.notna().to_numpy() & same(now, planned)})
