@@ -87,7 +87,7 @@ def _manifest_tables(manifests: list[dict]) -> tuple[pd.DataFrame, pd.DataFrame]
         runs.append({"run_date": pd.Timestamp(m["run_date"]).date(), "run_id": m["run_id"],
                      "started_at": m["started_at"], "finished_at": m["finished_at"],
                      "policy_version": m["policy"]["version"], "policy_sha256": m["policy"]["sha256"],
-                     "code_version": m["code_version"], "supersedes": m.get("supersedes"),
+                     "code_version": m["code_version"], "key_id": m.get("key_id"), "supersedes": m.get("supersedes"),
                      "trusts_published": len(m.get("trusts_published", []))})
         for code, t in sorted(m["trusts"].items()):
             trusts.append({"run_date": pd.Timestamp(m["run_date"]).date(), "run_id": m["run_id"],
@@ -95,7 +95,7 @@ def _manifest_tables(manifests: list[dict]) -> tuple[pd.DataFrame, pd.DataFrame]
                            "cases": t.get("cases"), "moved": t.get("moved"),
                            "quarantined_rows": t.get("quarantined_rows", 0), "checks_failed": t.get("checks_failed")})
     run_cols = ["run_date", "run_id", "started_at", "finished_at", "policy_version", "policy_sha256",
-                "code_version", "supersedes", "trusts_published"]
+                "code_version", "key_id", "supersedes", "trusts_published"]
     trust_cols = ["run_date", "run_id", "trust_code", "status", "extract_date", "cases", "moved",
                   "quarantined_rows", "checks_failed"]
     return pd.DataFrame(runs, columns=run_cols), pd.DataFrame(trusts, columns=trust_cols).astype(

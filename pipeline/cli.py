@@ -213,8 +213,9 @@ def diff(
     to_date: str = typer.Option(..., "--to", help="The later run date, YYYY-MM-DD"),
     out: Optional[str] = typer.Option(None, help="Output root (default: TRP_OUT, else demo-out/out)"),
 ) -> None:
-    """What changed between two runs, per trust: cases whose OM or side changed, staff re-assigned, and
-    rules newly rejecting files or holding rows back."""
+    """What changed between two runs, per trust: moves done, newly planned and re-planned; cases whose OM or
+    side changed; staff re-assigned; and rules newly rejecting files or holding rows back. Runs made under
+    different pseudonym keys are not compared."""
     from pipeline.catalog import open_catalog
     from pipeline.night_diff import case_changes, quarantine_changes, staff_changes
     from pipeline.storage import Store
@@ -228,10 +229,24 @@ def diff(
         if missing:
             console.print(f"[red]no published run for {', '.join(missing)}[/] (runs: {', '.join(sorted(dates))})")
             raise typer.Exit(2)
+        keys = dict((str(d), k) for d, k in con.sql("select run_date, key_id from runs").fetchall())
+        if keys[from_date] != keys[to_date]:
+            raise UserError(f"the runs of {from_date} and {to_date} were made under different pseudonym keys "
+                            "(TRP_PSEUDONYM_KEY): their pseudonyms do not join, so they cannot be compared")
         runs = {d: {ds: con.execute(f"select {cols} from {ds} where run_date = ?", [d]).df()
                     for ds, cols in queries.items()} for d in (from_date, to_date)}
+        moves = con.execute(
+            "select trust_code, sum(moves_outstanding) filter (where run_date = ?::date) as outstanding_before, "
+            "sum(moves_outstanding) filter (where run_date = ?::date) as outstanding_after, "
+            "sum(moves_done) filter (where run_date > ?::date) as done, "
+            "sum(newly_planned) filter (where run_date > ?::date) as newly_planned, "
+            "sum(replanned) filter (where run_date > ?::date) as replanned "
+            "from progress where run_date between ?::date and ?::date group by all order by 1",
+            [from_date, to_date, from_date, from_date, from_date, from_date, to_date]).df()
     a, b = runs[from_date], runs[to_date]
-    for title, frame in (("cases", case_changes(a["case_alignment"], b["case_alignment"])),
+    for title, frame in (("moves (done, newly planned and re-planned summed over the runs after the first)",
+                          moves.astype({c: "Int64" for c in moves.columns if c != "trust_code"})),
+                         ("cases", case_changes(a["case_alignment"], b["case_alignment"])),
                          ("staff", staff_changes(a["staff_assignment"], b["staff_assignment"])),
                          ("files rejected and rows held back", quarantine_changes(a["validation"],
                                                                                  b["validation"]))):
@@ -369,15 +384,22 @@ def generate(
     console.print(f"wrote {len(counts)} trusts, {sum(counts.values()):,} cases to {out}")
 
 
+DEMO_KEY = b"trp-demo-key-not-secret"  # documented: demo outputs are synthetic, and a second demo joins the first
+
+
 @app.command()
 def demo(
     workdir: str = typer.Option("demo-out", help="Where the landing zone and outputs go"),
     scale: float = typer.Option(1.0),
+    nights: int = typer.Option(1, help="Nights to run: the first as generated, then each moved on (trp simulate)"),
 ) -> None:
-    """Generate a national landing zone, run it and summarise: no set-up needed."""
+    """Generate a national landing zone, run it (night after night with --nights) and summarise: no set-up."""
     from pipeline.generate import generate_landing
     from pipeline.run import run_nightly
+    from pipeline.simulate import simulate
 
+    if nights < 1:
+        raise UserError("--nights must be at least 1")
     landing, out = str(Path(workdir, "landing")), str(Path(workdir, "out"))
     t0 = time.perf_counter()
     counts = generate_landing(landing, scale, seed=0, dirty=True)
@@ -385,13 +407,57 @@ def demo(
                   f"({time.perf_counter() - t0:.1f} s; with realistic faults)")
     key = os.environ.get("TRP_PSEUDONYM_KEY", "").encode()
     if not key:
-        key = secrets.token_hex(32).encode()
-        console.print("[yellow]demo mode: TRP_PSEUDONYM_KEY not set; using a throwaway key for this run only[/]")
-    t0 = time.perf_counter()
-    with _progress(len(counts)) as on_trust_done:
-        result = run_nightly(landing, out, "2014-06-01", pseudonym_key=key, on_trust_done=on_trust_done)
-    _summary(result.manifest, result.manifest_path)
-    console.print(f"run took {time.perf_counter() - t0:.1f} s")
+        key = DEMO_KEY
+        console.print("[yellow]demo mode: TRP_PSEUDONYM_KEY not set; using the demo key "
+                      f"{DEMO_KEY.decode()!r} (synthetic data only)[/]")
+
+    def night(date: str):
+        t = time.perf_counter()
+        with _progress(len(counts)) as on_trust_done:
+            result = run_nightly(landing, out, date, pseudonym_key=key, on_trust_done=on_trust_done)
+        _summary(result.manifest, result.manifest_path)
+        console.print(f"run of {date} took {time.perf_counter() - t:.1f} s")
+        return result
+
+    simulate(landing, out, nights, seed=0, run=night)
+
+
+@app.command("simulate")
+def simulate_nights(
+    landing: str = typer.Option(..., help="Landing zone holding each trust's first extract (trp generate)"),
+    out: str = typer.Option(..., help="Output root"),
+    nights: int = typer.Option(..., help="Nights to run, from the newest extract date"),
+    seed: int = typer.Option(0),
+    moves_done: float = typer.Option(0.25, help="Share of planned moves shown done in nDelius each night"),
+    cases_ending: float = typer.Option(0.005, help="Share of cases ending each night"),
+    cases_arriving: float = typer.Option(0.005, help="Share of new cases arriving (unallocated) each night"),
+    leavers: float = typer.Option(0.002, help="Share of offender managers leaving each night"),
+    joiners: float = typer.Option(0.002, help="Share of offender managers joining each night"),
+    retention_decided: float = typer.Option(0.2, help="Share of pending retention requests decided each night"),
+    appeals_upheld: float = typer.Option(0.05, help="Share of pending appeals upheld each night"),
+    policy: Optional[str] = typer.Option(None, help="Policy file (default: the packaged policy v1)"),
+) -> None:
+    """Run the transition night after night: each night's extracts moved on from the night before as nDelius
+    would show the trusts catching up (deterministic by seed), then run. Needs TRP_PSEUDONYM_KEY."""
+    from pipeline.policy import load_policy
+    from pipeline.run import run_nightly
+    from pipeline.simulate import NightRates, simulate
+
+    if nights < 1:
+        raise UserError("--nights must be at least 1")
+    rates = NightRates(moves_done, cases_ending, cases_arriving, leavers, joiners, retention_decided, appeals_upheld)
+    if not all(0 <= r <= 1 for r in vars(rates).values()):
+        raise UserError("every rate is a share between 0 and 1")
+    load_policy(policy)
+
+    def night(date: str):
+        result = run_nightly(landing, out, date, policy)
+        moved = sum(t.get("moved", 0) for t in result.manifest["trusts"].values())
+        console.print(f"{date}: {len(result.manifest['trusts_published'])} trusts published, {moved:,} moves "
+                      "outstanding", highlight=False)
+        return result
+
+    simulate(landing, out, nights, seed, rates, run=night)
 
 
 def _summary(manifest: dict, path: str) -> None:

@@ -31,12 +31,31 @@ KEPT, RETAINED, ALLOCATED = "KEPT", "RETAINED", "ALLOCATED"
 MOVED_LEFT, MOVED_SIDE, MOVED_GRADE, MOVED_CAPACITY = (
     "MOVED_LEFT", "MOVED_SIDE", "MOVED_GRADE", "MOVED_CAPACITY")
 MOVE_REASONS = (MOVED_LEFT, MOVED_SIDE, MOVED_GRADE, MOVED_CAPACITY)
+REASON_WORDS = {
+    KEPT: "stays with its offender manager",
+    RETAINED: "kept by a retention request, where the rules alone would have moved it",
+    ALLOCATED: "had no offender manager: allocate it to the new one",
+    MOVED_LEFT: "its offender manager is no longer in the staff extract",
+    MOVED_SIDE: "its offender manager goes to the other side",
+    MOVED_GRADE: "its offender manager may not hold a case of this class",
+    MOVED_CAPACITY: "to bring an offender manager back within capacity",
+}
 
 # Outcome of a retention request, as told to the practitioner.
 RETENTION_HONOURED = "HONOURED"          # the case stays with the OM who asked
 RETENTION_NOT_NEEDED = "KEPT_ANYWAY"     # rejected, but the case stayed with its OM for other reasons
 RETENTION_REJECTED_MOVED = "MOVED"       # rejected, and the case moved
 RETENTION_OM_LEFT = "OM_LEFT"            # could not be honoured: the OM is no longer in post
+RETENTION_PENDING = "KEPT_PENDING"       # not decided yet: the case stays with the OM until it is
+RETENTION_NOT_FOUND = "CASE_NOT_FOUND"   # the CRN is not among the cases aligned
+OUTCOME_WORDS = {
+    RETENTION_HONOURED: "accepted: the case stays with the officer who asked",
+    RETENTION_PENDING: "pending: the case stays with the officer who asked until the request is decided",
+    RETENTION_NOT_NEEDED: "rejected, but the case stays with its officer for other reasons",
+    RETENTION_REJECTED_MOVED: "rejected: the case moves (the decision note says why)",
+    RETENTION_OM_LEFT: "could not be honoured: the officer who asked is no longer in post",
+    RETENTION_NOT_FOUND: "the case is not in this extract's aligned cases",
+}
 
 # How a side's alignment was solved, weakest guarantee first (see alignment.SolveReport).
 LP_FLOW, LP_INTEGRAL, MIP = "LP_FLOW", "LP_INTEGRAL", "MIP"

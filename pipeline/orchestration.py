@@ -10,7 +10,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-DATASETS = ("staff_assignment", "case_alignment", "caseload", "workforce_balance", "retention_requests", "validation")
+DATASETS = ("staff_assignment", "case_alignment", "caseload", "workforce_balance", "retention_requests", "progress",
+            "validation")
 UNUSABLE = ("REJECTED", "NO_EXTRACT")
 
 
@@ -34,10 +35,9 @@ def _plan(run: dict, checked: bool = True):
 
 def _key_id(plan) -> str:
     """A fingerprint of the pseudonym key that says whether two steps used the same key, and nothing of it."""
-    import hashlib
-    import hmac
+    from pipeline.pseudonyms import key_fingerprint
 
-    return hmac.new(plan.jobs[0].pseudonym_key, b"trp key id", hashlib.sha256).hexdigest()[:16]
+    return key_fingerprint(plan.jobs[0].pseudonym_key)
 
 
 def _summary_path(run: dict, step: str, trust: str) -> tuple[str, ...]:

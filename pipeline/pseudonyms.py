@@ -8,6 +8,8 @@ tests check it against `hmac.new` for any key, kind and text.
 """
 from __future__ import annotations
 
+import hashlib
+import hmac
 from functools import cache
 from hashlib import sha256
 
@@ -75,3 +77,10 @@ def _factorised(columns: tuple[pd.Series, ...]) -> tuple[np.ndarray, pa.Array]:
         raise TypeError("pseudonyms are made of text columns (codes, CRNs)")
     encoded = pc.dictionary_encode(pa.concat_arrays([t.cast(pa.large_string()) for t in texts]))
     return filled(encoded.indices, -1).to_numpy(), encoded.dictionary
+
+
+def key_fingerprint(key: bytes) -> str:
+    """A fingerprint of the pseudonym key: the same key gives the same one, and it tells nothing of the key.
+    Recorded in each manifest so that runs made under different keys, whose pseudonyms do not join, are
+    never compared."""
+    return hmac.new(key, b"trp key id", hashlib.sha256).hexdigest()[:16]

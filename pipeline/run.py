@@ -22,6 +22,7 @@ import pandas as pd
 import pyarrow as pa
 
 from pipeline.orchestration import DATASETS
+from pipeline.pseudonyms import key_fingerprint
 from pipeline.policy import Policy, load_policy
 from pipeline.reference import load_reference
 from pipeline.storage import Store
@@ -345,6 +346,7 @@ def commit_run(plan: RunPlan, summaries: list[dict]) -> RunResult:
         "finished_at": dt.datetime.now(dt.timezone.utc).isoformat(),
         "policy": plan.policy.manifest_entry(), "code_version": version("transition-pipeline"),
         "python": platform.python_version(), "datasets": list(DATASETS),
+        "key_id": key_fingerprint(plan.jobs[0].pseudonym_key),
         "unknown_landing_folders": plan.unknown_landing_folders,
         "trusts": {s["trust"]: _manifest_entry(s) for s in sorted(summaries, key=lambda s: s["trust"])},
     }

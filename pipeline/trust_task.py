@@ -26,6 +26,7 @@ from pipeline.contract import FILES, typed_table
 from pipeline.decisions.engine import decide_trust
 from pipeline.decisions.night import OUTSTANDING, PLAN_COLUMNS
 from pipeline.decisions.staff_split import HELD_COLUMNS
+from pipeline.domain import REASON_WORDS
 from pipeline.deliverables import TRANSFER_WORKBOOK, TRUST_README, transfer_workbook, trust_readme
 from pipeline.ingest import FileRejected, read_text
 from pipeline.policy import ExtractsPolicy, Policy
@@ -564,9 +565,20 @@ def _write_operational(out: Store, op: tuple[str, ...], d, typed) -> None:
         replanned=a["replanned"].map(YES_NO)), *op, "case_alignment.csv")
     moves = a.loc[a["moved"].to_numpy()]
     night = pd.Timestamp(op[-1])
+    people = typed["staff"].drop_duplicates("staff_code").set_index("staff_code")
+    rosh = typed["cases"].drop_duplicates("crn").set_index("crn")["rosh"]
+
+    def of(codes: pd.Series, column: str) -> pd.Series:
+        return codes.map(people[column]).fillna("")
+
     transfers = pd.DataFrame({
-        "crn": moves["crn"], "current_om": moves["current_om"], "new_om": moves["om"],
-        "team_code": moves["team_code"], "reason": moves["reason"], "planned_on": _day(moves["planned_on"]),
+        "crn": moves["crn"], "side": moves["side"], "case_class": moves["case_class"],
+        "rosh": moves["crn"].map(rosh).fillna(""), "team_code": moves["team_code"],
+        "current_om": moves["current_om"], "current_om_name": of(moves["current_om"], "full_name"),
+        "current_om_team": of(moves["current_om"], "team_code"), "new_om": moves["om"],
+        "new_om_name": of(moves["om"], "full_name"), "new_om_team": of(moves["om"], "team_code"),
+        "reason": moves["reason"], "reason_in_words": moves["reason"].map(REASON_WORDS),
+        "planned_on": _day(moves["planned_on"]),
         "days_outstanding": (night - moves["planned_on"]).dt.days.astype("Int64").astype(str),
         "replanned": moves["replanned"].map(YES_NO)})
     transfers = transfers.iloc[np.lexsort((transfers["crn"].to_numpy(dtype=object),
@@ -576,7 +588,7 @@ def _write_operational(out: Store, op: tuple[str, ...], d, typed) -> None:
     out.write_bytes(transfer_workbook(transfers, dt.datetime.fromisoformat(op[-1])), *op, TRANSFER_WORKBOOK)
     r = d.retention_decisions
     write_csv(out, r[["crn", "requested_by", "reason", "note", "status", "decided_by", "decision_note",
-                       "case_om", "case_reason", "outcome"]], *op, "retention_decisions.csv")
+                       "case_om", "case_reason", "outcome", "outcome_in_words"]], *op, "retention_decisions.csv")
 
 
 def _stage_published(out: Store, stage: tuple[str, ...], job: TrustJob, d) -> None:
@@ -603,6 +615,7 @@ def _stage_published(out: Store, stage: tuple[str, ...], job: TrustJob, d) -> No
         "retention_requests": pd.DataFrame({
             "case_id": case_id(r["crn"]), "requested_by_id": requested_by,
             **{c: r[c] for c in ("reason", "status", "outcome", "case_reason")}}).astype("string"),
+        "progress": d.progress,
     }
     for name, df in datasets.items():
         _write_parquet(out, df, *stage, "published", name, *part)

@@ -70,7 +70,7 @@ def test_pending_request_holds_and_rejected_does_not():
     assert out.loc["X000001", "reason"] == "RETAINED"
     assert out.loc["X000002", "reason"] == "MOVED_SIDE"
     decisions = retention_decisions(r, out.reset_index()).set_index("crn")
-    assert decisions["outcome"].to_dict() == {"X000001": "HONOURED", "X000002": "MOVED",
+    assert decisions["outcome"].to_dict() == {"X000001": "KEPT_PENDING", "X000002": "MOVED",
                                               "X999999": "CASE_NOT_FOUND"}
     assert decisions.loc["X000002", "decision_note"] == "Must move"
 

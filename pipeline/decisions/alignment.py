@@ -31,7 +31,8 @@ from pipeline.decisions.lp import INF, SparseModel
 from pipeline.decisions.night import OUTSTANDING, prior_plan
 from pipeline.domain import (
     ALLOCATED, KEPT, LP_FLOW, LP_INTEGRAL, MIP, MOVE_REASONS, NO_STAFF, OTHER_SIDE, MOVED_CAPACITY, MOVED_GRADE,
-    MOVED_LEFT, MOVED_SIDE, RETAINED, RETENTION_HONOURED, RETENTION_NOT_NEEDED, RETENTION_OM_LEFT,
+    MOVED_LEFT, MOVED_SIDE, OUTCOME_WORDS, RETAINED, RETENTION_HONOURED, RETENTION_NOT_FOUND,
+    RETENTION_NOT_NEEDED, RETENTION_OM_LEFT, RETENTION_PENDING,
     RETENTION_REJECTED_MOVED, SIDES)
 from pipeline.policy import Policy
 from pipeline.text import arrow_text, equals, filled, isin, labels, positions, sorted_by, text_series
@@ -950,6 +951,9 @@ def align_cases(
     was_planned = np.isin(prior_reason, [*_MOVES, _ALLOCATED]) & \
         prior["unchanged"].to_numpy() & ~prior["done"].to_numpy()
     out["replanned"] = planned & was_planned & ~standing
+    # The extract shows tonight the move or allocation an earlier run planned: actioned since that run.
+    out["actioned"] = prior["done"].to_numpy() & np.isin(prior_reason, [*_MOVES, _ALLOCATED]) & \
+        (prior["planned_om"] != prior["then_om"]).to_numpy()
     borrowed = {r.side for r in reports if r.method == OTHER_SIDE}
     priced = [replace(r, objective=_side_cost(plan, roster, r.side, policy, borrowed)) for r in reports]
     return out, priced
@@ -1138,10 +1142,12 @@ def retention_decisions(retention: pd.DataFrame, aligned: pd.DataFrame) -> pd.Da
     out["case_om"] = final
     out["case_reason"] = reason
     holding = out["status"].isin(HOLDING_STATUSES).to_numpy()
+    pending = (out["status"] == "PENDING").to_numpy()
     stayed = pd.notna(final) & (final == cur)
     out["outcome"] = np.select(
-        [pd.isna(reason), holding & stayed, holding, stayed],
-        ["CASE_NOT_FOUND", RETENTION_HONOURED, RETENTION_OM_LEFT, RETENTION_NOT_NEEDED],
+        [pd.isna(reason), pending & stayed, holding & stayed, holding, stayed],
+        [RETENTION_NOT_FOUND, RETENTION_PENDING, RETENTION_HONOURED, RETENTION_OM_LEFT, RETENTION_NOT_NEEDED],
         default=RETENTION_REJECTED_MOVED,
     )
+    out["outcome_in_words"] = out["outcome"].map(OUTCOME_WORDS)
     return out.sort_values(["crn", "requested_by"], kind="stable").reset_index(drop=True)

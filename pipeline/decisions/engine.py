@@ -8,6 +8,7 @@ import pandas as pd
 from pipeline.decisions.alignment import SolveReport, align_cases, caseload, retention_decisions
 from pipeline.decisions.balance import workforce_balance
 from pipeline.decisions.case_split import split_cases
+from pipeline.decisions.night import PROGRESS_COLUMNS, progress
 from pipeline.decisions.staff_split import split_staff
 from pipeline.domain import CRC, NPS
 from pipeline.policy import Policy
@@ -22,6 +23,7 @@ class TrustDecisions:
     workforce_balance: pd.DataFrame
     retention_decisions: pd.DataFrame
     solver: list[SolveReport]
+    progress: pd.DataFrame
 
 
 def decide_trust(
@@ -45,4 +47,6 @@ def decide_trust(
     aligned, reports = align_cases(split, assignment, retention, policy, as_of, previous_plan, run_date)
     load = caseload(aligned, assignment, policy)
     balance = workforce_balance(load, assignment, policy, {NPS: nps_unit, CRC: crc_unit})
-    return TrustDecisions(assignment, aligned, load, balance, retention_decisions(retention, aligned), reports)
+    night = progress(aligned, assignment, run_date) if run_date is not None else pd.DataFrame(columns=PROGRESS_COLUMNS)
+    return TrustDecisions(assignment, aligned, load, balance, retention_decisions(retention, aligned), reports,
+                          night)

@@ -43,3 +43,35 @@ def prior_plan(cases: pd.DataFrame, previous: pd.DataFrame | None) -> pd.DataFra
         "planned_on": pd.to_datetime(on, errors="coerce").to_numpy(dtype="datetime64[ns]"),
         "then_om": then.to_numpy(dtype=object),
         "unchanged": known & same(now, then), "done": known & planned.notna().to_numpy() & same(now, planned)})
+
+
+PROGRESS_COLUMNS = ["side", "cases", "moves_outstanding", "median_days_outstanding", "oldest_days_outstanding",
+                    "moves_done", "newly_planned", "replanned", *(f"replanned_{r.lower()}" for r in MOVE_REASONS),
+                    "staff", "staff_held", "staff_newly_assigned", "staff_changed_by_appeal"]
+
+
+def progress(aligned: pd.DataFrame, assignment: pd.DataFrame, run_date: pd.Timestamp) -> pd.DataFrame:
+    """The transition's progress in one trust tonight, one row per side: cases; moves outstanding and their
+    age in days since first planned (median, oldest); moves shown done since the last run; moves planned for
+    the first time tonight; moves re-planned, in all and by reason; staff, held from earlier runs, assigned
+    for the first time tonight, and changed by an appeal upheld tonight."""
+    rows = []
+    for side in ("NPS", "CRC"):
+        a = aligned[aligned["side"] == side]
+        s = assignment[assignment["side"] == side]
+        moves = a[a["moved"]]
+        age = (run_date - pd.to_datetime(moves["planned_on"])).dt.days
+        replanned = moves[moves["replanned"]]
+        today = pd.to_datetime(s["assigned_on"]) == run_date
+        rows.append({
+            "side": side, "cases": len(a), "moves_outstanding": len(moves),
+            "median_days_outstanding": float(age.median()) if len(age) else None,
+            "oldest_days_outstanding": int(age.max()) if len(age) else None,
+            "moves_done": int(a["actioned"].sum()), "newly_planned": int((moves["planned_on"] == run_date).sum()
+                                                                        - len(replanned)),
+            "replanned": len(replanned),
+            **{f"replanned_{r.lower()}": int((replanned["reason"] == r).sum()) for r in MOVE_REASONS},
+            "staff": len(s), "staff_held": int(s["held"].sum()), "staff_newly_assigned": int((today & ~s["held"]).sum()),
+            "staff_changed_by_appeal": int((today & (s["reason"] == "APPEAL_UPHELD")).sum())})
+    return pd.DataFrame(rows, columns=PROGRESS_COLUMNS).astype({"median_days_outstanding": "float64",
+                                                                 "oldest_days_outstanding": "Int64"})
