@@ -33,6 +33,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_decisions.py
 	$(BIN)/python benchmarks/bench_run.py
 	$(BIN)/python benchmarks/bench_validation.py
+	$(BIN)/python benchmarks/bench_nights.py
 
 lock: | $(BIN)/python
 	$(BIN)/uv pip compile pyproject.toml --extra test --python-version 3.11 --quiet --upgrade --custom-compile-command "make lock" -o constraints.txt

@@ -29,8 +29,10 @@ from airflow.sdk import Asset, Param, dag, get_current_context, task
 from pipeline.orchestration import DATASETS
 
 LONDON = pendulum.timezone("Europe/London")
+# Each night starts from what the night before decided: a date's tasks wait for the same tasks of the date
+# before to have succeeded (or been skipped), so dates run strictly in order and a backfill oldest first.
 DEFAULTS = {"owner": "transition-programme-data", "retries": 2, "retry_delay": timedelta(minutes=1),
-            "retry_exponential_backoff": True, "max_retry_delay": timedelta(minutes=10)}
+            "retry_exponential_backoff": True, "max_retry_delay": timedelta(minutes=10), "depends_on_past": True}
 
 
 def setting(name: str) -> str | None:

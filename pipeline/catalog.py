@@ -70,6 +70,11 @@ def refresh_catalog(out: Store) -> str:
             return out.write_bytes(f.read(), "published", CATALOG)
 
 
+def current_runs(out: Store) -> dict[str, str]:
+    """The current run id of every run date, from the manifests."""
+    return {m["run_date"]: m["run_id"] for m in _manifests(out)}
+
+
 def _manifests(out: Store) -> list[dict]:
     """The manifest of the committed run of every run date (the commit points)."""
     return [json.loads(out.read_bytes("published", "_manifests", name))

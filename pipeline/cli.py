@@ -258,6 +258,39 @@ def diff(
         _stdout().print(table)
 
 
+@app.command()
+def prune(
+    out: Optional[str] = typer.Option(None, help="Output root (default: TRP_OUT, else demo-out/out)"),
+    policy: Optional[str] = typer.Option(None, help="Policy file: its retention periods (default: policy v1)"),
+    as_of: Optional[str] = typer.Option(None, help="Count the periods back from this date (default: the newest "
+                                                   "run date)"),
+    apply: bool = typer.Option(False, "--apply", help="Remove them (without it, only say what would go)"),
+) -> None:
+    """Superseded runs and trusts' operational folders past the policy's retention periods: listed, and with
+    --apply removed (never the current run of a date, never a trust's newest operational folder)."""
+    from pipeline.policy import load_policy
+    from pipeline.prune import prunable, prune as remove
+    from pipeline.run import checked_run_date
+    from pipeline.storage import Store
+
+    store = Store(_out_root(out))
+    found = prunable(store, load_policy(policy).retention, None if as_of is None else checked_run_date(as_of))
+    by_kind: dict[str, list] = {}
+    for p in found:
+        by_kind.setdefault(p.what, []).append(p)
+    for what, items in sorted(by_kind.items()):
+        console.print(f"{len(items)} {what}(s), {sum(p.bytes for p in items) / (1 << 20):,.1f} MiB: "
+                      f"{', '.join('/'.join(p.parts) for p in items[:5])}{', ...' if len(items) > 5 else ''}",
+                      highlight=False)
+    if not found:
+        console.print("nothing to prune")
+    elif apply:
+        remove(store, found)
+        console.print(f"removed {len(found)} folder(s); the catalog is rebuilt")
+    else:
+        console.print("dry run: nothing removed (--apply removes them)")
+
+
 tokens_app = typer.Typer(help="Trusts' API tokens for the upload service (stored as salted hashes only).")
 app.add_typer(tokens_app, name="tokens")
 TOKENS_HELP = "Token file (default: TRP_TOKENS, else trp-tokens.json)"

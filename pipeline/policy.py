@@ -144,6 +144,12 @@ class ExtractsPolicy(_Frozen):
     held_back_share_min_rows: int = Field(default=50, ge=1)
 
 
+class RetentionPolicy(_Frozen):
+    """How long `trp prune` keeps what is not the current run of a date, counted back from the newest run."""
+    superseded_runs_days: int = Field(default=90, ge=0)
+    operational_days: int = Field(default=400, ge=0)
+
+
 class PublishingPolicy(_Frozen):
     suppression_threshold: int = Field(default=10, ge=1)
 
@@ -157,6 +163,7 @@ class Policy(_Frozen):
     alignment: AlignmentPolicy
     balance: BalancePolicy
     extracts: ExtractsPolicy = ExtractsPolicy()
+    retention: RetentionPolicy = RetentionPolicy()
     publishing: PublishingPolicy = PublishingPolicy()
     sha256: str = ""
 

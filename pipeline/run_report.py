@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import html
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pandas as pd
 
 from pipeline.disclosure import suppressed_table, suppressed_values, suppression_mask
+from pipeline.reference import load_reference
 from pipeline.storage import Store
 
 REPORT = "index.html"
@@ -33,6 +34,7 @@ class ReportTables:
     balance_by_grade: pd.DataFrame    # grade x side, net FTE (surplus - deficit); FTE, not a count
     held_back_by_trust: pd.Series     # rows quarantined per trust
     hidden_cells: int
+    outstanding_by_night: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=SIDES))  # date x side
 
 
 def _count(frame: pd.DataFrame, by: list[str]) -> pd.Series:
@@ -47,9 +49,10 @@ def _by_side(frame: pd.DataFrame, trusts: list[str]) -> pd.DataFrame:
 
 
 def report_tables(cases: pd.DataFrame, staff: pd.DataFrame, caseload: pd.DataFrame, balance: pd.DataFrame,
-                  trusts: pd.DataFrame, threshold: int) -> ReportTables:
+                  trusts: pd.DataFrame, threshold: int, progress: pd.DataFrame | None = None) -> ReportTables:
     """The report's tables from the run's published rows (pure: the page is drawn from these alone). `cases`
-    may come grouped, with how many rows each stands for in a `rows` column."""
+    may come grouped, with how many rows each stands for in a `rows` column. `progress`: the progress
+    dataset's rows of every run date up to this one (run_date, side, moves_outstanding)."""
     codes = sorted(trusts["trust_code"])
     cases_n, staff_n = _by_side(cases, codes), _by_side(staff, codes)
     moved = _count(cases[cases["moved"]], ["reason"]).sort_values(ascending=False)
@@ -66,10 +69,16 @@ def report_tables(cases: pd.DataFrame, staff: pd.DataFrame, caseload: pd.DataFra
     cases_shown, staff_shown = hide(cases_n), hide(staff_n)
     moved_shown, band_shown = suppressed_values(moved, threshold), suppressed_values(per_band, threshold)
     held_shown = suppressed_values(held, threshold)
+    nights = pd.DataFrame(columns=SIDES, dtype=float)
+    if progress is not None and len(progress):
+        nights = progress.groupby(["run_date", "side"])["moves_outstanding"].sum().unstack("side").reindex(
+            columns=SIDES).fillna(0).astype("int64")
+        nights.index = [str(d)[:10] for d in nights.index]
+        nights = hide(nights)
     hidden = int(cases_shown.isna().sum().sum() + staff_shown.isna().sum().sum() + moved_shown.isna().sum()
-                 + band_shown.isna().sum() + held_shown.isna().sum())
+                 + band_shown.isna().sum() + held_shown.isna().sum() + nights.isna().sum().sum())
     return ReportTables(cases_shown, staff_shown, suppressed_table(cases_n, threshold), moved_shown, band_shown,
-                        net, held_shown, hidden)
+                        net, held_shown, hidden, nights)
 
 
 def _chart(kind: str, cid: str, title: str, height: int, **config):
@@ -92,18 +101,26 @@ def _svg(chart) -> str:
     return _NOT_DRAWING.sub("", chart.render(is_unicode=True))
 
 
-def _side_bars(frame: pd.DataFrame, cid: str, title: str) -> str:
+def _labelled(index, names: dict[str, str], hidden: pd.Series | None = None) -> list[str]:
+    """Labels by name ("LDN London"), marked [c] where a value is hidden, so a missing bar never reads as a
+    zero."""
+    return [f"{code} {names.get(code, '')}".strip() + (" [c]" if hidden is not None and hidden.get(code) else "")
+            for code in index]
+
+
+def _side_bars(frame: pd.DataFrame, cid: str, title: str, names: dict[str, str] | None = None) -> str:
     frame = frame.iloc[::-1]  # pygal draws the first label at the bottom: the first trust goes on top
     chart = _chart("HorizontalStackedBar", cid, title, int(0.22 * 96 * len(frame)) + 140,
-                   colors=tuple(SIDE_COLOURS.values()), x_labels=list(frame.index))
+                   colors=tuple(SIDE_COLOURS.values()),
+                   x_labels=_labelled(frame.index, names or {}, frame.isna().any(axis=1)))
     for side in SIDE_COLOURS:
         chart.add(side, [None if pd.isna(v) else float(v) for v in frame[side]])
     return _svg(chart)
 
 
 def _bars(values: pd.Series, cid: str, title: str, xlabel: str) -> str:
-    chart = _chart("Bar", cid, title, 360, x_labels=[str(i) for i in values.index], x_label_rotation=60,
-                   x_title=xlabel, show_legend=False)
+    chart = _chart("Bar", cid, title, 360, x_labels=[f"{i} [c]" if pd.isna(v) else str(i) for i, v in values.items()],
+                   x_label_rotation=60, x_title=xlabel, show_legend=False)
     chart.add(title, [None if pd.isna(v) else float(v) for v in values])
     return _svg(chart)
 
@@ -120,6 +137,16 @@ def _utilisation_bars(values: pd.Series, cid: str, title: str, capacity_limit: f
     group = [sum(low >= e - 1e-9 for e in edges) for low in lower]
     for g, name in enumerate(names):
         chart.add(name, [None if pd.isna(v) or group[i] != g else float(v) for i, v in enumerate(values)])
+    return _svg(chart)
+
+
+def _night_lines(nights: pd.DataFrame, cid: str) -> str:
+    """Moves outstanding, night by night, by side: the transition's progress over the runs published."""
+    chart = _chart("Line", cid, "Moves outstanding by night", 340, colors=tuple(SIDE_COLOURS.values()),
+                   x_labels=[f"{d} [c]" if nights.loc[d].isna().any() else d for d in nights.index],
+                   x_label_rotation=60, y_title="moves outstanding")
+    for side in SIDE_COLOURS:
+        chart.add(side, [None if pd.isna(v) else float(v) for v in nights[side]] if side in nights else [])
     return _svg(chart)
 
 
@@ -154,11 +181,24 @@ def manifest_in_words(manifest: dict) -> str:
             + (f"; {files} input files were fingerprinted (SHA-256)" if files else "") + ".")
 
 
-def render_run_report(manifest: dict, t: ReportTables, threshold: int, capacity_limit: float) -> str:
-    """The page: inline SVG charts and tables, no scripts and no external resources."""
+def _why(t: dict) -> str:
+    """Why a trust was not published fresh, in a line: its newest rejected file and the rule it broke."""
+    files = t.get("rejected_files") or []
+    return "; ".join(f"{r['file']}: {r['rule']}: {r['message']}" for r in files[:1])
+
+
+def render_run_report(manifest: dict, t: ReportTables, threshold: int, capacity_limit: float,
+                      names: dict[str, str] | None = None) -> str:
+    """The page: inline SVG charts and tables, no scripts and no external resources. `names`: trust and unit
+    names by code (the reference data)."""
+    names = names or {}
     charts = [
-        ("cases-by-side", "Cases by side and trust", _side_bars(t.cases_by_side, "svg-cases", "Cases by side")),
-        ("staff-by-side", "Staff by side and trust", _side_bars(t.staff_by_side, "svg-staff", "Staff by side")),
+        ("cases-by-side", "Cases by side and trust",
+         _side_bars(t.cases_by_side, "svg-cases", "Cases by side", names)),
+        ("staff-by-side", "Staff by side and trust",
+         _side_bars(t.staff_by_side, "svg-staff", "Staff by side", names)),
+        ("progress", "Moves outstanding, night by night (all trusts)",
+         _night_lines(t.outstanding_by_night, "svg-progress")),
         ("moved-by-reason", "Cases moved, by reason",
          _bars(t.moved_by_reason, "svg-moved", "Cases moved by reason", "reason")),
         ("utilisation", "Caseload utilisation of offender managers (workload points against capacity)",
@@ -170,8 +210,10 @@ def render_run_report(manifest: dict, t: ReportTables, threshold: int, capacity_
     ]
     figures = "\n".join(f'<figure id="chart-{cid}"><figcaption>{html.escape(cap)}</figcaption>{svg}</figure>'
                         for cid, cap, svg in charts)
-    statuses = "".join(f"<tr><td>{html.escape(c)}</td><td>{html.escape(v['status'])}</td>"
-                       f"<td>{html.escape(str(v.get('extract_date') or ''))}</td></tr>"
+    statuses = "".join(f"<tr><td>{html.escape(c)}</td><td>{html.escape(names.get(c, ''))}</td>"
+                       f"<td>{html.escape(v['status'])}</td>"
+                       f"<td>{html.escape(str(v.get('extract_date') or ''))}</td>"
+                       f"<td>{html.escape(_why(v))}</td></tr>"
                        for c, v in sorted(manifest["trusts"].items()))
     cases_table = t.cases_table.rename_axis("trust").reset_index().to_html(classes="counts", border=0, index=False)
     return f"""<!doctype html>
@@ -195,7 +237,8 @@ out. The pseudonymised datasets for analysts are under <code>published/</code>.<
 <h2>Cases by trust and side</h2>
 {cases_table}
 <h2>Trusts</h2>
-<table id="trusts"><tr><th>trust</th><th>status</th><th>extract used</th></tr>{statuses}</table>
+<table id="trusts"><tr><th>trust</th><th>name</th><th>status</th><th>extract used</th><th>why not fresh</th></tr>
+{statuses}</table>
 </body></html>
 """
 
@@ -213,10 +256,16 @@ def write_run_report(out: Store, manifest: dict, threshold: int, capacity_limit:
 
     trusts = pd.DataFrame([{"trust_code": c, "quarantined_rows": t.get("quarantined_rows", 0)}
                            for c, t in manifest["trusts"].items()])
+    nights = out.url_of("published", "progress", "**", "*.parquet")
+    progress = con.sql(f"select run_date, side, moves_outstanding from {scan([nights])} "
+                       f"where run_date <= '{run_date}'::date").df() if out.exists("published", "progress") else None
     tables = report_tables(rows("case_alignment", "trust_code, side, moved, reason, count(*) as rows", "all"),
                            rows("staff_assignment", "trust_code, side"),
                            rows("caseload", "utilisation"),
-                           rows("workforce_balance", "side, grade, surplus_fte, deficit_fte"), trusts, threshold)
+                           rows("workforce_balance", "side, grade, surplus_fte, deficit_fte"), trusts, threshold,
+                           progress)
     con.close()
-    page = render_run_report(manifest, tables, threshold, capacity_limit)
+    reference = load_reference()
+    names = dict(zip(reference.trusts["trust_code"], reference.trusts["trust_name"]))
+    page = render_run_report(manifest, tables, threshold, capacity_limit, names)
     return out.write_bytes(page.encode("utf-8"), "reports", run_date, REPORT)

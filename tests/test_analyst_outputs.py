@@ -95,7 +95,7 @@ def test_trp_query_prints_a_table_and_writes_csv_and_parquet(nights, tmp_path):
 def test_every_example_query_in_the_datasets_doc_runs_and_answers(nights):
     out = nights[0]
     queries = re.findall(r"```sql\n(.*?)```", (ROOT / "docs" / "datasets.md").read_text(), re.S)
-    assert len(queries) == 10
+    assert len(queries) == 11
     with open_catalog(Store(str(out))) as con:
         moves_latest = con.sql("select count(*) from case_alignment where moved "
                                "and run_date = (select max(run_date) from runs)").fetchall()[0][0]
@@ -173,7 +173,7 @@ def test_the_run_report_renders_every_chart_offline_in_chromium_with_small_count
         browser.close()
     assert problems == []
     assert requests == [url]                                    # nothing fetched but the page itself
-    assert len(sizes) == 6 and all(b and b["width"] > 300 and b["height"] > 100 for b in sizes), sizes
+    assert len(sizes) == 7 and all(b and b["width"] > 300 and b["height"] > 100 for b in sizes), sizes
     assert second.manifest["run_id"] in words and "carried over (DOR)" in words
     numbers = [int(c) for c in cells if c.isdigit()]
     assert numbers and not any(1 <= n < 10 for n in numbers)  # small counts never shown
@@ -253,7 +253,7 @@ def test_the_run_report_page_is_the_same_for_the_same_run_and_runs_no_script():
     page = render_run_report(manifest, _report_tables(), 10, 1.2)
     assert page == render_run_report(manifest, _report_tables(), 10, 1.2)  # no random ids, no dates
     assert "<script" not in page and "<!--" not in page
-    assert page.count("<svg") == 6
+    assert page.count("<svg") == 7
     # The utilisation chart colours bands against 100% and the capacity limit (here 120%).
     utilisation = page[page.index('id="chart-utilisation"'):page.index('id="chart-balance"')]
     assert all(name in utilisation for name in ("under 100%", "100% to 120%", "120% and over"))

@@ -222,3 +222,91 @@ def test_random_sequences_of_extract_changes_keep_the_invariants(seed, changes):
         s = d.staff_assignment.set_index("staff_code")
         for code in s.index.intersection(before_staff.index):
             assert s.loc[code, "side"] == before_staff.loc[code, "side"], (change, code)
+
+
+def test_progress_is_published_night_by_night_and_agrees_with_the_lists(months):
+    import duckdb
+
+    _, _, out, dates, results = months
+    rows = duckdb.sql(f"select * from read_parquet('{out}/published/progress/**/*.parquet', "
+                      "hive_partitioning=true) order by run_date, trust_code, side").df()
+    trusts = list(results[0].manifest["trusts"])
+    assert len(rows) == NIGHTS * len(trusts) * 2
+    for date in (dates[0], dates[5]):
+        for trust in ("LDN", HELD):
+            plan = _night(out, trust, date, "case_alignment.csv")
+            mine = rows[(rows["run_date"].astype(str) == date) & (rows["trust_code"] == trust)].set_index("side")
+            for side in ("NPS", "CRC"):
+                moves = plan[(plan["side"] == side) & (plan["moved"] == "Y")]
+                assert mine.loc[side, "cases"] == (plan["side"] == side).sum()
+                assert mine.loc[side, "moves_outstanding"] == len(moves)
+                days = (pd.Timestamp(date) - pd.to_datetime(moves["planned_on"])).dt.days
+                assert mine.loc[side, "oldest_days_outstanding"] == (days.max() if len(days) else pd.NA)
+    first, later = rows[rows["run_date"].astype(str) == dates[0]], rows[rows["run_date"].astype(str) > dates[0]]
+    assert first["moves_done"].sum() == 0 and first["newly_planned"].sum() == first["moves_outstanding"].sum()
+    assert later["moves_done"].sum() > 500 and later["staff_held"].sum() > 0
+    assert (rows[rows["trust_code"] == HELD].groupby("side")["moves_outstanding"].nunique() == 1).all()
+    assert len({r.manifest["key_id"] for r in results}) == 1
+    page = Path(out, "reports", dates[-1], "index.html").read_text()
+    chart = page[page.index('id="chart-progress"'):page.index('id="chart-moved-by-reason"')]
+    assert all(d in chart for d in dates)                   # every night so far, by name of its date
+    assert "LDN London" in page and "WIL Wiltshire" in page
+
+
+def test_trp_simulate_runs_nights_and_trp_diff_refuses_runs_under_two_keys(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from pipeline.cli import app
+
+    landing, out = str(tmp_path / "landing"), str(tmp_path / "out")
+    generate_landing(landing, 0.005, seed=2)
+    monkeypatch.setenv("TRP_PSEUDONYM_KEY", "first-key")
+    done = CliRunner().invoke(app, ["simulate", "--landing", landing, "--out", out, "--nights", "2",
+                                    "--seed", "3"])
+    assert done.exit_code == 0, done.output
+    assert "2014-06-01: 35 trusts published" in done.output and "2014-06-02: 35 trusts published" in done.output
+    assert sorted(p.name for p in Path(landing, "LDN").iterdir()) == ["2014-06-01", "2014-06-02"]
+    same = CliRunner().invoke(app, ["diff", "--from", "2014-06-01", "--to", "2014-06-02", "--out", out])
+    assert same.exit_code == 0 and "moves" in same.output
+    monkeypatch.setenv("TRP_PSEUDONYM_KEY", "another-key")
+    shutil.copytree(Path(landing, "LDN", "2014-06-02"), Path(landing, "LDN", "2014-06-03"))
+    run_nightly(landing, out, "2014-06-03")
+    refused = CliRunner().invoke(app, ["diff", "--from", "2014-06-02", "--to", "2014-06-03", "--out", out])
+    assert isinstance(refused.exception, Exception) and "different pseudonym keys" in str(refused.exception)
+
+
+def test_prune_lets_go_of_old_superseded_runs_and_folders_but_never_a_current_run_or_the_state(months, tmp_path):
+    import duckdb
+    from typer.testing import CliRunner
+
+    from pipeline.catalog import current_runs, open_catalog
+    from pipeline.cli import app
+    from pipeline.storage import Store
+
+    _, _, out, dates, _ = months
+    copy = tmp_path / "out"
+    shutil.copytree(out, copy)              # the fixture's outputs stay whole for the other tests
+    policy = tmp_path / "policy.yaml"
+    policy.write_text((Path(__file__).parents[1] / "pipeline/data/policy-v1.yaml").read_text()
+                      .replace("superseded_runs_days: 90", "superseded_runs_days: 0")
+                      .replace("operational_days: 400", "operational_days: 3"))
+    current = current_runs(Store(str(copy)))
+    superseded = sorted(set(p.name for p in (copy / "runs").iterdir()) - set(current.values()))
+    assert len(superseded) == 1 and superseded[0].startswith(dates[4])   # the re-run test replaced night 4
+    before = {p: p.stat().st_size for p in (copy / "operational").rglob("*") if p.is_file()}
+    dry = CliRunner().invoke(app, ["prune", "--out", str(copy), "--policy", str(policy)])
+    assert dry.exit_code == 0 and "dry run: nothing removed" in dry.output, dry.output
+    assert "1 superseded run(s)" in dry.output and "operational folder(s)" in dry.output
+    assert {p: p.stat().st_size for p in (copy / "operational").rglob("*") if p.is_file()} == before
+    done = CliRunner().invoke(app, ["prune", "--out", str(copy), "--policy", str(policy), "--apply"])
+    assert done.exit_code == 0, done.output
+    assert sorted(p.name for p in (copy / "runs").iterdir()) == sorted(current.values())
+    cut = (pd.Timestamp(dates[-1]) - pd.Timedelta(days=3)).date().isoformat()
+    for trust in (copy / "operational").iterdir():
+        kept = sorted(p.name for p in trust.iterdir())
+        assert kept == [d for d in dates if d >= cut], trust.name
+    with open_catalog(Store(str(copy))) as con:
+        assert con.sql("select count(*) from case_alignment_history").fetchall() == [(0,)]
+        assert {str(d) for (d,) in con.sql("select distinct run_date from case_alignment").fetchall()} == set(dates)
+    assert duckdb.sql(f"select count(distinct run_date) from read_parquet('{copy}/published/case_alignment/**/"
+                      "*.parquet', hive_partitioning=true)").fetchall() == [(NIGHTS,)]
