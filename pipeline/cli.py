@@ -485,9 +485,9 @@ def simulate_nights(
 
     def night(date: str):
         result = run_nightly(landing, out, date, policy)
-        moved = sum(t.get("moved", 0) for t in result.manifest["trusts"].values())
-        console.print(f"{date}: {len(result.manifest['trusts_published'])} trusts published, {moved:,} moves "
-                      "outstanding", highlight=False)
+        trusts = result.manifest["trusts"].values()
+        moved, published = sum(t.get("moved", 0) for t in trusts), sum("cases" in t for t in trusts)
+        console.print(f"{date}: {published} trusts published, {moved:,} moves outstanding", highlight=False)
         return result
 
     simulate(landing, out, nights, seed, rates, run=night)

@@ -76,15 +76,15 @@ def _wait_until_up(airflow: Airflow, procs: list, logs: Path, timeout: float = 1
     raise AssertionError("Airflow did not come up: " + _tails(logs))
 
 
-def _backfill_run(api: Airflow, timeout: float = 60) -> str:
+def _backfill_runs(api: Airflow, count: int, timeout: float = 60) -> list[dict]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         runs = api.call("GET", "/dags/tr_nightly/dagRuns", params={"run_type": "backfill"})["dag_runs"]
-        if runs:
-            assert len(runs) == 1, runs
-            return runs[0]["dag_run_id"]
+        if len(runs) >= count:
+            assert len(runs) == count, runs
+            return sorted(runs, key=lambda r: r["logical_date"])
         time.sleep(2)
-    raise AssertionError("the backfill made no run")
+    raise AssertionError("the backfill made too few runs")
 
 
 def _tails(logs: Path) -> str:
@@ -159,12 +159,26 @@ def test_scheduler_runs_the_nightly_and_the_arrival_dag_triggered_through_the_re
     for name in DATASETS:
         assert published_rows(out, name) == published_rows(tmp / "cli-out", name), name
 
-    # a backfill of one past night: its run date comes from the logical date, in London
+    # a backfill of three past nights: each run date comes from its logical date, in London; they run oldest
+    # first, each after the one before succeeded, and publish what three `trp run`s in that order publish
     api.call("POST", "/backfills", json={"dag_id": "tr_nightly", "from_date": "2014-06-02T00:00:00Z",
-                                         "to_date": "2014-06-02T12:00:00Z", "max_active_runs": 1})
-    backfilled = _backfill_run(api)
-    assert api.wait("tr_nightly", backfilled) == "success", _tails(logs)
-    assert (out / "published" / "_manifests" / "run_date=2014-06-02.json").exists()
+                                         "to_date": "2014-06-04T12:00:00Z", "max_active_runs": 1,
+                                         "reprocess_behavior": "completed"})
+    backfilled = _backfill_runs(api, 3)
+    for r in backfilled:
+        assert api.wait("tr_nightly", r["dag_run_id"]) == "success", _tails(logs)
+    runs = [api.call("GET", f"/dags/tr_nightly/dagRuns/{quote(r['dag_run_id'], safe='')}") for r in backfilled]
+    assert all(a["end_date"] <= b["start_date"] for a, b in zip(runs, runs[1:])), runs
+    dates = ["2014-06-02", "2014-06-03", "2014-06-04"]
+    for date in dates:
+        run_nightly(str(landing), str(tmp / "cli-out"), date, pseudonym_key=KEY.encode())
+    for name in DATASETS:
+        assert published_rows(out, name) == published_rows(tmp / "cli-out", name), name
+    for date in dates:
+        for trust in ("LDN", "KNT"):
+            for f in ("case_alignment.csv", "staff_assignment.csv", "transfer_list.csv"):
+                a, b = (d / "operational" / trust / date / f for d in (out, tmp / "cli-out"))
+                assert a.read_bytes() == b.read_bytes(), (date, trust, f)
 
     run_id = api.trigger("tr_extract_arrival")
     assert api.wait("tr_extract_arrival", run_id) == "success", _tails(logs)

@@ -55,7 +55,7 @@ def test_a_run_reads_and_publishes_on_s3(s3):
     assert set(table.column("trust_code").to_pylist()) == set(pointer["trusts_published"])
     assert table.num_rows == sum(t.get("cases", 0) for t in pointer["trusts"].values())
     ldn = fs.cat_file("outputs/trp/operational/LDN/2014-06-01/transfer_list.csv").decode()
-    assert ldn.startswith("crn,current_om,new_om,team_code,reason")
+    assert ldn.startswith("crn,side,case_class,rosh,team_code,current_om,current_om_name")
 
 
 def test_the_catalog_on_s3_answers_trp_query_and_a_reader_never_sees_half_a_run(s3, tmp_path):
