@@ -340,7 +340,8 @@ def serve(
     idle_seconds: float = typer.Option(30, help="An upload that sends nothing this long is dropped"),
     upload_seconds: float = typer.Option(600, help="An upload must finish within this"),
     header_seconds: float = typer.Option(10, help="A connection must send each request's headers within this"),
-    max_connections: int = typer.Option(512, help="Connections beyond this are closed at once"),
+    max_connections: int = typer.Option(512, help="Connections open at most; past it, the one waiting longest "
+                                                  "for its headers is closed"),
     policy: Optional[str] = typer.Option(None, help="Policy file (its limits on extracts; default: TRP_POLICY, "
                                                     "else policy v1)"),
 ) -> None:

@@ -120,6 +120,7 @@ class AlignmentPolicy(_Frozen):
     cost_ineligible: int = Field(gt=0)
     solver: Literal["HIGHS", "SCIP", "CP_SAT"] = "HIGHS"  # the MIP solvers OR-Tools' model builder runs
     exact_max_cases: int = Field(ge=0)
+    exact_max_officers: int = Field(default=150, ge=0)
     max_cases_per_model: int = Field(gt=0)
 
     @model_validator(mode="after")

@@ -20,6 +20,7 @@ REPORT = "index.html"
 SIDES = ["NPS", "CRC"]
 SIDE_COLOURS = dict(zip(SIDES, ("#1d70b8", "#f47738")))
 UTILISATION_BINS = [i / 10 for i in range(0, 21)] + [float("inf")]
+TRUST_NIGHTS = 7  # nights shown in the table of moves outstanding by trust
 _NOT_DRAWING = re.compile(r"<!--.*?-->|<script\b[^>]*>.*?</script>", re.S)
 
 
@@ -35,6 +36,7 @@ class ReportTables:
     held_back_by_trust: pd.Series     # rows quarantined per trust
     hidden_cells: int
     outstanding_by_night: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=SIDES))  # date x side
+    outstanding_by_trust: pd.DataFrame = field(default_factory=pd.DataFrame)  # trust x the last nights, as text
 
 
 def _count(frame: pd.DataFrame, by: list[str]) -> pd.Series:
@@ -69,16 +71,25 @@ def report_tables(cases: pd.DataFrame, staff: pd.DataFrame, caseload: pd.DataFra
     cases_shown, staff_shown = hide(cases_n), hide(staff_n)
     moved_shown, band_shown = suppressed_values(moved, threshold), suppressed_values(per_band, threshold)
     held_shown = suppressed_values(held, threshold)
-    nights = pd.DataFrame(columns=SIDES, dtype=float)
+    nights, per_trust = pd.DataFrame(columns=SIDES, dtype=float), pd.DataFrame()
     if progress is not None and len(progress):
+        progress = progress.assign(run_date=progress["run_date"].astype(str).str[:10])
         nights = progress.groupby(["run_date", "side"])["moves_outstanding"].sum().unstack("side").reindex(
             columns=SIDES).fillna(0).astype("int64")
-        nights.index = [str(d)[:10] for d in nights.index]
         nights = hide(nights)
+        recent = sorted(progress["run_date"].unique())[-TRUST_NIGHTS:]
+        by_trust = progress[progress["run_date"].isin(recent)].groupby(["trust_code", "run_date"])[
+            "moves_outstanding"].sum().unstack("run_date").reindex(index=codes, columns=recent).fillna(0)
+        # night by night, each night's column suppressed on its own with its total (a sum across nights of
+        # moves outstanding means nothing, so the table has no total column)
+        per_trust = pd.DataFrame({night: [("[c]" if pd.isna(v) else str(int(v))) for v in
+                                          suppressed_values(by_trust[night].astype("int64"), threshold)]
+                                  + [str(int(by_trust[night].sum()))] for night in recent},
+                                 index=[*codes, "Total"])
     hidden = int(cases_shown.isna().sum().sum() + staff_shown.isna().sum().sum() + moved_shown.isna().sum()
                  + band_shown.isna().sum() + held_shown.isna().sum() + nights.isna().sum().sum())
     return ReportTables(cases_shown, staff_shown, suppressed_table(cases_n, threshold), moved_shown, band_shown,
-                        net, held_shown, hidden, nights)
+                        net, held_shown, hidden, nights, per_trust)
 
 
 def _chart(kind: str, cid: str, title: str, height: int, **config):
@@ -216,6 +227,8 @@ def render_run_report(manifest: dict, t: ReportTables, threshold: int, capacity_
                        f"<td>{html.escape(_why(v))}</td></tr>"
                        for c, v in sorted(manifest["trusts"].items()))
     cases_table = t.cases_table.rename_axis("trust").reset_index().to_html(classes="counts", border=0, index=False)
+    per_trust = t.outstanding_by_trust.rename_axis("trust").reset_index().to_html(
+        classes="counts", border=0, index=False) if len(t.outstanding_by_trust) else "<p>No night published yet.</p>"
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'; img-src data:">
@@ -236,6 +249,8 @@ out. The pseudonymised datasets for analysts are under <code>published/</code>.<
 {figures}
 <h2>Cases by trust and side</h2>
 {cases_table}
+<h2>Moves outstanding by trust, the last nights</h2>
+{per_trust}
 <h2>Trusts</h2>
 <table id="trusts"><tr><th>trust</th><th>name</th><th>status</th><th>extract used</th><th>why not fresh</th></tr>
 {statuses}</table>
@@ -257,7 +272,7 @@ def write_run_report(out: Store, manifest: dict, threshold: int, capacity_limit:
     trusts = pd.DataFrame([{"trust_code": c, "quarantined_rows": t.get("quarantined_rows", 0)}
                            for c, t in manifest["trusts"].items()])
     nights = out.url_of("published", "progress", "**", "*.parquet")
-    progress = con.sql(f"select run_date, side, moves_outstanding from {scan([nights])} "
+    progress = con.sql(f"select run_date, trust_code, side, moves_outstanding from {scan([nights])} "
                        f"where run_date <= '{run_date}'::date").df() if out.exists("published", "progress") else None
     tables = report_tables(rows("case_alignment", "trust_code, side, moved, reason, count(*) as rows", "all"),
                            rows("staff_assignment", "trust_code, side"),

@@ -251,6 +251,8 @@ def test_progress_is_published_night_by_night_and_agrees_with_the_lists(months):
     chart = page[page.index('id="chart-progress"'):page.index('id="chart-moved-by-reason"')]
     assert all(d in chart for d in dates)                   # every night so far, by name of its date
     assert "LDN London" in page and "WIL Wiltshire" in page
+    table = page[page.index("Moves outstanding by trust"):]
+    assert all(d in table for d in dates[-7:]) and dates[-8] not in table   # the last seven nights
 
 
 def test_trp_simulate_runs_nights_and_trp_diff_refuses_runs_under_two_keys(tmp_path, monkeypatch):

@@ -780,7 +780,9 @@ def _standing(cases: pd.DataFrame, prior: pd.DataFrame, roster: Roster, held: pd
     c = CaseArrays.of(cases, planned, roster)
     can_take, _, _ = _allowed(c, roster)
     retained = isin(cases["crn"], held) & ~prior["done"].to_numpy()
-    pending = prior["reason"].isin(list(OUTSTANDING)).to_numpy() | (planned == prior["then_om"]).to_numpy()
+    reason = prior["reason"].to_numpy(dtype=object)
+    pending = np.isin(reason, list(OUTSTANDING)) | (planned.to_numpy(dtype=object) == prior["then_om"].to_numpy(
+        dtype=object))
     waiting = prior["unchanged"].to_numpy() & pending  # a plan without its reason is not one to keep waiting
     return (waiting | prior["done"].to_numpy()) & planned.notna().to_numpy() & can_take & ~retained
 
@@ -857,16 +859,20 @@ def _borrowed(side: _Side, name: str, om: np.ndarray, wunits: np.ndarray) -> _Si
 
 
 def _solve_side(name: str, side: _Side, policy: Policy) -> tuple[_Flows, SolveReport]:
-    """Exact MIP for small sides; otherwise LP relaxation, then min-cost flow repair when it is fractional."""
+    """The LP relaxation first (solved exactly as a min-cost flow): a whole optimum is the plan, proven
+    optimal. When it is fractional: the exact MIP for small sides, else a min-cost flow repair. Trying the
+    relaxation first matters night after night, when most cases stand and a large trust's few movable ones
+    make a small side whose MIP still carries every officer: the MIP is kept for sides small in officers
+    too (`exact_max_officers`)."""
     al, roster = policy.alignment, side.roster
-    if side.size <= al.exact_max_cases:
+    lp, whole, bound = _relaxation(side, policy)
+    if whole:
+        return lp.whole(), SolveReport(name, LP_INTEGRAL, bound, bound)
+    if side.size <= al.exact_max_cases and len(side.officers) <= al.exact_max_officers:
         classes = [roster.class_names[k] for k in side.class_codes().tolist()]
         flows, obj = _solve_model(name, side.problem(), classes, policy,
                                   dict(zip(roster.class_names, roster.weight_units.tolist())), al.solver)
         return _Flows.of(flows, side), SolveReport(name, MIP, obj, obj)
-    lp, whole, bound = _relaxation(side, policy)
-    if whole:
-        return lp.whole(), SolveReport(name, LP_INTEGRAL, bound, bound)
     return _flow_repair(side, policy, lp), SolveReport(name, LP_FLOW, None, bound)
 
 

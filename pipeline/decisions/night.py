@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.domain import ALLOCATED, MOVE_REASONS
+from pipeline.text import positions
 
 PLAN_COLUMNS = ["crn", "current_om", "om", "reason", "planned_on"]
 OUTSTANDING = frozenset(MOVE_REASONS) | {ALLOCATED}  # a plan the extract has still to show done
@@ -19,30 +20,37 @@ OUTSTANDING = frozenset(MOVE_REASONS) | {ALLOCATED}  # a plan the extract has st
 def prior_plan(cases: pd.DataFrame, previous: pd.DataFrame | None) -> pd.DataFrame:
     """The earlier plan of each of tonight's cases (in `cases` order): `planned_om`, `reason`, `planned_on`
     (NaT when not given), `then_om` (the OM the extract showed then), and whether tonight's extract still
-    shows that OM (`unchanged`) or the planned one (`done`). Cases new tonight have no planned OM."""
+    shows that OM (`unchanged`) or the planned one (`done`). Cases new tonight have no planned OM. Each case
+    is looked up once, by Arrow (pandas' isin on text goes value by value)."""
     n = len(cases)
+    none = np.full(n, None, dtype=object)
     if previous is None or previous.empty:
-        return pd.DataFrame({"planned_om": pd.Series([None] * n, dtype=object), "reason": [None] * n,
-                             "planned_on": pd.Series(np.full(n, np.datetime64("NaT"), "datetime64[ns]")),
-                             "then_om": [None] * n, "unchanged": np.zeros(n, bool), "done": np.zeros(n, bool)})
-    prev = previous.drop_duplicates("crn").set_index("crn")
-    crn = cases["crn"]
-    planned = crn.map(prev["om"]).astype(object).where(lambda s: s.notna(), None)
-    then = crn.map(prev["current_om"]).astype(object).where(lambda s: s.notna(), None)
-    on = crn.map(prev["planned_on"]) if "planned_on" in prev else pd.Series(pd.NaT, index=crn.index)
-    reason = crn.map(prev["reason"]) if "reason" in prev else pd.Series(None, index=crn.index, dtype=object)
-    now = cases["om_staff_code"]
-    known = crn.isin(prev.index).to_numpy()
+        return pd.DataFrame({"planned_om": none, "reason": none.copy(),
+                             "planned_on": np.full(n, np.datetime64("NaT"), "datetime64[ns]"),
+                             "then_om": none.copy(), "unchanged": np.zeros(n, bool), "done": np.zeros(n, bool)})
+    previous = previous.drop_duplicates("crn").reset_index(drop=True)
+    at = positions(cases["crn"], previous["crn"])
+    known = at >= 0
+    pick = np.where(known, at, 0)
 
-    def same(a: pd.Series, b: pd.Series) -> np.ndarray:  # both blank counts as the same: unallocated
-        a, b = a.reset_index(drop=True), b.reset_index(drop=True)
-        return ((a == b).fillna(False) | (a.isna() & b.isna())).to_numpy(dtype=bool)
+    def column(name: str) -> np.ndarray:
+        values = previous[name].to_numpy(dtype=object, na_value=None)[pick]
+        values[~known] = None
+        return values
+
+    planned, then = column("om"), column("current_om")
+    on = pd.to_datetime(previous["planned_on"], errors="coerce").to_numpy(dtype="datetime64[ns]")[pick] \
+        if "planned_on" in previous else np.full(n, np.datetime64("NaT"), "datetime64[ns]")
+    on[~known] = np.datetime64("NaT")
+    now = cases["om_staff_code"].to_numpy(dtype=object, na_value=None)
+
+    def same(a: np.ndarray, b: np.ndarray) -> np.ndarray:  # both blank counts as the same: unallocated
+        blank_a, blank_b = pd.isna(a), pd.isna(b)
+        return (blank_a & blank_b) | (~blank_a & ~blank_b & (a == b))
 
     return pd.DataFrame({
-        "planned_om": planned.to_numpy(dtype=object), "reason": reason.to_numpy(dtype=object),
-        "planned_on": pd.to_datetime(on, errors="coerce").to_numpy(dtype="datetime64[ns]"),
-        "then_om": then.to_numpy(dtype=object),
-        "unchanged": known & same(now, then), "done": known & planned.notna().to_numpy() & same(now, planned)})
+        "planned_om": planned, "reason": column("reason") if "reason" in previous else none, "planned_on": on,
+        "then_om": then, "unchanged": known & same(now, then), "done": known & ~pd.isna(planned) & same(now, planned)})
 
 
 PROGRESS_COLUMNS = ["side", "cases", "moves_outstanding", "median_days_outstanding", "oldest_days_outstanding",
