@@ -5,6 +5,7 @@ task overwrites its own files and nothing else. Returns a small summary, never a
 """
 from __future__ import annotations
 
+import csv as csv_module
 import datetime as dt
 import gc
 import io
@@ -19,6 +20,7 @@ from typing import Iterator
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
@@ -370,16 +372,34 @@ def previous_state(out: Store, trust: str, run_date: str) -> PreviousState:
         folder = ("operational", trust, date)
         if not (out.exists(*folder, "case_alignment.csv") and out.exists(*folder, "staff_assignment.csv")):
             continue
-        then = pd.Timestamp(date)
-        plan = _read_csv(out, *folder, "case_alignment.csv").replace({"": None})
-        staff = _read_csv(out, *folder, "staff_assignment.csv").replace({"": None})
-        planned = plan["reason"].isin(list(OUTSTANDING))
-        plan["planned_on"] = pd.to_datetime(plan["planned_on"], format="%Y-%m-%d") if "planned_on" in plan \
-            else pd.Series(pd.NaT, index=plan.index).where(~planned, then)
-        staff["assigned_on"] = pd.to_datetime(staff["assigned_on"], format="%Y-%m-%d") \
-            if "assigned_on" in staff else then
-        return PreviousState(date, staff[list(HELD_COLUMNS)], plan[list(PLAN_COLUMNS)])
+        then = pa.scalar(pd.Timestamp(date), pa.timestamp("ns"))
+        plan = _state_table(out.read_bytes(*folder, "case_alignment.csv"), PLAN_COLUMNS, "planned_on")
+        staff = _state_table(out.read_bytes(*folder, "staff_assignment.csv"), HELD_COLUMNS, "assigned_on")
+        if plan["planned_on"].null_count == plan.num_rows:  # written before planned_on was kept
+            planned = pc.is_in(plan["reason"], pa.array(sorted(OUTSTANDING)))
+            plan = plan.set_column(plan.column_names.index("planned_on"), "planned_on",
+                                   pc.if_else(planned, then, pa.scalar(None, pa.timestamp("ns"))))
+        if staff["assigned_on"].null_count == staff.num_rows:
+            staff = staff.set_column(staff.column_names.index("assigned_on"), "assigned_on",
+                                     pa.array([then.as_py()] * staff.num_rows, pa.timestamp("ns")))
+        return PreviousState(date, staff.to_pandas(), plan.to_pandas())
     return PreviousState()
+
+
+def _state_table(raw: bytes, columns: list[str], day: str) -> pa.Table:
+    """The columns of an operational CSV the state needs, by Arrow (pandas took 0.8 s for London's plan at ten
+    times national volume): text with blanks as nulls, `day` as a timestamp (all null when the file has none)."""
+    header = next(iter(csv_module.reader([raw.split(b"\n", 1)[0].decode("utf-8-sig").strip()])))
+    present = [c for c in columns if c in header]
+    table = pacsv.read_csv(io.BytesIO(raw), read_options=pacsv.ReadOptions(block_size=1 << 24),
+                           convert_options=pacsv.ConvertOptions(
+                               include_columns=present, column_types={c: pa.string() for c in present},
+                               strings_can_be_null=True, null_values=[""]))
+    out = {}
+    for c in columns:
+        values = table[c] if c in present else pa.nulls(table.num_rows, pa.string())
+        out[c] = pc.strptime(values, "%Y-%m-%d", "ns") if c == day else values
+    return pa.table(out)
 
 
 def _peak_rss_mib() -> float:
