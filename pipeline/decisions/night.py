@@ -3,7 +3,7 @@
 A person keeps the side an earlier run gave them (`staff_split.split_staff`, `held`); a case keeps the OM an
 earlier run planned for it while the extract still shows the OM it had then, or shows the planned one (the
 move done), and the planned OM can still take it (`alignment.align_cases`). These functions only line the
-earlier tables up with tonight's extract; they decide nothing.
+earlier tables up with tonight's extract, and count the night's progress; they decide nothing.
 """
 from __future__ import annotations
 
