@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import json
 from dataclasses import dataclass
 from typing import Callable, Iterable
 
@@ -14,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.contract import FILES
+from pipeline.ingest import decode
 from pipeline.reference import load_reference
 from pipeline.storage import Store
 from pipeline.trust_task import extract_dates
@@ -33,8 +35,10 @@ class NightRates:
     appeals_upheld: float = 0.05    # of the PENDING appeals
 
 
-def _read(raw: bytes) -> pd.DataFrame:
-    return pd.read_csv(io.BytesIO(raw), dtype=str, keep_default_na=False, encoding="utf-8-sig")
+def _read(raw: bytes, name: str = "") -> pd.DataFrame:
+    """An extract file as text, decoded as ingest decodes it (UTF-8 with or without BOM, or Windows-1252)."""
+    text, _, _ = decode(raw, name)
+    return pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
 
 
 def _b36(n: int, width: int) -> str:
@@ -119,7 +123,7 @@ def evolve(tables: dict[str, pd.DataFrame], plan: pd.DataFrame | None, rng: np.r
 
 def _plan_of(out: Store, trust: str, date: str) -> pd.DataFrame | None:
     path = ("operational", trust, date, "case_alignment.csv")
-    return _read(out.read_bytes(*path)) if out.exists(*path) else None
+    return _read(out.read_bytes(*path), path[-1]) if out.exists(*path) else None
 
 
 def next_night(landing: str, out: str, date: str, after: str, night: int, seed: int, rates: NightRates,
@@ -128,16 +132,22 @@ def next_night(landing: str, out: str, date: str, after: str, night: int, seed: 
     the run of `after` made; the trusts in `hold` upload the same files again, unchanged."""
     land, done = Store(landing), Store(out)
     hold = set(hold)
+    manifest = ("published", "_manifests", f"run_date={after}.json")
+    used = {t: v.get("extract_date") for t, v in json.loads(done.read_bytes(*manifest))["trusts"].items()} \
+        if done.exists(*manifest) else {}
     for index, trust in enumerate(load_reference().trust_codes):
         dates, _ = extract_dates(land, trust, after)
         if not dates:
             continue
-        names = {kind: spec.name for kind, spec in FILES.items() if land.exists(trust, dates[0], spec.name)}
+        # A trust moves on from the extract its last night used: one whose newest was rejected sends a good
+        # one again, as a trust does once told.
+        source = used.get(trust) if used.get(trust) in dates else dates[0]
+        names = {kind: spec.name for kind, spec in FILES.items() if land.exists(trust, source, spec.name)}
         if trust in hold:
             for name in names.values():
-                land.write_bytes(land.read_bytes(trust, dates[0], name), trust, date, name)
+                land.write_bytes(land.read_bytes(trust, source, name), trust, date, name)
             continue
-        tables = {kind: _read(land.read_bytes(trust, dates[0], name)) for kind, name in names.items()}
+        tables = {kind: _read(land.read_bytes(trust, source, name), name) for kind, name in names.items()}
         rng = np.random.default_rng([seed, night, index])
         for kind, frame in evolve(tables, _plan_of(done, trust, after), rng, rates, index, night, date).items():
             land.write_bytes(frame.to_csv(index=False, lineterminator="\n").encode("utf-8"), trust, date,

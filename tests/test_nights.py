@@ -2,6 +2,7 @@
 the plan (`trp simulate`), one trust uploading the same extract every night; the invariants the programme
 relies on, checked night by night; a re-run and a backfill; and the same invariants over random sequences
 of extract changes at the decisions' level."""
+import json
 import shutil
 from pathlib import Path
 
@@ -261,13 +262,16 @@ def test_trp_simulate_runs_nights_and_trp_diff_refuses_runs_under_two_keys(tmp_p
     from pipeline.cli import app
 
     landing, out = str(tmp_path / "landing"), str(tmp_path / "out")
-    generate_landing(landing, 0.005, seed=2)
+    generate_landing(landing, 0.005, seed=2, dirty=True)   # Windows-1252, a BOM, DOR's newest rejected
     monkeypatch.setenv("TRP_PSEUDONYM_KEY", "first-key")
     done = CliRunner().invoke(app, ["simulate", "--landing", landing, "--out", out, "--nights", "2",
                                     "--seed", "3"])
     assert done.exit_code == 0, done.output
     assert "2014-06-01: 35 trusts published" in done.output and "2014-06-02: 35 trusts published" in done.output
     assert sorted(p.name for p in Path(landing, "LDN").iterdir()) == ["2014-06-01", "2014-06-02"]
+    night2 = json.loads(Path(out, "published", "_manifests", "run_date=2014-06-02.json").read_text())
+    assert night2["trusts"]["DOR"]["status"] == "FRESH"      # moved on from the good extract it fell back to
+    assert night2["trusts"]["WPT"]["status"] == "FRESH"
     same = CliRunner().invoke(app, ["diff", "--from", "2014-06-01", "--to", "2014-06-02", "--out", out])
     assert same.exit_code == 0 and "moves" in same.output
     monkeypatch.setenv("TRP_PSEUDONYM_KEY", "another-key")
