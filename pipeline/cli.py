@@ -462,24 +462,29 @@ def simulate_nights(
     out: str = typer.Option(..., help="Output root"),
     nights: int = typer.Option(..., help="Nights to run, from the newest extract date"),
     seed: int = typer.Option(0),
-    moves_done: float = typer.Option(0.25, help="Share of planned moves shown done in nDelius each night"),
-    cases_ending: float = typer.Option(0.005, help="Share of cases ending each night"),
-    cases_arriving: float = typer.Option(0.005, help="Share of new cases arriving (unallocated) each night"),
-    leavers: float = typer.Option(0.002, help="Share of offender managers leaving each night"),
-    joiners: float = typer.Option(0.002, help="Share of offender managers joining each night"),
-    retention_decided: float = typer.Option(0.2, help="Share of pending retention requests decided each night"),
-    appeals_upheld: float = typer.Option(0.05, help="Share of pending appeals upheld each night"),
+    moves_done: Optional[float] = typer.Option(None, help="Share of planned moves shown done in nDelius each night"),
+    cases_ending: Optional[float] = typer.Option(None, help="Share of cases ending each night"),
+    cases_arriving: Optional[float] = typer.Option(None, help="Share of new cases arriving (unallocated) each night"),
+    leavers: Optional[float] = typer.Option(None, help="Share of offender managers leaving each night"),
+    joiners: Optional[float] = typer.Option(None, help="Share of offender managers joining each night"),
+    retention_decided: Optional[float] = typer.Option(None, help="Share of pending retention requests decided "
+                                                                 "each night"),
+    appeals_upheld: Optional[float] = typer.Option(None, help="Share of pending appeals upheld each night"),
     policy: Optional[str] = typer.Option(None, help="Policy file (default: the packaged policy v1)"),
 ) -> None:
     """Run the transition night after night: each night's extracts moved on from the night before as nDelius
-    would show the trusts catching up (deterministic by seed), then run. Needs TRP_PSEUDONYM_KEY."""
+    would show the trusts catching up (deterministic by seed), then run. Needs TRP_PSEUDONYM_KEY. A rate left
+    out takes its default (docs/decisions.md, section 5)."""
     from pipeline.policy import load_policy
     from pipeline.run import run_nightly
     from pipeline.simulate import NightRates, simulate
 
     if nights < 1:
         raise UserError("--nights must be at least 1")
-    rates = NightRates(moves_done, cases_ending, cases_arriving, leavers, joiners, retention_decided, appeals_upheld)
+    given = {"moves_done": moves_done, "cases_ending": cases_ending, "cases_arriving": cases_arriving,
+             "leavers": leavers, "joiners": joiners, "retention_decided": retention_decided,
+             "appeals_upheld": appeals_upheld}
+    rates = NightRates(**{k: v for k, v in given.items() if v is not None})
     if not all(0 <= r <= 1 for r in vars(rates).values()):
         raise UserError("every rate is a share between 0 and 1")
     load_policy(policy)

@@ -316,3 +316,15 @@ def test_prune_lets_go_of_old_superseded_runs_and_folders_but_never_a_current_ru
         assert {str(d) for (d,) in con.sql("select distinct run_date from case_alignment").fetchall()} == set(dates)
     assert duckdb.sql(f"select count(distinct run_date) from read_parquet('{copy}/published/case_alignment/**/"
                       "*.parquet', hive_partitioning=true)").fetchall() == [(NIGHTS,)]
+
+
+def test_trp_simulate_refuses_a_rate_that_is_not_a_share(tmp_path, capsys, monkeypatch):
+    import sys
+
+    from pipeline import cli
+
+    monkeypatch.setattr(sys, "argv", ["trp", "simulate", "--landing", str(tmp_path), "--out", str(tmp_path / "o"),
+                                      "--nights", "2", "--leavers", "1.5"])
+    with pytest.raises(SystemExit) as done:
+        cli.main()
+    assert done.value.code == 2 and "every rate is a share between 0 and 1" in capsys.readouterr().err
