@@ -141,7 +141,9 @@ def test_a_flood_of_bogus_tokens_costs_no_scrypt_and_keeps_healthz_fast(guarded)
         codes, latencies = asyncio.run(flood())
     assert set(codes) <= {401, 429} and codes.count(401) >= 20      # refused; past the budget, 429 at once
     assert 429 in codes
-    assert max(latencies) < 1.0, latencies
+    # unguarded, /healthz took 10-21 s under such a flood; here it answers at once, but for the first probe,
+    # which can queue behind the flood's 150 connections being accepted
+    assert max(latencies) < 3.0 and sorted(latencies)[len(latencies) // 2] < 0.5, latencies
     assert memory.growth_mib < 100, memory.growth_mib
     # a trust that already has a verified token goes on; so do other addresses (this one is over budget now)
     refused = httpx.get(f"{guarded['url']}/api/v1/whoami",
