@@ -26,12 +26,8 @@ MANDATORY = sorted(spec.name for spec in FILES.values() if spec.mandatory)
 
 def fingerprint(landing: Store, trust: str, extract_date: str) -> dict[str, int]:
     """The files of an extract folder and their sizes: a changed or added file makes the extract new again."""
-    if not landing.exists(trust, extract_date):
-        return {}
-    entries = landing.fs.ls(landing.path(trust, extract_date), detail=True)
-    names = {e["name"].rstrip("/").rsplit("/", 1)[-1]: int(e.get("size") or 0) for e in entries
-             if e.get("type") != "directory" and not e.get("islink")}
-    return {k: v for k, v in names.items() if not k.startswith(".")}  # an upload still being written
+    return {k: v for k, v in landing.files(trust, extract_date).items()
+            if not k.startswith(".")}  # an upload still being written
 
 
 def pending_arrivals(landing: str, out: str) -> list[dict]:

@@ -54,13 +54,6 @@ def main() -> None:
         sys.exit(FAULT)
 
 
-def _run_date(value: str | None) -> str | None:
-    """`--run-date` as given: None (today) when left out; refused when empty or not a real YYYY-MM-DD."""
-    from pipeline.run import checked_run_date
-
-    return None if value is None else checked_run_date(value.strip() if value.strip() else value)
-
-
 def _trust_code(value: str) -> str:
     from pipeline.reference import load_reference
 
@@ -115,12 +108,11 @@ def run(
 ) -> None:
     """One nightly run. Exit 0: all trusts fresh; 3: published, some trusts rejected or carried over;
     2: nothing published."""
-    from pipeline.policy import load_policy
     from pipeline.reference import load_reference
     from pipeline.run import run_nightly
 
-    run_date = _run_date(run_date)
-    load_policy(policy)  # a bad policy file is refused before any work, in one line (main)
+    # plan_run refuses a run date that is not a real YYYY-MM-DD (an empty one too) or a bad policy file
+    # before any work; main() says why in one line
     with _progress(len(load_reference().trust_codes)) as on_trust_done:
         result = run_nightly(landing, out, run_date, policy, scheduler, on_trust_done=on_trust_done)
     _summary(result.manifest, result.manifest_path)
@@ -475,7 +467,6 @@ def simulate_nights(
     """Run the transition night after night: each night's extracts moved on from the night before as nDelius
     would show the trusts catching up (deterministic by seed), then run. Needs TRP_PSEUDONYM_KEY. A rate left
     out takes its default (docs/decisions.md, section 5)."""
-    from pipeline.policy import load_policy
     from pipeline.run import run_nightly
     from pipeline.simulate import NightRates, simulate
 
@@ -487,7 +478,6 @@ def simulate_nights(
     rates = NightRates(**{k: v for k, v in given.items() if v is not None})
     if not all(0 <= r <= 1 for r in vars(rates).values()):
         raise UserError("every rate is a share between 0 and 1")
-    load_policy(policy)
 
     def night(date: str):
         result = run_nightly(landing, out, date, policy)

@@ -80,10 +80,10 @@ def plan_run(landing: str, out: str, run_date: str | None = None, policy_file: s
     and name the run, taking the run date's lock (`one_process`: the whole run lives in this process, so
     its death frees the lock). Raises RunRefused when the run cannot go ahead."""
     run_date = dt.date.today().isoformat() if run_date is None else checked_run_date(run_date)
+    policy = load_policy(policy_file)
     key = pseudonym_key if pseudonym_key is not None else os.environ.get("TRP_PSEUDONYM_KEY", "").encode()
     if not key:
         raise RunRefused("TRP_PSEUDONYM_KEY is not set: refusing to publish pseudonymised datasets without a key")
-    policy = load_policy(policy_file)
     reference = load_reference()
     landing_store, out_store = Store(landing), Store(out)
     if not landing_store.exists():

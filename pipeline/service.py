@@ -137,11 +137,12 @@ def create_app(settings: Settings) -> FastAPI:
         over_budget()
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
         token = token.strip()
-        trust = None
-        if scheme.lower() == "bearer" and tokens.record_of(token) is not None:
+        known = tokens.record_of(token) if scheme.lower() == "bearer" else None
+        trust = tokens.remembered(token, known) if known else None
+        if known and trust is None:
             async with hashing:
                 over_budget()  # failures may have been counted while this request waited its turn
-                trust = await run_in_threadpool(tokens.trust_of, token)
+                trust = await run_in_threadpool(tokens.verify, token, known)
         if trust is None:
             budget.failed(client)
             raise HTTPException(401, "a valid token is required", headers={"WWW-Authenticate": "Bearer"})
@@ -280,13 +281,14 @@ def _take(settings: Settings, land: Store, out: Store, tmp: str, digest: str, tr
         if rejection is not None:
             summary = {**summary, "rejected_files": [rejection], "quarantine": [rejection], "held_back": [],
                        "validation": [], "quarantined_rows": 0}
+    current = _current(land, trust, extract_date)
     if rejection is not None:
         outcome = "REJECTED"
-    elif land.exists(trust, extract_date, file_name) and \
-            hashlib.sha256(land.read_bytes(trust, extract_date, file_name)).hexdigest() == digest:
+    elif current.get(file_name, {}).get("sha256") == digest:
         outcome = "UNCHANGED"
     else:
         land.put_file(tmp, trust, extract_date, file_name)
+        current = {**current, file_name: {"bytes": len(raw), "sha256": digest}}
         outcome = "CURRENT"
     report = None
     if outcome != "REJECTED":
@@ -302,7 +304,7 @@ def _take(settings: Settings, land: Store, out: Store, tmp: str, digest: str, tr
                   "failed_rules": failed, "held_back": summary.get("held_back", [])[:SHOWN_FINDINGS],
                   "report": f"arrivals/{extract_date}/validation_report.html" if report else None}
     return {"upload_id": upload_id, "outcome": outcome, "committed": outcome == "CURRENT",
-            "validation": validation, "current": _current(land, trust, extract_date)}
+            "validation": validation, "current": dict(sorted(current.items()))}
 
 
 def _current(land: Store, trust: str, extract_date: str) -> dict[str, dict]:

@@ -114,6 +114,16 @@ class Store:
             return sorted(n for n in os.listdir(p) if not os.path.islink(posixpath.join(p, n)))
         return sorted(posixpath.basename(e.rstrip("/")) for e in self.fs.ls(p, detail=False))
 
+    def files(self, *parts: str) -> dict[str, int]:
+        """The files directly under a folder and their sizes, as `listdir` sees the folder (no links, nothing
+        through one; {} if it does not exist)."""
+        names = set(self.listdir(*parts))
+        if not names:
+            return {}
+        entries = self.fs.ls(self.path(*parts), detail=True)
+        return {n: int(e.get("size") or 0) for e in entries
+                if e.get("type") != "directory" and (n := posixpath.basename(e["name"].rstrip("/"))) in names}
+
     def size(self, *parts: str) -> int:
         """Bytes under a folder (0 if it does not exist)."""
         p = self.path(*parts)

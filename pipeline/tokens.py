@@ -88,20 +88,28 @@ class TokenStore:
         return found.group(1), record
 
     def trust_of(self, token: str) -> str | None:
-        """The trust a live token belongs to; None for anything else (malformed, unknown, wrong, revoked).
-        The secret is checked against its scrypt hash in constant time; a secret once verified is remembered
-        (as a SHA-256, with the hash it matched) so that a trust's later requests cost no scrypt."""
+        """The trust a live token belongs to; None for anything else (malformed, unknown, wrong, revoked)."""
         known = self.record_of(token)
-        if known is None:
-            return None
+        return None if known is None else (self.remembered(token, known) or self.verify(token, known))
+
+    @staticmethod
+    def _key(token: str, known: tuple[str, dict]) -> tuple[str, str]:
+        return known[0], hashlib.sha256(token.encode()).hexdigest()
+
+    def remembered(self, token: str, known: tuple[str, dict]) -> str | None:
+        """The trust of a token verified before against the hash its record holds now (`record_of`'s answer):
+        a trust's later requests cost no scrypt. None when it has to be verified."""
         token_id, record = known
-        remembered = (token_id, hashlib.sha256(token.encode()).hexdigest())
-        if self._verified.get(remembered) == record["hash"]:
-            return record["trust"]
+        return record["trust"] if self._verified.get(self._key(token, known)) == record["hash"] else None
+
+    def verify(self, token: str, known: tuple[str, dict]) -> str | None:
+        """The trust, if the token's secret matches its record's scrypt hash (compared in constant time); a
+        match is remembered (as a SHA-256, with the hash it matched)."""
+        token_id, record = known
         secret = token.rsplit(".", 1)[1]
         if not hmac.compare_digest(_hash(secret, bytes.fromhex(record["salt"])), record["hash"]):
             return None
         if len(self._verified) >= VERIFIED_KEPT:
             self._verified.clear()
-        self._verified[remembered] = record["hash"]
+        self._verified[self._key(token, known)] = record["hash"]
         return record["trust"]

@@ -5,7 +5,6 @@ task overwrites its own files and nothing else. Returns a small summary, never a
 """
 from __future__ import annotations
 
-import csv as csv_module
 import datetime as dt
 import gc
 import io
@@ -182,12 +181,8 @@ def check_alone(kind: str, raw: bytes, trust: str, limits: ExtractsPolicy = Extr
     lacks a file it refers to: its rejection as a quarantine row, or None. Its rows are checked with the rest
     of the extract once that is there."""
     try:
-        text = read_text(raw, kind, limits)
         params = {"trust": [trust], "staff_codes": [], "staff_codes_or_blank": [""], "crns": []}
-        v = validate(kind, text.frame, params)
-        rejected = v.rejection()
-        if rejected:
-            raise _rejection(text, v, rejected, trust)
+        _check_file(kind, raw, params, "mirror", limits, trust, share=False)
     except FileRejected as exc:
         return rejected_file(exc, exc.file)
     except Exception as exc:  # noqa: BLE001 - as in read_extract
@@ -195,9 +190,10 @@ def check_alone(kind: str, raw: bytes, trust: str, limits: ExtractsPolicy = Extr
     return None
 
 
-def _check_file(kind: str, raw: bytes, params: dict, engine: str, limits: ExtractsPolicy, trust: str):
+def _check_file(kind: str, raw: bytes, params: dict, engine: str, limits: ExtractsPolicy, trust: str,
+                share: bool = True):
     """One file parsed and validated: its text, its validation and the rows held back. A file rule broken,
-    or more than the policy's share of rows held back, raises FileRejected."""
+    or (`share`) more than the policy's share of rows held back, raises FileRejected."""
     text = read_text(raw, kind, limits)
     v = validate(kind, text.frame, params, engine)
     rejected = v.rejection()
@@ -206,7 +202,7 @@ def _check_file(kind: str, raw: bytes, params: dict, engine: str, limits: Extrac
     held = v.rows(QUARANTINE_ROW)
     bad = held["row"].nunique() + len(text.ragged)
     rows = text.table.num_rows + len(text.ragged)
-    if rows >= limits.held_back_share_min_rows and kind in limits.held_back_share_files and \
+    if share and rows >= limits.held_back_share_min_rows and kind in limits.held_back_share_files and \
             bad / rows > limits.max_held_back_share:
         raise _mostly_held_back(text, v, held, bad, rows, limits.max_held_back_share)
     return text, v, held
@@ -388,18 +384,14 @@ def previous_state(out: Store, trust: str, run_date: str) -> PreviousState:
 
 def _state_table(raw: bytes, columns: list[str], day: str) -> pa.Table:
     """The columns of an operational CSV the state needs, by Arrow (pandas took 0.8 s for London's plan at ten
-    times national volume): text with blanks as nulls, `day` as a timestamp (all null when the file has none)."""
-    header = next(iter(csv_module.reader([raw.split(b"\n", 1)[0].decode("utf-8-sig").strip()])))
-    present = [c for c in columns if c in header]
+    times national volume): text with blanks as nulls (a column the file lacks: all null), `day` a timestamp."""
     table = pacsv.read_csv(io.BytesIO(raw), read_options=pacsv.ReadOptions(block_size=1 << 24),
                            convert_options=pacsv.ConvertOptions(
-                               include_columns=present, column_types={c: pa.string() for c in present},
-                               strings_can_be_null=True, null_values=[""]))
-    out = {}
-    for c in columns:
-        values = table[c] if c in present else pa.nulls(table.num_rows, pa.string())
-        out[c] = pc.strptime(values, "%Y-%m-%d", "ns") if c == day else values
-    return pa.table(out)
+                               include_columns=columns, include_missing_columns=True,
+                               column_types={c: pa.string() for c in columns}, strings_can_be_null=True,
+                               null_values=[""]))
+    at = table.column_names.index(day)
+    return table.set_column(at, day, pc.strptime(table[day], "%Y-%m-%d", "ns"))
 
 
 def _peak_rss_mib() -> float:

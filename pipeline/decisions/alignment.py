@@ -28,7 +28,7 @@ import pyarrow.compute as pc
 from ortools.graph.python.min_cost_flow import SimpleMinCostFlow
 
 from pipeline.decisions.lp import INF, SparseModel
-from pipeline.decisions.night import OUTSTANDING, prior_plan
+from pipeline.decisions.night import prior_plan
 from pipeline.domain import (
     ALLOCATED, KEPT, LP_FLOW, LP_INTEGRAL, MIP, MOVE_REASONS, NO_STAFF, OTHER_SIDE, MOVED_CAPACITY, MOVED_GRADE,
     MOVED_LEFT, MOVED_SIDE, OUTCOME_WORDS, RETAINED, RETENTION_HONOURED, RETENTION_NOT_FOUND,
@@ -780,8 +780,7 @@ def _standing(cases: pd.DataFrame, prior: pd.DataFrame, roster: Roster, held: pd
     c = CaseArrays.of(cases, planned, roster)
     can_take, _, _ = _allowed(c, roster)
     retained = isin(cases["crn"], held) & ~prior["done"].to_numpy()
-    reason = prior["reason"].to_numpy(dtype=object)
-    pending = np.isin(reason, list(OUTSTANDING)) | (planned.to_numpy(dtype=object) == prior["then_om"].to_numpy(
+    pending = prior["outstanding"].to_numpy() | (planned.to_numpy(dtype=object) == prior["then_om"].to_numpy(
         dtype=object))
     waiting = prior["unchanged"].to_numpy() & pending  # a plan without its reason is not one to keep waiting
     return (waiting | prior["done"].to_numpy()) & planned.notna().to_numpy() & can_take & ~retained
@@ -930,10 +929,9 @@ def align_cases(
         method = method or next(m for m in (LP_FLOW, LP_INTEGRAL, MIP) if m in methods)
         reports.append(SolveReport(side, method, None, math.nan if method == OTHER_SIDE else bound, len(parts)))
 
-    waiting = standing & ~prior["done"].to_numpy()  # planned, not yet done: the plan's own reason stands
-    prior_reason = positions(prior["reason"], pd.Series(REASONS, dtype="str"))
-    keeps = waiting & ((prior_reason == _ALLOCATED) | np.isin(prior_reason, _MOVES))
-    reason[keeps] = prior_reason[keeps]
+    outstanding, done = prior["outstanding"].to_numpy(), prior["done"].to_numpy()
+    keeps = standing & ~done & outstanding  # planned, not yet done: the plan's own reason stands
+    reason[keeps] = positions(prior["reason"], pd.Series(REASONS, dtype="str"))[keeps]
     held_by = om < roster.none
     moved = np.isin(reason, _MOVES)
     plan = Plan(
@@ -954,12 +952,9 @@ def align_cases(
     out["planned_on"] = np.where(keeps, prior["planned_on"].to_numpy(), np.datetime64(run_date, "ns")
                                  if run_date is not None else np.datetime64("NaT")).astype("datetime64[ns]")
     out.loc[~planned, "planned_on"] = pd.NaT
-    was_planned = np.isin(prior_reason, [*_MOVES, _ALLOCATED]) & \
-        prior["unchanged"].to_numpy() & ~prior["done"].to_numpy()
-    out["replanned"] = planned & was_planned & ~standing
+    out["replanned"] = planned & outstanding & prior["unchanged"].to_numpy() & ~done & ~standing
     # The extract shows tonight the move or allocation an earlier run planned: actioned since that run.
-    out["actioned"] = prior["done"].to_numpy() & np.isin(prior_reason, [*_MOVES, _ALLOCATED]) & \
-        (prior["planned_om"] != prior["then_om"]).to_numpy()
+    out["actioned"] = done & outstanding & (prior["planned_om"] != prior["then_om"]).to_numpy()
     borrowed = {r.side for r in reports if r.method == OTHER_SIDE}
     priced = [replace(r, objective=_side_cost(plan, roster, r.side, policy, borrowed)) for r in reports]
     return out, priced

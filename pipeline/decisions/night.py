@@ -18,16 +18,18 @@ OUTSTANDING = frozenset(MOVE_REASONS) | {ALLOCATED}  # a plan the extract has st
 
 
 def prior_plan(cases: pd.DataFrame, previous: pd.DataFrame | None) -> pd.DataFrame:
-    """The earlier plan of each of tonight's cases (in `cases` order): `planned_om`, `reason`, `planned_on`
-    (NaT when not given), `then_om` (the OM the extract showed then), and whether tonight's extract still
-    shows that OM (`unchanged`) or the planned one (`done`). Cases new tonight have no planned OM. Each case
-    is looked up once, by Arrow (pandas' isin on text goes value by value)."""
+    """The earlier plan (PLAN_COLUMNS) of each of tonight's cases (in `cases` order): `planned_om`, `reason`,
+    `planned_on`, `then_om` (the OM the extract showed then), whether it was a move or an allocation still to
+    be made (`outstanding`), and whether tonight's extract still shows the OM it showed then (`unchanged`) or
+    the planned one (`done`). Cases new tonight have no planned OM. Each case is looked up once, by Arrow
+    (pandas' isin on text goes value by value)."""
     n = len(cases)
     none = np.full(n, None, dtype=object)
     if previous is None or previous.empty:
+        no = np.zeros(n, bool)
         return pd.DataFrame({"planned_om": none, "reason": none.copy(),
                              "planned_on": np.full(n, np.datetime64("NaT"), "datetime64[ns]"),
-                             "then_om": none.copy(), "unchanged": np.zeros(n, bool), "done": np.zeros(n, bool)})
+                             "then_om": none.copy(), "outstanding": no, "unchanged": no, "done": no})
     previous = previous.drop_duplicates("crn").reset_index(drop=True)
     at = positions(cases["crn"], previous["crn"])
     known = at >= 0
@@ -38,9 +40,8 @@ def prior_plan(cases: pd.DataFrame, previous: pd.DataFrame | None) -> pd.DataFra
         values[~known] = None
         return values
 
-    planned, then = column("om"), column("current_om")
-    on = pd.to_datetime(previous["planned_on"], errors="coerce").to_numpy(dtype="datetime64[ns]")[pick] \
-        if "planned_on" in previous else np.full(n, np.datetime64("NaT"), "datetime64[ns]")
+    planned, then, reason = column("om"), column("current_om"), column("reason")
+    on = pd.to_datetime(previous["planned_on"], errors="coerce").to_numpy(dtype="datetime64[ns]")[pick]
     on[~known] = np.datetime64("NaT")
     now = cases["om_staff_code"].to_numpy(dtype=object, na_value=None)
 
@@ -49,8 +50,9 @@ def prior_plan(cases: pd.DataFrame, previous: pd.DataFrame | None) -> pd.DataFra
         return (blank_a & blank_b) | (~blank_a & ~blank_b & (a == b))
 
     return pd.DataFrame({
-        "planned_om": planned, "reason": column("reason") if "reason" in previous else none, "planned_on": on,
-        "then_om": then, "unchanged": known & same(now, then), "done": known & ~pd.isna(planned) & same(now, planned)})
+        "planned_om": planned, "reason": reason, "planned_on": on, "then_om": then,
+        "outstanding": np.isin(reason, sorted(OUTSTANDING)), "unchanged": known & same(now, then),
+        "done": known & ~pd.isna(planned) & same(now, planned)})
 
 
 PROGRESS_COLUMNS = ["side", "cases", "moves_outstanding", "median_days_outstanding", "oldest_days_outstanding",
