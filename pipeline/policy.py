@@ -118,10 +118,9 @@ class AlignmentPolicy(_Frozen):
     cost_team_change: int = Field(ge=0)
     spread_bands: tuple[SpreadBand, ...]
     cost_ineligible: int = Field(gt=0)
-    solver: Literal["HIGHS", "SCIP", "CP_SAT"] = "HIGHS"  # the MIP solvers OR-Tools' model builder runs
-    exact_max_cases: int = Field(ge=0)
-    exact_max_officers: int = Field(default=150, ge=0)
-    max_cases_per_model: int = Field(gt=0)
+    exact_work_limit: float = Field(ge=0)
+    optimality_gap: float = Field(ge=0, lt=1)
+    exchange_rounds: int = Field(ge=0)
 
     @model_validator(mode="after")
     def _ordered(self) -> "AlignmentPolicy":

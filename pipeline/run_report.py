@@ -19,7 +19,9 @@ from pipeline.storage import Store
 REPORT = "index.html"
 SIDES = ["NPS", "CRC"]
 SIDE_COLOURS = dict(zip(SIDES, ("#1d70b8", "#f47738")))
+# Bands closed on the right: a load exactly at a line is not over it.
 UTILISATION_BINS = [i / 10 for i in range(0, 21)] + [float("inf")]
+HMPPS_WARNING = 1.10  # the utilisation HMPPS warns at, shown beside the policy's capacity line
 TRUST_NIGHTS = 7  # nights shown in the table of moves outstanding by trust
 _NOT_DRAWING = re.compile(r"<!--.*?-->|<script\b[^>]*>.*?</script>", re.S)
 
@@ -58,9 +60,10 @@ def report_tables(cases: pd.DataFrame, staff: pd.DataFrame, caseload: pd.DataFra
     codes = sorted(trusts["trust_code"])
     cases_n, staff_n = _by_side(cases, codes), _by_side(staff, codes)
     moved = _count(cases[cases["moved"]], ["reason"]).sort_values(ascending=False)
-    bands = pd.cut(caseload["utilisation"], UTILISATION_BINS, right=False)
+    bands = pd.cut(caseload["utilisation"], UTILISATION_BINS, right=True, include_lowest=True)
     per_band = bands.value_counts(sort=False)
-    per_band.index = [f"{b.left:.0%}+" if b.right == float("inf") else f"{b.left:.0%}" for b in per_band.index]
+    per_band.index = [f"over {b.left:.0%}" if b.right == float("inf") else f"to {b.right:.0%}"
+                      for b in per_band.index]
     net = balance.assign(net=balance["surplus_fte"] - balance["deficit_fte"]).groupby(["grade", "side"])[
         "net"].sum().unstack("side").reindex(columns=SIDES).fillna(0.0).round(1)
     held = trusts.set_index("trust_code")["quarantined_rows"].reindex(codes).fillna(0).astype("int64")
@@ -137,15 +140,18 @@ def _bars(values: pd.Series, cid: str, title: str, xlabel: str) -> str:
 
 
 def _utilisation_bars(values: pd.Series, cid: str, title: str, capacity_limit: float) -> str:
-    """Officers per utilisation band, coloured by where the band sits against 100% and the capacity limit."""
-    edges = sorted({1.0, capacity_limit})
-    names = [f"under {edges[0]:.0%}"] + ([f"{edges[0]:.0%} to {edges[1]:.0%}"] if len(edges) > 1 else []) + [
-        f"{edges[-1]:.0%} and over"]
+    """Officers per utilisation band, coloured by where the band sits against the policy's capacity line and
+    HMPPS' 110% warning line (a band holds loads above its left edge, up to and including its right)."""
+    edges = sorted({round(capacity_limit, 4), HMPPS_WARNING})
+    what = {round(capacity_limit, 4): "capacity", HMPPS_WARNING: "HMPPS warning"}
+    names = [f"up to {edges[0]:.0%} ({what[edges[0]]})"] + (
+        [f"over {edges[0]:.0%}, up to {edges[1]:.0%} ({what[edges[1]]})"] if len(edges) > 1 else []) + [
+        f"over {edges[-1]:.0%}"]
     colours = ("#1d70b8", "#f47738", "#d4351c") if len(names) == 3 else ("#1d70b8", "#d4351c")
     chart = _chart("StackedBar", cid, title, 380, colors=colours, x_labels=[str(i) for i in values.index],
                    x_label_rotation=60, x_title="utilisation band")
     lower = [UTILISATION_BINS[i] for i in range(len(values))]
-    group = [sum(low >= e - 1e-9 for e in edges) for low in lower]
+    group = [sum(low >= e - 1e-9 for e in edges) for low in lower]  # bins do not straddle a 10% line
     for g, name in enumerate(names):
         chart.add(name, [None if pd.isna(v) or group[i] != g else float(v) for i, v in enumerate(values)])
     return _svg(chart)
@@ -190,6 +196,27 @@ def manifest_in_words(manifest: dict) -> str:
             f"{'; '.join(parts)}. {len(manifest.get('trusts_published', []))} trusts were published"
             + (f"; it replaced run {manifest['supersedes']}" if manifest.get("supersedes") else "")
             + (f"; {files} input files were fingerprinted (SHA-256)" if files else "") + ".")
+
+
+def capacity_in_words(manifest: dict, capacity_limit: float) -> str:
+    """How many offender managers the plan leaves over capacity, and whether any plan could avoid it."""
+    sides = [(code, s) for code, t in sorted(manifest["trusts"].items()) for s in t.get("solver") or []]
+    over = sum(s.get("over_capacity", 0) for _, s in sides)
+    if not sides:
+        return "No trust was aligned in this run."
+    text = (f"{over:,} offender managers are over capacity (a load above {capacity_limit:.0%} of capacity; "
+            "a load exactly at capacity is not over it).")
+    unavoidable = [f"{c} {s['side']}" for c, s in sides if s.get("over_capacity") and s.get("overload_unavoidable")]
+    avoidable = [f"{c} {s['side']}" for c, s in sides if s.get("over_capacity") and not s.get("overload_unavoidable")]
+    if unavoidable:
+        text += f" No plan could avoid it on {', '.join(unavoidable)}: the cases there need more capacity than the officers have."
+    if avoidable:
+        text += (f" On {', '.join(avoidable)} a plan with nobody over capacity may exist, at the cost of more "
+                 "moves than the policy's costs allow for it.")
+    unproven = [f"{c} {s['side']} ({s['gap']:.2%})" for c, s in sides if not s.get("proven") and s.get("gap")]
+    text += (" Every side's plan is proven optimal, within the policy's gap." if not unproven else
+             f" Plans not proven optimal (at most this share of their cost could be saved): {', '.join(unproven)}.")
+    return text
 
 
 def _why(t: dict) -> str:
@@ -243,6 +270,7 @@ table {{ border-collapse: collapse; font-size: .85em; }} td, th {{ padding: .2em
 <h1>Transition pipeline: run report for {html.escape(manifest['run_date'])}</h1>
 <h2>This run</h2>
 <p id="manifest">{html.escape(manifest_in_words(manifest))}</p>
+<p id="capacity">{html.escape(capacity_in_words(manifest, capacity_limit))}</p>
 <p class="note">Small counts (1 to {threshold - 1}) are hidden and shown as [c], with other cells hidden where a
 total would give them away ({t.hidden_cells} chart values hidden on this page); charts leave hidden values
 out. The pseudonymised datasets for analysts are under <code>published/</code>.</p>

@@ -507,7 +507,9 @@ def decide_and_stage(job: TrustJob, policy: Policy, ingested: dict) -> dict:
         nps_cases=int((a["side"] == "NPS").sum()),
         nps_staff=int((d.staff_assignment["side"] == "NPS").sum()),
         over_capacity=int(d.caseload["over_capacity"].sum()),
-        solver=[{"side": r.side, "method": r.method, "objective": r.objective, "bound": r.bound, "parts": r.parts}
+        solver=[{"side": r.side, "method": r.method, "objective": r.objective, "bound": r.bound,
+                 "gap": r.gap, "proven": r.proven, "overload_unavoidable": r.overload_unavoidable,
+                 "over_capacity": int(d.caseload.loc[d.caseload["side"] == r.side, "over_capacity"].sum())}
                 for r in d.solver],
         previous_plan=state.date,
     )

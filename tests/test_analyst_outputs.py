@@ -254,9 +254,29 @@ def test_the_run_report_page_is_the_same_for_the_same_run_and_runs_no_script():
     assert page == render_run_report(manifest, _report_tables(), 10, 1.2)  # no random ids, no dates
     assert "<script" not in page and "<!--" not in page
     assert page.count("<svg") == 7
-    # The utilisation chart colours bands against 100% and the capacity limit (here 120%).
+    # The utilisation chart colours bands against the capacity line (here 120%) and HMPPS' 110% line.
     utilisation = page[page.index('id="chart-utilisation"'):page.index('id="chart-balance"')]
-    assert all(name in utilisation for name in ("under 100%", "100% to 120%", "120% and over"))
+    assert all(name in utilisation for name in (
+        "up to 110% (HMPPS warning)", "over 110%, up to 120% (capacity)", "over 120%"))
     one_limit = render_run_report(manifest, _report_tables(), 10, 1.0)
     utilisation = one_limit[one_limit.index('id="chart-utilisation"'):one_limit.index('id="chart-balance"')]
-    assert "under 100%" in utilisation and "100% and over" in utilisation and "to 100%" not in utilisation
+    assert all(name in utilisation for name in (
+        "up to 100% (capacity)", "over 100%, up to 110% (HMPPS warning)", "over 110%"))
+
+
+def test_a_load_exactly_at_capacity_is_not_over_it_in_the_report():
+    from pipeline.run_report import capacity_in_words, report_tables
+
+    t = _report_tables()
+    caseload = pd.DataFrame({"utilisation": [1.0] * 12 + [1.0 + 1e-12] * 0 + [1.05] * 11})
+    t = report_tables(pd.DataFrame({"trust_code": ["AAA"], "side": ["NPS"], "moved": [False], "reason": ["KEPT"]}),
+                      pd.DataFrame({"trust_code": ["AAA"], "side": ["NPS"]}), caseload,
+                      pd.DataFrame({"side": ["NPS"], "grade": ["PO"], "surplus_fte": [0.0], "deficit_fte": [0.0]}),
+                      pd.DataFrame({"trust_code": ["AAA"], "quarantined_rows": [0]}), 10)
+    assert t.utilisation["to 100%"] == 12 and t.utilisation["to 110%"] == 11
+    manifest = {"trusts": {"AAA": {"solver": [
+        {"side": "NPS", "over_capacity": 3, "overload_unavoidable": True, "proven": True, "gap": 0.0},
+        {"side": "CRC", "over_capacity": 2, "overload_unavoidable": False, "proven": False, "gap": 0.004}]}}}
+    words = capacity_in_words(manifest, 1.0)
+    assert words.startswith("5 offender managers are over capacity")
+    assert "No plan could avoid it on AAA NPS" in words and "may exist" in words and "AAA CRC (0.40%)" in words

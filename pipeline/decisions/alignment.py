@@ -16,8 +16,7 @@ so the solver sees the same network a build keyed by names would hand it.
 from __future__ import annotations
 
 import math
-from collections import defaultdict
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from functools import cached_property
 from typing import NamedTuple
 
@@ -27,7 +26,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from ortools.graph.python.min_cost_flow import SimpleMinCostFlow
 
-from pipeline.decisions.lp import INF, SparseModel
+from pipeline.decisions.exchange import Neighbourhood, improve
 from pipeline.decisions.night import prior_plan
 from pipeline.domain import (
     ALLOCATED, KEPT, LP_FLOW, LP_INTEGRAL, MIP, MOVE_REASONS, NO_STAFF, OTHER_SIDE, MOVED_CAPACITY, MOVED_GRADE,
@@ -56,27 +55,29 @@ class Officer(NamedTuple):
     classes: frozenset[str]
 
 
-@dataclass
-class SideProblem:
-    """One side's movable work by name, as the exact model takes it: kept groups (current OM allowed) and
-    forced cases per (class, team)."""
-    officers: list[Officer]
-    fixed_units: dict[str, int]
-    kept: dict[tuple[str, str, str], list[int]] = field(default_factory=lambda: defaultdict(list))
-    forced: dict[tuple[str, str], list[int]] = field(default_factory=lambda: defaultdict(list))
-
-
 @dataclass(frozen=True)
 class SolveReport:
-    """How a side was solved: MIP (exact), LP_INTEGRAL (exact: the relaxation was whole), LP_FLOW (LP-guided
-    min-cost flow), OTHER_SIDE (nobody on the side: the other side's officers hold its cases) or NO_STAFF
-    (nobody in the trust). `objective` is the plan's cost; `bound` the relaxation's, a lower bound on any
-    plan that keeps moves inside each of the `parts` the side was cut into (NaN for OTHER_SIDE)."""
+    """How a side was solved and how sure the plan is.
+
+    method: LP_INTEGRAL (the relaxation was whole: optimal), MIP (the exact model, within its work limit),
+    LP_FLOW (the relaxation's flow repair and the exchange neighbourhood, no exact model), OTHER_SIDE (nobody
+    on the side: the other side's officers hold its cases, solved as above) or NO_STAFF (nobody in the trust).
+    objective: the plan's cost (plan_cost); bound: a cost no plan can beat; proven: the plan is optimal, to
+    within the policy's `optimality_gap`; overload_unavoidable: no plan has nobody over capacity (the
+    relaxation that minimises overload alone still needs some)."""
     side: str
     method: str
-    objective: float | None
-    bound: float
-    parts: int = 1
+    objective: int | None
+    bound: int | None
+    proven: bool = False
+    overload_unavoidable: bool = False  # even minimising overload alone, the relaxation leaves some
+
+    @property
+    def gap(self) -> float | None:
+        """(objective - bound) / objective: how much better any plan could be, at most."""
+        if self.objective is None or self.bound is None:
+            return None
+        return max(0.0, (self.objective - self.bound) / self.objective) if self.objective else 0.0
 
 
 def _class_names(policy: Policy) -> tuple[str, ...]:
@@ -134,19 +135,6 @@ class Roster:
                    teams=vocabulary, class_names=_class_names(policy),
                    weight_units=np.array([policy.weight_units(k) for k in _class_names(policy)], dtype=np.int64))
 
-    @classmethod
-    def of(cls, officers: list[Officer], policy: Policy, teams: list[str] = ()) -> Roster:
-        """The roster of named officers (a code listed twice: its last), teams numbered over theirs and
-        `teams`."""
-        ordered = sorted({o.code: o for o in officers}.values(), key=lambda o: o.code)
-        bits = [sum(1 << i for i, k in enumerate(_class_names(policy)) if k in o.classes) for o in ordered]
-        return cls._of(pa.array([o.code for o in ordered], pa.string()),
-                       np.array([o.side for o in ordered], dtype=object),
-                       pa.array([o.team for o in ordered], pa.string()),
-                       np.array([o.grade for o in ordered], dtype=object),
-                       np.array([o.role for o in ordered], dtype=object), _limits(ordered, policy),
-                       np.array(bits, dtype=np.int64), policy, pa.array(list(teams), pa.string()))
-
     @property
     def none(self) -> int:
         return len(self.codes)
@@ -154,25 +142,6 @@ class Roster:
     @cached_property
     def names(self) -> np.ndarray:
         return self.codes.to_numpy(zero_copy_only=False)
-
-    @cached_property
-    def team_names(self) -> list[str]:
-        return self.teams.to_pylist()
-
-    @cached_property
-    def numbers(self) -> tuple[dict[str, int], dict[str, int], dict[str, int]]:
-        """Each officer code's row, class's number and team's number, by name (for sides given by name)."""
-        return ({c: i for i, c in enumerate(self.names)}, {k: i for i, k in enumerate(self.class_names)},
-                {t: i for i, t in enumerate(self.team_names)})
-
-    def group_names(self, om: np.ndarray, k: np.ndarray, t: np.ndarray) -> list[tuple[str, str, str]]:
-        """(officer code, class, team) of each kept group by name."""
-        return [(self.names[o], self.class_names[kk], self.team_names[tt])
-                for o, kk, tt in zip(om.tolist(), k.tolist(), t.tolist())]
-
-    def pool_names(self, k: np.ndarray, t: np.ndarray) -> list[tuple[str, str]]:
-        """(class, team) of each pool by name."""
-        return [(self.class_names[kk], self.team_names[tt]) for kk, tt in zip(k.tolist(), t.tolist())]
 
     def find(self, codes: pd.Series) -> np.ndarray:
         """Row of each officer code; the sentinel row for a missing or unknown code."""
@@ -192,16 +161,6 @@ class Roster:
 
     def side_classes(self, side: str) -> int:
         return int(np.bitwise_or.reduce(self.classes[:-1][self.side[:-1] == side], initial=0))
-
-    def class_set(self, bits: int) -> frozenset[str]:
-        return frozenset(k for i, k in enumerate(self.class_names) if bits >> i & 1)
-
-    def officer(self, row: int, bits: int | None = None) -> Officer:
-        """The officer at `row` by name (holding the classes of `bits` when given)."""
-        return Officer(self.names[row], self.side[row], self.team_names[self.team[row]], self.grade[row],
-                       self.role[row], int(self.limits[row, 0]), tuple(self.limits[row, 1:].tolist()),
-                       self.class_set(int(self.classes[row] if bits is None else bits)))
-
 
 @dataclass(frozen=True)
 class CaseArrays:
@@ -260,6 +219,7 @@ class _Side:
     f_t: np.ndarray
     f_start: np.ndarray
     f_rows: np.ndarray
+    forced_moves: int = 0  # forced cases that leave an officer (the rest are allocations)
 
     @property
     def size(self) -> int:
@@ -284,48 +244,6 @@ class _Side:
     def class_codes(self) -> np.ndarray:
         return np.unique(np.concatenate([self.g_k, self.f_k]))
 
-    def select(self, officers: np.ndarray, groups: np.ndarray, forced: np.ndarray) -> _Side:
-        """The part holding the officers, kept groups and forced pools the masks choose."""
-        g_rows, g_start = _pick(self.g_start, self.g_rows, groups)
-        f_rows, f_start = _pick(self.f_start, self.f_rows, forced)
-        return _Side(self.roster, self.officers[officers], self.classes[officers], self.fixed[officers],
-                     self.g_om[groups], self.g_k[groups], self.g_t[groups], g_start, g_rows,
-                     self.f_k[forced], self.f_t[forced], f_start, f_rows)
-
-    def problem(self) -> SideProblem:
-        """The side by name, for the exact model."""
-        r = self.roster
-        prob = SideProblem([r.officer(int(o), int(b)) for o, b in zip(self.officers, self.classes)],
-                           {r.names[o]: int(u) for o, u in zip(self.officers, self.fixed) if u})
-        for i, g in enumerate(r.group_names(self.g_om, self.g_k, self.g_t)):
-            prob.kept[g] = self.g_rows[self.g_start[i]:self.g_start[i + 1]].tolist()
-        for i, p in enumerate(r.pool_names(self.f_k, self.f_t)):
-            prob.forced[p] = self.f_rows[self.f_start[i]:self.f_start[i + 1]].tolist()
-        return prob
-
-    @classmethod
-    def of(cls, prob: SideProblem, policy: Policy) -> _Side:
-        """A side given by name, numbered."""
-        roster = Roster.of(prob.officers, policy, [t for *_, t in prob.kept] + [t for _, t in prob.forced])
-        o_row, k_code, t_code = roster.numbers
-
-        def grouped(items: list[tuple[tuple, list[int]]]) -> tuple[np.ndarray, np.ndarray]:
-            sizes = [len(idx) for _, idx in items]
-            return (np.array([i for _, idx in items for i in idx], dtype=np.int64),
-                    np.append(0, np.cumsum(sizes)).astype(np.int64))
-
-        kept, forced = sorted(prob.kept.items()), sorted(prob.forced.items())
-        g_rows, g_start = grouped(kept)
-        f_rows, f_start = grouped(forced)
-        officers = np.arange(roster.none)
-        return cls(roster, officers, roster.classes[:-1], np.array(
-            [prob.fixed_units.get(c, 0) for c in roster.names], dtype=np.int64),
-            np.array([o_row[om] for (om, _, _), _ in kept], dtype=np.int64),
-            np.array([k_code[k] for (_, k, _), _ in kept], dtype=np.int64),
-            np.array([t_code[t] for (_, _, t), _ in kept], dtype=np.int64), g_start, g_rows,
-            np.array([k_code[k] for (k, _), _ in forced], dtype=np.int64),
-            np.array([t_code[t] for (_, t), _ in forced], dtype=np.int64), f_start, f_rows)
-
 
 @dataclass(frozen=True)
 class _Flows:
@@ -347,136 +265,163 @@ class _Flows:
         return replace(self, keep=self.keep.astype(np.int64), team=self.team.astype(np.int64),
                        export=self.export.astype(np.int64), imports=self.imports.astype(np.int64))
 
-    def named(self, side: _Side) -> dict[str, dict]:
-        """The flows keyed by name, as the exact model gives them."""
-        r = side.roster
-        keep = dict(zip(r.group_names(side.g_om, side.g_k, side.g_t), self.keep.tolist()))
-        team = {(k, t, om): x for (om, k, t), x in zip(
-            r.group_names(self.team_om, self.team_k, self.team_t), self.team.tolist())}
-        pools = r.pool_names(self.pool_k, self.pool_t)
-        return {"keep": keep, "team": team, "export": dict(zip(pools, self.export.tolist())),
-                "import": {p: x for p, x, m in zip(pools, self.imports.tolist(), self.importing) if m}}
 
-    @classmethod
-    def of(cls, flows: dict[str, dict], side: _Side) -> _Flows:
-        """Flows keyed by name (the exact model's), numbered."""
-        r = side.roster
-        o_row, k_code, t_code = r.numbers
-        keep = np.array([flows["keep"][g] for g in r.group_names(side.g_om, side.g_k, side.g_t)], dtype=np.int64)
-        team = sorted(flows["team"].items())
-        pools = sorted(flows["export"])
-        return cls(keep, np.array([k_code[kk] for (kk, _, _), _ in team], dtype=np.int64),
-                   np.array([t_code[tt] for (_, tt, _), _ in team], dtype=np.int64),
-                   np.array([o_row[o] for (_, _, o), _ in team], dtype=np.int64),
-                   np.array([x for _, x in team], dtype=np.int64),
-                   np.array([k_code[kk] for kk, _ in pools], dtype=np.int64),
-                   np.array([t_code[tt] for _, tt in pools], dtype=np.int64),
-                   np.array([p in flows["import"] for p in pools], dtype=bool),
-                   np.array([flows["export"][p] for p in pools], dtype=np.int64),
-                   np.array([flows["import"].get(p, 0) for p in pools], dtype=np.int64))
+@dataclass(frozen=True)
+class _Exact:
+    """A side's exact model, numbered: integer flows in cases on the relaxation's network (kept groups, pools'
+    arcs to the team's holders, exports and imports), and per loaded officer one excess variable per load
+    threshold. Its objective, with `offset`, is the side's plan cost."""
+    n_keep: int
+    pools: np.ndarray  # pool keys, in (class, team) order
+    hk: np.ndarray
+    ht: np.ndarray
+    hplace: np.ndarray
+    importing: np.ndarray
+    loaded: np.ndarray  # officer places with any arc, in order
+    lower: np.ndarray
+    upper: np.ndarray
+    cost: np.ndarray
+    integer: np.ndarray
+    rows: np.ndarray  # each term's row, column and coefficient
+    cols: np.ndarray
+    vals: np.ndarray
+    row_lower: np.ndarray
+    row_upper: np.ndarray
+    offset: int
 
+    @property
+    def n_team(self) -> int:
+        return len(self.hk)
 
-def _solve_model(side: str, prob: SideProblem, classes: list[str], policy: Policy,
-                 weight_units: dict[str, int], solver_name: str, integer: bool = True) -> tuple[dict, float]:
-    """Build and solve one side's mixed-integer model; return the integer flows keyed by arc.
+    def values(self, flows: _Flows, side: _Side) -> np.ndarray:
+        """Every variable's value in the plan `flows` (excess: as the loads it gives require)."""
+        P = len(self.pools)
+        x = np.zeros(len(self.cost), dtype=np.int64)
+        x[:self.n_keep] = flows.keep
+        # The relaxation's flows list the same arcs in the same order (_holders_of, pools in key order).
+        e = self.n_keep + self.n_team
+        x[self.n_keep:e] = flows.team
+        x[e:e + P] = flows.export
+        x[e + P:e + P + int(self.importing.sum())] = flows.imports[self.importing]
+        wu = side.roster.weight_units
+        load = side.fixed.copy()
+        np.add.at(load, side.local(side.g_om), flows.keep * wu[side.g_k])
+        np.add.at(load, side.local(flows.team_om), flows.team * wu[flows.team_k])
+        x[e + P + int(self.importing.sum()):] = np.maximum(0, load[self.loaded][:, None]
+                                                           - side.limits[self.loaded]).ravel()
+        return x
 
-    Nodes: a group keeps some cases and sends the rest to its (class, team) pool; a pool feeds officers of
-    its team eligible for the class, or exports to the class's trust pool (one team change per case), which
-    imports into other teams' pools. Only when nobody on the side may hold a class does its trust pool feed
-    every officer of the side, at the ineligible cost.
-    """
-    al = policy.alignment
-    U = policy.units_per_point
-    model = SparseModel()
-    officers = sorted(prob.officers, key=lambda o: o.code)
-    by_team: dict[str, list[Officer]] = defaultdict(list)
-    for o in officers:
-        by_team[o.team].append(o)
-    total = sum(len(v) for v in prob.kept.values()) + sum(len(v) for v in prob.forced.values())
-
-    keep = {}
-    pool_terms: dict[tuple[str, str], list[tuple[int, float]]] = defaultdict(list)
-    pool_const: dict[tuple[str, str], int] = defaultdict(int)
-    penalty = {k: _penalty(officers, k, policy) for k in classes}
-    kept_by_om: dict[str, list[tuple[str, int]]] = defaultdict(list)
-    for g, crns in sorted(prob.kept.items()):
-        v = model.var(0, len(crns), penalty[g[1]] - al.cost_move * U, integer)
-        keep[g] = v
-        kept_by_om[g[0]].append((g[1], v))
-        pool_const[(g[1], g[2])] += len(crns)
-    for key, idx in prob.forced.items():
-        pool_const[key] += len(idx)
-
-    holders = _holders(officers, classes)
-    holder_codes = {k: {o.code for o in holders[k]} for k in classes}
-    teams_of_class = {k: sorted({o.team for o in holders[k]}) for k in classes}
-    pools = sorted(set(pool_const) | {(k, t) for k in classes for t in teams_of_class[k]})
-    inflow: dict[str, list[tuple[str, int]]] = defaultdict(list)
-    team_arc, export_arc, import_arc = {}, {}, {}
-    for k, t in pools:
-        out = pool_terms[(k, t)]
-        for o in by_team.get(t, []):
-            if o.code in holder_codes[k]:
-                v = model.var(0, total, penalty[k], integer)
-                team_arc[(k, t, o.code)] = v
-                inflow[o.code].append((k, v))
-                out.append((v, 1))
-        x = model.var(0, total, al.cost_team_change * U, integer)
-        export_arc[(k, t)] = x
-        out.append((x, 1))
-        if t in teams_of_class[k]:
-            m = model.var(0, total, 0, integer)
-            import_arc[(k, t)] = m
-            out.append((m, -1))
-    for g, v in keep.items():
-        pool_terms[(g[1], g[2])].append((v, 1))
-    for key in pools:
-        # outflow - imports + keeps = cases arriving from groups and forced cases
-        model.row(pool_const[key], pool_const[key], pool_terms[key])
-    for k in classes:
-        model.row(0, 0, [(x, 1) for (kk, _), x in export_arc.items() if kk == k]
-                  + [(m, -1) for (kk, _), m in import_arc.items() if kk == k])
-
-    for o in officers:
-        terms = kept_by_om.get(o.code, []) + inflow.get(o.code, [])
-        if not terms:
-            continue
-        fixed = prob.fixed_units.get(o.code, 0)
-        load = [(v, -weight_units[k]) for k, v in terms]
-        for cost, threshold in [(al.cost_overflow_per_point, o.cap_units)] + [
-                (b.cost, th) for b, th in zip(al.spread_bands, o.band_units)]:
-            # excess >= load - threshold, excess >= 0, priced per unit of load above the threshold
-            e = model.var(0, INF, cost)
-            model.row(fixed - threshold, INF, [(e, 1), *load])
-    # Exact: no relative or absolute gap; quiet.
-    params = "output_flag=false\nmip_rel_gap=0\nmip_abs_gap=0" if solver_name == "HIGHS" else ""
-    solved = model.solve(solver_name, params)
-    if solved is None:
-        raise RuntimeError(f"case alignment found no solution for side {side}")
-    values, objective = solved
-
-    def val(v: int) -> float:
-        x = float(values[v])
-        return int(round(x)) if abs(x - round(x)) < 1e-6 else x
-
-    flows = {
-        "keep": {g: val(v) for g, v in keep.items()},
-        "team": {a: val(v) for a, v in team_arc.items()},
-        "export": {a: val(v) for a, v in export_arc.items()},
-        "import": {a: val(v) for a, v in import_arc.items()},
-    }
-    return flows, objective
+    def flows(self, x: np.ndarray, side: _Side) -> _Flows:
+        """The plan a solution `x` gives, as flows (team arcs in (class, team, officer) order)."""
+        P, T = len(self.pools), self.n_team
+        e = self.n_keep + T
+        imports = np.zeros(P, dtype=np.int64)
+        imports[self.importing] = x[e + P:e + P + int(self.importing.sum())]
+        return _Flows(x[:self.n_keep].astype(np.int64), self.hk, self.ht, side.officers[self.hplace],
+                      x[self.n_keep:e].astype(np.int64), self.pools >> 24 & _LOW, self.pools & _LOW,
+                      self.importing, x[e:e + P].astype(np.int64), imports)
 
 
-def _holders(officers: list[Officer], classes: list[str]) -> dict[str, list[Officer]]:
-    """Who may be given each class: the eligible officers, or all of the side when none is eligible."""
-    return {k: [o for o in officers if k in o.classes] or list(officers) for k in classes}
+def _exact_model(side: _Side, policy: Policy) -> _Exact:
+    """The side's integer program (docs/decisions.md, "Solving"): a kept group keeps some of its cases and
+    sends the rest to its (class, team) pool; a pool gives cases to its team's holders of the class or
+    exports them to the class's trust pool (a team change each), which imports them into other teams' pools.
+    Each officer's load past each threshold is an excess variable priced at that band's rate."""
+    al, U, wu = policy.alignment, policy.units_per_point, side.roster.weight_units
+    classes = side.class_codes()
+    hk, ht, hplace = _holders_of(side, classes)
+    penalty = _penalties(side, classes, policy)
+    sizes, f_sizes = np.diff(side.g_start), np.diff(side.f_start)
+    g_pool, f_pool, h_pool = _key(_POOL, side.g_k, side.g_t), _key(_POOL, side.f_k, side.f_t), _key(_POOL, hk, ht)
+    pools = np.unique(np.concatenate([g_pool, f_pool, h_pool]))
+    importing = np.isin(pools, h_pool)
+    G, T, P, I = len(sizes), len(hk), len(pools), int(importing.sum())
+    n_off = len(side.officers)
+    is_loaded = np.zeros(n_off, dtype=bool)
+    is_loaded[side.local(side.g_om)] = True
+    is_loaded[hplace] = True
+    loaded = np.flatnonzero(is_loaded)
+    place = np.full(n_off, -1, dtype=np.int64)
+    place[loaded] = np.arange(len(loaded))
+    B = side.limits.shape[1]
+    O = len(loaded)
+    total = int(sizes.sum() + f_sizes.sum())
+    top = int(side.fixed.max(initial=0)) + int((np.append(sizes * wu[side.g_k], f_sizes * wu[side.f_k])).sum())
+    c_exp, c_imp, c_exc = G + T, G + T + P, G + T + P + I
+    lower = np.zeros(c_exc + O * B, dtype=np.int64)
+    upper = np.concatenate([sizes, np.full(T + P + I, total), np.full(O * B, top)]).astype(np.int64)
+    cost = np.concatenate([penalty[side.g_k] - al.cost_move * U, penalty[hk], np.full(P, al.cost_team_change * U),
+                           np.zeros(I), np.tile(_rates(policy), O)]).astype(np.int64)
+    integer = np.ones(len(cost), dtype=bool)
+    gp, hp, ip = np.searchsorted(pools, g_pool), np.searchsorted(pools, h_pool), np.flatnonzero(importing)
+    cls = np.searchsorted(classes, pools >> 24 & _LOW)
+    # Rows: each pool's balance, each class's trust pool, then each loaded officer's thresholds.
+    r_cls, r_load = P, P + len(classes)
+    rhs = np.zeros(P, dtype=np.int64)
+    np.add.at(rhs, gp, sizes)
+    np.add.at(rhs, np.searchsorted(pools, f_pool), f_sizes)
+    go, ho = place[side.local(side.g_om)], place[hplace]
+    band = np.arange(B)
+    rows = [gp, hp, np.arange(P), ip, r_cls + cls, r_cls + cls[ip],
+            (r_load + go[:, None] * B + band).ravel(), (r_load + ho[:, None] * B + band).ravel(),
+            r_load + np.arange(O * B)]
+    cols = [np.arange(G), G + np.arange(T), c_exp + np.arange(P), c_imp + np.arange(I), c_exp + np.arange(P),
+            c_imp + np.arange(I), np.repeat(np.arange(G), B), np.repeat(G + np.arange(T), B), c_exc + np.arange(O * B)]
+    vals = [np.ones(G), np.ones(T), np.ones(P), -np.ones(I), np.ones(P), -np.ones(I),
+            np.repeat(-wu[side.g_k], B), np.repeat(-wu[hk], B), np.ones(O * B)]
+    # excess - load >= fixed - threshold
+    row_lower = np.concatenate([rhs, np.zeros(len(classes), np.int64),
+                                (side.fixed[loaded][:, None] - side.limits[loaded]).ravel()])
+    row_upper = np.concatenate([rhs, np.zeros(len(classes), np.int64), np.full(O * B, top)])
+    idle = ~is_loaded
+    offset = (al.cost_move * U * (int(sizes.sum()) + side.forced_moves)
+              + _load_cost(side.fixed[idle], side.limits[idle], policy))
+    return _Exact(G, pools, hk, ht, hplace, importing, loaded, lower, upper, cost, integer,
+                  np.concatenate(rows).astype(np.int64), np.concatenate(cols).astype(np.int64),
+                  np.concatenate(vals).astype(np.int64), row_lower, row_upper, int(offset))
 
 
-def _penalty(officers: list[Officer], k: str, policy: Policy) -> int:
-    """Cost of each case of class k given to one of its holders: nothing, unless none is eligible."""
-    eligible = any(k in o.classes for o in officers)
-    return 0 if eligible else policy.alignment.cost_ineligible * policy.units_per_point
+@dataclass(frozen=True)
+class _Solved:
+    x: np.ndarray
+    objective: int
+    bound: int
+    optimal: bool
+
+
+def _solve_exact(model: _Exact, hint: np.ndarray | None, work_limit: float, gap: float) -> _Solved | None:
+    """The exact model solved by CP-SAT on one worker within `work_limit` deterministic seconds (so the same
+    model always gives the same plan, however busy the machine), stopping once within `gap` of its bound."""
+    from ortools.sat.python import cp_model
+
+    m = cp_model.CpModel()
+    xs = [m.new_int_var(int(lo), int(hi), "") for lo, hi in zip(model.lower.tolist(), model.upper.tolist())]
+    order = np.argsort(model.rows, kind="stable")
+    rows, cols, vals = model.rows[order], model.cols[order], model.vals[order]
+    bounds = np.searchsorted(rows, np.arange(len(model.row_lower) + 1))
+    for r, (lo, hi) in enumerate(zip(model.row_lower.tolist(), model.row_upper.tolist())):
+        a, b = bounds[r], bounds[r + 1]
+        m.add_linear_constraint(cp_model.LinearExpr.weighted_sum([xs[c] for c in cols[a:b].tolist()],
+                                                                vals[a:b].tolist()), lo, hi)
+    priced = np.flatnonzero(model.cost)
+    m.minimize(cp_model.LinearExpr.weighted_sum([xs[c] for c in priced.tolist()], model.cost[priced].tolist())
+               + model.offset)
+    if hint is not None:
+        for v, value in zip(xs, hint.tolist()):
+            m.add_hint(v, value)
+    solver = cp_model.CpSolver()
+    solver.parameters.num_workers = 1
+    solver.parameters.max_deterministic_time = work_limit
+    solver.parameters.relative_gap_limit = gap
+    # The LP-rich search proves these flow models' bounds sooner; probing finds little in them.
+    solver.parameters.linearization_level = 2
+    solver.parameters.cp_model_probing_level = 0
+    status = solver.solve(m)
+    if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+        return None
+    x = np.array([solver.value(v) for v in xs], dtype=np.int64)
+    return _Solved(x, int(round(solver.objective_value)), int(math.ceil(solver.best_objective_bound - 1e-6)),
+                   status == cp_model.OPTIMAL)
 
 
 # Node keys of the flow networks: a kind, then two numbers (each below 2**24).
@@ -734,13 +679,6 @@ def _event_cost(moves: int, team_changes: int, ineligible: int, policy: Policy) 
             + al.cost_ineligible * ineligible) * policy.units_per_point
 
 
-def _limits(officers: list[Officer], policy: Policy) -> np.ndarray:
-    """Per officer, the loads (units) past which each load cost starts: capacity, then each spread band."""
-    bands = len(policy.alignment.spread_bands)
-    return np.column_stack([np.array([o.cap_units for o in officers], dtype=np.int64),
-                            np.array([o.band_units for o in officers], dtype=np.int64).reshape(len(officers), bands)])
-
-
 def _rates(policy: Policy) -> np.ndarray:
     """The cost of each unit of load past each of `_limits`: overflow, then each spread band."""
     al = policy.alignment
@@ -818,32 +756,9 @@ def _classify(crns: pd.Series, c: CaseArrays, roster: Roster, held: pd.Series,
         move = np.flatnonzero(~allowed & free & c.on_side[s])
         f_first, f_rows, f_start = _groups(move, k[move] * nt + t[move])
         problems[s] = _Side(roster, officers, roster.classes[officers], fixed[officers], row[g_first],
-                            k[g_first], t[g_first], g_start, g_rows, k[f_first], t[f_first], f_start, f_rows)
+                            k[g_first], t[g_first], g_start, g_rows, k[f_first], t[f_first], f_start, f_rows,
+                            int(np.count_nonzero(~c.missing[f_rows])))
     return problems, om, reason, forced_reason, pin
-
-
-def _parts(side: _Side, limit: int) -> list[_Side]:
-    """Cut a large side into parts of whole teams (team-code order), each with at most about `limit` cases.
-
-    Kept cases go with their officer's team, forced cases with the case's team; an officer goes with their
-    team, so each officer's whole load is in one part.
-    """
-    if side.size <= limit:
-        return [side]
-    nt = len(side.roster.teams)
-    g_team = side.roster.team[side.g_om]
-    per_team = (np.bincount(g_team, weights=np.diff(side.g_start), minlength=nt)
-                + np.bincount(side.f_t, weights=np.diff(side.f_start), minlength=nt)).astype(np.int64)
-    part_of = np.zeros(nt, dtype=np.int64)
-    part, filled = 0, 0
-    for t in np.unique(np.concatenate([g_team, side.f_t, side.team])).tolist():
-        if filled and filled + per_team[t] > limit:
-            part, filled = part + 1, 0
-        part_of[t] = part
-        filled += per_team[t]
-    parts = [side.select(part_of[side.team] == p, part_of[g_team] == p, part_of[side.f_t] == p)
-             for p in range(part + 1)]
-    return [p for p in parts if not p.empty]
 
 
 def _borrowed(side: _Side, name: str, om: np.ndarray, wunits: np.ndarray) -> _Side:
@@ -858,21 +773,44 @@ def _borrowed(side: _Side, name: str, om: np.ndarray, wunits: np.ndarray) -> _Si
 
 
 def _solve_side(name: str, side: _Side, policy: Policy) -> tuple[_Flows, SolveReport]:
-    """The LP relaxation first (solved exactly as a min-cost flow): a whole optimum is the plan, proven
-    optimal. When it is fractional: the exact MIP for small sides, else a min-cost flow repair. Trying the
-    relaxation first matters night after night, when most cases stand and a large trust's few movable ones
-    make a small side whose MIP still carries every officer: the MIP is kept for sides small in officers
-    too (`exact_max_officers`)."""
-    al, roster = policy.alignment, side.roster
-    lp, whole, bound = _relaxation(side, policy)
+    """The side's plan and how sure it is (docs/decisions.md, "Solving").
+
+    The LP relaxation first, solved exactly as a min-cost flow: its cost bounds every plan, and a whole
+    optimum is the plan, proven. Otherwise its flow repair is the first plan and the exact model's hint; the
+    exact model, solved within the policy's work limit, gives a better plan or proves this one, and raises
+    the bound. The exchange neighbourhood then works on what the limit left (`align_cases`)."""
+    al = policy.alignment
+    lp, whole, lp_cost = _relaxation(side, policy)
+    model = _exact_model(side, policy)
+    bound = int(math.ceil(lp_cost - 1e-6)) + model.offset
+    unavoidable = _overload_unavoidable(side, policy)
     if whole:
-        return lp.whole(), SolveReport(name, LP_INTEGRAL, bound, bound)
-    if side.size <= al.exact_max_cases and len(side.officers) <= al.exact_max_officers:
-        classes = [roster.class_names[k] for k in side.class_codes().tolist()]
-        flows, obj = _solve_model(name, side.problem(), classes, policy,
-                                  dict(zip(roster.class_names, roster.weight_units.tolist())), al.solver)
-        return _Flows.of(flows, side), SolveReport(name, MIP, obj, obj)
-    return _flow_repair(side, policy, lp), SolveReport(name, LP_FLOW, None, bound)
+        return lp.whole(), SolveReport(name, LP_INTEGRAL, None, bound, True, unavoidable)
+    flows = _flow_repair(side, policy, lp)
+    solved = None
+    if al.exact_work_limit > 0:
+        hint = model.values(flows, side)
+        solved = _solve_exact(model, hint, al.exact_work_limit, al.optimality_gap)
+    if solved is None:
+        return flows, SolveReport(name, LP_FLOW, None, bound, False, unavoidable)
+    if solved.objective <= int(model.cost @ hint) + model.offset:
+        flows = model.flows(solved.x, side)
+    return flows, SolveReport(name, MIP, None, max(bound, solved.bound), solved.optimal, unavoidable)
+
+
+def _overload_unavoidable(side: _Side, policy: Policy) -> bool:
+    """Whether every plan leaves someone over capacity: the relaxation pricing overload alone (no cost for
+    moves, team changes or spreading) still does, and no whole-case plan can do better than it."""
+    al = policy.alignment
+    alone = policy.model_copy(update={"alignment": al.model_copy(update={
+        "cost_move": 0, "cost_team_change": 0,
+        "spread_bands": [b.model_copy(update={"cost": 0}) for b in al.spread_bands]})})
+    flows, _, _ = _relaxation(side, alone)
+    wu = side.roster.weight_units
+    load = side.fixed.astype(np.float64)
+    np.add.at(load, side.local(side.g_om), flows.keep * wu[side.g_k])
+    np.add.at(load, side.local(flows.team_om), flows.team * wu[flows.team_k])
+    return bool((load - side.limits[:, 0] > 1e-6).any())
 
 
 def align_cases(
@@ -913,21 +851,13 @@ def align_cases(
             prob, method = _borrowed(prob, side, om, c.wunits), OTHER_SIDE
         if not len(prob.officers):
             reason[prob.f_rows] = forced_reason[prob.f_rows]
-            reports.append(SolveReport(side, NO_STAFF, None, 0.0))
+            reports.append(SolveReport(side, NO_STAFF, None, None))
             continue
-        bound, methods, parts = 0.0, set(), _parts(prob, policy.alignment.max_cases_per_model)
-        for part in parts:
-            flows, report = _solve_side(side, part, policy)
-            _deal(part, flows, c.row, om, reason, forced_reason)
-            if report.method == LP_FLOW:
-                _relieve_overflow(part, c, om, reason, forced_reason)
-            # The model prices kept cases negatively; shift its value onto the plan_cost scale.
-            forced_moves = int(np.count_nonzero(forced_reason[part.f_rows] != _ALLOCATED))
-            bound += report.bound + policy.alignment.cost_move * policy.units_per_point * (
-                len(part.g_rows) + forced_moves)
-            methods.add(report.method)
-        method = method or next(m for m in (LP_FLOW, LP_INTEGRAL, MIP) if m in methods)
-        reports.append(SolveReport(side, method, None, math.nan if method == OTHER_SIDE else bound, len(parts)))
+        flows, report = _solve_side(side, prob, policy)
+        _deal(prob, flows, c.row, om, reason, forced_reason)
+        if not report.proven:
+            _exchange(prob, c, om, reason, forced_reason, policy)
+        reports.append(replace(report, method=method or report.method))
 
     outstanding, done = prior["outstanding"].to_numpy(), prior["done"].to_numpy()
     keeps = standing & ~done & outstanding  # planned, not yet done: the plan's own reason stands
@@ -956,7 +886,12 @@ def align_cases(
     # The extract shows tonight the move or allocation an earlier run planned: actioned since that run.
     out["actioned"] = done & outstanding & (prior["planned_om"] != prior["then_om"]).to_numpy()
     borrowed = {r.side for r in reports if r.method == OTHER_SIDE}
-    priced = [replace(r, objective=_side_cost(plan, roster, r.side, policy, borrowed)) for r in reports]
+    priced = []
+    for r in reports:
+        cost = _side_cost(plan, roster, r.side, policy, borrowed)
+        bound = cost if r.method == NO_STAFF else r.bound
+        within = cost - bound <= policy.alignment.optimality_gap * cost
+        priced.append(replace(r, objective=cost, bound=bound, proven=r.proven or within))
     return out, priced
 
 
@@ -1037,72 +972,24 @@ def _deal(side: _Side, flows: _Flows, current: np.ndarray,
     reason[given] = np.where(officers == current[given], _KEPT, forced_reason[given])
 
 
-def _relieve_overflow(side: _Side, c: CaseArrays, om: np.ndarray, reason: np.ndarray,
-                      forced_reason: np.ndarray) -> None:
-    """Polish a rounded plan: move cases off officers over capacity to eligible colleagues with room.
-
-    Rounding the LP's class split can leave an officer over capacity while a colleague has room the rounding
-    gave to another class. Cases that move anyway go first (no extra move), then kept ones (one move saves
-    at least a unit of overflow, which costs more); a receiver may go over by less than the giver
-    comes down; receivers in the case's own team first, then in code
-    order. Each step strictly lowers plan_cost; pinned cases are never in `side` and never move.
-    """
-    officers, n = side.officers, len(side.officers)
-    cap = side.limits[:, 0]
-    cases = np.concatenate([side.g_rows, side.f_rows])
-    row = np.minimum(side.local(om[cases]), n - 1)
-    mine = officers[row] == om[cases]
-    cases, row = cases[mine], row[mine]
-    load = side.fixed + np.bincount(row, weights=c.wunits[cases], minlength=n).astype(np.int64)
-    over = np.flatnonzero(load > cap)
-    if not len(over):
-        return
-    order = np.argsort(row, kind="stable")
-    starts, ends = (np.searchsorted(row[order], over, side=s) for s in ("left", "right"))
-    held = {j: cases[order[a:b]].tolist() for j, a, b in zip(over.tolist(), starts, ends)}
-    pools: dict = defaultdict(list)
-    for j, (team, bits) in enumerate(zip(side.team.tolist(), side.classes.tolist())):
-        for k in range(len(side.roster.class_names)):
-            if bits >> k & 1:
-                pools[k].append(j)
-                pools[(team, k)].append(j)
-    pools = {key: np.asarray(v, dtype=np.int64) for key, v in pools.items()}
-    room = np.maximum(cap - load, 0)
-
-    def receiver(i: int, need: int) -> int | None:
-        """The first eligible colleague with `need` units of room (so an officer over capacity, the giver
-        among them, never takes a case)."""
-        for key in ((int(c.t_code[i]), int(c.k_code[i])), int(c.k_code[i])):
-            pool = pools.get(key)
-            if pool is not None:
-                fits = room[pool] >= need
-                first = int(fits.argmax())
-                if fits[first]:
-                    return int(pool[first])
-        return None
-
-    # Whole fits for every officer first; then colleagues who go over by less than the giver comes down.
-    for partial in (False, True):
-        for j in over.tolist():
-            code = officers[j]
-            for i in sorted(held[j], key=lambda i: (reason[i] == _KEPT, i)):
-                excess = int(load[j] - cap[j])
-                if excess <= 0:
-                    break
-                if om[i] != code:
-                    continue
-                w = int(c.wunits[i])
-                # A receiver's overflow may grow by `slack` units: it has room for all but that much of w.
-                r = receiver(i, w - (min(w, excess) - 1 if partial else 0))
-                if r is None:
-                    continue
-                if reason[i] == _KEPT:
-                    forced_reason[i] = _MOVED_CAPACITY
-                om[i] = officers[r]
-                reason[i] = _KEPT if officers[r] == c.row[i] else forced_reason[i]
-                load[j] -= w
-                load[r] += w
-                room[[j, r]] = np.maximum(cap[[j, r]] - load[[j, r]], 0)
+def _exchange(side: _Side, c: CaseArrays, om: np.ndarray, reason: np.ndarray, forced_reason: np.ndarray,
+              policy: Policy) -> None:
+    """Improve a dealt plan by the exchange neighbourhood (pipeline.decisions.exchange)."""
+    al, U = policy.alignment, policy.units_per_point
+    rows = np.concatenate([side.g_rows, side.f_rows])
+    kept = np.zeros(len(rows), dtype=bool)
+    kept[:len(side.g_rows)] = True
+    home = np.full(len(rows), -1, dtype=np.int64)
+    home[:len(side.g_rows)] = side.local(np.repeat(side.g_om, np.diff(side.g_start)))
+    nb = Neighbourhood(home=home, move_cost=np.where(c.missing[rows], 0, al.cost_move * U),
+                       k=c.k_code[rows], w=c.wunits[rows].astype(np.int64), t=c.t_code[rows], team=side.team,
+                       holds=side.classes, fixed=side.fixed, limits=side.limits, rates=_rates(policy),
+                       team_change=al.cost_team_change * U)
+    holder = improve(nb, side.local(om[rows]), al.exchange_rounds)
+    om[rows] = side.officers[holder]
+    at_home = holder == home
+    forced_reason[rows[kept & ~at_home]] = _MOVED_CAPACITY
+    reason[rows] = np.where(at_home, _KEPT, forced_reason[rows])
 
 
 def caseload(aligned: pd.DataFrame, staff_split: pd.DataFrame, policy: Policy) -> pd.DataFrame:
