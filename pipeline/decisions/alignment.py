@@ -288,6 +288,8 @@ class _Exact:
     row_lower: np.ndarray
     row_upper: np.ndarray
     offset: int
+    avoidable: int  # the part of `offset` that moves could avoid: every kept case leaving (see _solve_exact)
+    penalties: int  # the part that is the penalty of classes nobody may hold (the relaxation prices it itself)
 
     @property
     def n_team(self) -> int:
@@ -350,7 +352,8 @@ def _exact_model(side: _Side, policy: Policy) -> _Exact:
     c_exp, c_imp, c_exc = G + T, G + T + P, G + T + P + I
     lower = np.zeros(c_exc + O * B, dtype=np.int64)
     upper = np.concatenate([sizes, np.full(T + P + I, total), np.full(O * B, top)]).astype(np.int64)
-    cost = np.concatenate([penalty[side.g_k] - al.cost_move * U, penalty[hk], np.full(P, al.cost_team_change * U),
+    # A class nobody on the side may hold pays its penalty wherever its cases go: a constant, in the offset.
+    cost = np.concatenate([np.full(G, -al.cost_move * U), np.zeros(T), np.full(P, al.cost_team_change * U),
                            np.zeros(I), np.tile(_rates(policy), O)]).astype(np.int64)
     integer = np.ones(len(cost), dtype=bool)
     gp, hp, ip = np.searchsorted(pools, g_pool), np.searchsorted(pools, h_pool), np.flatnonzero(importing)
@@ -374,11 +377,14 @@ def _exact_model(side: _Side, policy: Policy) -> _Exact:
                                 (side.fixed[loaded][:, None] - side.limits[loaded]).ravel()])
     row_upper = np.concatenate([rhs, np.zeros(len(classes), np.int64), np.full(O * B, top)])
     idle = ~is_loaded
-    offset = (al.cost_move * U * (int(sizes.sum()) + side.forced_moves)
-              + _load_cost(side.fixed[idle], side.limits[idle], policy))
+    avoidable = al.cost_move * U * int(sizes.sum())
+    penalties = int((penalty[side.g_k] * sizes).sum() + (penalty[side.f_k] * f_sizes).sum())
+    offset = (avoidable + al.cost_move * U * side.forced_moves + _load_cost(side.fixed[idle], side.limits[idle], policy)
+              + penalties)
     return _Exact(G, pools, hk, ht, hplace, importing, loaded, lower, upper, cost, integer,
                   np.concatenate(rows).astype(np.int64), np.concatenate(cols).astype(np.int64),
-                  np.concatenate(vals).astype(np.int64), row_lower, row_upper, int(offset))
+                  np.concatenate(vals).astype(np.int64), row_lower, row_upper, int(offset), int(avoidable),
+                  penalties)
 
 
 @dataclass(frozen=True)
@@ -391,7 +397,11 @@ class _Solved:
 
 def _solve_exact(model: _Exact, hint: np.ndarray | None, work_limit: float, gap: float) -> _Solved | None:
     """The exact model solved by CP-SAT on one worker within `work_limit` deterministic seconds (so the same
-    model always gives the same plan, however busy the machine), stopping once within `gap` of its bound."""
+    model always gives the same plan, however busy the machine), stopping once within `gap` of its bound.
+
+    CP-SAT sees only the cost the plan can change (moves beyond the forced ones, team changes, load), so
+    its gap is a share of that: stricter than a share of the whole cost, and never loose enough to let a
+    constant (the forced moves, a penalty every plan pays) hide an avoidable move."""
     from ortools.sat.python import cp_model
 
     m = cp_model.CpModel()
@@ -405,7 +415,7 @@ def _solve_exact(model: _Exact, hint: np.ndarray | None, work_limit: float, gap:
                                                                 vals[a:b].tolist()), lo, hi)
     priced = np.flatnonzero(model.cost)
     m.minimize(cp_model.LinearExpr.weighted_sum([xs[c] for c in priced.tolist()], model.cost[priced].tolist())
-               + model.offset)
+               + model.avoidable)
     if hint is not None:
         for v, value in zip(xs, hint.tolist()):
             m.add_hint(v, value)
@@ -420,8 +430,9 @@ def _solve_exact(model: _Exact, hint: np.ndarray | None, work_limit: float, gap:
     if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         return None
     x = np.array([solver.value(v) for v in xs], dtype=np.int64)
-    return _Solved(x, int(round(solver.objective_value)), int(math.ceil(solver.best_objective_bound - 1e-6)),
-                   status == cp_model.OPTIMAL)
+    shift = model.offset - model.avoidable
+    return _Solved(x, int(round(solver.objective_value)) + shift,
+                   int(math.ceil(solver.best_objective_bound - 1e-6)) + shift, status == cp_model.OPTIMAL)
 
 
 # Node keys of the flow networks: a kind, then two numbers (each below 2**24).
@@ -782,7 +793,7 @@ def _solve_side(name: str, side: _Side, policy: Policy) -> tuple[_Flows, SolveRe
     al = policy.alignment
     lp, whole, lp_cost = _relaxation(side, policy)
     model = _exact_model(side, policy)
-    bound = int(math.ceil(lp_cost - 1e-6)) + model.offset
+    bound = int(math.ceil(lp_cost - 1e-6)) + model.offset - model.penalties
     unavoidable = _overload_unavoidable(side, policy)
     if whole:
         return lp.whole(), SolveReport(name, LP_INTEGRAL, None, bound, True, unavoidable)
