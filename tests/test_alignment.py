@@ -137,3 +137,38 @@ def test_no_eligible_officer_on_the_side_still_gets_an_officer():
     s = staff({"staff_code": "Q", "grade": "PSO"}, {"staff_code": "R", "grade": "PSO"})
     out, _, _ = align(s, cases({"crn": "X000001", "rsr": 9.0}))
     assert out.loc["X000001", "om"] in ("Q", "R") and not out.loc["X000001", "eligible_om"]
+
+
+def test_a_part_time_po_over_capacity_with_heavy_cases_is_cured_by_an_exchange():
+    """A (half time: 450 units) holds 23 complex cases of 20 units (460); B (half time) holds 29 standard
+    cases of 15 units (435): room for a 1-point case but not a 4/3-point one. Nobody else has room. Only
+    exchanges cure A, class for class: two complex cases out, two standard ones in (4 moves), after which
+    nobody is over capacity. Moving single cases can never do it."""
+    s = staff({"staff_code": "A", "fte": 0.5}, {"staff_code": "B", "fte": 0.5})
+    c = cases(*({"crn": f"X{i:06d}", "om_staff_code": "A", "rosh": "LOW", "rsr": 8.0} for i in range(23)),
+              *({"crn": f"Y{i:06d}", "om_staff_code": "B", "rosh": "LOW"} for i in range(29)))
+    out, _, reports = align(s, c)
+    assert set(out["case_class"]) == {"CRC_COMPLEX", "CRC_STANDARD"}
+    units = out.groupby("om")["weight_units"].sum()
+    assert units["A"] == 450 and units["B"] == 445
+    assert out["moved"].sum() == 4
+    assert (out.loc[out["moved"] & (out["om"] == "B"), "case_class"] == "CRC_COMPLEX").sum() == 2
+    crc = next(r for r in reports if r.side == "CRC")
+    assert crc.proven and not crc.overload_unavoidable and crc.objective >= crc.bound
+
+
+def test_a_side_where_overload_is_unavoidable_reports_it():
+    # A (0.1 FTE: 6 points) holds 9 standard cases and nobody else is on the side.
+    s = staff({"staff_code": "A", "fte": 0.1})
+    c = cases(*({"crn": f"X{i:06d}", "om_staff_code": "A"} for i in range(9)))
+    out, _, reports = align(s, c)
+    assert (out["om"] == "A").all() and not out["moved"].any()
+    crc = next(r for r in reports if r.side == "CRC")
+    assert crc.overload_unavoidable and crc.proven
+
+
+def test_overload_a_colleague_could_take_is_not_reported_unavoidable():
+    s = staff({"staff_code": "A", "fte": 0.1}, {"staff_code": "B"})
+    c = cases(*({"crn": f"X{i:06d}", "om_staff_code": "A"} for i in range(9)))
+    _, _, reports = align(s, c)
+    assert not next(r for r in reports if r.side == "CRC").overload_unavoidable
