@@ -31,6 +31,7 @@ browser:
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_decisions.py
+	$(BIN)/python benchmarks/bench_alignment.py --scales 1 10
 	$(BIN)/python benchmarks/bench_run.py
 	$(BIN)/python benchmarks/bench_validation.py
 	$(BIN)/python benchmarks/bench_nights.py
