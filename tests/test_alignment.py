@@ -1,4 +1,5 @@
 import pandas as pd
+import pytest
 
 from pipeline.decisions.alignment import align_cases, retention_decisions
 from pipeline.decisions.case_split import split_cases
@@ -139,11 +140,14 @@ def test_no_eligible_officer_on_the_side_still_gets_an_officer():
     assert out.loc["X000001", "om"] in ("Q", "R") and not out.loc["X000001", "eligible_om"]
 
 
-def test_a_part_time_po_over_capacity_with_heavy_cases_is_cured_by_an_exchange():
+NO_EXACT = P.model_copy(update={"alignment": P.alignment.model_copy(update={"exact_work_limit": 0.0})})
+
+
+def test_a_part_time_po_over_capacity_with_heavy_cases_is_cured_by_exchanges():
     """A (half time: 450 units) holds 23 complex cases of 20 units (460); B (half time) holds 29 standard
     cases of 15 units (435): room for a 1-point case but not a 4/3-point one. Nobody else has room. Only
     exchanges cure A, class for class: two complex cases out, two standard ones in (4 moves), after which
-    nobody is over capacity. Moving single cases can never do it."""
+    nobody is over capacity. Moving single cases can never do it; the exact model finds it."""
     s = staff({"staff_code": "A", "fte": 0.5}, {"staff_code": "B", "fte": 0.5})
     c = cases(*({"crn": f"X{i:06d}", "om_staff_code": "A", "rosh": "LOW", "rsr": 8.0} for i in range(23)),
               *({"crn": f"Y{i:06d}", "om_staff_code": "B", "rosh": "LOW"} for i in range(29)))
@@ -155,6 +159,23 @@ def test_a_part_time_po_over_capacity_with_heavy_cases_is_cured_by_an_exchange()
     assert (out.loc[out["moved"] & (out["om"] == "B"), "case_class"] == "CRC_COMPLEX").sum() == 2
     crc = next(r for r in reports if r.side == "CRC")
     assert crc.proven and not crc.overload_unavoidable and crc.objective >= crc.bound
+
+
+@pytest.mark.parametrize("policy", [P, NO_EXACT], ids=["exact model", "exchange neighbourhood alone"])
+def test_one_exchange_class_for_class_cures_overload_no_single_move_can(policy):
+    """A (450 units) holds 22 complex cases and a standard one (455); B (450) holds 28 standard cases and a
+    complex one (440, room for 10 units). No case fits anywhere whole; one exchange does: a complex case of
+    A's for a standard case of B's (2 moves)."""
+    s = staff({"staff_code": "A", "fte": 0.5}, {"staff_code": "B", "fte": 0.5})
+    c = cases(*({"crn": f"X{i:06d}", "om_staff_code": "A", "rosh": "LOW", "rsr": 8.0} for i in range(22)),
+              {"crn": "X000099", "om_staff_code": "A", "rosh": "LOW"},
+              *({"crn": f"Y{i:06d}", "om_staff_code": "B", "rosh": "LOW"} for i in range(28)),
+              {"crn": "Y000099", "om_staff_code": "B", "rosh": "LOW", "rsr": 8.0})
+    out, _, reports = align(s, c, policy=policy)
+    units = out.groupby("om")["weight_units"].sum()
+    assert units["A"] == 450 and units["B"] == 445
+    assert out["moved"].sum() == 2
+    assert set(out.loc[out["moved"], "case_class"]) == {"CRC_COMPLEX", "CRC_STANDARD"}
 
 
 def test_a_side_where_overload_is_unavoidable_reports_it():

@@ -295,6 +295,12 @@ class _Exact:
     def n_team(self) -> int:
         return len(self.hk)
 
+    def satisfied(self, x: np.ndarray) -> bool:
+        """Whether `x` keeps every bound and row: a solver's answer is used only if it is a plan."""
+        activity = np.bincount(self.rows, weights=self.vals * x[self.cols], minlength=len(self.row_lower))
+        return bool(np.all(x >= self.lower) and np.all(x <= self.upper) and np.all(activity >= self.row_lower)
+                    and np.all(activity <= self.row_upper))
+
     def values(self, flows: _Flows, side: _Side) -> np.ndarray:
         """Every variable's value in the plan `flows` (excess: as the loads it gives require)."""
         P = len(self.pools)
@@ -311,6 +317,37 @@ class _Exact:
         np.add.at(load, side.local(flows.team_om), flows.team * wu[flows.team_k])
         x[e + P + int(self.importing.sum()):] = np.maximum(0, load[self.loaded][:, None]
                                                            - side.limits[self.loaded]).ravel()
+        return x
+
+    def of_plan(self, side: _Side, holder: np.ndarray, k: np.ndarray, t: np.ndarray) -> np.ndarray:
+        """Every variable's value in a whole-case plan: `holder` (officer place) of each of the side's cases,
+        kept groups' cases first then forced ones, with each case's class and team."""
+        P, T = len(self.pools), self.n_team
+        G = self.n_keep
+        sizes = np.diff(side.g_start)
+        home = np.repeat(side.local(side.g_om), sizes)
+        kept = np.zeros(len(holder), dtype=bool)
+        kept[:len(home)] = holder[:len(home)] == home
+        group = np.repeat(np.arange(G), sizes)
+        keep = np.bincount(group[kept[:len(home)]], minlength=G)
+        away = ~kept
+        o, kk, tt = holder[away], k[away], t[away]
+        arc_keys = (self.hk << 48) | (self.ht << 24) | self.hplace
+        team_of = side.team[o]
+        arcs = np.searchsorted(arc_keys, (kk << 48) | (team_of << 24) | o)
+        pool_at = lambda kk_, tt_: np.searchsorted(self.pools, _key(_POOL, kk_, tt_))  # noqa: E731
+        changed = team_of != tt
+        exports = np.bincount(pool_at(kk[changed], tt[changed]), minlength=P)
+        imports = np.bincount(pool_at(kk[changed], team_of[changed]), minlength=P)
+        x = np.zeros(len(self.cost), dtype=np.int64)
+        x[:G] = keep
+        x[G:G + T] = np.bincount(arcs, minlength=T)
+        x[G + T:G + T + P] = exports
+        x[G + T + P:G + T + P + int(self.importing.sum())] = imports[self.importing]
+        load = side.fixed + np.bincount(holder, weights=side.roster.weight_units[k], minlength=len(side.officers)
+                                        ).astype(np.int64)
+        x[G + T + P + int(self.importing.sum()):] = np.maximum(0, load[self.loaded][:, None]
+                                                               - side.limits[self.loaded]).ravel()
         return x
 
     def flows(self, x: np.ndarray, side: _Side) -> _Flows:
@@ -423,13 +460,19 @@ def _solve_exact(model: _Exact, hint: np.ndarray | None, work_limit: float, gap:
     solver.parameters.num_workers = 1
     solver.parameters.max_deterministic_time = work_limit
     solver.parameters.relative_gap_limit = gap
-    # The LP-rich search proves these flow models' bounds sooner; probing finds little in them.
+    # Measured on the national set (docs/performance.md): the LP-rich search with every constraint in the LP
+    # from the start proves these flow models' bounds soonest; presolve and probing find little in them.
     solver.parameters.linearization_level = 2
+    solver.parameters.add_lp_constraints_lazily = False
+    solver.parameters.cp_model_presolve = False
     solver.parameters.cp_model_probing_level = 0
+    solver.parameters.root_lp_iterations = 20000
     status = solver.solve(m)
     if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         return None
     x = np.array([solver.value(v) for v in xs], dtype=np.int64)
+    if not model.satisfied(x):
+        return None
     shift = model.offset - model.avoidable
     return _Solved(x, int(round(solver.objective_value)) + shift,
                    int(math.ceil(solver.best_objective_bound - 1e-6)) + shift, status == cp_model.OPTIMAL)
@@ -783,30 +826,37 @@ def _borrowed(side: _Side, name: str, om: np.ndarray, wunits: np.ndarray) -> _Si
     return replace(side, officers=others, classes=np.zeros(len(others), dtype=np.int64), fixed=load[others])
 
 
-def _solve_side(name: str, side: _Side, policy: Policy) -> tuple[_Flows, SolveReport]:
-    """The side's plan and how sure it is (docs/decisions.md, "Solving").
+def _solve_side(name: str, side: _Side, c: CaseArrays, om: np.ndarray, reason: np.ndarray,
+                forced_reason: np.ndarray, policy: Policy) -> SolveReport:
+    """Plan the side (writing each case's officer and reason into `om` and `reason`) and say how sure the
+    plan is (docs/decisions.md, "Solving").
 
     The LP relaxation first, solved exactly as a min-cost flow: its cost bounds every plan, and a whole
-    optimum is the plan, proven. Otherwise its flow repair is the first plan and the exact model's hint; the
-    exact model, solved within the policy's work limit, gives a better plan or proves this one, and raises
-    the bound. The exchange neighbourhood then works on what the limit left (`align_cases`)."""
+    optimum is the plan, proven. Otherwise its flow repair, improved by the exchange neighbourhood, is the
+    first plan; unless it is within the policy's gap of the bound already, the exact model, hinted with it
+    and solved within the policy's work limit, finds a better plan or raises the bound."""
     al = policy.alignment
     lp, whole, lp_cost = _relaxation(side, policy)
     model = _exact_model(side, policy)
     bound = int(math.ceil(lp_cost - 1e-6)) + model.offset - model.penalties
     unavoidable = _overload_unavoidable(side, policy)
     if whole:
-        return lp.whole(), SolveReport(name, LP_INTEGRAL, None, bound, True, unavoidable)
-    flows = _flow_repair(side, policy, lp)
-    solved = None
-    if al.exact_work_limit > 0:
-        hint = model.values(flows, side)
-        solved = _solve_exact(model, hint, al.exact_work_limit, al.optimality_gap)
+        _deal(side, lp.whole(), c.row, om, reason, forced_reason)
+        return SolveReport(name, LP_INTEGRAL, None, bound, True, unavoidable)
+    _deal(side, _flow_repair(side, policy, lp), c.row, om, reason, forced_reason)
+    x = _exchange(side, c, om, reason, forced_reason, model, policy)
+    cost = int(model.cost @ x) + model.offset
+    changeable = cost - model.offset + model.avoidable
+    if cost - bound <= al.optimality_gap * changeable or al.exact_work_limit <= 0:
+        return SolveReport(name, LP_FLOW, None, bound, cost - bound <= al.optimality_gap * changeable, unavoidable)
+    solved = _solve_exact(model, x, al.exact_work_limit, al.optimality_gap)
     if solved is None:
-        return flows, SolveReport(name, LP_FLOW, None, bound, False, unavoidable)
-    if solved.objective <= int(model.cost @ hint) + model.offset:
-        flows = model.flows(solved.x, side)
-    return flows, SolveReport(name, MIP, None, max(bound, solved.bound), solved.optimal, unavoidable)
+        return SolveReport(name, LP_FLOW, None, bound, False, unavoidable)
+    if solved.objective < cost:
+        _deal(side, model.flows(solved.x, side), c.row, om, reason, forced_reason)
+        if not solved.optimal:
+            _exchange(side, c, om, reason, forced_reason, model, policy)
+    return SolveReport(name, MIP, None, max(bound, solved.bound), solved.optimal, unavoidable)
 
 
 def _overload_unavoidable(side: _Side, policy: Policy) -> bool:
@@ -864,10 +914,7 @@ def align_cases(
             reason[prob.f_rows] = forced_reason[prob.f_rows]
             reports.append(SolveReport(side, NO_STAFF, None, None))
             continue
-        flows, report = _solve_side(side, prob, policy)
-        _deal(prob, flows, c.row, om, reason, forced_reason)
-        if not report.proven:
-            _exchange(prob, c, om, reason, forced_reason, policy)
+        report = _solve_side(side, prob, c, om, reason, forced_reason, policy)
         reports.append(replace(report, method=method or report.method))
 
     outstanding, done = prior["outstanding"].to_numpy(), prior["done"].to_numpy()
@@ -984,8 +1031,9 @@ def _deal(side: _Side, flows: _Flows, current: np.ndarray,
 
 
 def _exchange(side: _Side, c: CaseArrays, om: np.ndarray, reason: np.ndarray, forced_reason: np.ndarray,
-              policy: Policy) -> None:
-    """Improve a dealt plan by the exchange neighbourhood (pipeline.decisions.exchange)."""
+              model: _Exact, policy: Policy) -> np.ndarray:
+    """Improve a dealt plan by the exchange neighbourhood (pipeline.decisions.exchange); the plan after, as
+    the exact model's variables."""
     al, U = policy.alignment, policy.units_per_point
     rows = np.concatenate([side.g_rows, side.f_rows])
     kept = np.zeros(len(rows), dtype=bool)
@@ -1001,6 +1049,7 @@ def _exchange(side: _Side, c: CaseArrays, om: np.ndarray, reason: np.ndarray, fo
     at_home = holder == home
     forced_reason[rows[kept & ~at_home]] = _MOVED_CAPACITY
     reason[rows] = np.where(at_home, _KEPT, forced_reason[rows])
+    return model.of_plan(side, holder, c.k_code[rows], c.t_code[rows])
 
 
 def caseload(aligned: pd.DataFrame, staff_split: pd.DataFrame, policy: Policy) -> pd.DataFrame:

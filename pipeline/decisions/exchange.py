@@ -57,12 +57,25 @@ def improve(nb: Neighbourhood, holder: np.ndarray, max_rounds: int) -> np.ndarra
     load = nb.fixed + np.bincount(holder, weights=nb.w, minlength=n).astype(np.int64)
     everyone = np.arange(n)
     may = {k: nb.may_hold(k) for k in np.unique(nb.k).tolist()}
+    # What taking one more case of each weight costs each officer, kept up to date as loads change.
+    adding: dict[int, np.ndarray] = {}
+
+    def cost_of_adding(w: int) -> np.ndarray:
+        if w not in adding:
+            adding[w] = nb.load_cost(everyone, load + w) - nb.load_cost(everyone, load)
+        return adding[w]
+
+    def loads_changed(*officers: int) -> None:
+        o = np.asarray(officers, dtype=np.int64)
+        for w, costs in adding.items():
+            costs[o] = nb.load_cost(o, load[o] + w) - nb.load_cost(o, load[o])
 
     def relocate(i: int) -> bool:
         a, w = int(holder[i]), int(nb.w[i])
+        if a == nb.home[i] and load[a] <= nb.limits[a, 0]:
+            return False  # at home and within capacity: leaving costs a move, more than it could save
         gain_a = nb.load_cost(a, np.int64(load[a] - w)) - nb.load_cost(a, load[a])
-        delta = (nb.event(i, everyone) - nb.event(i, np.int64(a)) + gain_a
-                 + nb.load_cost(everyone, load + w) - nb.load_cost(everyone, load))
+        delta = nb.event(i, everyone) - nb.event(i, np.int64(a)) + gain_a + cost_of_adding(w)
         delta[~may[int(nb.k[i])]] = 0
         delta[a] = 0
         b = int(delta.argmin())
@@ -71,11 +84,14 @@ def improve(nb: Neighbourhood, holder: np.ndarray, max_rounds: int) -> np.ndarra
         holder[i] = b
         load[a] -= w
         load[b] += w
+        loads_changed(a, b)
         return True
 
     def exchange(i: int) -> bool:
         """Case i swaps officers with one case j of another weight (or one whose swap sends a case home)."""
         a, w = int(holder[i]), int(nb.w[i])
+        if load[a] <= nb.limits[a, 0]:
+            return False
         b = holder
         wj = nb.w
         ok = (b != a) & may[int(nb.k[i])][b] & _may_take(may, nb.k, a)
@@ -91,6 +107,7 @@ def improve(nb: Neighbourhood, holder: np.ndarray, max_rounds: int) -> np.ndarra
         holder[i], holder[j] = bj, a
         load[a] += int(wj[j]) - w
         load[bj] += w - int(wj[j])
+        loads_changed(a, bj)
         return True
 
     for _ in range(max_rounds):
