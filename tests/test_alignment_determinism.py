@@ -12,7 +12,7 @@ from pipeline.reference import load_reference
 from pipeline.synthetic import generate_all
 
 AS_OF = pd.Timestamp("2014-06-01")
-TRUSTS = ("ESX", "WIL", "CUM")  # ESX's NPS side stops at the work limit, unproven
+TRUSTS = ("ESX", "WIL", "CUM")  # ESX takes the exact model on both sides
 
 
 def plan(code: str) -> tuple[bytes, list]:
