@@ -57,6 +57,6 @@ OUTCOME_WORDS = {
     RETENTION_NOT_FOUND: "the case is not in this extract's aligned cases",
 }
 
-# How a side's alignment was solved, weakest guarantee first (see alignment.SolveReport).
+# How a side's alignment was solved (see alignment.SolveReport; each report also says whether it is proven).
 LP_FLOW, LP_INTEGRAL, MIP = "LP_FLOW", "LP_INTEGRAL", "MIP"
 OTHER_SIDE, NO_STAFF = "OTHER_SIDE", "NO_STAFF"

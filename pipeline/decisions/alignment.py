@@ -1,8 +1,9 @@
 """Case alignment: every case ends with exactly one offender manager, with as few moves as the rules allow.
 
 The problem is set per trust and side as an integer program over *groups* of identical cases rather than
-single cases (small sides: solved exactly by a MIP; large ones: the LP relaxation as a min-cost flow, then a
-whole-case flow; docs/decisions.md, "Solving"). A group is every movable case with the same current OM, class and team; it
+single cases: its LP relaxation, solved as a min-cost flow, bounds it and gives the first whole plan; the
+exchange neighbourhood improves that plan, and the exact model (CP-SAT, within a work limit) improves or
+proves it (docs/decisions.md, "Solving"). A group is every movable case with the same current OM, class and team; it
 either stays (`keep`) or sends cases into its team's pool for that class. A team pool hands cases to OMs of
 the team or, at a team-change cost, to the trust pool, which hands them to any eligible OM. The model so
 grows with cases + OMs, never cases x OMs. Costs, highest first (docs/decisions.md): overflow over
@@ -10,8 +11,8 @@ capacity, a move, a team change, then convex load-spreading bands. Capacity is i
 (points x policy.units_per_point), so indivisible cases of unequal weight are modelled exactly.
 
 Officers, classes and teams are numbered so that numbers sort as their names do (officers by code, classes
-by name, teams by code): the flows are built from arrays of numbers, in the order sorted names would give,
-so the solver sees the same network a build keyed by names would hand it.
+by name, teams by code), and every model is built from arrays of those numbers in that order: the same
+inputs give the solvers the same models, so the same plans.
 """
 from __future__ import annotations
 
@@ -220,10 +221,6 @@ class _Side:
     f_start: np.ndarray
     f_rows: np.ndarray
     forced_moves: int = 0  # forced cases that leave an officer (the rest are allocations)
-
-    @property
-    def size(self) -> int:
-        return len(self.g_rows) + len(self.f_rows)
 
     @property
     def empty(self) -> bool:
