@@ -25,7 +25,8 @@ AS_OF = pd.Timestamp("2014-06-01")
 
 
 # The steps of a side's solve, timed by wrapping them here (the alignment itself reads no clock).
-STEPS = {"relaxation": "_relaxation", "flow repair": "_flow_repair", "exchange": "_exchange",
+STEPS = {"relaxation": "_relaxation", "relaxation with cuts": "_cut_relaxation", "flow repair": "_flow_repair",
+         "exchange": "_exchange",
          "exact model": "_solve_exact", "building the exact model": "_exact_model",
          "overload check": "_overload_unavoidable", "dealing": "_deal"}
 

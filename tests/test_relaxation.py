@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from ortools.linear_solver.python import model_builder_helper as mbh
 
 from pipeline.decisions.alignment import (CaseArrays, Roster, _classify, _Exact, _exact_model, _flow_repair,
-                                          _relaxation, _solve_exact)
+                                          _relaxation, _cut_relaxation, _solve_exact)
 from pipeline.decisions.case_split import split_cases
 from pipeline.decisions.staff_split import split_staff
 from pipeline.policy import load_policy
@@ -56,7 +56,7 @@ def highs(model: _Exact, integer: bool) -> float:
 def test_relaxation_flow_is_the_lp_optimum_of_the_exact_model(trust):
     for side in sides(trust):
         flows, whole, cost = _relaxation(side, P)
-        model = _exact_model(side, P)
+        model = _exact_model(side, P, cuts=False)
         assert cost + model.offset - model.penalties == pytest.approx(highs(model, integer=False), rel=1e-9, abs=1e-3)
         if whole:
             # A whole relaxation is a plan of the exact model, at the model's price.
@@ -71,9 +71,15 @@ def test_exact_model_optimum_agrees_between_cp_sat_and_highs(trust):
         model = _exact_model(side, P)
         lp, _, _ = _relaxation(side, P)
         hint = model.values(_flow_repair(side, P, lp), side)
-        solved = _solve_exact(model, hint, work_limit=60.0, gap=0.0)
+        solved = _solve_exact(model, hint, work_limit=60.0, gap=0)
         assert solved.optimal
         assert solved.objective == round(highs(model, integer=True))
+        # The shedding cuts change no whole plan: the model without them has the same optimum; they only
+        # raise the relaxation, never above the optimum.
+        plain = _exact_model(side, P, cuts=False)
+        assert round(highs(plain, integer=True)) == solved.objective
+        lp = highs(plain, integer=False)
+        assert lp - 1e-6 * abs(lp) - 2 <= _cut_relaxation(model, side)[0] <= solved.objective
         assert solved.bound == solved.objective
         # The plan the solution gives is priced by the model exactly as the solution says.
         assert int(model.cost @ model.values(model.flows(solved.x, side), side)) + model.offset == solved.objective

@@ -347,22 +347,25 @@ class _Exact:
                                                                - side.limits[self.loaded]).ravel()
         return x
 
-    def flows(self, x: np.ndarray, side: _Side) -> _Flows:
-        """The plan a solution `x` gives, as flows (team arcs in (class, team, officer) order)."""
+    def flows(self, x: np.ndarray, side: _Side, whole: bool = True) -> _Flows:
+        """The plan a solution `x` gives, as flows (team arcs in (class, team, officer) order); `whole`:
+        in whole cases (an integer solution), else as the relaxation's fractions."""
         P, T = len(self.pools), self.n_team
         e = self.n_keep + T
-        imports = np.zeros(P, dtype=np.int64)
+        kind = np.int64 if whole else np.float64
+        x = x.astype(kind)
+        imports = np.zeros(P, dtype=kind)
         imports[self.importing] = x[e + P:e + P + int(self.importing.sum())]
-        return _Flows(x[:self.n_keep].astype(np.int64), self.hk, self.ht, side.officers[self.hplace],
-                      x[self.n_keep:e].astype(np.int64), self.pools >> 24 & _LOW, self.pools & _LOW,
-                      self.importing, x[e:e + P].astype(np.int64), imports)
+        return _Flows(x[:self.n_keep], self.hk, self.ht, side.officers[self.hplace], x[self.n_keep:e],
+                      self.pools >> 24 & _LOW, self.pools & _LOW, self.importing, x[e:e + P], imports)
 
 
-def _exact_model(side: _Side, policy: Policy) -> _Exact:
+def _exact_model(side: _Side, policy: Policy, cuts: bool = True) -> _Exact:
     """The side's integer program (docs/decisions.md, "Solving"): a kept group keeps some of its cases and
     sends the rest to its (class, team) pool; a pool gives cases to its team's holders of the class or
     exports them to the class's trust pool (a team change each), which imports them into other teams' pools.
-    Each officer's load past each threshold is an excess variable priced at that band's rate."""
+    Each officer's load past each threshold is an excess variable priced at that band's rate. With `cuts`,
+    the shedding cuts (`_shedding_cuts`) tighten its relaxation without changing its whole-case plans."""
     al, U, wu = policy.alignment, policy.units_per_point, side.roster.weight_units
     classes = side.class_codes()
     hk, ht, hplace = _holders_of(side, classes)
@@ -407,9 +410,16 @@ def _exact_model(side: _Side, policy: Policy) -> _Exact:
     vals = [np.ones(G), np.ones(T), np.ones(P), -np.ones(I), np.ones(P), -np.ones(I),
             np.repeat(-wu[side.g_k], B), np.repeat(-wu[hk], B), np.ones(O * B)]
     # excess - load >= fixed - threshold
-    row_lower = np.concatenate([rhs, np.zeros(len(classes), np.int64),
-                                (side.fixed[loaded][:, None] - side.limits[loaded]).ravel()])
-    row_upper = np.concatenate([rhs, np.zeros(len(classes), np.int64), np.full(O * B, top)])
+    row_lower = [rhs, np.zeros(len(classes), np.int64), (side.fixed[loaded][:, None] - side.limits[loaded]).ravel()]
+    row_upper = [rhs, np.zeros(len(classes), np.int64), np.full(O * B, top)]
+    cut_rows, cut_cols, cut_vals, cut_lower = (_shedding_cuts(side, go, loaded, c_exc + np.arange(O) * B) if cuts
+                                               else (np.zeros(0, np.int64),) * 4)
+    rows.append(r_load + O * B + cut_rows)
+    cols.append(cut_cols)
+    vals.append(cut_vals)
+    row_lower.append(cut_lower)
+    row_upper.append(np.full(len(cut_lower), top * (int(wu.max()) + 1)))
+    row_lower, row_upper = np.concatenate(row_lower), np.concatenate(row_upper)
     idle = ~is_loaded
     avoidable = al.cost_move * U * int(sizes.sum())
     penalties = int((penalty[side.g_k] * sizes).sum() + (penalty[side.f_k] * f_sizes).sum())
@@ -421,6 +431,44 @@ def _exact_model(side: _Side, policy: Policy) -> _Exact:
                   penalties)
 
 
+def _shedding_cuts(side: _Side, go: np.ndarray, loaded: np.ndarray, overflow_col: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Valid inequalities for officers whose own cases put them over capacity (rows, columns, coefficients and
+    each row's lower bound; columns: the kept groups' and each officer's overflow variable).
+
+    Such an officer, D units over with cases of at most w units, lets go of cases worth D or carries the
+    overflow: overflow + sum(w_g x cases let go of group g) >= D. Cases are whole, so the mixed-integer
+    rounding of that row, sum(c_g x let go) + overflow >= R, holds too and cuts off the relaxation's plans
+    that let a fraction of a case go, which is most of the relaxation's gap (receiving cases only adds load,
+    so both hold whatever the officer receives). With q = w - ((-D) mod w): c_g = q - max(0, w - w_g - (-D) mod
+    w), R = ceil(D / w) q. Rows are in officer order, kept groups in group order within them."""
+    wu = side.roster.weight_units
+    sizes = np.diff(side.g_start)
+    w_g = wu[side.g_k]
+    n_loaded = len(loaded)
+    fixed, cap = side.fixed[loaded], side.limits[loaded, 0]
+    held = np.bincount(go, weights=sizes * w_g, minlength=n_loaded).astype(np.int64)
+    over = held + fixed - cap
+    heaviest = np.zeros(n_loaded, dtype=np.int64)
+    np.maximum.at(heaviest, go, w_g)
+    rest = np.where(heaviest > 0, (-over) % np.maximum(heaviest, 1), 0)
+    cut = (over > 0) & (rest > 0)
+    if not cut.any():
+        return (np.zeros(0, np.int64),) * 4
+    number = np.cumsum(cut) - 1
+    q = heaviest - rest
+    mine = cut[go]
+    g = np.flatnonzero(mine)
+    o = go[g]
+    c = q[o] - np.maximum(0, heaviest[o] - w_g[g] - rest[o])
+    officers = np.flatnonzero(cut)
+    n = len(officers)
+    lower = -(-over[officers] // heaviest[officers]) * q[officers] - np.bincount(
+        number[o], weights=c * sizes[g], minlength=n).astype(np.int64)
+    # In keep terms: overflow - sum(c_g keep_g) >= R - sum(c_g size_g)
+    return (np.concatenate([number[o], np.arange(n)]), np.concatenate([g, overflow_col[officers]]),
+            np.concatenate([-c, np.ones(n, np.int64)]), lower)
+
+
 @dataclass(frozen=True)
 class _Solved:
     x: np.ndarray
@@ -429,13 +477,11 @@ class _Solved:
     optimal: bool
 
 
-def _solve_exact(model: _Exact, hint: np.ndarray | None, work_limit: float, gap: float) -> _Solved | None:
+def _solve_exact(model: _Exact, hint: np.ndarray | None, work_limit: float, gap: int) -> _Solved | None:
     """The exact model solved by CP-SAT on one worker within `work_limit` deterministic seconds (so the same
-    model always gives the same plan, however busy the machine), stopping once within `gap` of its bound.
-
-    CP-SAT sees only the cost the plan can change (moves beyond the forced ones, team changes, load), so
-    its gap is a share of that: stricter than a share of the whole cost, and never loose enough to let a
-    constant (the forced moves, a penalty every plan pays) hide an avoidable move."""
+    model always gives the same plan, however busy the machine), stopping once within `gap` (in cost) of its
+    bound. CP-SAT sees only the cost a plan can change (moves beyond the forced ones, team changes, load):
+    the constants are added back to what it reports."""
     from ortools.sat.python import cp_model
 
     m = cp_model.CpModel()
@@ -456,7 +502,7 @@ def _solve_exact(model: _Exact, hint: np.ndarray | None, work_limit: float, gap:
     solver = cp_model.CpSolver()
     solver.parameters.num_workers = 1
     solver.parameters.max_deterministic_time = work_limit
-    solver.parameters.relative_gap_limit = gap
+    solver.parameters.absolute_gap_limit = gap
     # Measured on the national set (docs/performance.md): the LP-rich search with every constraint in the LP
     # from the start proves these flow models' bounds soonest; presolve and probing find little in them.
     solver.parameters.linearization_level = 2
@@ -830,30 +876,75 @@ def _solve_side(name: str, side: _Side, c: CaseArrays, om: np.ndarray, reason: n
 
     The LP relaxation first, solved exactly as a min-cost flow: its cost bounds every plan, and a whole
     optimum is the plan, proven. Otherwise its flow repair, improved by the exchange neighbourhood, is the
-    first plan; unless it is within the policy's gap of the bound already, the exact model, hinted with it
-    and solved within the policy's work limit, finds a better plan or raises the bound."""
+    first plan. Unless it is within the policy's gap of the bound, the exact model's relaxation with the
+    shedding cuts raises the bound; unless it is within the gap of that, the exact model, hinted with the
+    plan and solved within the policy's work limit, finds a better plan or raises the bound again."""
     al = policy.alignment
     lp, whole, lp_cost = _relaxation(side, policy)
     model = _exact_model(side, policy)
     bound = int(math.ceil(lp_cost - 1e-6)) + model.offset - model.penalties
-    unavoidable = _overload_unavoidable(side, policy)
     if whole:
         _deal(side, lp.whole(), c.row, om, reason, forced_reason)
-        return SolveReport(name, LP_INTEGRAL, None, bound, True, unavoidable)
+        return SolveReport(name, LP_INTEGRAL, None, bound, True)
+    tighter = _cut_relaxation(model, side)
+    if tighter is not None:
+        bound, lp = max(bound, tighter[0]), tighter[1]
     _deal(side, _flow_repair(side, policy, lp), c.row, om, reason, forced_reason)
     x = _exchange(side, c, om, reason, forced_reason, model, policy)
     cost = int(model.cost @ x) + model.offset
-    changeable = cost - model.offset + model.avoidable
-    if cost - bound <= al.optimality_gap * changeable or al.exact_work_limit <= 0:
-        return SolveReport(name, LP_FLOW, None, bound, cost - bound <= al.optimality_gap * changeable, unavoidable)
-    solved = _solve_exact(model, x, al.exact_work_limit, al.optimality_gap)
+    if cost - bound <= _allowed_gap(cost, policy) or al.exact_work_limit <= 0:
+        return SolveReport(name, LP_FLOW, None, bound, cost - bound <= _allowed_gap(cost, policy))
+    solved = _solve_exact(model, x, al.exact_work_limit, _allowed_gap(cost, policy))
     if solved is None:
-        return SolveReport(name, LP_FLOW, None, bound, False, unavoidable)
+        return SolveReport(name, LP_FLOW, None, bound, False)
     if solved.objective < cost:
         _deal(side, model.flows(solved.x, side), c.row, om, reason, forced_reason)
         if not solved.optimal:
             _exchange(side, c, om, reason, forced_reason, model, policy)
-    return SolveReport(name, MIP, None, max(bound, solved.bound), solved.optimal, unavoidable)
+    return SolveReport(name, MIP, None, max(bound, solved.bound), solved.optimal)
+
+
+def _allowed_gap(cost: int, policy: Policy) -> int:
+    """How far above its bound a plan of this cost may be and count as proven: the policy's share of its
+    cost, and always less than one move (so no avoidable move hides in the gap, however large the side)."""
+    al = policy.alignment
+    return min(int(al.optimality_gap * cost), al.cost_move * policy.units_per_point - 1)
+
+
+def _cut_relaxation(model: _Exact, side: _Side) -> tuple[int, _Flows] | None:
+    """The exact model's LP relaxation, shedding cuts included, solved by HiGHS' simplex (the same answer
+    every time): a bound much closer to the optimum than the min-cost flow's, and its (fractional) flows,
+    which the flow repair rounds far better. None if HiGHS does not report an optimum."""
+    from ortools.linear_solver.python import model_builder_helper as mbh
+
+    m = mbh.ModelBuilderHelper()
+    m.add_var_array_with_bounds(model.lower.astype(float), model.upper.astype(float),
+                                np.zeros(len(model.cost), dtype=bool), "")
+    m.set_objective_coefficients(list(range(len(model.cost))), model.cost.astype(float).tolist())
+    for lo, hi in zip(model.row_lower.tolist(), model.row_upper.tolist()):
+        r = m.add_linear_constraint()
+        m.set_constraint_lower_bound(r, lo)
+        m.set_constraint_upper_bound(r, hi)
+    for r, c, v in zip(model.rows.tolist(), model.cols.tolist(), model.vals.tolist()):
+        m.safe_add_term_to_constraint(r, c, v)
+    solver = mbh.ModelSolverHelper("HIGHS")
+    solver.set_solver_specific_parameters("output_flag=false\nsolver=simplex\nthreads=1")
+    solver.solve(m)
+    if solver.status() != mbh.SolveStatus.OPTIMAL:
+        return None
+    # Rounded down, less HiGHS' tolerance on the objective: a bound must never be above the optimum.
+    value = solver.objective_value()
+    x = np.maximum(np.asarray(solver.variable_values(), dtype=np.float64), 0.0)
+    return int(math.floor(value - 1e-7 * abs(value) - 1e-6)) + model.offset, model.flows(x, side, whole=False)
+
+
+def _anyone_over(side: _Side, c: CaseArrays, om: np.ndarray) -> bool:
+    """Whether the plan `om` leaves any of the side's officers over capacity."""
+    rows = np.concatenate([side.g_rows, side.f_rows])
+    at = side.local(om[rows])
+    mine = (at < len(side.officers)) & (side.officers[np.minimum(at, len(side.officers) - 1)] == om[rows])
+    load = side.fixed + np.bincount(at[mine], weights=c.wunits[rows[mine]], minlength=len(side.officers))
+    return bool((load > side.limits[:, 0]).any())
 
 
 def _overload_unavoidable(side: _Side, policy: Policy) -> bool:
@@ -912,6 +1003,8 @@ def align_cases(
             reports.append(SolveReport(side, NO_STAFF, None, None))
             continue
         report = _solve_side(side, prob, c, om, reason, forced_reason, policy)
+        if _anyone_over(prob, c, om):
+            report = replace(report, overload_unavoidable=_overload_unavoidable(prob, policy))
         reports.append(replace(report, method=method or report.method))
 
     outstanding, done = prior["outstanding"].to_numpy(), prior["done"].to_numpy()
@@ -945,7 +1038,7 @@ def align_cases(
     for r in reports:
         cost = _side_cost(plan, roster, r.side, policy, borrowed)
         bound = cost if r.method == NO_STAFF else r.bound
-        within = cost - bound <= policy.alignment.optimality_gap * cost
+        within = cost - bound <= _allowed_gap(cost, policy)
         priced.append(replace(r, objective=cost, bound=bound, proven=r.proven or within))
     return out, priced
 

@@ -50,8 +50,8 @@ class Neighbourhood:
 
 def improve(nb: Neighbourhood, holder: np.ndarray, max_rounds: int) -> np.ndarray:
     """The plan `holder` (each case's officer, by place) after improving steps until none is left (or
-    `max_rounds` rounds): relocations of the cases on officers over capacity and of the cases away from
-    home, then exchanges of two cases between two officers, one of them over capacity."""
+    `max_rounds` rounds): relocations of the cases on officers over capacity, cases away from home sent back,
+    then exchanges of two cases between two officers, one of them over capacity."""
     holder = holder.copy()
     n = len(nb.holds)
     load = nb.fixed + np.bincount(holder, weights=nb.w, minlength=n).astype(np.int64)
@@ -110,12 +110,30 @@ def improve(nb: Neighbourhood, holder: np.ndarray, max_rounds: int) -> np.ndarra
         loads_changed(a, bj)
         return True
 
+    def go_home(i: int) -> bool:
+        a, h, w = int(holder[i]), int(nb.home[i]), int(nb.w[i])
+        delta = (-int(nb.event(i, np.int64(a))) + int(cost_of_adding(w)[h])
+                 + int(nb.load_cost(np.int64(a), np.int64(load[a] - w)) - nb.load_cost(np.int64(a), load[a])))
+        if delta >= 0:
+            return False
+        holder[i] = h
+        load[a] -= w
+        load[h] += w
+        loads_changed(a, h)
+        return True
+
     for _ in range(max_rounds):
         changed = False
-        over = load > nb.limits[:, 0]
-        moved = (holder != nb.home) & (nb.home >= 0)
-        for i in np.flatnonzero(over[holder] | moved).tolist():
+        for i in np.flatnonzero((load > nb.limits[:, 0])[holder]).tolist():
             changed |= relocate(i)
+        # Cases away from home: going home is the move worth pricing (priced for all at once, then each again
+        # as it is taken, loads having changed).
+        moved = np.flatnonzero((holder != nb.home) & (nb.home >= 0))
+        h, a, w = nb.home[moved], holder[moved], nb.w[moved]
+        worth = (nb.load_cost(h, load[h] + w) - nb.load_cost(h, load[h]) + nb.load_cost(a, load[a] - w)
+                 - nb.load_cost(a, load[a]) - _events_at(nb, holder)[moved]) < 0
+        for i in moved[worth].tolist():
+            changed |= go_home(i)
         for i in np.flatnonzero((load > nb.limits[:, 0])[holder]).tolist():
             changed |= exchange(i)
         if not changed:
