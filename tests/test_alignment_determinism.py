@@ -12,11 +12,17 @@ from pipeline.reference import load_reference
 from pipeline.synthetic import generate_all
 
 AS_OF = pd.Timestamp("2014-06-01")
-TRUSTS = ("ESX", "WIL", "CUM")  # ESX takes the exact model on both sides
+TRUSTS = ("LDN", "WIL")
+
+
+def _tight(policy):
+    """No gap allowed and little work: the exact model runs on every side and stops at its work limit."""
+    return policy.model_copy(update={"alignment": policy.alignment.model_copy(
+        update={"optimality_gap": 0.0, "exact_work_limit": 0.05})})
 
 
 def plan(code: str) -> tuple[bytes, list]:
-    reference, policy = load_reference(), load_policy()
+    reference, policy = load_reference(), _tight(load_policy())
     e = next(e for e in generate_all(reference, 0.5, 11) if e.trust_code == code)
     nps, crc = reference.units_of(code)
     split = split_cases(e.cases, policy)
@@ -32,4 +38,5 @@ def test_plans_are_identical_whatever_the_number_of_processes():
         paired = list(two.map(plan, TRUSTS))
     again = [plan(code) for code in TRUSTS]
     assert alone == paired == again
-    assert any(method == "MIP" for _, reports in alone for _, method, *_ in reports)
+    # Some side's exact model stopped at its work limit, short of a proof: the plan still did not move.
+    assert any(method == "MIP" and not proven for _, reports in alone for _, method, *_, proven in reports)
