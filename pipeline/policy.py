@@ -119,6 +119,7 @@ class AlignmentPolicy(_Frozen):
     spread_bands: tuple[SpreadBand, ...]
     cost_ineligible: int = Field(gt=0)
     exact_work_limit: float = Field(ge=0)
+    exact_work_per_1000_cases: float = Field(ge=0)
     optimality_gap: float = Field(ge=0, lt=1)
     exchange_rounds: int = Field(ge=0)
 

@@ -140,7 +140,7 @@ def test_no_eligible_officer_on_the_side_still_gets_an_officer():
     assert out.loc["X000001", "om"] in ("Q", "R") and not out.loc["X000001", "eligible_om"]
 
 
-NO_EXACT = P.model_copy(update={"alignment": P.alignment.model_copy(update={"exact_work_limit": 0.0})})
+NO_EXACT = P.model_copy(update={"alignment": P.alignment.model_copy(update={"exact_work_limit": 0.0, "exact_work_per_1000_cases": 0.0})})
 
 
 def test_a_part_time_po_over_capacity_with_heavy_cases_is_cured_by_exchanges():

@@ -18,7 +18,7 @@ TRUSTS = ("LDN", "WIL")
 def _tight(policy):
     """No gap allowed and little work: the exact model runs on every side and stops at its work limit."""
     return policy.model_copy(update={"alignment": policy.alignment.model_copy(
-        update={"optimality_gap": 0.0, "exact_work_limit": 0.05})})
+        update={"optimality_gap": 0.0, "exact_work_limit": 0.05, "exact_work_per_1000_cases": 0.0})})
 
 
 def plan(code: str) -> tuple[bytes, list]:

@@ -122,7 +122,7 @@ def test_lp_flow_path_is_optimal_when_capacity_is_ample(trust):
     everyone."""
     s, c, r = trust
     s = s.assign(fte=1.0)
-    policy = P.model_copy(update={"alignment": P.alignment.model_copy(update={"exact_work_limit": 0.0})})
+    policy = P.model_copy(update={"alignment": P.alignment.model_copy(update={"exact_work_limit": 0.0, "exact_work_per_1000_cases": 0.0})})
     split = split_cases(c, policy)
     assignment = split_staff(s, split, appeals(), policy, "N05", "C15")
     out, reports = align_cases(split, assignment, r, policy, AS_OF)

@@ -879,7 +879,6 @@ def _solve_side(name: str, side: _Side, c: CaseArrays, om: np.ndarray, reason: n
     first plan. Unless it is within the policy's gap of the bound, the exact model's relaxation with the
     shedding cuts raises the bound; unless it is within the gap of that, the exact model, hinted with the
     plan and solved within the policy's work limit, finds a better plan or raises the bound again."""
-    al = policy.alignment
     lp, whole, lp_cost = _relaxation(side, policy)
     model = _exact_model(side, policy)
     bound = int(math.ceil(lp_cost - 1e-6)) + model.offset - model.penalties
@@ -888,13 +887,16 @@ def _solve_side(name: str, side: _Side, c: CaseArrays, om: np.ndarray, reason: n
         return SolveReport(name, LP_INTEGRAL, None, bound, True)
     tighter = _cut_relaxation(model, side)
     if tighter is not None:
-        bound, lp = max(bound, tighter[0]), tighter[1]
+        bound, lp = max(bound, tighter.bound), tighter.flows
     _deal(side, _flow_repair(side, policy, lp), c.row, om, reason, forced_reason)
     x = _exchange(side, c, om, reason, forced_reason, model, policy)
     cost = int(model.cost @ x) + model.offset
-    if cost - bound <= _allowed_gap(cost, policy) or al.exact_work_limit <= 0:
+    if cost - bound <= _allowed_gap(cost, policy) or _work_limit(side, policy) <= 0:
         return SolveReport(name, LP_FLOW, None, bound, cost - bound <= _allowed_gap(cost, policy))
-    solved = _solve_exact(model, x, al.exact_work_limit, _allowed_gap(cost, policy))
+    narrow = _fixed_by_reduced_cost(model, tighter, cost) if tighter is not None else model
+    if not (np.all(x >= narrow.lower) and np.all(x <= narrow.upper)):
+        narrow = model  # the relaxation's tolerances disagree with the plan: search the whole model
+    solved = _solve_exact(narrow, x, _work_limit(side, policy), _allowed_gap(cost, policy))
     if solved is None:
         return SolveReport(name, LP_FLOW, None, bound, False)
     if solved.objective < cost:
@@ -904,6 +906,13 @@ def _solve_side(name: str, side: _Side, c: CaseArrays, om: np.ndarray, reason: n
     return SolveReport(name, MIP, None, max(bound, solved.bound), solved.optimal)
 
 
+def _work_limit(side: _Side, policy: Policy) -> float:
+    """The exact model's work limit on this side: the policy's allowance per 1,000 movable cases, and at
+    least its floor (CP-SAT's deterministic seconds)."""
+    al = policy.alignment
+    return max(al.exact_work_limit, al.exact_work_per_1000_cases * (len(side.g_rows) + len(side.f_rows)) / 1000)
+
+
 def _allowed_gap(cost: int, policy: Policy) -> int:
     """How far above its bound a plan of this cost may be and count as proven: the policy's share of its
     cost, and always less than one move (so no avoidable move hides in the gap, however large the side)."""
@@ -911,10 +920,20 @@ def _allowed_gap(cost: int, policy: Policy) -> int:
     return min(int(al.optimality_gap * cost), al.cost_move * policy.units_per_point - 1)
 
 
-def _cut_relaxation(model: _Exact, side: _Side) -> tuple[int, _Flows] | None:
-    """The exact model's LP relaxation, shedding cuts included, solved by HiGHS' simplex (the same answer
-    every time): a bound much closer to the optimum than the min-cost flow's, and its (fractional) flows,
-    which the flow repair rounds far better. None if HiGHS does not report an optimum."""
+@dataclass(frozen=True)
+class _Relaxed:
+    """The exact model's relaxation solved: its bound (plan-cost scale), flows, values and reduced costs."""
+    bound: int
+    flows: _Flows
+    value: float  # the LP's objective, without the model's offset
+    x: np.ndarray
+    reduced: np.ndarray
+
+
+def _cut_relaxation(model: _Exact, side: _Side) -> _Relaxed | None:
+    """The exact model's LP relaxation, shedding cuts included, solved by GLOP (OR-Tools' simplex: the same
+    answer every time, with reduced costs): a bound much closer to the optimum than the min-cost flow's, and
+    its (fractional) flows, which the flow repair rounds far better. None if GLOP reports no optimum."""
     from ortools.linear_solver.python import model_builder_helper as mbh
 
     m = mbh.ModelBuilderHelper()
@@ -927,15 +946,27 @@ def _cut_relaxation(model: _Exact, side: _Side) -> tuple[int, _Flows] | None:
         m.set_constraint_upper_bound(r, hi)
     for r, c, v in zip(model.rows.tolist(), model.cols.tolist(), model.vals.tolist()):
         m.safe_add_term_to_constraint(r, c, v)
-    solver = mbh.ModelSolverHelper("HIGHS")
-    solver.set_solver_specific_parameters("output_flag=false\nsolver=simplex\nthreads=1")
+    solver = mbh.ModelSolverHelper("GLOP")
     solver.solve(m)
     if solver.status() != mbh.SolveStatus.OPTIMAL:
         return None
-    # Rounded down, less HiGHS' tolerance on the objective: a bound must never be above the optimum.
+    # Rounded down, less the solver's tolerance on the objective: a bound must never be above the optimum.
     value = solver.objective_value()
     x = np.maximum(np.asarray(solver.variable_values(), dtype=np.float64), 0.0)
-    return int(math.floor(value - 1e-7 * abs(value) - 1e-6)) + model.offset, model.flows(x, side, whole=False)
+    return _Relaxed(int(math.floor(value - 1e-7 * abs(value) - 1e-6)) + model.offset,
+                    model.flows(x, side, whole=False), value, x, np.asarray(solver.reduced_costs(), dtype=np.float64))
+
+
+def _fixed_by_reduced_cost(model: _Exact, relaxed: _Relaxed, cost: int) -> _Exact:
+    """The model with every variable fixed that no plan cheaper than `cost` can move off its relaxed value:
+    one at a bound whose reduced cost is more than `cost` less the relaxation (moving it one unit costs at
+    least that). The model keeps every plan cheaper than `cost`, so its optimum and bound are the whole
+    model's; CP-SAT gets a much smaller search."""
+    slack = cost - model.offset - relaxed.value + 1 + 1e-6 * abs(cost)
+    at_lower = np.isclose(relaxed.x, model.lower, atol=1e-9) & (relaxed.reduced > slack)
+    at_upper = np.isclose(relaxed.x, model.upper, atol=1e-9) & (-relaxed.reduced > slack)
+    return replace(model, lower=np.where(at_upper, model.upper, model.lower),
+                   upper=np.where(at_lower, model.lower, model.upper))
 
 
 def _anyone_over(side: _Side, c: CaseArrays, om: np.ndarray) -> bool:
