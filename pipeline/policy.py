@@ -120,6 +120,7 @@ class AlignmentPolicy(_Frozen):
     cost_ineligible: int = Field(gt=0)
     exact_work_limit: float = Field(ge=0)
     exact_work_per_1000_cases: float = Field(ge=0)
+    exact_work_ceiling: float = Field(ge=0)
     optimality_gap: float = Field(ge=0, lt=1)
     exchange_rounds: int = Field(ge=0)
 

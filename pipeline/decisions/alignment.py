@@ -907,10 +907,11 @@ def _solve_side(name: str, side: _Side, c: CaseArrays, om: np.ndarray, reason: n
 
 
 def _work_limit(side: _Side, policy: Policy) -> float:
-    """The exact model's work limit on this side: the policy's allowance per 1,000 movable cases, and at
-    least its floor (CP-SAT's deterministic seconds)."""
+    """The exact model's work limit on this side (CP-SAT's deterministic seconds): the policy's allowance per
+    1,000 movable cases, at least its floor and at most its ceiling."""
     al = policy.alignment
-    return max(al.exact_work_limit, al.exact_work_per_1000_cases * (len(side.g_rows) + len(side.f_rows)) / 1000)
+    grown = al.exact_work_per_1000_cases * (len(side.g_rows) + len(side.f_rows)) / 1000
+    return min(max(al.exact_work_limit, grown), max(al.exact_work_ceiling, al.exact_work_limit))
 
 
 def _allowed_gap(cost: int, policy: Policy) -> int:
