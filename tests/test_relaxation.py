@@ -33,17 +33,8 @@ def sides(trust):
 
 def highs(model: _Exact, integer: bool) -> float:
     """The model's optimum by HiGHS (through OR-Tools' model builder), as an LP or a MIP."""
-    m = mbh.ModelBuilderHelper()
-    m.add_var_array_with_bounds(model.lower.astype(float), model.upper.astype(float),
-                                model.integer & integer, "")
-    m.set_objective_coefficients(list(range(len(model.cost))), model.cost.astype(float).tolist())
+    m = model.builder(integer)
     m.set_objective_offset(float(model.offset))
-    for lo, hi in zip(model.row_lower.tolist(), model.row_upper.tolist()):
-        r = m.add_linear_constraint()
-        m.set_constraint_lower_bound(r, lo)
-        m.set_constraint_upper_bound(r, hi)
-    for r, c, v in zip(model.rows.tolist(), model.cols.tolist(), model.vals.tolist()):
-        m.safe_add_term_to_constraint(r, c, v)
     solver = mbh.ModelSolverHelper("HIGHS")
     solver.set_solver_specific_parameters("output_flag=false\nmip_rel_gap=0\nmip_abs_gap=0")
     solver.solve(m)

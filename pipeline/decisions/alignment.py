@@ -292,6 +292,21 @@ class _Exact:
     def n_team(self) -> int:
         return len(self.hk)
 
+    def builder(self, integer: bool):
+        """The model for OR-Tools' linear solvers (its model builder), integer or relaxed, with its offset."""
+        from ortools.linear_solver.python import model_builder_helper as mbh
+
+        m = mbh.ModelBuilderHelper()
+        m.add_var_array_with_bounds(self.lower.astype(float), self.upper.astype(float), self.integer & integer, "")
+        m.set_objective_coefficients(list(range(len(self.cost))), self.cost.astype(float).tolist())
+        for lo, hi in zip(self.row_lower.tolist(), self.row_upper.tolist()):
+            r = m.add_linear_constraint()
+            m.set_constraint_lower_bound(r, lo)
+            m.set_constraint_upper_bound(r, hi)
+        for r, c, v in zip(self.rows.tolist(), self.cols.tolist(), self.vals.tolist()):
+            m.safe_add_term_to_constraint(r, c, v)
+        return m
+
     def satisfied(self, x: np.ndarray) -> bool:
         """Whether `x` keeps every bound and row: a solver's answer is used only if it is a plan."""
         activity = np.bincount(self.rows, weights=self.vals * x[self.cols], minlength=len(self.row_lower))
@@ -937,18 +952,8 @@ def _cut_relaxation(model: _Exact, side: _Side) -> _Relaxed | None:
     its (fractional) flows, which the flow repair rounds far better. None if GLOP reports no optimum."""
     from ortools.linear_solver.python import model_builder_helper as mbh
 
-    m = mbh.ModelBuilderHelper()
-    m.add_var_array_with_bounds(model.lower.astype(float), model.upper.astype(float),
-                                np.zeros(len(model.cost), dtype=bool), "")
-    m.set_objective_coefficients(list(range(len(model.cost))), model.cost.astype(float).tolist())
-    for lo, hi in zip(model.row_lower.tolist(), model.row_upper.tolist()):
-        r = m.add_linear_constraint()
-        m.set_constraint_lower_bound(r, lo)
-        m.set_constraint_upper_bound(r, hi)
-    for r, c, v in zip(model.rows.tolist(), model.cols.tolist(), model.vals.tolist()):
-        m.safe_add_term_to_constraint(r, c, v)
     solver = mbh.ModelSolverHelper("GLOP")
-    solver.solve(m)
+    solver.solve(model.builder(integer=False))
     if solver.status() != mbh.SolveStatus.OPTIMAL:
         return None
     # Rounded down, less the solver's tolerance on the objective: a bound must never be above the optimum.

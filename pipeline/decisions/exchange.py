@@ -70,6 +70,14 @@ def improve(nb: Neighbourhood, holder: np.ndarray, max_rounds: int) -> np.ndarra
         for w, costs in adding.items():
             costs[o] = nb.load_cost(o, load[o] + w) - nb.load_cost(o, load[o])
 
+    def give(i: int, a: int, b: int, w: int) -> bool:
+        """Case i (weight w) goes from a to b."""
+        holder[i] = b
+        load[a] -= w
+        load[b] += w
+        loads_changed(a, b)
+        return True
+
     def relocate(i: int) -> bool:
         a, w = int(holder[i]), int(nb.w[i])
         if a == nb.home[i] and load[a] <= nb.limits[a, 0]:
@@ -79,13 +87,7 @@ def improve(nb: Neighbourhood, holder: np.ndarray, max_rounds: int) -> np.ndarra
         delta[~may[int(nb.k[i])]] = 0
         delta[a] = 0
         b = int(delta.argmin())
-        if delta[b] >= 0:
-            return False
-        holder[i] = b
-        load[a] -= w
-        load[b] += w
-        loads_changed(a, b)
-        return True
+        return delta[b] < 0 and give(i, a, b, w)
 
     def exchange(i: int) -> bool:
         """Case i swaps officers with one case j of another weight (or one whose swap sends a case home)."""
@@ -114,13 +116,7 @@ def improve(nb: Neighbourhood, holder: np.ndarray, max_rounds: int) -> np.ndarra
         a, h, w = int(holder[i]), int(nb.home[i]), int(nb.w[i])
         delta = (-int(nb.event(i, np.int64(a))) + int(cost_of_adding(w)[h])
                  + int(nb.load_cost(np.int64(a), np.int64(load[a] - w)) - nb.load_cost(np.int64(a), load[a])))
-        if delta >= 0:
-            return False
-        holder[i] = h
-        load[a] -= w
-        load[h] += w
-        loads_changed(a, h)
-        return True
+        return delta < 0 and give(i, a, h, w)
 
     for _ in range(max_rounds):
         changed = False
