@@ -890,10 +890,10 @@ def _solve_side(name: str, side: _Side, c: CaseArrays, om: np.ndarray, reason: n
     plan is (docs/decisions.md, "Solving").
 
     The LP relaxation first, solved exactly as a min-cost flow: its cost bounds every plan, and a whole
-    optimum is the plan, proven. Otherwise its flow repair, improved by the exchange neighbourhood, is the
-    first plan. Unless it is within the policy's gap of the bound, the exact model's relaxation with the
-    shedding cuts raises the bound; unless it is within the gap of that, the exact model, hinted with the
-    plan and solved within the policy's work limit, finds a better plan or raises the bound again."""
+    optimum is the plan, proven. Otherwise the exact model's relaxation with the shedding cuts raises the
+    bound, and its flows, repaired to whole cases and improved by the exchange neighbourhood, are the first
+    plan. Unless that is within the allowed gap of the bound, the exact model, hinted with the plan and
+    solved within the policy's work limit, finds a better plan or raises the bound."""
     lp, whole, lp_cost = _relaxation(side, policy)
     model = _exact_model(side, policy)
     bound = int(math.ceil(lp_cost - 1e-6)) + model.offset - model.penalties
