@@ -36,7 +36,8 @@ ENGINES = ("mirror", "gx")
 
 
 def suite_dir() -> Path:
-    return Path(os.environ.get("TRP_EXPECTATIONS") or Path(__file__).resolve().parents[1] / "expectations")
+    # The suites ship with the package (pipeline/data/expectations is the repository's expectations/).
+    return Path(os.environ.get("TRP_EXPECTATIONS") or Path(__file__).with_name("data") / "expectations")
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,7 @@
 """The deployment files agree with the product: settings, image, ports and commands (parsed, not started:
 no Docker daemon or cluster is reachable here)."""
 import re
+import sys
 import tomllib
 from pathlib import Path
 
@@ -121,3 +122,22 @@ def test_kubernetes_manifests_agree_with_each_other_and_the_product():
     upload = next(d for d in docs if d["kind"] == "Deployment")["spec"]["template"]["spec"]["containers"][0]
     assert upload["args"][:2] == ["trp", "serve"] and set(_options(upload["args"])) <= _trp_options("serve")
     assert all(d["metadata"]["namespace"] == "transition" for d in docs)
+
+
+def test_the_built_package_ships_the_suites_policy_and_contract(tmp_path, monkeypatch):
+    """`pip install .` needs no TRP_EXPECTATIONS: the wheel carries the suites (and the policy and the
+    extract contract), and the package finds its own suites when the variable is not set."""
+    import shutil
+    import subprocess
+    import zipfile
+
+    from pipeline.validation import suite_dir
+
+    uv = shutil.which("uv") or str(Path(sys.executable).with_name("uv"))
+    subprocess.run([uv, "build", "--wheel", "-q", "-o", str(tmp_path), str(ROOT)], check=True, timeout=300)
+    names = zipfile.ZipFile(next(tmp_path.glob("*.whl"))).namelist()
+    suites = sorted(p.name for p in (ROOT / "expectations").glob("*.json"))
+    assert suites and all(f"pipeline/data/expectations/{s}" in names for s in suites)
+    assert {"pipeline/data/policy-v1.yaml", "pipeline/data/extract-contract.md"} <= set(names)
+    monkeypatch.delenv("TRP_EXPECTATIONS", raising=False)
+    assert sorted(p.name for p in suite_dir().glob("*.json")) == suites
