@@ -258,6 +258,14 @@ class _Flows:
     export: np.ndarray
     imports: np.ndarray  # 0 where the pool may not import
 
+    def loads(self, side: _Side) -> np.ndarray:
+        """Each of the side's officers' load in units under these flows (fractional for a relaxation's)."""
+        wu = side.roster.weight_units
+        load = side.fixed.astype(np.float64)
+        np.add.at(load, side.local(side.g_om), self.keep * wu[side.g_k])
+        np.add.at(load, side.local(self.team_om), self.team * wu[self.team_k])
+        return load
+
     def whole(self) -> _Flows:
         return replace(self, keep=self.keep.astype(np.int64), team=self.team.astype(np.int64),
                        export=self.export.astype(np.int64), imports=self.imports.astype(np.int64))
@@ -314,52 +322,36 @@ class _Exact:
                     and np.all(activity <= self.row_upper))
 
     def values(self, flows: _Flows, side: _Side) -> np.ndarray:
-        """Every variable's value in the plan `flows` (excess: as the loads it gives require)."""
-        P = len(self.pools)
-        x = np.zeros(len(self.cost), dtype=np.int64)
-        x[:self.n_keep] = flows.keep
-        # The relaxation's flows list the same arcs in the same order (_holders_of, pools in key order).
-        e = self.n_keep + self.n_team
-        x[self.n_keep:e] = flows.team
-        x[e:e + P] = flows.export
-        x[e + P:e + P + int(self.importing.sum())] = flows.imports[self.importing]
-        wu = side.roster.weight_units
-        load = side.fixed.copy()
-        np.add.at(load, side.local(side.g_om), flows.keep * wu[side.g_k])
-        np.add.at(load, side.local(flows.team_om), flows.team * wu[flows.team_k])
-        x[e + P + int(self.importing.sum()):] = np.maximum(0, load[self.loaded][:, None]
-                                                           - side.limits[self.loaded]).ravel()
-        return x
+        """Every variable's value in the plan `flows` (excess: as the loads it gives require). The
+        relaxation's flows list the same arcs in the same order (_holders_of, pools in key order)."""
+        return self._variables(flows.keep, flows.team, flows.export, flows.imports, flows.loads(side), side)
 
     def of_plan(self, side: _Side, holder: np.ndarray, k: np.ndarray, t: np.ndarray) -> np.ndarray:
         """Every variable's value in a whole-case plan: `holder` (officer place) of each of the side's cases,
         kept groups' cases first then forced ones, with each case's class and team."""
-        P, T = len(self.pools), self.n_team
-        G = self.n_keep
+        P, T, G = len(self.pools), self.n_team, self.n_keep
         sizes = np.diff(side.g_start)
-        home = np.repeat(side.local(side.g_om), sizes)
         kept = np.zeros(len(holder), dtype=bool)
-        kept[:len(home)] = holder[:len(home)] == home
-        group = np.repeat(np.arange(G), sizes)
-        keep = np.bincount(group[kept[:len(home)]], minlength=G)
-        away = ~kept
-        o, kk, tt = holder[away], k[away], t[away]
-        arc_keys = (self.hk << 48) | (self.ht << 24) | self.hplace
+        kept[:sizes.sum()] = holder[:sizes.sum()] == np.repeat(side.local(side.g_om), sizes)
+        keep = np.bincount(np.repeat(np.arange(G), sizes)[kept[:sizes.sum()]], minlength=G)
+        o, kk, tt = holder[~kept], k[~kept], t[~kept]
         team_of = side.team[o]
-        arcs = np.searchsorted(arc_keys, (kk << 48) | (team_of << 24) | o)
-        pool_at = lambda kk_, tt_: np.searchsorted(self.pools, _key(_POOL, kk_, tt_))  # noqa: E731
+        arcs = np.searchsorted((self.hk << 48) | (self.ht << 24) | self.hplace, (kk << 48) | (team_of << 24) | o)
         changed = team_of != tt
-        exports = np.bincount(pool_at(kk[changed], tt[changed]), minlength=P)
-        imports = np.bincount(pool_at(kk[changed], team_of[changed]), minlength=P)
+        exports = np.bincount(np.searchsorted(self.pools, _key(_POOL, kk[changed], tt[changed])), minlength=P)
+        imports = np.bincount(np.searchsorted(self.pools, _key(_POOL, kk[changed], team_of[changed])), minlength=P)
+        load = side.fixed + np.bincount(holder, weights=side.roster.weight_units[k], minlength=len(side.officers))
+        return self._variables(keep, np.bincount(arcs, minlength=T), exports, imports, load, side)
+
+    def _variables(self, keep: np.ndarray, team: np.ndarray, export: np.ndarray, imports: np.ndarray,
+                   load: np.ndarray, side: _Side) -> np.ndarray:
+        """The model's variables from a plan's flows (imports per pool) and each officer's load."""
+        P, e = len(self.pools), self.n_keep + self.n_team
         x = np.zeros(len(self.cost), dtype=np.int64)
-        x[:G] = keep
-        x[G:G + T] = np.bincount(arcs, minlength=T)
-        x[G + T:G + T + P] = exports
-        x[G + T + P:G + T + P + int(self.importing.sum())] = imports[self.importing]
-        load = side.fixed + np.bincount(holder, weights=side.roster.weight_units[k], minlength=len(side.officers)
-                                        ).astype(np.int64)
-        x[G + T + P + int(self.importing.sum()):] = np.maximum(0, load[self.loaded][:, None]
-                                                               - side.limits[self.loaded]).ravel()
+        x[:self.n_keep], x[self.n_keep:e], x[e:e + P] = keep, team, export
+        x[e + P:e + P + int(self.importing.sum())] = imports[self.importing]
+        x[e + P + int(self.importing.sum()):] = np.maximum(0, load[self.loaded][:, None]
+                                                           - side.limits[self.loaded]).ravel()
         return x
 
     def flows(self, x: np.ndarray, side: _Side, whole: bool = True) -> _Flows:
@@ -992,11 +984,7 @@ def _overload_unavoidable(side: _Side, policy: Policy) -> bool:
         "cost_move": 0, "cost_team_change": 0,
         "spread_bands": [b.model_copy(update={"cost": 0}) for b in al.spread_bands]})})
     flows, _, _ = _relaxation(side, alone)
-    wu = side.roster.weight_units
-    load = side.fixed.astype(np.float64)
-    np.add.at(load, side.local(side.g_om), flows.keep * wu[side.g_k])
-    np.add.at(load, side.local(flows.team_om), flows.team * wu[flows.team_k])
-    return bool((load - side.limits[:, 0] > 1e-6).any())
+    return bool((flows.loads(side) - side.limits[:, 0] > 1e-6).any())
 
 
 def align_cases(

@@ -1,8 +1,8 @@
 """The exchange neighbourhood: a whole-case plan of one side improved one exact step at a time.
 
 Rounding a relaxation to whole cases can leave an officer over capacity, or a case moved that could have
-stayed, where no single case can go anywhere better: curing it takes an exchange (a heavy case out, a light
-one in, with a colleague) or a chain (a case goes home and the mover holding its place goes elsewhere).
+stayed. Some of that single moves cure (a case off an officer over capacity, a case back home); some takes
+an exchange (a heavy case out, a light one in, with a colleague).
 Every step is priced exactly as the plan is (moves, team changes and each officer's load bands) and taken
 only when it lowers the plan's cost, so the search ends, and it looks at cases and officers in a fixed
 order, so the same plan always comes out.
@@ -56,7 +56,9 @@ def improve(nb: Neighbourhood, holder: np.ndarray, max_rounds: int) -> np.ndarra
     n = len(nb.holds)
     load = nb.fixed + np.bincount(holder, weights=nb.w, minlength=n).astype(np.int64)
     everyone = np.arange(n)
-    may = {k: nb.may_hold(k) for k in np.unique(nb.k).tolist()}
+    classes = np.unique(nb.k)
+    allowed = np.stack([nb.may_hold(k) for k in classes.tolist()]) if len(classes) else np.zeros((0, n), bool)
+    of_class = np.searchsorted(classes, nb.k)  # each case's row of `allowed` (class, officer)
     # What taking one more case of each weight costs each officer, kept up to date as loads change.
     adding: dict[int, np.ndarray] = {}
 
@@ -84,7 +86,7 @@ def improve(nb: Neighbourhood, holder: np.ndarray, max_rounds: int) -> np.ndarra
             return False  # at home and within capacity: leaving costs a move, more than it could save
         gain_a = nb.load_cost(a, np.int64(load[a] - w)) - nb.load_cost(a, load[a])
         delta = nb.event(i, everyone) - nb.event(i, np.int64(a)) + gain_a + cost_of_adding(w)
-        delta[~may[int(nb.k[i])]] = 0
+        delta[~allowed[of_class[i]]] = 0
         delta[a] = 0
         b = int(delta.argmin())
         return delta[b] < 0 and give(i, a, b, w)
@@ -96,7 +98,7 @@ def improve(nb: Neighbourhood, holder: np.ndarray, max_rounds: int) -> np.ndarra
             return False
         b = holder
         wj = nb.w
-        ok = (b != a) & may[int(nb.k[i])][b] & _may_take(may, nb.k, a)
+        ok = (b != a) & allowed[of_class[i], b] & allowed[of_class, a]
         delta = (nb.event(i, b) - nb.event(i, np.int64(a))
                  + _events_at(nb, a) - _events_at(nb, b)
                  + nb.load_cost(np.int64(a), load[a] - w + wj) - nb.load_cost(a, load[a])
@@ -135,14 +137,6 @@ def improve(nb: Neighbourhood, holder: np.ndarray, max_rounds: int) -> np.ndarra
         if not changed:
             break
     return holder
-
-
-def _may_take(may: dict[int, np.ndarray], k: np.ndarray, a: int) -> np.ndarray:
-    """Whether officer a may be given each case (by its class)."""
-    out = np.zeros(len(k), dtype=bool)
-    for kk, m in may.items():
-        out[k == kk] = m[a]
-    return out
 
 
 def _events_at(nb: Neighbourhood, o) -> np.ndarray:
