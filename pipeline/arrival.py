@@ -48,7 +48,7 @@ def pending_arrivals(landing: str, out: str) -> list[dict]:
     return pending
 
 
-def assess_extract(landing: str, trust: str, engine: str = "mirror", extract_date: str | None = None,
+def assess_extract(landing: str, trust: str, extract_date: str | None = None,
                    limits: ExtractsPolicy = ExtractsPolicy(), replacing: dict[str, bytes] | None = None) -> dict:
     """The newest extract's outcome (or that of `extract_date`), with `replacing` (file name: bytes) in place of
     the landing zone's files: status VALIDATED, REJECTED or NO_EXTRACT, with counts, the rows held back
@@ -65,7 +65,7 @@ def assess_extract(landing: str, trust: str, engine: str = "mirror", extract_dat
                 "held_back": [], "warning_rows": []}
     quarantine, warnings = [], []
     try:
-        ex = read_extract(land, trust, dates[0], engine, limits, replacing)
+        ex = read_extract(land, trust, dates[0], limits, replacing)
     except FileRejected as exc:
         quarantine = [rejected_file(exc, exc.file)] + exc.findings  # what to fix in a file mostly held back
         summary.update(rejected_files=quarantine[:1], validation=rejected_results(exc, dates[0]),
@@ -95,10 +95,10 @@ def write_arrival(out: str, landing: str, summary: dict) -> str:
     return store.path(*folder, REPORT_FILE)
 
 
-def check_arrival(landing: str, trust: str, out: str | None = None, engine: str = "mirror",
+def check_arrival(landing: str, trust: str, out: str | None = None,
                   extract_date: str | None = None, limits: ExtractsPolicy = ExtractsPolicy()) -> dict:
     """`assess_extract` of what has landed, and (with `out`) its arrival report written."""
-    summary = assess_extract(landing, trust, engine, extract_date, limits)
+    summary = assess_extract(landing, trust, extract_date, limits)
     if out is not None and summary["extract_date"] is not None:
         summary["report"] = write_arrival(out, landing, summary)
     return summary

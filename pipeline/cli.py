@@ -124,18 +124,14 @@ def validate(
     landing: str = typer.Option(..., help="Landing zone: local path or fsspec URL"),
     trust: str = typer.Option(..., help="Trust code, e.g. LDN"),
     out: Optional[str] = typer.Option(None, help="Write the report to OUT/arrivals/<TRUST>/<date>/"),
-    engine: str = typer.Option("mirror", help="mirror (vectorised, the nightly default) or gx (Great Expectations)"),
     policy: Optional[str] = typer.Option(None, help="Policy file (its limits on extracts; default: policy v1)"),
 ) -> None:
     """Check a trust's newest extract now, without the split. Exit 0: accepted (rows may be held back);
     1: a file was rejected; 2: no extract."""
     from pipeline.arrival import check_arrival
     from pipeline.policy import load_policy
-    from pipeline.validation import ENGINES
 
-    if engine not in ENGINES:
-        raise UserError(f"--engine must be one of {', '.join(ENGINES)}, not {engine!r}")
-    s = check_arrival(landing, _trust_code(trust), out, engine, limits=load_policy(policy).extracts)
+    s = check_arrival(landing, _trust_code(trust), out, limits=load_policy(policy).extracts)
     console.print(_trust_line(s), highlight=False)
     for r in s["rejected_files"]:
         console.print(f"[red]{r['file']} line {r['line'] or '-'}, column {r['column'] or '-'}: {r['rule']}: "

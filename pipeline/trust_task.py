@@ -66,7 +66,6 @@ class TrustJob:
     run_date: str
     pseudonym_key: bytes
     units_per_point: int
-    validation_engine: str = "mirror"
     extract_limits: ExtractsPolicy = ExtractsPolicy()
 
 
@@ -130,8 +129,7 @@ def _findings(text, rows: pd.DataFrame) -> list[dict]:
                 lines, *(rows[c].tolist() for c in ("column", "rule", "message", "value")))]
 
 
-def read_extract(landing: Store, trust: str, date: str, engine: str = "mirror",
-                 limits: ExtractsPolicy = ExtractsPolicy(), replacing: dict[str, bytes] | None = None) -> Extract:
+def read_extract(landing: Store, trust: str, date: str, limits: ExtractsPolicy = ExtractsPolicy(), replacing: dict[str, bytes] | None = None) -> Extract:
     """All four files of one extract, each validated by its suite; a file rule raises FileRejected.
 
     Files are checked in order (staff, cases, retention requests, appeals) so that each can refer to what
@@ -156,7 +154,7 @@ def read_extract(landing: Store, trust: str, date: str, engine: str = "mirror",
             continue
         raw = replacing[spec.name] if spec.name in replacing else landing.read_bytes(trust, date, spec.name)
         try:
-            text, v, held = _check_file(kind, raw, params, engine, limits, trust)
+            text, v, held = _check_file(kind, raw, params, limits, trust)
             ex.hashes[spec.name] = text.sha256
             ex.results.extend(v.results)
             ex.notes.extend(_notes(text))
@@ -182,7 +180,7 @@ def check_alone(kind: str, raw: bytes, trust: str, limits: ExtractsPolicy = Extr
     of the extract once that is there."""
     try:
         params = {"trust": [trust], "staff_codes": [], "staff_codes_or_blank": [""], "crns": []}
-        _check_file(kind, raw, params, "mirror", limits, trust, share=False)
+        _check_file(kind, raw, params, limits, trust, share=False)
     except FileRejected as exc:
         return rejected_file(exc, exc.file)
     except Exception as exc:  # noqa: BLE001 - as in read_extract
@@ -190,12 +188,12 @@ def check_alone(kind: str, raw: bytes, trust: str, limits: ExtractsPolicy = Extr
     return None
 
 
-def _check_file(kind: str, raw: bytes, params: dict, engine: str, limits: ExtractsPolicy, trust: str,
+def _check_file(kind: str, raw: bytes, params: dict, limits: ExtractsPolicy, trust: str,
                 share: bool = True):
     """One file parsed and validated: its text, its validation and the rows held back. A file rule broken,
     or (`share`) more than the policy's share of rows held back, raises FileRejected."""
     text = read_text(raw, kind, limits)
-    v = validate(kind, text.frame, params, engine)
+    v = validate(kind, text.frame, params)
     rejected = v.rejection()
     if rejected:
         raise _rejection(text, v, rejected, trust)
@@ -450,7 +448,7 @@ def ingest_trust(job: TrustJob) -> dict:
     rejections, results, ex = [], [], None
     for date in dates:
         try:
-            ex = read_extract(landing, job.trust, date, job.validation_engine, job.extract_limits)
+            ex = read_extract(landing, job.trust, date, job.extract_limits)
         except FileRejected as exc:
             rejections.append(rejected_file(exc, f"{date}/{exc.file}"))
             results.extend(rejected_results(exc, date))

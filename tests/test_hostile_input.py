@@ -271,7 +271,6 @@ def _trp(capsys, monkeypatch, *args) -> tuple[int, str]:
     (["run", "--run-date", DATE, "--policy", "TYPO"], 2,
      "alignment.capacity_limit_pc: Extra inputs are not permitted"),
     (["validate", "--trust", "XYZ"], 2, "unknown trust code 'XYZ'"),
-    (["validate", "--trust", "LDN", "--engine", "fast"], 2, "--engine must be one of mirror, gx"),
     (["upload", "FILE", "--url", "http://127.0.0.1:9", "--token-file", "TOKEN", "--trust", "LDN", "--date", DATE], 2,
      "cannot reach the upload service at http://127.0.0.1:9"),
     (["upload", "FILE", "--url", "http://127.0.0.1:9", "--token-file", "/no/token", "--trust", "LDN", "--date",
