@@ -21,11 +21,12 @@ class FileRejected(Exception):
     """A file rule was broken: the whole file is rejected, with the line and what was expected."""
 
     def __init__(self, file: str, line: int | None, rule: str, message: str, column: str = "",
-                 results: list[dict] | None = None, findings: list[dict] | None = None):
+                 results: list[dict] | None = None, findings: list[dict] | None = None, gx: dict | None = None):
         super().__init__(f"{file}: line {line or '-'}: {rule}: {message}")
         self.file, self.line, self.rule, self.message, self.column = file, line, rule, message, column
         self.results = results or []  # the suite's results, when the suite found the fault
         self.findings = findings or []  # the rows a file mostly held back would have held, for the trust to fix
+        self.gx = gx or {}  # GX's results (kind: JSON) of the extract's files checked, the rejected one included
 
 
 @dataclass

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from pipeline.data_docs import RESULTS, SITE, build_site
 from pipeline.orchestration import DATASETS
 from pipeline.pseudonyms import key_fingerprint
 from pipeline.policy import Policy, load_policy
@@ -229,11 +230,29 @@ def finish_all(client, plan: RunPlan, ingested: dict[str, dict],
     for i, j in enumerate(order):
         if j.trust not in decided:
             decided[j.trust] = _submit_decide(client, plan, j, ingested[j.trust], len(order) - i)
+    # Every trust's GX results are staged now: their Data Docs are built on a worker beside the decisions
+    docs = client.submit(build_site, plan.out.url, plan.run_id, plan.started_at, key=f"data-docs-{plan.run_id}",
+                         priority=len(order) // 2, retries=2, pure=False)
     conflicts = crn_conflicts(plan, ingested, crns)
-    return _gather(client, {j.trust: client.submit(
+    summaries = _gather(client, {j.trust: client.submit(
         report_trust, j, ingested[j.trust], decided[j.trust], conflicts.get(j.trust),
         key=_task_key("report", j), priority=len(order) - i, retries=2, pure=False)
         for i, j in enumerate(order)}, on_trust_done)
+    _data_docs_built(docs)
+    return summaries
+
+
+def _data_docs_built(docs) -> None:
+    """Wait for the run's Data Docs. Their failure does not stop the night (the run report says they are
+    missing); TRP_RAISE_FAULTS=1 lets it through, as for a trust's file."""
+    try:
+        built = docs.result()
+    except Exception:
+        if os.environ.get("TRP_RAISE_FAULTS") == "1":
+            raise
+        log.exception("building the run's Data Docs failed; the run goes on without them")
+        return
+    log.info("Data Docs: %(validation_pages)s validation pages and %(suites)s suites", built)
 
 
 def _submit_decide(client, plan: RunPlan, job: TrustJob, ingested: dict, rank: int):
@@ -437,6 +456,12 @@ def _swap_in(out: Store, manifest: dict) -> None:
             if out.exists("operational", trust, run_date):
                 out.move(("operational", trust, run_date), ("superseded", old, "operational", trust, run_date))
             out.move((*stage, "operational", trust, run_date), ("operational", trust, run_date))
+    if out.exists(*stage, RESULTS):  # each file's GX result, kept with the run
+        out.rm("runs", run_id, RESULTS)
+        out.move((*stage, RESULTS), ("runs", run_id, RESULTS))
+    if out.exists(*stage, SITE):  # the run's Data Docs, beside its report
+        out.rm("reports", run_date, SITE)
+        out.move((*stage, SITE), ("reports", run_date, SITE))
     out.write_bytes(json.dumps(manifest, indent=2, sort_keys=True, default=str).encode(),
                     "runs", run_id, "manifest.json")
     out.rm(*stage)

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from pipeline.data_docs import SITE
 from pipeline.disclosure import suppressed_table, suppressed_values, suppression_mask
 from pipeline.reference import load_reference
 from pipeline.storage import Store
@@ -226,10 +227,14 @@ def _why(t: dict) -> str:
 
 
 def render_run_report(manifest: dict, t: ReportTables, threshold: int, capacity_limit: float,
-                      names: dict[str, str] | None = None) -> str:
+                      names: dict[str, str] | None = None, data_docs: str | None = None) -> str:
     """The page: inline SVG charts and tables, no scripts and no external resources. `names`: trust and unit
-    names by code (the reference data)."""
+    names by code (the reference data); `data_docs`: the run's Data Docs, relative to the page, if built."""
     names = names or {}
+    docs = (f'<p id="data-docs">Every file\'s validation, expectation by expectation: the run\'s '
+            f'<a href="{html.escape(data_docs)}">Great Expectations Data Docs</a>.</p>' if data_docs else
+            '<p id="data-docs" class="note">The Data Docs of this run could not be built (see the run\'s log); '
+            'the <code>validation</code> dataset holds every expectation\'s result.</p>')
     charts = [
         ("cases-by-side", "Cases by side and trust",
          _side_bars(t.cases_by_side, "svg-cases", "Cases by side", names)),
@@ -271,6 +276,7 @@ table {{ border-collapse: collapse; font-size: .85em; }} td, th {{ padding: .2em
 <h2>This run</h2>
 <p id="manifest">{html.escape(manifest_in_words(manifest))}</p>
 <p id="capacity">{html.escape(capacity_in_words(manifest, capacity_limit))}</p>
+{docs}
 <p class="note">Small counts (1 to {threshold - 1}) are hidden and shown as [c], with other cells hidden where a
 total would give them away ({t.hidden_cells} chart values hidden on this page); charts leave hidden values
 out. The pseudonymised datasets for analysts are under <code>published/</code>.</p>
@@ -310,5 +316,6 @@ def write_run_report(out: Store, manifest: dict, threshold: int, capacity_limit:
     con.close()
     reference = load_reference()
     names = dict(zip(reference.trusts["trust_code"], reference.trusts["trust_name"]))
-    page = render_run_report(manifest, tables, threshold, capacity_limit, names)
+    docs = f"{SITE}/index.html" if out.exists("reports", run_date, SITE, "index.html") else None
+    page = render_run_report(manifest, tables, threshold, capacity_limit, names, docs)
     return out.write_bytes(page.encode("utf-8"), "reports", run_date, REPORT)

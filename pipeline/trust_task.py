@@ -24,6 +24,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from pipeline.contract import FILES, typed_table
+from pipeline.data_docs import stage_results
 from pipeline.decisions.engine import decide_trust
 from pipeline.decisions.night import OUTSTANDING, PLAN_COLUMNS
 from pipeline.decisions.staff_split import HELD_COLUMNS
@@ -118,6 +119,7 @@ class Extract:
     hashes: dict[str, str]
     notes: list[str]
     results: list[dict]
+    gx: dict[str, dict]  # each file's GX validation result, as GX's JSON
 
 
 def _findings(text, rows: pd.DataFrame) -> list[dict]:
@@ -136,7 +138,7 @@ def read_extract(landing: Store, trust: str, date: str, limits: ExtractsPolicy =
     passed before it: cases to staff codes, requests to cases and staff, appeals to staff. `replacing`: files
     (name: bytes) to check in place of the landing zone's, for an upload not yet committed.
     """
-    ex = Extract(date, {}, [], [], {}, [], [])
+    ex = Extract(date, {}, [], [], {}, [], [], {})
     params: dict = {"trust": [trust]}
     replacing = replacing or {}
     present = set(landing.listdir(trust, date)) | set(replacing)
@@ -155,6 +157,7 @@ def read_extract(landing: Store, trust: str, date: str, limits: ExtractsPolicy =
         raw = replacing[spec.name] if spec.name in replacing else landing.read_bytes(trust, date, spec.name)
         try:
             text, v, held = _check_file(kind, raw, params, limits, trust)
+            ex.gx[kind] = v.gx
             ex.hashes[spec.name] = text.sha256
             ex.results.extend(v.results)
             ex.notes.extend(_notes(text))
@@ -167,7 +170,8 @@ def read_extract(landing: Store, trust: str, date: str, limits: ExtractsPolicy =
             params.update(reference_params(kind, ex.typed[kind]))
             if kind == "staff":
                 held_staff = _held_back_codes(text, held, ex.typed[kind])
-        except FileRejected:
+        except FileRejected as exc:
+            exc.gx = {**ex.gx, **exc.gx}
             raise
         except Exception as exc:  # noqa: BLE001 - one trust's file never fails the night (see _fault)
             raise _fault(spec.name, exc) from exc
@@ -226,7 +230,7 @@ def _mostly_held_back(text, v, held: pd.DataFrame, bad: int, rows: int, share: f
     result = {"file": text.name, "expectation": HELD_BACK_SHARE, "rule": "TOO_MANY_ROWS_HELD_BACK", "column": "",
               "on_fail": REJECT_FILE, "success": False, "unexpected_count": int(bad), "message": message}
     return FileRejected(text.name, first, "TOO_MANY_ROWS_HELD_BACK", message, results=[*v.results, result],
-                        findings=_ragged(text) + _findings(text, held))
+                        findings=_ragged(text) + _findings(text, held), gx={v.kind: v.gx})
 
 
 def _fault(name: str, exc: Exception) -> FileRejected:
@@ -305,7 +309,8 @@ def _rejection(text, v, rule: dict, trust: str) -> FileRejected:
         line = text.lines([int(others.index[0])])[0]
         message = (f"most rows name another trust than {trust}: was this upload meant for "
                    f"{others.mode().iloc[0]}?")
-    return FileRejected(text.name, line, rule["rule"], message, column=column, results=v.results)
+    return FileRejected(text.name, line, rule["rule"], message, column=column, results=v.results,
+                        gx={v.kind: v.gx})
 
 
 def write_csv(store: Store, df: pd.DataFrame, *parts: str) -> None:
@@ -452,8 +457,10 @@ def ingest_trust(job: TrustJob) -> dict:
         except FileRejected as exc:
             rejections.append(rejected_file(exc, f"{date}/{exc.file}"))
             results.extend(rejected_results(exc, date))
+            stage_results(out, job.run_id, job.trust, date, exc.gx)
             continue
         results.extend({**r, "extract_date": date} for r in ex.results)
+        stage_results(out, job.run_id, job.trust, date, ex.gx)
         break
     summary = {"trust": job.trust, "extract_date": ex.date if ex else None,
                "newest_extract": dates[0] if dates else None, "odd_folders": odd, "rejected_files": rejections,

@@ -1,5 +1,6 @@
 """End to end on a small generated landing zone: real Dask workers, real files, read back with DuckDB."""
 import json
+import re
 from pathlib import Path
 
 import duckdb
@@ -220,3 +221,91 @@ def test_every_trust_gets_a_validation_report(dirty_run):
         assert not any(tag in page for tag in ("<script", "<link", "src=", "href=", "@import"))  # no fetches
     dor = Path(out, "operational", "DOR", "2014-06-01", "validation_report.html").read_text(encoding="utf-8")
     assert "CARRIED_OVER" in dor and "MISSING_COLUMN" in dor and "grade" in dor
+
+
+def test_each_files_great_expectations_result_is_kept_and_published_as_the_validation_dataset(dirty_run):
+    """GX's own JSON per run, trust, extract and file; the `validation` dataset says what it says."""
+    _, _, out, result = dirty_run
+    kept = Path(out, "runs", result.manifest["run_id"], "validation")
+    files = sorted(kept.glob("*/*/*.json"))
+    assert {p.parts[-3] for p in files} == set(result.manifest["trusts"])
+    assert (kept / "DOR" / "2014-06-01" / "staff.json").exists()  # the rejected extract's result is kept too
+    published = _published(out, "validation")
+    for path in files:
+        trust, date, kind = path.parts[-3], path.parts[-2], path.stem
+        gx = json.loads(path.read_text())
+        assert gx["meta"]["active_batch_definition"]["data_asset_name"] == kind
+        rows = published[(published["trust_code"] == trust) & (published["extract_date"] == date) &
+                         (published["file"] == f"{kind}.csv") & published["expectation"].str.startswith("expect_")]
+        if trust == "DOR" and date == "2014-06-01":
+            continue  # rejected for a missing column: only the table rules are published
+        want = {(r["expectation_config"]["meta"]["rule"], r["expectation_config"]["type"], r["success"],
+                 r["result"].get("unexpected_count", 0)) for r in gx["results"]}
+        got = set(zip(rows["rule"], rows["expectation"], rows["success"], rows["unexpected_count"]))
+        assert got == want, (trust, kind)
+
+
+CHROMIUM = __import__("shutil").which("chromium")
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (make test installs it as root)")
+def test_the_runs_data_docs_list_every_result_and_open_offline_in_chromium(dirty_run):
+    from playwright.sync_api import sync_playwright
+
+    _, _, out, result = dirty_run
+    site = Path(out, "reports", "2014-06-01", "data-docs")
+    results = len(list(Path(out, "runs", result.manifest["run_id"], "validation").glob("*/*/*.json")))
+    assert 'href="data-docs/index.html"' in Path(out, "reports", "2014-06-01", "index.html").read_text()
+    london = next(site.glob("validations/cases/*/*/LDN-2014-06-01.html"))
+    seen = {}
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        for name, page_path in (("index", site / "index.html"), ("london", london)):
+            page = browser.new_page()
+            problems, fetched = [], []
+            page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+            page.on("pageerror", lambda e: problems.append(str(e)))
+            page.on("request", lambda r: fetched.append(r.url))
+            page.goto(page_path.as_uri())
+            page.wait_for_load_state("load")
+            seen[name] = (problems, [u for u in fetched if not u.startswith("file://")],
+                          page.locator("table tbody tr").count(),
+                          page.locator("body").inner_text())
+        browser.close()
+    for name, (problems, remote, _, _) in seen.items():
+        assert problems == [] and remote == [], name  # no error, nothing fetched from the network
+    assert seen["index"][2] > 0  # the index's table is drawn (a page at a time), and it links every result
+    linked = set(re.findall(r'validations/[^"\\]*\.html', (site / "index.html").read_text()))
+    assert len(linked) == results == len(list(site.glob("validations/*/*/*/*.html")))
+    assert "crn" in seen["london"][3] and "Failed" in seen["london"][3]
+
+
+def test_the_nightly_run_validates_with_the_suites_it_is_given(dirty_run, tmp_path, monkeypatch):
+    """The night's validation is Great Expectations running the suite files: a suite edited in a copy
+    quarantines what it now forbids, and GX's kept result names the expectation."""
+    import shutil
+
+    from pipeline.validation import suite_dir
+
+    root, landing, _, _ = dirty_run
+    suites = tmp_path / "expectations"
+    shutil.copytree(suite_dir(), suites)
+    staff = json.loads((suites / "staff.json").read_text())
+    grade = next(e for e in staff["expectations"] if e["meta"]["rule"] == "GRADE_KNOWN")
+    grade["kwargs"]["value_set"] = [g for g in grade["kwargs"]["value_set"] if g != "PSO"]
+    (suites / "staff.json").write_text(json.dumps(staff))
+    monkeypatch.setenv("TRP_EXPECTATIONS", str(suites))
+    one = tmp_path / "landing"
+    shutil.copytree(Path(landing, "WIL"), one / "WIL")
+    out = tmp_path / "out"
+    result = run_nightly(str(one), str(out), "2014-06-01", pseudonym_key=KEY)
+    uploaded = pd.read_csv(one / "WIL" / "2014-06-01" / "staff.csv", dtype=str, keep_default_na=False)
+    pso = int((uploaded["grade"] == "PSO").sum())
+    assert pso > 0
+    q = pd.read_csv(out / "operational" / "WIL" / "2014-06-01" / "quarantine.csv", dtype=str, keep_default_na=False)
+    assert int((q["rule"] == "GRADE_KNOWN").sum()) == pso
+    gx = json.loads(Path(out, "runs", result.manifest["run_id"], "validation", "WIL", "2014-06-01",
+                         "staff.json").read_text())
+    (known,) = [r for r in gx["results"] if r["expectation_config"]["meta"]["rule"] == "GRADE_KNOWN"]
+    assert known["success"] is False and known["result"]["unexpected_count"] == pso
+    assert known["expectation_config"]["id"] == grade["id"]
