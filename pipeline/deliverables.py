@@ -7,10 +7,8 @@ import re
 
 import numpy as np
 import pandas as pd
-import pyarrow.compute as pc
 
 from pipeline.domain import OUTCOME_WORDS, REASON_WORDS
-from pipeline.text import arrow_text
 
 TRANSFER_WORKBOOK = "transfer_list.xlsx"
 TRUST_README = "README.txt"
@@ -41,7 +39,7 @@ def transfer_workbook(moves: pd.DataFrame, created: dt.datetime = dt.datetime(20
     import xlsxwriter
 
     moves = moves.fillna("").astype(str)
-    order = pc.sort_indices(arrow_text(moves["team_code"])).to_numpy()  # stable
+    order = np.argsort(moves["team_code"].to_numpy(dtype=object), kind="stable")
     rows = moves.to_numpy(dtype=object)[order]
     team = rows[:, list(moves.columns).index("team_code")] if len(rows) else np.array([], dtype=object)
     starts = np.flatnonzero(np.r_[len(team) > 0, team[1:] != team[:-1]]) if len(team) else np.zeros(0, np.int64)

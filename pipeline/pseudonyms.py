@@ -11,10 +11,6 @@ import hmac
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
-
-from pipeline.text import arrow_text, filled, labels, strictly_ascending, text_series
 
 _HEX_DIGITS = 32
 
@@ -30,34 +26,25 @@ class Pseudonyms:
         mac.update(value.encode())
         return mac.hexdigest()[:_HEX_DIGITS]
 
-    def digests(self, values: pa.Array) -> pa.Array:
+    def digests(self, values) -> list[str]:
         """The pseudonym of each of `values` (text without missing values), in order."""
-        return pa.array([self._digest(v) for v in values.to_pylist()], pa.large_string())
+        return [self._digest(v) for v in values]
 
     def __call__(self, values: pd.Series) -> pd.Series:
-        """The column's pseudonyms; nulls stay null. A column in strict order (the case alignment's CRNs)
-        holds distinct values: hashed without factorising."""
-        if not strictly_ascending(values):
-            return self.many(values)[0]
-        return text_series(self.digests(arrow_text(values)), values.index)
+        """The column's pseudonyms; nulls stay null."""
+        return self.many(values)[0]
 
     def many(self, *columns: pd.Series) -> list[pd.Series]:
         """Several columns' pseudonyms, each value hashed once, however many columns hold it (an officer as
         holder, as current OM, in the caseload)."""
-        codes, distinct = _factorised(columns)
-        digests = self.digests(distinct)
+        if any(pd.api.types.infer_dtype(c, skipna=True) not in ("string", "empty") for c in columns):
+            raise TypeError("pseudonyms are made of text columns (codes, CRNs)")
+        together = pd.concat([pd.Series(c, dtype="str").reset_index(drop=True) for c in columns], ignore_index=True)
+        codes, distinct = pd.factorize(together)
+        digests = pd.array(self.digests(distinct), dtype="str")
         ends = np.cumsum([len(c) for c in columns]).tolist()
-        return [labels(codes[end - len(c):end], digests, c.index) for c, end in zip(columns, ends)]
-
-
-def _factorised(columns: tuple[pd.Series, ...]) -> tuple[np.ndarray, pa.Array]:
-    """Codes into the distinct values of the columns one after another (-1: missing), by Arrow's dictionary
-    encoding (pandas hashes an object column's Python strings three times slower)."""
-    texts = [arrow_text(c) for c in columns]
-    if any(t is None for t in texts):
-        raise TypeError("pseudonyms are made of text columns (codes, CRNs)")
-    encoded = pc.dictionary_encode(pa.concat_arrays([t.cast(pa.large_string()) for t in texts]))
-    return filled(encoded.indices, -1).to_numpy(), encoded.dictionary
+        return [pd.Series(digests.take(codes[end - len(c):end], allow_fill=True), index=c.index)
+                for c, end in zip(columns, ends)]
 
 
 def key_fingerprint(key: bytes) -> str:

@@ -27,7 +27,6 @@ from pipeline.pseudonyms import key_fingerprint
 from pipeline.policy import Policy, load_policy
 from pipeline.reference import load_reference
 from pipeline.storage import Store
-from pipeline.text import repeated
 from pipeline.trust_task import (LINE, TrustJob, decide_and_stage, ingest_trust, is_date_folder, report_trust,
                                  staged_crns)
 from pipeline.validation import CROSS_TRUST_MESSAGE, CROSS_TRUST_RULE
@@ -340,7 +339,7 @@ def crn_conflicts(plan: RunPlan, ingested: dict[str, dict],
             for t, s in sorted(ingested.items()) if s["status"] in USABLE]
     if not held:
         return {}
-    twice = repeated(pa.concat_tables([table for _, table in held]).column("crn").to_pandas())
+    twice = pa.concat_tables([table for _, table in held]).column("crn").to_pandas().duplicated(keep=False).to_numpy()
     ends = np.cumsum([table.num_rows for _, table in held])
     shared = pd.concat([table.filter(twice[end - table.num_rows:end]).to_pandas().assign(trust=t)
                         for (t, table), end in zip(held, ends.tolist())], ignore_index=True)

@@ -34,7 +34,6 @@ from pipeline.ingest import FileRejected, read_text
 from pipeline.policy import ExtractsPolicy, Policy
 from pipeline.pseudonyms import Pseudonyms
 from pipeline.storage import Store
-from pipeline.text import starts_with
 from pipeline.report import REPORT_FILE, render_report
 from pipeline.validation import (QUARANTINE_ROW, REJECT_FILE, REPORT, cross_trust_result, parse_result,
                                  reference_params, validate)
@@ -94,7 +93,7 @@ def formula_safe_frame(df: pd.DataFrame) -> pd.DataFrame:
     for col in out.columns:
         s = out[col]
         if s.dtype == object or pd.api.types.is_string_dtype(s):
-            risky = starts_with(s, FORMULA_CHARS)
+            risky = s.str.match(FORMULA_START.pattern, na=False).to_numpy(dtype=bool)
             if risky.any():
                 out[col] = s.astype(object)
                 out.loc[risky, col] = [formula_safe(v) for v in s[risky]]

@@ -309,3 +309,27 @@ def test_the_nightly_run_validates_with_the_suites_it_is_given(dirty_run, tmp_pa
     (known,) = [r for r in gx["results"] if r["expectation_config"]["meta"]["rule"] == "GRADE_KNOWN"]
     assert known["success"] is False and known["result"]["unexpected_count"] == pso
     assert known["expectation_config"]["id"] == grade["id"]
+
+
+def test_every_pseudonym_of_the_dirty_national_run_is_the_keyed_hmac_it_always_was(dirty_run):
+    """HMAC-SHA256 of "crn:<CRN>" (cases) and "staff:<trust>:<code>" (officers), first 32 hex digits, as
+    published since the first run: each trust's operational list joins its published rows on them."""
+    import hashlib
+    import hmac
+
+    def mac(kind: str, value: str) -> str:
+        return hmac.new(KEY, f"{kind}:{value}".encode(), hashlib.sha256).hexdigest()[:32]
+
+    _, _, out, result = dirty_run
+    published = _published(out, "case_alignment")
+    checked = 0
+    for trust in result.manifest["trusts"]:
+        ops = pd.read_csv(Path(out, "operational", trust, "2014-06-01", "case_alignment.csv"), dtype=str,
+                          keep_default_na=False)
+        want = sorted(zip(ops["crn"].map(lambda c: mac("crn", c)),
+                          ops["om"].map(lambda c: mac(f"staff:{trust}", c) if c else None)))
+        mine = published[published["trust_code"] == trust]
+        got = sorted(zip(mine["case_id"], mine["om_id"].where(mine["om_id"].notna(), None)))
+        assert got == want, trust
+        checked += len(got)
+    assert checked == len(published) > 1000

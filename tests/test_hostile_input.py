@@ -1,10 +1,8 @@
 """A careless or hostile trust's extract: every fault is that trust's clear rejection or finding, never a
 failed night; the command line answers every bad input with one line and a documented exit code."""
 import io
-import os
 import shutil
 import sys
-from itertools import combinations
 from pathlib import Path
 
 import pandas as pd

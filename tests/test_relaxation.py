@@ -3,6 +3,7 @@
 model's CP-SAT optimum against HiGHS' MIP optimum."""
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 from hypothesis import HealthCheck, given, settings
 from ortools.linear_solver.python import model_builder_helper as mbh
@@ -12,7 +13,6 @@ from pipeline.decisions.alignment import (CaseArrays, Roster, _classify, _Exact,
 from pipeline.decisions.case_split import split_cases
 from pipeline.decisions.staff_split import split_staff
 from pipeline.policy import load_policy
-from pipeline.text import arrow_text, sorted_by
 from tests.builders import AS_OF, appeals
 from tests.test_alignment_properties import small_trust
 
@@ -23,9 +23,9 @@ SOME = settings(max_examples=60, deadline=None, suppress_health_check=[HealthChe
 def sides(trust):
     """The trust's sides as the alignment numbers them (nobody retained: every case is free)."""
     s, c, r = trust
-    split = sorted_by(split_cases(c, P), "crn").reset_index(drop=True)
+    split = split_cases(c, P).sort_values("crn", kind="stable").reset_index(drop=True)
     assignment = split_staff(s, split, appeals(), P, "N05", "C15")
-    roster = Roster.of_staff(assignment, P, AS_OF, arrow_text(split["team_code"]))
+    roster = Roster.of_staff(assignment, P, AS_OF, pa.array(split["team_code"]))
     arrays = CaseArrays.of(split, split["om_staff_code"], roster)
     problems, *_ = _classify(split["crn"], arrays, roster, pd.Series([], dtype="str"))
     return [p for p in problems.values() if not p.empty and len(p.officers)]

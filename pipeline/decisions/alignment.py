@@ -35,7 +35,6 @@ from pipeline.domain import (
     RETENTION_NOT_NEEDED, RETENTION_OM_LEFT, RETENTION_PENDING,
     RETENTION_REJECTED_MOVED, SIDES)
 from pipeline.policy import Policy
-from pipeline.text import arrow_text, equals, filled, isin, labels, positions, sorted_by, text_series
 
 HOLDING_STATUSES = ("ACCEPTED", "PENDING")
 # A case's reason as a number (-1: none yet), named by its place here.
@@ -107,7 +106,7 @@ class Roster:
         """Every officer still in post on `as_of` (a code listed twice: its last row), the teams numbered
         over theirs and `case_teams`."""
         active = np.flatnonzero((staff["leaving_date"].isna() | (staff["leaving_date"] > as_of)).to_numpy())
-        codes = arrow_text(staff["staff_code"]).take(active)
+        codes = pa.array(staff["staff_code"]).take(active)
         order = pc.sort_indices(codes).to_numpy()
         ordered = codes.take(order)
         last = np.append(pc.not_equal(ordered[1:], ordered[:-1]).to_numpy(zero_copy_only=False), True)
@@ -122,7 +121,7 @@ class Roster:
                    for pair in set(zip(grade, role))}
         bits = np.fromiter(map(bits_of.__getitem__, zip(grade, role)), dtype=np.int64, count=len(grade))
         return cls._of(ordered.filter(pa.array(last)), staff["side"].to_numpy(dtype=object)[rows],
-                       arrow_text(staff["team_code"]).take(rows), grade, role, limits, bits, policy, case_teams)
+                       pa.array(staff["team_code"]).take(rows), grade, role, limits, bits, policy, case_teams)
 
     @classmethod
     def _of(cls, codes: pa.Array, side: np.ndarray, teams: pa.Array, grade: np.ndarray, role: np.ndarray,
@@ -130,7 +129,7 @@ class Roster:
         known = teams if case_teams is None else pa.chunked_array([teams, case_teams.cast(teams.type)])
         vocabulary = pc.unique(known).drop_null() if len(known) else teams
         vocabulary = vocabulary.take(pc.sort_indices(vocabulary))
-        team = filled(pc.index_in(teams, value_set=vocabulary), -1).to_numpy(zero_copy_only=False)
+        team = pc.fill_null(pc.index_in(teams, value_set=vocabulary), -1).to_numpy(zero_copy_only=False)
         return cls(codes=codes, side=np.append(side, None), team=np.append(team, -1).astype(np.int64),
                    grade=grade, role=role, classes=np.append(bits, 0).astype(np.int64), limits=limits,
                    teams=vocabulary, class_names=_class_names(policy),
@@ -146,12 +145,12 @@ class Roster:
 
     def find(self, codes: pd.Series) -> np.ndarray:
         """Row of each officer code; the sentinel row for a missing or unknown code."""
-        rows = positions(codes, self.codes)
+        rows = pd.Index(self.codes).get_indexer(codes)
         return np.where(rows < 0, self.none, rows)
 
     def team_of(self, codes: pd.Series) -> np.ndarray:
         """Each team code's position in `teams` (-1: missing)."""
-        return filled(pc.index_in(arrow_text(codes), value_set=self.teams), -1).to_numpy(zero_copy_only=False)
+        return pc.fill_null(pc.index_in(pa.array(codes), value_set=self.teams), -1).to_numpy(zero_copy_only=False)
 
     def same_side(self, row: np.ndarray, on_side: dict[str, np.ndarray]) -> np.ndarray:
         """Whether the officer at each row is on the side `on_side` marks for that case."""
@@ -177,8 +176,8 @@ class CaseArrays:
     def of(cls, cases: pd.DataFrame, current: pd.Series, roster: Roster) -> CaseArrays:
         return cls(
             row=roster.find(current), missing=current.isna().to_numpy(),
-            on_side={s: equals(cases["side"], s) for s in SIDES},
-            k_code=positions(cases["case_class"], pd.Series(roster.class_names, dtype="str")),
+            on_side={s: cases["side"].eq(s).to_numpy(dtype=bool, na_value=False) for s in SIDES},
+            k_code=pd.Index(roster.class_names).get_indexer(cases["case_class"]),
             t_code=roster.team_of(cases["team_code"]), wunits=cases["weight_units"].to_numpy())
 
     @cached_property
@@ -821,7 +820,7 @@ def _standing(cases: pd.DataFrame, prior: pd.DataFrame, roster: Roster, held: pd
         return np.zeros(len(cases), dtype=bool)
     c = CaseArrays.of(cases, planned, roster)
     can_take, _, _ = _allowed(c, roster)
-    retained = isin(cases["crn"], held) & ~prior["done"].to_numpy()
+    retained = cases["crn"].isin(held).to_numpy(dtype=bool) & ~prior["done"].to_numpy()
     pending = prior["outstanding"].to_numpy() | (planned.to_numpy(dtype=object) == prior["then_om"].to_numpy(
         dtype=object))
     waiting = prior["unchanged"].to_numpy() & pending  # a plan without its reason is not one to keep waiting
@@ -838,7 +837,7 @@ def _classify(crns: pd.Series, c: CaseArrays, roster: Roster, held: pd.Series,
     """
     n, row = len(crns), c.row
     allowed, known, same_side = _allowed(c, roster)
-    pin = known & isin(crns, held)
+    pin = known & crns.isin(held).to_numpy(dtype=bool)
     if standing is not None:
         pin |= standing
     om = np.full(n, roster.none, dtype=np.int64)
@@ -1004,8 +1003,8 @@ def align_cases(
     current_om (as the extract shows it), om, moved, reason, eligible_om, team_change, planned_on (the run
     date a move or allocation was first planned), replanned; and one solver report per side.
     """
-    cases = sorted_by(split_cases, "crn").reset_index(drop=True)
-    roster = Roster.of_staff(staff_split, policy, as_of, arrow_text(cases["team_code"]))
+    cases = split_cases.sort_values("crn", kind="stable").reset_index(drop=True)
+    roster = Roster.of_staff(staff_split, policy, as_of, pa.array(cases["team_code"]))
     held = retention.loc[retention["status"].isin(HOLDING_STATUSES), "crn"].drop_duplicates()
     extract_om = cases["om_staff_code"]
     prior = prior_plan(cases, previous_plan)
@@ -1034,7 +1033,7 @@ def align_cases(
 
     outstanding, done = prior["outstanding"].to_numpy(), prior["done"].to_numpy()
     keeps = standing & ~done & outstanding  # planned, not yet done: the plan's own reason stands
-    reason[keeps] = positions(prior["reason"], pd.Series(REASONS, dtype="str"))[keeps]
+    reason[keeps] = pd.Index(list(REASONS)).get_indexer(prior["reason"])[keeps]
     held_by = om < roster.none
     moved = np.isin(reason, _MOVES)
     plan = Plan(
@@ -1044,8 +1043,8 @@ def align_cases(
         free=~pinned)
     out = cases[["crn", "team_code", "side", "rule", "case_class", "weight_units"]].copy()
     out["current_om"] = extract_om.astype("str")
-    out["om"] = text_series(roster.codes.take(pa.array(np.where(held_by, om, 0), mask=~held_by)))
-    out["reason"] = labels(reason.astype(np.int64), list(REASONS))
+    out["om"] = roster.codes.take(pa.array(np.where(held_by, om, 0), mask=~held_by)).to_pandas()
+    out["reason"] = np.asarray(list(REASONS), dtype=object)[reason.astype(np.int64)]
     out["moved"] = moved
     out["eligible_om"] = plan.eligible
     out["team_change"] = plan.team_change
@@ -1169,8 +1168,8 @@ def _exchange(side: _Side, c: CaseArrays, om: np.ndarray, reason: np.ndarray, fo
 
 def caseload(aligned: pd.DataFrame, staff_split: pd.DataFrame, policy: Policy) -> pd.DataFrame:
     """Per offender manager: cases, workload points, capacity and utilisation after alignment."""
-    staff = sorted_by(staff_split, "staff_code")
-    row = positions(aligned["om"], staff["staff_code"])
+    staff = staff_split.sort_values("staff_code", kind="stable")
+    row = pd.Index(staff["staff_code"]).get_indexer(aligned["om"])
     held = row >= 0
     cases = np.bincount(row[held], minlength=len(staff))
     units = np.bincount(row[held], weights=aligned["weight_units"].to_numpy()[held], minlength=len(staff))
@@ -1193,7 +1192,7 @@ def _holding_roles(policy: Policy) -> set[str]:
 def retention_decisions(retention: pd.DataFrame, aligned: pd.DataFrame) -> pd.DataFrame:
     """Each request as made, with its status, explanation and what happened to the case."""
     out = retention.copy()
-    row = positions(out["crn"], aligned["crn"])
+    row = pd.Index(aligned["crn"]).get_indexer(out["crn"])
     found = row >= 0
 
     def of_case(column: str) -> np.ndarray:

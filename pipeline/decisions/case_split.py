@@ -8,7 +8,6 @@ import pandas as pd
 
 from pipeline.domain import CASE_CLASSES, CRC, DEFAULT_CRC, NPS
 from pipeline.policy import Policy
-from pipeline.text import equals, labels, matches
 
 
 def has_register(registers: pd.Series, codes: tuple[str, ...]) -> np.ndarray:
@@ -16,7 +15,7 @@ def has_register(registers: pd.Series, codes: tuple[str, ...]) -> np.ndarray:
     if not codes:
         return np.zeros(len(registers), dtype=bool)
     pattern = r"(?:^|;)\s*(?:" + "|".join(re.escape(c) for c in codes) + r")\s*(?:;|$)"
-    return matches(registers, pattern)
+    return registers.str.contains(pattern, regex=True, na=False).to_numpy(dtype=bool)
 
 
 def _numbers(column: pd.Series) -> np.ndarray:
@@ -53,9 +52,13 @@ def split_cases(cases: pd.DataFrame, policy: Policy) -> pd.DataFrame:
         default=CASE_CLASSES.index("CRC_STANDARD"))
     weight_units = np.array([policy.weight_units(k) for k in CASE_CLASSES], dtype="int64")[case_class]
     return cases.assign(
-        side=labels(nps.astype(int), [CRC, NPS], cases.index), rule=labels(rule, [*rules, DEFAULT_CRC], cases.index),
-        case_class=labels(case_class, list(CASE_CLASSES), cases.index), weight_units=weight_units,
+        side=_labels(nps.astype(int), [CRC, NPS]), rule=_labels(rule, [*rules, DEFAULT_CRC]),
+        case_class=_labels(case_class, list(CASE_CLASSES)), weight_units=weight_units,
         weight=weight_units / policy.units_per_point)
+
+
+def _labels(codes: np.ndarray, names: list[str]) -> np.ndarray:
+    return np.asarray(names, dtype=object)[codes]
 
 
 def nps_points_share(split: pd.DataFrame, fallback: float) -> float:
@@ -64,4 +67,4 @@ def nps_points_share(split: pd.DataFrame, fallback: float) -> float:
     total = int(units.sum())
     if total == 0:
         return fallback
-    return int(units[equals(split["side"], NPS)].sum()) / total
+    return int(units[split["side"].eq(NPS).to_numpy(dtype=bool, na_value=False)].sum()) / total

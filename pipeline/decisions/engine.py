@@ -12,7 +12,6 @@ from pipeline.decisions.night import PROGRESS_COLUMNS, progress
 from pipeline.decisions.staff_split import split_staff
 from pipeline.domain import CRC, NPS
 from pipeline.policy import Policy
-from pipeline.text import sorted_by
 
 
 @dataclass(frozen=True)
@@ -42,7 +41,7 @@ def decide_trust(
     """Run the split for one trust from typed tables (see pipeline.schema) to decision tables. `previous_*`:
     the staff assignment and case plan the last run before this one left (decisions.night), `run_date` the
     night's date, recorded as `assigned_on` and `planned_on` of what is decided tonight."""
-    split = split_cases(sorted_by(cases, "crn").reset_index(drop=True), policy)
+    split = split_cases(cases.sort_values("crn", kind="stable").reset_index(drop=True), policy)
     assignment = split_staff(staff, split, appeals, policy, nps_unit, crc_unit, previous_staff, run_date)
     aligned, reports = align_cases(split, assignment, retention, policy, as_of, previous_plan, run_date)
     load = caseload(aligned, assignment, policy)

@@ -11,7 +11,6 @@ import numpy as np
 import pandas as pd
 
 from pipeline.domain import ALLOCATED, MOVE_REASONS
-from pipeline.text import positions
 
 PLAN_COLUMNS = ["crn", "current_om", "om", "reason", "planned_on"]
 OUTSTANDING = frozenset(MOVE_REASONS) | {ALLOCATED}  # a plan the extract has still to show done
@@ -31,7 +30,7 @@ def prior_plan(cases: pd.DataFrame, previous: pd.DataFrame | None) -> pd.DataFra
                              "planned_on": np.full(n, np.datetime64("NaT"), "datetime64[ns]"),
                              "then_om": none.copy(), "outstanding": no, "unchanged": no, "done": no})
     previous = previous.drop_duplicates("crn").reset_index(drop=True)
-    at = positions(cases["crn"], previous["crn"])
+    at = pd.Index(previous["crn"]).get_indexer(cases["crn"])
     known = at >= 0
     pick = np.where(known, at, 0)
 

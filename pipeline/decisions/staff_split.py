@@ -7,7 +7,6 @@ import pandas as pd
 from pipeline.decisions.case_split import nps_points_share
 from pipeline.domain import (ALIGNMENT, APPEAL_UPHELD, CRC, FIXED_ROLE, NPS, PREFERENCE, TARGET_FULL)
 from pipeline.policy import Policy
-from pipeline.text import equals, positions, sorted_by
 
 _EPS = 1e-9
 
@@ -21,10 +20,10 @@ def guaranteed(staff: pd.DataFrame, policy: Policy) -> pd.Series:
 
 def staff_alignment(staff: pd.DataFrame, split_cases: pd.DataFrame, trust_share: float) -> pd.Series:
     """NPS share of the workload points each person holds now; the trust's share for an empty caseload."""
-    holder = positions(split_cases["om_staff_code"], staff["staff_code"])
+    holder = pd.Index(staff["staff_code"]).get_indexer(split_cases["om_staff_code"])
     held = holder >= 0
     units = split_cases["weight_units"].to_numpy()[held]
-    nps = equals(split_cases["side"], NPS)[held]
+    nps = split_cases["side"].eq(NPS).to_numpy(dtype=bool, na_value=False)[held]
     n = len(staff)
     all_units = np.bincount(holder[held], weights=units, minlength=n)
     nps_units = np.bincount(holder[held], weights=np.where(nps, units, 0), minlength=n)
@@ -58,7 +57,7 @@ def split_staff(
     `assigned_on` and `held` (kept from the run before).
     """
     sp = policy.staff_split
-    staff = sorted_by(staff, "staff_code").reset_index(drop=True)
+    staff = staff.sort_values("staff_code", kind="stable").reset_index(drop=True)
     trust_share = nps_points_share(split_cases, sp.fallback_nps_share)
     alignment = staff_alignment(staff, split_cases, trust_share).to_numpy()
     role = staff["role"].to_numpy(dtype=object)
@@ -149,7 +148,7 @@ def _held(staff: pd.DataFrame, held: pd.DataFrame | None) -> dict[str, np.ndarra
         return {"side": np.full(n, None, dtype=object), "reason": np.full(n, None, dtype=object),
                 "role": np.full(n, None, dtype=object),
                 "assigned_on": np.full(n, np.datetime64("NaT"), dtype="datetime64[ns]")}
-    at = positions(staff["staff_code"], held["staff_code"])  # staff row -> held row, -1 when new
+    at = pd.Index(held["staff_code"]).get_indexer(staff["staff_code"])  # staff row -> held row, -1 when new
     found = at >= 0
     pick = np.where(found, at, 0)
 
