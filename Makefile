@@ -33,7 +33,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_decisions.py
 	$(BIN)/python benchmarks/bench_alignment.py --scales 1 10
 	$(BIN)/python benchmarks/bench_run.py
-	$(BIN)/python benchmarks/bench_validation.py
+	$(BIN)/python benchmarks/bench_stages.py
 	$(BIN)/python benchmarks/bench_nights.py
 
 lock: | $(BIN)/python

@@ -16,7 +16,6 @@ from contextlib import contextmanager
 from typing import Iterator
 
 import duckdb
-import pandas as pd
 
 from pipeline.orchestration import DATASETS
 from pipeline.storage import Store
@@ -86,7 +85,9 @@ def _globs(out: Store, run_ids, ds: str) -> list[str]:
             if out.exists("runs", r, "published", ds)]
 
 
-def _manifest_tables(manifests: list[dict]) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _manifest_tables(manifests: list[dict]) -> tuple:
+    import pandas as pd  # here, not above: `trp query` reads the catalog without pandas
+
     runs, trusts = [], []
     for m in manifests:
         runs.append({"run_date": pd.Timestamp(m["run_date"]).date(), "run_id": m["run_id"],

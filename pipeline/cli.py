@@ -34,18 +34,19 @@ def _options(debug: bool = typer.Option(False, "--debug", help="Show the full tr
 
 def main() -> None:
     """The `trp` command: every error one line with its exit code; a traceback only with --debug."""
-    from pipeline.policy import PolicyError
-    from pipeline.run import RunRefused
-
     try:
         app()
-    except (UserError, PolicyError) as exc:
-        console.print(f"[bold red]error:[/] {exc}", highlight=False)
-        sys.exit(USAGE)
-    except RunRefused as exc:
-        console.print(f"[bold red]nothing published:[/] {exc}", highlight=False)
-        sys.exit(USAGE)
     except Exception as exc:  # noqa: BLE001 - the last line of defence: one line, not sixty
+        # Imported only now: pipeline.run brings pandas and pyarrow, which `trp query` never needs
+        from pipeline.policy import PolicyError
+        from pipeline.run import RunRefused
+
+        if isinstance(exc, (UserError, PolicyError)):
+            console.print(f"[bold red]error:[/] {exc}", highlight=False)
+            sys.exit(USAGE)
+        if isinstance(exc, RunRefused):
+            console.print(f"[bold red]nothing published:[/] {exc}", highlight=False)
+            sys.exit(USAGE)
         if _OPTIONS["debug"]:
             raise
         console.print(f"[bold red]error:[/] unexpected {type(exc).__name__}: {exc} (run again with --debug for "
@@ -182,15 +183,20 @@ def query(
         raise typer.Exit(2)
 
 
+_NUMERIC = {"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT",
+            "FLOAT", "DOUBLE", "DECIMAL"}
+
+
 def _print_relation(rel, limit: int) -> None:
-    frame = rel.limit(limit + 1).df()
+    """DuckDB's own values (a DATE prints as a date, a count as an integer), numbers right-aligned."""
+    rows = rel.limit(limit + 1).fetchall()
     table = Table(show_lines=False)
-    for col in frame.columns:
-        table.add_column(str(col), justify="right" if frame[col].dtype.kind in "iuf" else "left")
-    for row in frame.head(limit).itertuples(index=False):
-        table.add_row(*("" if v is None or v != v else str(v) for v in row))
+    for name, kind in zip(rel.columns, rel.types):
+        table.add_column(str(name), justify="right" if str(kind).split("(")[0] in _NUMERIC else "left")
+    for row in rows[:limit]:
+        table.add_row(*("" if v is None else str(v) for v in row))
     _stdout().print(table)
-    if len(frame) > limit:
+    if len(rows) > limit:
         console.print(f"(first {limit} rows; --limit N for more, or --format csv)")
 
 

@@ -288,6 +288,10 @@ def dask_client(scheduler: str | None = None, n_workers: int = 2) -> Iterator:
 
     method = os.environ.get("DASK_DISTRIBUTED__WORKER__MULTIPROCESSING_METHOD") or (
         "fork" if threading.active_count() == 1 else "spawn")
+    if method == "fork":  # Great Expectations takes 3-6 s to import: once here, not in every worker of every run
+        from pipeline.validation import import_gx
+
+        import_gx()
     # The workers' statistical profiler (a thread sampling the task's stack every 10 ms, for the dashboard)
     # is off: a local run's dashboard is not watched, and six alternating scale-10 runs averaged 4% faster.
     # The event loops wake less often: a tick (which only detects a blocked loop) every second, not 20 ms, in

@@ -231,6 +231,11 @@ def _gx() -> _GX:
     return held
 
 
+def import_gx() -> None:
+    """Import Great Expectations (3-6 s) without building anything: a process about to fork its workers."""
+    import great_expectations  # noqa: F401
+
+
 def warm_up() -> None:
     """Import GX and build its context now (a worker's first file would otherwise pay for it)."""
     _gx()

@@ -86,6 +86,14 @@ def test_trp_query_prints_a_table_and_writes_csv_and_parquet(nights, tmp_path):
     got = pd.read_parquet(tmp_path / "q.parquet").sort_values("trust_code").reset_index(drop=True)
     pd.testing.assert_frame_equal(got, expected, check_dtype=False)
 
+    dated = runner.invoke(app, ["query", "select run_date, count(*) as n, null::bigint as none from case_alignment "
+                                "group by 1 order by 1", "--out", str(out)])
+    assert dated.exit_code == 0, dated.output
+    assert "2014-06-01 " in dated.output and "00:00:00" not in dated.output  # a date prints as a date
+    first = _glob_count(out, "case_alignment", "run_date = '2014-06-01'")
+    assert f" {first} " in dated.output
+    assert ".0" not in dated.output  # counts as integers
+
     bad = runner.invoke(app, ["query", "select * from no_such_view", "--out", str(out)])
     assert bad.exit_code == 2 and "no_such_view" in bad.output
     missing = runner.invoke(app, ["query", "select 1", "--out", str(tmp_path / "nothing")])

@@ -322,6 +322,7 @@ def test_every_pseudonym_of_the_dirty_national_run_is_the_keyed_hmac_it_always_w
 
     _, _, out, result = dirty_run
     published = _published(out, "case_alignment")
+    published = published[published["run_date"].astype(str) == "2014-06-01"]  # other tests run later nights
     checked = 0
     for trust in result.manifest["trusts"]:
         ops = pd.read_csv(Path(out, "operational", trust, "2014-06-01", "case_alignment.csv"), dtype=str,
