@@ -80,7 +80,7 @@ def tr_nightly():
     @task(doc_md="Validate one trust's newest extract; skipped when the trust has no usable extract.",
           map_index_template="{{ trust }}")
     def ingest(trust: str, run: dict) -> dict:
-        from airflow.exceptions import AirflowSkipException
+        from airflow.sdk.exceptions import AirflowSkipException
 
         from pipeline.orchestration import UNUSABLE, ingest as ingest_one
 

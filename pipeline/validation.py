@@ -5,9 +5,11 @@ does (`reject_file`: the trust's last good extract is used; `quarantine_row`: th
 rule; `report`: a warning only) and the message a trust data officer reads. Great Expectations is the only
 engine: this module prepares the frame the suites name, calls GX, and reads GX's results.
 
-How GX is called, in each worker process: one ephemeral context with one pandas data source, one asset and
-batch definition per kind of file, and each suite built once (`_gx()`, made on first use; a forked worker
-inherits the import). Each file is validated twice at most:
+How GX is called, in each worker process (in each thread of the upload service: contexts are not
+thread-safe): one ephemeral context with one pandas data source, one asset and batch definition per kind of
+file, and each suite built once (`_gx()`, made on first use; a forked worker inherits the import). A long
+reference list is cut to the values the file holds first (`_GX.narrowed`). Each file is validated twice at
+most:
 1. the whole suite at BOOLEAN_ONLY, the cheapest result: which expectations failed;
 2. those, and any whose `mostly` lets some rows fail while it passes, again at COMPLETE: every row each
    flagged (its position: the frame's index is a RangeIndex) and how many.
