@@ -47,7 +47,7 @@ from pipeline.policy import load_policy  # noqa: E402
 from pipeline.reference import load_reference  # noqa: E402
 from pipeline.storage import Store  # noqa: E402
 from pipeline.trust_task import TrustJob, _stage_published, _write_operational, read_extract  # noqa: E402
-from pipeline.validation import QUARANTINE_ROW, prepare, reference_params, suite_json, validate  # noqa: E402
+from pipeline.validation import prepare, reference_params, suite_json, validate  # noqa: E402
 
 RUN_DATE = "2014-06-01"
 
