@@ -68,7 +68,7 @@ def evolve(tables: dict[str, pd.DataFrame], plan: pd.DataFrame | None, rng: np.r
     if plan is not None and len(plan):
         planned = plan[(plan["moved"] == "Y") | (plan["reason"] == "ALLOCATED")].set_index("crn")
         at = cases["crn"].map(planned["om"])
-        then = cases["crn"].map(planned["current_om"]).fillna("")
+        then = cases["crn"].map(planned["current_om"]).astype(object).fillna("")  # all missing: float, not text
         due = at.notna().to_numpy() & (cases["om_staff_code"].to_numpy() == then.to_numpy())
         done = due & (rng.random(len(cases)) < rates.moves_done)
         cases.loc[done, "om_staff_code"] = at[done]
