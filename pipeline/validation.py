@@ -292,8 +292,8 @@ _LONG = 20  # a parameter of more values is another file's keys (a trust's CRNs)
 
 def _kept(result: dict, parameters: dict[str, dict[str, str]]) -> dict:
     """GX's result as kept: an argument filled with a long parameter (the CRNs of the trust's cases, say) is
-    the suite's `{"$PARAMETER": name}` again. It repeats another file of the extract, and copying it made a
-    trust's results 40 times larger and its Data Docs page ten times slower to render."""
+    the suite's `{"$PARAMETER": name}` again. It repeats another file of the extract: London's 48,000 CRNs made
+    its retention requests' result 0.5 MB and its Data Docs page 2.7 MB, ten times slower to render."""
     for r in result["results"]:
         config = r["expectation_config"]
         for key, name in parameters.get(config["id"], {}).items():
