@@ -139,5 +139,9 @@ def test_the_built_package_ships_the_suites_policy_and_contract(tmp_path, monkey
     suites = sorted(p.name for p in (ROOT / "expectations").glob("*.json"))
     assert suites and all(f"pipeline/data/expectations/{s}" in names for s in suites)
     assert {"pipeline/data/policy-v1.yaml", "pipeline/data/extract-contract.md"} <= set(names)
+    assets = ROOT / "pipeline" / "data" / "data-docs-assets"  # what the Data Docs load instead of CDNs
+    shipped = {f"pipeline/data/data-docs-assets/{p.relative_to(assets).as_posix()}" for p in assets.rglob("*")
+               if p.is_file()}
+    assert len(shipped) > 10 and shipped <= set(names)
     monkeypatch.delenv("TRP_EXPECTATIONS", raising=False)
     assert sorted(p.name for p in suite_dir().glob("*.json")) == suites
