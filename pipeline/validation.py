@@ -98,8 +98,13 @@ def _checks(folder: Path, kind: str) -> tuple[Check, ...]:
 
 
 def _derived(kind: str) -> tuple[str, ...]:
+    return _derived_in(suite_dir(), kind)
+
+
+@lru_cache(maxsize=None)
+def _derived_in(folder: Path, kind: str) -> tuple[str, ...]:
     """The derived columns a suite names, as columns or in its row conditions."""
-    checks = load_suite(kind)
+    checks = _checks(folder, kind)
     wanted = {c.kwargs.get(k) for c in checks for k in ("column", "column_A", "column_B")}
     wanted |= {name for c in checks for name in re.findall(r'"name": "(\w+)"', json.dumps(c.kwargs.get("row_condition")))}
     return tuple(sorted(n for n in wanted if n and n.endswith(SUFFIXES)))
@@ -160,10 +165,22 @@ class _GX:
         self.context = gx.get_context(mode="ephemeral")
         self.context.variables.progress_bars = {"globally": False}
         self.source = self.context.data_sources.add_pandas("extracts")
-        self.batches, self.suites = {}, {}
-        for kind in FILES:
+        self.batches, self.suites, self.places, self.parameters, self.value_set_columns = {}, {}, {}, {}, {}
+        for kind in FILES:  # what each file's validation reads of its suite, worked out once
             self.batches[kind] = self.source.add_dataframe_asset(kind).add_batch_definition_whole_dataframe(kind)
             self.suites[kind] = self.suite(kind, range(len(self.checks(kind))))
+            ids, expectations = expectation_ids(folder, kind), _suite_json(folder, kind)["expectations"]
+            self.places[kind] = {e: i for i, e in enumerate(ids)}
+            # per expectation id, the $PARAMETER each argument names; per value-set parameter, its columns
+            self.parameters[kind] = {ids[i]: {k: v["$PARAMETER"] for k, v in e["kwargs"].items()
+                                              if isinstance(v, dict) and "$PARAMETER" in v}
+                                     for i, e in enumerate(expectations)}
+            columns: dict[str, set[str]] = {}
+            for i, e in enumerate(expectations):
+                name = self.parameters[kind][ids[i]].get("value_set")
+                if name and e["kwargs"].get("column"):
+                    columns.setdefault(name, set()).add(e["kwargs"]["column"])
+            self.value_set_columns[kind] = {k: sorted(v) for k, v in columns.items()}
 
     def checks(self, kind: str) -> tuple[Check, ...]:
         return _checks(self.folder, kind)
@@ -173,23 +190,13 @@ class _GX:
         GX answers the same (a value of the file is in the cut list exactly when it is in the whole one), but
         it copies an expectation's arguments hundreds of times per file: London's 200 retention requests
         against its 48,000 CRNs took 2.9 s, and would take ten times that at ten times the volume."""
-        columns: dict[str, set[str]] = {}
-        for e in _suite_json(self.folder, kind)["expectations"]:
-            given = e["kwargs"].get("value_set")
-            if isinstance(given, dict) and "$PARAMETER" in given and e["kwargs"].get("column") in frame:
-                columns.setdefault(given["$PARAMETER"], set()).add(e["kwargs"]["column"])
         out = dict(params)
-        for name, cols in columns.items():
-            if isinstance(params.get(name), list) and len(params[name]) > _LONG:
-                held = pd.unique(pd.concat([frame[c] for c in sorted(cols)], ignore_index=True).dropna())
+        for name, cols in self.value_set_columns[kind].items():
+            cols = [c for c in cols if c in frame]
+            if cols and isinstance(params.get(name), list) and len(params[name]) > _LONG:
+                held = pd.unique(pd.concat([frame[c] for c in cols], ignore_index=True).dropna())
                 out[name] = sorted(pd.Index(params[name]).intersection(pd.Index(held)).tolist())
         return out
-
-    def parameters(self, kind: str) -> dict[str, dict[str, str]]:
-        """Per expectation id, the $PARAMETER each of its arguments names."""
-        ids = expectation_ids(self.folder, kind)
-        return {ids[i]: {k: v["$PARAMETER"] for k, v in e["kwargs"].items() if isinstance(v, dict) and "$PARAMETER" in v}
-                for i, e in enumerate(_suite_json(self.folder, kind)["expectations"])}
 
     def suite(self, kind: str, places):
         """The suite of `kind`, or those of its expectations at `places`."""
@@ -202,7 +209,7 @@ class _GX:
         params = self.narrowed(kind, frame, params)
         batch = self.batches[kind].get_batch(batch_parameters={"dataframe": frame})
         result = batch.validate(self.suites[kind], result_format=FIRST_PASS, expectation_parameters=params)
-        place = {e: i for i, e in enumerate(expectation_ids(self.folder, kind))}
+        place = self.places[kind]
         result.results.sort(key=lambda r: place[r.expectation_config.id])  # GX has an order of its own
         checks = self.checks(kind)
         detail = [i for i, (c, r) in enumerate(zip(checks, result.results)) if not r.success or c.partial]
@@ -284,7 +291,7 @@ def validate(kind: str, text: pd.DataFrame, params: dict) -> FileValidation:
             src = c.column if c.column in text else None
             values = frame[src].iloc[rows].to_numpy(dtype=object) if src else np.full(len(rows), "", dtype=object)
             flagged.append((rows, c, values))
-    return FileValidation(kind, results, _flagged(flagged), _kept(result.to_json_dict(), gx.parameters(kind)))
+    return FileValidation(kind, results, _flagged(flagged), _kept(result.to_json_dict(), gx.parameters[kind]))
 
 
 _LONG = 20  # a parameter of more values is another file's keys (a trust's CRNs): not copied into each result
