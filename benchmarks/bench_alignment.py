@@ -19,7 +19,7 @@ from pipeline.decisions.case_split import split_cases
 from pipeline.decisions.staff_split import split_staff
 from pipeline.policy import load_policy
 from pipeline.reference import load_reference
-from pipeline.synthetic import generate_all
+from pipeline.synthetic.generator import generate_all
 
 AS_OF = pd.Timestamp("2014-06-01")
 

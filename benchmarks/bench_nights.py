@@ -21,8 +21,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from pipeline.generate import generate_landing
-from pipeline.simulate import NightRates, next_night
+from pipeline.synthetic.landing import generate_landing
+from pipeline.synthetic.simulate import NightRates, next_night
 
 FIRST, SECOND = "2014-06-01", "2014-06-02"
 

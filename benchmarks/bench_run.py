@@ -30,7 +30,7 @@ import psutil
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from pipeline.generate import generate_landing
+from pipeline.synthetic.landing import generate_landing
 
 GIB = 1024 ** 3
 

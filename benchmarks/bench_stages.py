@@ -4,7 +4,7 @@ beside the single-process pipeline a programme analyst would write.
 On a dirty national landing zone (the faults real extracts have), one process, every trust's newest extract:
 - reading: `read_text` (decoding, RFC 4180 parsing, line numbers) against pyarrow's CSV reader on the same
   files, every column as text;
-- validation: `pipeline.validation.validate` against Great Expectations used the plain way: one context for
+- validation: `pipeline.extracts.validation.validate` against Great Expectations used the plain way: one context for
   the process, each file's suite run at SUMMARY with the full reference lists, row detail where it failed;
 - decisions: `decide_trust` against the solvers' own time within it (OR-Tools' min-cost flow, GLOP and
   CP-SAT, timed by wrapping their solve calls);
@@ -38,16 +38,19 @@ import pyarrow.parquet as pq
 sys.path.insert(0, str(Path(__file__).parent))
 from bench_run import GIB, timed_run  # noqa: E402
 
-from pipeline.contract import FILES, typed_table  # noqa: E402
+from pipeline.extracts.contract import FILES, typed_table
 from pipeline.decisions.case_split import split_cases  # noqa: E402
 from pipeline.decisions.engine import decide_trust  # noqa: E402
-from pipeline.generate import generate_landing  # noqa: E402
-from pipeline.ingest import FileRejected, read_text  # noqa: E402
+from pipeline.synthetic.landing import generate_landing
+from pipeline.extracts.csv_text import FileRejected, read_text
 from pipeline.policy import load_policy  # noqa: E402
 from pipeline.reference import load_reference  # noqa: E402
 from pipeline.storage import Store  # noqa: E402
-from pipeline.trust_task import TrustJob, _stage_published, _write_operational, read_extract  # noqa: E402
-from pipeline.validation import prepare, reference_params, suite_json, validate  # noqa: E402
+from pipeline.runs.planning import TrustJob
+from pipeline.publishing.datasets import _stage_published
+from pipeline.outputs.operational import _write_operational
+from pipeline.extracts.reading import read_extract
+from pipeline.extracts.validation import prepare, reference_params, suite_json, validate
 
 RUN_DATE = "2014-06-01"
 
@@ -274,7 +277,7 @@ def main() -> None:
         root = Path(tmp)
         generate_landing(str(root / "landing"), args.scale, args.seed, dirty=True)
         extracts = newest(root / "landing")
-        from pipeline.validation import warm_up
+        from pipeline.extracts.validation import warm_up
 
         warm_up()
         stages = {"reading": reading(extracts), "validation": validation(extracts)}

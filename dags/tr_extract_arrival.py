@@ -4,7 +4,7 @@
 Every 10 minutes a sensor looks in the landing zone for trusts whose newest extract has landed (`staff.csv` and
 `cases.csv` both there) and has no report for those exact files yet. Each such trust gets one mapped task
 (labelled by trust code) that runs the nightly run's validation on that extract only (`trp validate`, one
-code path: `pipeline.arrival`) and writes, under `TRP_OUT/arrivals/<TRUST>/<extract date>/`:
+code path: `pipeline.extracts.arrival`) and writes, under `TRP_OUT/arrivals/<TRUST>/<extract date>/`:
 `validation_report.html`, `quarantine.csv`, `warnings.csv` and `arrival.json` (the files checked, by size).
 A file added or re-uploaded later makes the extract new again, so it is checked again.
 
@@ -48,14 +48,14 @@ def tr_extract_arrival():
     def arrivals():
         from airflow.sdk.bases.sensor import PokeReturnValue
 
-        from pipeline.arrival import pending_arrivals
+        from pipeline.extracts.arrival import pending_arrivals
 
         found = pending_arrivals(setting("TRP_LANDING"), setting("TRP_OUT"))
         return PokeReturnValue(is_done=bool(found), xcom_value=found)
 
     @task(doc_md="Validate one trust's newest extract and write its report.", map_index_template="{{ trust }}")
     def validate(arrival: dict) -> dict:
-        from pipeline.arrival import check_arrival
+        from pipeline.extracts.arrival import check_arrival
         from pipeline.policy import load_policy
 
         get_current_context()["trust"] = arrival["trust"]

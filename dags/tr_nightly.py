@@ -3,7 +3,7 @@
 
 Every night at 02:00 (Europe/London): take each trust's newest extract from the landing zone, validate it,
 split the staff, align every case to an offender manager, and publish the pseudonymised datasets and each
-trust's operational lists. The same run as `trp run` (one code path: `pipeline.orchestration`).
+trust's operational lists. The same run as `trp run` (one code path: `pipeline.runs.airflow_steps`).
 
 * **plan**: checks the run can go ahead (pseudonym key, landing zone, policy) and names it.
 * **ingest** (one mapped task per trust, labelled by trust code): validation against the suites in
@@ -26,7 +26,7 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import Asset, Param, dag, get_current_context, task
 
-from pipeline.orchestration import DATASETS
+from pipeline.layout import DATASETS
 
 LONDON = pendulum.timezone("Europe/London")
 # Each night starts from what the night before decided: a date's tasks wait for the same tasks of the date
@@ -64,7 +64,7 @@ def _with_key() -> None:
 def tr_nightly():
     @task(doc_md="Check the run can go ahead and name it.")
     def plan() -> dict:
-        from pipeline.orchestration import start
+        from pipeline.runs.airflow_steps import start
 
         ctx = get_current_context()
         when = ctx.get("logical_date") or ctx["dag_run"].run_after
@@ -82,7 +82,7 @@ def tr_nightly():
     def ingest(trust: str, run: dict) -> dict:
         from airflow.sdk.exceptions import AirflowSkipException
 
-        from pipeline.orchestration import UNUSABLE, ingest as ingest_one
+        from pipeline.runs.airflow_steps import UNUSABLE, ingest as ingest_one
 
         get_current_context()["trust"] = trust
         _with_key()
@@ -96,7 +96,7 @@ def tr_nightly():
     @task(doc_md="Staff split and case alignment of every trust, fanned out on Dask.",
           trigger_rule="none_failed")
     def decide(run: dict) -> dict:
-        from pipeline.orchestration import decide as decide_all
+        from pipeline.runs.airflow_steps import decide as decide_all
 
         _with_key()
         return decide_all(run, setting("DASK_SCHEDULER_ADDRESS"))
@@ -104,7 +104,7 @@ def tr_nightly():
     @task(doc_md="Commit the run: manifest last, then swap in.", outlets=[Asset(f"trp://published/{d}")
                                                                             for d in DATASETS])
     def publish(run: dict, decided: dict) -> dict:
-        from pipeline.orchestration import publish as commit
+        from pipeline.runs.airflow_steps import publish as commit
 
         _with_key()
         return commit(run)
@@ -118,7 +118,7 @@ def tr_nightly():
     @task(doc_md="After a failure, remove the run's staging; earlier runs are untouched.",
           trigger_rule="all_done")
     def cleanup(run: dict) -> None:
-        from pipeline.orchestration import cleanup as clean
+        from pipeline.runs.airflow_steps import cleanup as clean
 
         _with_key()
         clean(run)

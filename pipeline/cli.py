@@ -1,4 +1,4 @@
-"""`trp`: the command line, a thin shell over pipeline.run (the same path the Airflow DAG takes)."""
+"""`trp`: the command line, a thin shell over pipeline.runs.nightly (the same path the Airflow DAG takes)."""
 from __future__ import annotations
 
 import os
@@ -37,9 +37,9 @@ def main() -> None:
     try:
         app()
     except Exception as exc:  # noqa: BLE001 - the last line of defence: one line, not sixty
-        # Imported only now: pipeline.run brings pandas and pyarrow, which `trp query` never needs
+        # Imported only now: pipeline.runs.nightly brings pandas and pyarrow, which `trp query` never needs
         from pipeline.policy import PolicyError
-        from pipeline.run import RunRefused
+        from pipeline.runs.planning import RunRefused
 
         if isinstance(exc, (UserError, PolicyError)):
             console.print(f"[bold red]error:[/] {exc}", highlight=False)
@@ -109,7 +109,7 @@ def run(
     """One nightly run. Exit 0: all trusts fresh; 3: published, some trusts rejected or carried over;
     2: nothing published."""
     from pipeline.reference import load_reference
-    from pipeline.run import run_nightly
+    from pipeline.runs.nightly import run_nightly
 
     # plan_run refuses a run date that is not a real YYYY-MM-DD (an empty one too) or a bad policy file
     # before any work; main() says why in one line
@@ -128,7 +128,7 @@ def validate(
 ) -> None:
     """Check a trust's newest extract now, without the split. Exit 0: accepted (rows may be held back);
     1: a file was rejected; 2: no extract."""
-    from pipeline.arrival import check_arrival
+    from pipeline.extracts.arrival import check_arrival
     from pipeline.policy import load_policy
 
     s = check_arrival(landing, _trust_code(trust), out, limits=load_policy(policy).extracts)
@@ -161,7 +161,7 @@ def query(
     views of superseded runs, and the runs and run_trusts tables."""
     import duckdb
 
-    from pipeline.catalog import open_catalog
+    from pipeline.publishing.catalog import open_catalog
     from pipeline.storage import Store
 
     if format not in ("table", "csv", "parquet") or (format == "parquet" and not output):
@@ -209,8 +209,8 @@ def diff(
     """What changed between two runs, per trust: moves done, newly planned and re-planned; cases whose OM or
     side changed; staff re-assigned; and rules newly rejecting files or holding rows back. Runs made under
     different pseudonym keys are not compared."""
-    from pipeline.catalog import open_catalog
-    from pipeline.night_diff import case_changes, quarantine_changes, staff_changes
+    from pipeline.publishing.catalog import open_catalog
+    from pipeline.publishing.night_diff import case_changes, quarantine_changes, staff_changes
     from pipeline.storage import Store
 
     queries = {"case_alignment": "trust_code, case_id, om_id, side", "staff_assignment":
@@ -262,8 +262,8 @@ def prune(
     """Superseded runs and trusts' operational folders past the policy's retention periods: listed, and with
     --apply removed (never the current run of a date, never a trust's newest operational folder)."""
     from pipeline.policy import load_policy
-    from pipeline.prune import prunable, prune as remove
-    from pipeline.run import checked_run_date
+    from pipeline.publishing.prune import prunable, prune as remove
+    from pipeline.runs.planning import checked_run_date
     from pipeline.storage import Store
 
     store = Store(_out_root(out))
@@ -290,7 +290,7 @@ TOKENS_HELP = "Token file (default: TRP_TOKENS, else trp-tokens.json)"
 
 
 def _tokens(path: Optional[str]):
-    from pipeline.tokens import TokenStore
+    from pipeline.uploads.tokens import TokenStore
 
     return TokenStore(path or os.environ.get("TRP_TOKENS") or "trp-tokens.json")
 
@@ -344,7 +344,7 @@ def serve(
     logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(name)s: %(message)s")
 
     from pipeline.policy import load_policy
-    from pipeline.service import Settings, serve as run_service
+    from pipeline.uploads.service import Settings, serve as run_service
 
     limits = load_policy(policy or os.environ.get("TRP_POLICY") or None).extracts
     settings = Settings(landing, out, str(_tokens(tokens).path), int(max_mb * (1 << 20)), idle_seconds,
@@ -365,8 +365,8 @@ def upload(
     1: a file was rejected; 2: an upload was refused."""
     import httpx
 
-    from pipeline.trust_task import is_date_folder
-    from pipeline.upload_client import upload_extract
+    from pipeline.layout import is_date_folder
+    from pipeline.uploads.client import upload_extract
 
     trust = _trust_code(trust)
     if not is_date_folder(date):
@@ -405,7 +405,7 @@ def generate(
     dirty: bool = typer.Option(False, help="Add the faults real extracts have"),
 ) -> None:
     """Realistic synthetic extracts for all 35 trusts."""
-    from pipeline.generate import generate_landing
+    from pipeline.synthetic.landing import generate_landing
 
     counts = generate_landing(out, scale, seed, dirty)
     console.print(f"wrote {len(counts)} trusts, {sum(counts.values()):,} cases to {out}")
@@ -421,9 +421,9 @@ def demo(
     nights: int = typer.Option(1, help="Nights to run: the first as generated, then each moved on (trp simulate)"),
 ) -> None:
     """Generate a national landing zone, run it (night after night with --nights) and summarise: no set-up."""
-    from pipeline.generate import generate_landing
-    from pipeline.run import run_nightly
-    from pipeline.simulate import simulate
+    from pipeline.synthetic.landing import generate_landing
+    from pipeline.runs.nightly import run_nightly
+    from pipeline.synthetic.simulate import simulate
 
     if nights < 1:
         raise UserError("--nights must be at least 1")
@@ -468,8 +468,8 @@ def simulate_nights(
     """Run the transition night after night: each night's extracts moved on from the night before as nDelius
     would show the trusts catching up (deterministic by seed), then run. Needs TRP_PSEUDONYM_KEY. A rate left
     out takes its default (docs/decisions.md, section 5)."""
-    from pipeline.run import run_nightly
-    from pipeline.simulate import NightRates, simulate
+    from pipeline.runs.nightly import run_nightly
+    from pipeline.synthetic.simulate import NightRates, simulate
 
     if nights < 1:
         raise UserError("--nights must be at least 1")

@@ -16,7 +16,7 @@ def published_rows(out: Path, name: str) -> list[tuple]:
 
 def catalog_cases_by_trust(out: str, run_date: str = "2014-06-01") -> dict[str, int]:
     """Cases per trust for a run date, read through the catalog as an analyst's `trp query` would."""
-    from pipeline.catalog import open_catalog
+    from pipeline.publishing.catalog import open_catalog
     from pipeline.storage import Store
 
     with open_catalog(Store(out)) as con:

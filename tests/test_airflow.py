@@ -10,8 +10,9 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from pipeline.generate import generate_landing
-from pipeline.run import DATASETS, run_nightly
+from pipeline.synthetic.landing import generate_landing
+from pipeline.layout import DATASETS
+from pipeline.runs.nightly import run_nightly
 from tests.readback import published_rows
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -119,7 +120,7 @@ def test_the_arrival_dag_rejects_files_missing_columns_and_checks_the_others(air
     reports say MISSING_COLUMN with the columns; every other trust is validated; no task fails."""
     import pandas as pd
 
-    from pipeline.contract import FILES
+    from pipeline.extracts.contract import FILES
 
     landing, out = tmp_path / "landing", tmp_path / "out"
     generate_landing(str(landing), 0.005, seed=8)

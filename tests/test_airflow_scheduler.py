@@ -12,8 +12,9 @@ from urllib.parse import quote
 import httpx
 import pytest
 
-from pipeline.generate import generate_landing
-from pipeline.run import DATASETS, run_nightly
+from pipeline.synthetic.landing import generate_landing
+from pipeline.layout import DATASETS
+from pipeline.runs.nightly import run_nightly
 from tests.readback import published_rows
 from tests.net import free_port
 

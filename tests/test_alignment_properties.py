@@ -6,14 +6,13 @@ import pandas as pd
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from pipeline.decisions.alignment import (HOLDING_STATUSES, Officer, Roster, align_cases,
-                                         plan_cost)
+from pipeline.decisions.alignment import HOLDING_STATUSES, Officer, Roster, align_cases, plan_cost
 from pipeline.decisions.case_split import split_cases
 from pipeline.decisions.engine import decide_trust
 from pipeline.decisions.staff_split import split_staff
 from pipeline.domain import MOVE_REASONS
 from pipeline.policy import load_policy
-from pipeline.synthetic import generate_trust
+from pipeline.synthetic.generator import generate_trust
 from tests.builders import AS_OF, appeals, cases, retention, staff
 
 P = load_policy()

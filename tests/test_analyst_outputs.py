@@ -12,14 +12,15 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from pipeline.catalog import open_catalog
+from pipeline.publishing.catalog import open_catalog
 from pipeline.cli import app
-from pipeline.deliverables import transfer_workbook
-from pipeline.generate import generate_landing
-from pipeline.night_diff import case_changes, quarantine_changes, staff_changes
-from pipeline.run import DATASETS, run_nightly
+from pipeline.outputs.workbook import transfer_workbook
+from pipeline.synthetic.landing import generate_landing
+from pipeline.publishing.night_diff import case_changes, quarantine_changes, staff_changes
+from pipeline.layout import DATASETS
+from pipeline.runs.nightly import run_nightly
 from pipeline.storage import Store
-from pipeline.trust_task import formula_safe_frame
+from pipeline.outputs.operational import formula_safe_frame
 
 ROOT = Path(__file__).resolve().parents[1]
 KEY = b"test-key-not-secret"
@@ -220,7 +221,7 @@ def test_the_workbook_keeps_hostile_text_as_text_and_makes_valid_sheet_names():
 
 
 def _report_tables():
-    from pipeline.run_report import report_tables
+    from pipeline.publishing.run_report import report_tables
 
     trusts = pd.DataFrame({"trust_code": ["AAA", "BBB"], "quarantined_rows": [0, 25]})
     cases = pd.DataFrame({"trust_code": ["AAA"] * 40 + ["BBB"] * 30, "side": ["NPS"] * 12 + ["CRC"] * 58,
@@ -234,7 +235,7 @@ def _report_tables():
 
 def test_report_tables_from_grouped_case_rows_equal_those_from_every_row():
     """The run report reads case_alignment grouped (with a count per group), not row by row: same tables."""
-    from pipeline.run_report import report_tables
+    from pipeline.publishing.run_report import report_tables
 
     raw = _report_tables()
     trusts = pd.DataFrame({"trust_code": ["AAA", "BBB"], "quarantined_rows": [0, 25]})
@@ -253,7 +254,7 @@ def test_report_tables_from_grouped_case_rows_equal_those_from_every_row():
 
 
 def test_the_run_report_page_is_the_same_for_the_same_run_and_runs_no_script():
-    from pipeline.run_report import render_run_report
+    from pipeline.publishing.run_report import render_run_report
 
     manifest = {"run_id": "r1", "run_date": "2014-06-01", "started_at": "s", "finished_at": "f",
                 "policy": {"version": "1.0", "sha256": "0" * 64}, "code_version": "0.1.0",
@@ -273,7 +274,7 @@ def test_the_run_report_page_is_the_same_for_the_same_run_and_runs_no_script():
 
 
 def test_a_load_exactly_at_capacity_is_not_over_it_in_the_report():
-    from pipeline.run_report import capacity_in_words, report_tables
+    from pipeline.publishing.run_report import capacity_in_words, report_tables
 
     t = _report_tables()
     caseload = pd.DataFrame({"utilisation": [1.0] * 12 + [1.0 + 1e-12] * 0 + [1.05] * 11})

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.generate import generate_landing
-from pipeline.run import DATASETS, run_nightly
+from pipeline.synthetic.landing import generate_landing
+from pipeline.layout import DATASETS
+from pipeline.runs.nightly import run_nightly
 from tests.readback import published_rows
 
 BIN = Path(sys.executable).parent
@@ -77,7 +78,7 @@ def test_the_local_cluster_is_set_up_for_one_task_per_core_and_quiet_event_loops
 
     import dask
 
-    from pipeline.run import dask_client
+    from pipeline.runs.cluster import dask_client
 
     def probe(dask_worker):
         import pyarrow as pa

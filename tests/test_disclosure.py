@@ -2,7 +2,7 @@
 import pandas as pd
 from hypothesis import given, strategies as st
 
-from pipeline.disclosure import suppressed_table, suppressed_values, suppression_mask
+from pipeline.publishing.disclosure import suppressed_table, suppressed_values, suppression_mask
 
 counts = st.integers(1, 6).flatmap(lambda rows: st.integers(1, 5).flatmap(lambda cols: st.lists(
     st.lists(st.one_of(st.just(0), st.integers(1, 12), st.integers(13, 500)), min_size=cols, max_size=cols),

@@ -7,8 +7,9 @@ import duckdb
 import pandas as pd
 import pytest
 
-from pipeline.generate import generate_landing
-from pipeline.run import RunRefused, run_nightly
+from pipeline.synthetic.landing import generate_landing
+from pipeline.runs.planning import RunRefused
+from pipeline.runs.nightly import run_nightly
 from pipeline.storage import Store
 
 KEY = b"test-key-not-secret"
@@ -131,7 +132,7 @@ def test_a_swap_interrupted_after_the_manifest_is_finished_by_the_next_run(dirty
     committed = json.loads(Path(out, "published", "_manifests", "run_date=2014-06-01.json").read_text())
     assert Path(out, "_runs", committed["run_id"]).is_dir()     # half swapped, staged rest still there
     monkeypatch.setattr(Store, "move", real_move)
-    from pipeline.run import recover
+    from pipeline.publishing.commit import recover
     assert recover(Store(out)) == [committed["run_id"]]
     assert not list(Path(out, "_runs").iterdir())
     assert Path(out, "runs", committed["run_id"], "manifest.json").is_file()
@@ -285,7 +286,7 @@ def test_the_nightly_run_validates_with_the_suites_it_is_given(dirty_run, tmp_pa
     quarantines what it now forbids, and GX's kept result names the expectation."""
     import shutil
 
-    from pipeline.validation import suite_dir
+    from pipeline.extracts.validation import suite_dir
 
     root, landing, _, _ = dirty_run
     suites = tmp_path / "expectations"

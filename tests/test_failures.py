@@ -13,8 +13,10 @@ import dask
 import psutil
 import pytest
 
-from pipeline.generate import generate_landing
-from pipeline.run import DATASETS, RunRefused, run_nightly
+from pipeline.synthetic.landing import generate_landing
+from pipeline.layout import DATASETS
+from pipeline.runs.planning import RunRefused
+from pipeline.runs.nightly import run_nightly
 import tests.failing_fs  # noqa: F401  (registers failingmanifests://)
 from tests.readback import catalog_cases_by_trust, polling, published_rows
 
@@ -75,7 +77,7 @@ def test_a_worker_killed_mid_run_changes_nothing_in_what_is_published(landings, 
 def test_what_a_worker_killed_mid_write_left_in_the_staging_is_never_published(landings, tmp_path, monkeypatch):
     """A worker killed between writing a file's temporary copy and renaming it leaves the copy behind (the
     retry writes the file whole): the commit removes such leftovers, so neither zone ever shows one."""
-    import pipeline.run as run_module
+    import pipeline.runs.nightly as run_module
     from pipeline.storage import _temporary
 
     out, original = tmp_path / "out", run_module.publish
@@ -180,7 +182,8 @@ def test_a_trust_task_collects_garbage_less_often_and_restores_the_collector_eve
                                                                                                   monkeypatch):
     import gc
 
-    from pipeline import trust_task
+    from pipeline.runs import trust_tasks
+    from pipeline.runs.planning import TrustJob
 
     seen = []
 
@@ -190,13 +193,13 @@ def test_a_trust_task_collects_garbage_less_often_and_restores_the_collector_eve
             raise OSError("landing zone unreadable")
         return [], []
 
-    monkeypatch.setattr(trust_task, "extract_dates", extract_dates)
-    job = trust_task.TrustJob("WIL", "NPS-SW", "CRC-WIL", str(tmp_path / "landing"), str(tmp_path / "out"),
+    monkeypatch.setattr(trust_tasks, "extract_dates", extract_dates)
+    job = TrustJob("WIL", "NPS-SW", "CRC-WIL", str(tmp_path / "landing"), str(tmp_path / "out"),
                               "r1", "2014-06-01", b"k", 100)
     before = gc.get_threshold()
-    assert trust_task.ingest_trust(job)["status"] == "NO_EXTRACT"
+    assert trust_tasks.ingest_trust(job)["status"] == "NO_EXTRACT"
     with pytest.raises(OSError):
-        trust_task.ingest_trust(job)
+        trust_tasks.ingest_trust(job)
     assert seen == [(50_000, 20, 100)] * 2
     assert gc.get_threshold() == before != (50_000, 20, 100)
-    assert all(hasattr(task, "__wrapped__") for task in (trust_task.decide_and_stage, trust_task.report_trust))
+    assert all(hasattr(task, "__wrapped__") for task in (trust_tasks.decide_and_stage, trust_tasks.report_trust))

@@ -9,15 +9,20 @@ import pandas as pd
 import pytest
 from hypothesis import given, strategies as st
 
-from pipeline import cli, trust_task, validation
-from pipeline.arrival import check_arrival
-from pipeline.contract import FILES
-from pipeline.generate import generate_landing
-from pipeline.ingest import _longest_line_over, read_text
+from pipeline import cli
+from pipeline.extracts import reading, validation
+from pipeline.extracts.csv_text import FileRejected
+from pipeline.runs import trust_tasks
+from pipeline.runs.planning import TrustJob
+from pipeline.storage import Store
+from pipeline.extracts.arrival import check_arrival
+from pipeline.extracts.contract import FILES
+from pipeline.synthetic.landing import generate_landing
+from pipeline.extracts.csv_text import _longest_line_over, read_text
 from pipeline.policy import ExtractsPolicy, load_policy
 from pipeline.reference import load_reference
-from pipeline.run import run_nightly
-from pipeline.trust_task import csv_bytes, formula_safe, formula_safe_frame
+from pipeline.runs.nightly import run_nightly
+from pipeline.outputs.operational import csv_bytes, formula_safe, formula_safe_frame
 
 KEY = b"test-key-not-secret"
 DATE = "2014-06-01"
@@ -114,9 +119,9 @@ def test_a_file_whose_every_row_is_held_back_is_rejected_and_the_last_good_extra
                     keep_default_na=False)
     assert (q["rule"] == "DATE_FORMAT").sum() == rows and q["line"].iloc[1:].astype(int).is_monotonic_increasing
 
-    trust_task_job = trust_task.TrustJob("LDN", "N07", "C17", str(landing), str(tmp_path / "night"), "r1",
+    trust_task_job = TrustJob("LDN", "N07", "C17", str(landing), str(tmp_path / "night"), "r1",
                                          "2014-06-02", KEY, 3)
-    night = trust_task.ingest_trust(trust_task_job)
+    night = trust_tasks.ingest_trust(trust_task_job)
     assert (night["status"], night["extract_date"]) == ("CARRIED_OVER", DATE)
     assert night["accepted_rows"]["cases"] == rows       # the plan is made from the last good extract, whole
     assert night["rejected_files"][0]["rule"] == "TOO_MANY_ROWS_HELD_BACK"
@@ -146,7 +151,7 @@ def test_an_unexpected_error_checking_a_file_is_that_trusts_rejection_and_a_bug_
     def broken(*args, **kwargs):
         raise RuntimeError("the check itself broke")
 
-    monkeypatch.setattr(trust_task, "validate", broken)
+    monkeypatch.setattr(reading, "validate", broken)
     with pytest.raises(RuntimeError):                    # TRP_RAISE_FAULTS=1 under test: a bug fails loudly
         check_arrival(str(landing), "LDN")
     monkeypatch.delenv("TRP_RAISE_FAULTS")
@@ -193,7 +198,7 @@ def test_a_date_folder_must_be_a_date_and_nothing_more(clean, tmp_path):
     landing = _copy(clean, tmp_path)
     shutil.copytree(landing / "LDN" / DATE, landing / "LDN" / "2014-06-05\n")
     shutil.copytree(landing / "LDN" / DATE, landing / "LDN" / "2014-02-30")
-    dates, odd = trust_task.extract_dates(trust_task.Store(str(landing)), "LDN", "2014-06-30")
+    dates, odd = reading.extract_dates(Store(str(landing)), "LDN", "2014-06-30")
     assert dates == [DATE] and sorted(odd) == ["2014-02-30", "2014-06-05\n"]
 
 
@@ -208,7 +213,7 @@ def test_symlinks_in_the_landing_zone_are_never_followed(clean, tmp_path):
     other = tmp_path / "elsewhere"
     shutil.copytree(clean / "WIL" / DATE, other)
     (landing / "LDN" / "2014-06-09").symlink_to(other, target_is_directory=True)  # a linked date folder
-    dates, _ = trust_task.extract_dates(trust_task.Store(str(landing)), "LDN", "2014-06-30")
+    dates, _ = reading.extract_dates(Store(str(landing)), "LDN", "2014-06-30")
     assert dates == [DATE]
 
 
@@ -222,7 +227,7 @@ def test_symlinks_in_the_landing_zone_are_never_followed(clean, tmp_path):
      "the header has 100,000 columns; an extract has at most 200"),
 ])
 def test_files_that_are_no_extract_are_rejected_before_parsing_with_what_to_do(raw, rule, line, says):
-    with pytest.raises(trust_task.FileRejected) as found:
+    with pytest.raises(FileRejected) as found:
         read_text(raw, "staff")
     assert (found.value.rule, found.value.line) == (rule, line)
     assert says in found.value.message
@@ -296,12 +301,12 @@ def test_every_command_line_error_is_one_clear_line_with_its_exit_code(tmp_path,
 
 
 def test_an_unexpected_error_is_one_line_with_exit_4_and_a_traceback_only_with_debug(tmp_path, capsys, monkeypatch):
-    import pipeline.run
+    import pipeline.runs.nightly
 
     def fails(*args, **kwargs):
         raise ZeroDivisionError("division by zero")
 
-    monkeypatch.setattr(pipeline.run, "run_nightly", fails)
+    monkeypatch.setattr(pipeline.runs.nightly, "run_nightly", fails)
     args = ["run", "--landing", str(tmp_path), "--out", str(tmp_path / "out"), "--run-date", DATE]
     code, err = _trp(capsys, monkeypatch, *args)
     assert code == 4 and len(err.strip().splitlines()) == 1
@@ -321,7 +326,7 @@ def test_a_trusts_line_has_no_stray_separator():
 
 
 def test_the_templates_are_one_valid_extract_with_no_finding(tmp_path):
-    from pipeline.extract_guide import template_csv
+    from pipeline.extracts.guide import template_csv
 
     folder = tmp_path / "landing" / "WIL" / DATE
     folder.mkdir(parents=True)
@@ -335,7 +340,7 @@ def test_the_templates_are_one_valid_extract_with_no_finding(tmp_path):
 
 
 def test_the_extract_contract_says_what_to_do_for_every_rule_a_trust_can_meet():
-    from pipeline.extract_guide import guide_text, what_to_do
+    from pipeline.extracts.guide import guide_text, what_to_do
 
     suites = {c.rule for kind in FILES for c in validation.load_suite(kind)}
     codes = suites | {  # the rules found outside the suites: reading a file, the share, the run-wide check

@@ -131,7 +131,7 @@ def test_the_built_package_ships_the_suites_policy_and_contract(tmp_path, monkey
     import subprocess
     import zipfile
 
-    from pipeline.validation import suite_dir
+    from pipeline.extracts.validation import suite_dir
 
     uv = shutil.which("uv") or str(Path(sys.executable).with_name("uv"))
     subprocess.run([uv, "build", "--wheel", "-q", "-o", str(tmp_path), str(ROOT)], check=True, timeout=300)

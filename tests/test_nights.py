@@ -12,10 +12,10 @@ import pytest
 from hypothesis import example, given, settings, strategies as st
 
 from pipeline.decisions.engine import decide_trust
-from pipeline.generate import generate_landing
+from pipeline.synthetic.landing import generate_landing
 from pipeline.policy import load_policy
-from pipeline.run import run_nightly
-from pipeline.simulate import simulate
+from pipeline.runs.nightly import run_nightly
+from pipeline.synthetic.simulate import simulate
 from tests.builders import T, appeals, cases as case_rows, retention, staff as staff_rows
 
 KEY = b"test-key-not-secret"
@@ -292,7 +292,7 @@ def test_prune_lets_go_of_old_superseded_runs_and_folders_but_never_a_current_ru
     import duckdb
     from typer.testing import CliRunner
 
-    from pipeline.catalog import current_runs, open_catalog
+    from pipeline.publishing.catalog import current_runs, open_catalog
     from pipeline.cli import app
     from pipeline.storage import Store
 

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from pipeline.pseudonyms import Pseudonyms
+from pipeline.publishing.pseudonyms import Pseudonyms
 from tests.test_corpora import NAUGHTY
 
 

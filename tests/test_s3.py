@@ -10,8 +10,8 @@ from moto.server import ThreadedMotoServer
 from typer.testing import CliRunner
 
 from pipeline.cli import app
-from pipeline.generate import generate_landing
-from pipeline.run import run_nightly
+from pipeline.synthetic.landing import generate_landing
+from pipeline.runs.nightly import run_nightly
 from tests.net import free_port
 from tests.readback import catalog_cases_by_trust, polling
 

@@ -14,8 +14,8 @@ import httpx
 import psutil
 import pytest
 
-from pipeline.extract_guide import template_csv
-from pipeline.generate import generate_landing
+from pipeline.extracts.guide import template_csv
+from pipeline.synthetic.landing import generate_landing
 from tests.test_upload_service import _put, _start, _stop
 
 HEADER_SECONDS = 2

@@ -17,9 +17,9 @@ import pytest
 from typer.testing import CliRunner
 
 from pipeline.cli import app
-from pipeline.extract_guide import template_csv
-from pipeline.generate import generate_landing
-from pipeline.tokens import TokenStore
+from pipeline.extracts.guide import template_csv
+from pipeline.synthetic.landing import generate_landing
+from pipeline.uploads.tokens import TokenStore
 from tests.net import free_port
 
 BIN = Path(sys.executable).parent
@@ -317,7 +317,7 @@ def test_the_web_page_uploads_a_good_and_a_bad_extract_and_shows_the_outcome(ser
 def test_every_required_column_missing_is_rejected_at_upload_and_not_saved(service, extracts):
     """Each file kind without each of its required columns, and without all of them, against a good extract
     of the same date: the answer is its MISSING_COLUMN rejection, and the good file stays current."""
-    from pipeline.contract import FILES
+    from pipeline.extracts.contract import FILES
 
     token = service["issued"]["KNT"].token
     folder = service["landing"] / "KNT" / "2014-06-20"

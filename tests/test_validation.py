@@ -11,11 +11,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from pipeline.arrival import check_arrival, pending_arrivals
-from pipeline.contract import FILES
-from pipeline.generate import generate_landing
-from pipeline.ingest import read_text
-from pipeline.validation import load_suite, suite_dir, validate
+from pipeline.extracts.arrival import check_arrival, pending_arrivals
+from pipeline.extracts.contract import FILES
+from pipeline.synthetic.landing import generate_landing
+from pipeline.extracts.csv_text import read_text
+from pipeline.extracts.validation import load_suite, suite_dir, validate
 
 NAUGHTY = json.loads((Path(__file__).with_name("corpora") / "big-list-of-naughty-strings" / "blns.json")
                      .read_text(encoding="utf-8"))

@@ -14,7 +14,7 @@ from xml.etree import ElementTree
 import openpyxl
 import pandas as pd
 
-from pipeline.deliverables import transfer_workbook
+from pipeline.outputs.workbook import transfer_workbook
 
 NAUGHTY = json.loads((Path(__file__).with_name("corpora") / "big-list-of-naughty-strings" / "blns.json")
                      .read_text(encoding="utf-8"))

@@ -38,7 +38,7 @@ def decide_trust(
     previous_staff: pd.DataFrame | None = None,
     run_date: pd.Timestamp | None = None,
 ) -> TrustDecisions:
-    """Run the split for one trust from typed tables (see pipeline.schema) to decision tables. `previous_*`:
+    """Run the split for one trust from typed tables (pipeline.extracts.contract types them) to decision tables. `previous_*`:
     the staff assignment and case plan the last run before this one left (decisions.night), `run_date` the
     night's date, recorded as `assigned_on` and `planned_on` of what is decided tonight."""
     split = split_cases(cases.sort_values("crn", kind="stable").reset_index(drop=True), policy)

@@ -19,10 +19,11 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from pipeline import layout
 from pipeline.storage import Store
 
-RESULTS, SITE = "validation", "data-docs"
-ASSETS = Path(__file__).with_name("data") / "data-docs-assets"
+SITE = layout.DATA_DOCS  # GX site name: the folder name too
+ASSETS = Path(__file__).parent.parent / "data" / "data-docs-assets"
 VENDOR = "static/vendor"
 # The addresses GX's templates fetch, and the shipped copy each becomes ("" : the tag is left out).
 FETCHED = {
@@ -50,16 +51,11 @@ _STATIC = re.compile(r'\b(src|href)="(?:\.\./)*static/')
 _CHECKS = re.compile(r"\s(?:integrity|crossorigin)=\"[^\"]*\"")
 
 
-def result_parts(run_id: str, trust: str, extract_date: str, kind: str) -> tuple[str, ...]:
-    """Where a file's GX result is staged (under OUT)."""
-    return ("_runs", run_id, RESULTS, trust, extract_date, f"{kind}.json")
-
-
 def stage_results(out: Store, run_id: str, trust: str, extract_date: str, results: dict[str, dict]) -> None:
     """A trust's GX results of one extract (kind: result JSON), staged with the run."""
     for kind, result in results.items():
         out.write_bytes(json.dumps(result, sort_keys=True, default=str).encode(),
-                        *result_parts(run_id, trust, extract_date, kind))
+                        *layout.staged_gx_result(run_id, trust, extract_date, kind))
 
 
 def build_site(out_url: str, run_id: str, started_at: str) -> dict:
@@ -71,7 +67,7 @@ def build_site(out_url: str, run_id: str, started_at: str) -> dict:
     from great_expectations.data_context.types.resource_identifiers import (ExpectationSuiteIdentifier,
                                                                             ValidationResultIdentifier)
 
-    from pipeline.validation import suite_json
+    from pipeline.extracts.validation import suite_json
 
     out = Store(out_url)
     schema, run = ExpectationSuiteValidationResultSchema(), RunIdentifier(run_name=run_id, run_time=started_at)
@@ -84,11 +80,11 @@ def build_site(out_url: str, run_id: str, started_at: str) -> dict:
             "site_index_builder": {"class_name": "DefaultSiteIndexBuilder", "show_cta_footer": False}})
         kinds = set()
         pages = 0
-        for trust in sorted(out.listdir("_runs", run_id, RESULTS)):
-            for date in sorted(out.listdir("_runs", run_id, RESULTS, trust)):
-                for name in sorted(out.listdir("_runs", run_id, RESULTS, trust, date)):
+        for trust in sorted(out.listdir(*layout.staged_gx_results(run_id))):
+            for date in sorted(out.listdir(*layout.staged_gx_results(run_id), trust)):
+                for name in sorted(out.listdir(*layout.staged_gx_results(run_id), trust, date)):
                     kind = name.removesuffix(".json")
-                    result = schema.load(json.loads(out.read_bytes(*result_parts(run_id, trust, date, kind))))
+                    result = schema.load(json.loads(out.read_bytes(*layout.staged_gx_result(run_id, trust, date, kind))))
                     key = ValidationResultIdentifier(ExpectationSuiteIdentifier(name=kind), run, f"{trust}-{date}")
                     context.validation_results_store.set(key, result)
                     kinds.add(kind)
@@ -98,7 +94,7 @@ def build_site(out_url: str, run_id: str, started_at: str) -> dict:
         context.build_data_docs(site_names=[SITE])
         _self_contained(site)
         for path in sorted(p for p in site.rglob("*") if p.is_file()):
-            out.put_file(str(path), "_runs", run_id, SITE, *path.relative_to(site).parts)
+            out.put_file(str(path), *layout.staged_data_docs(run_id), *path.relative_to(site).parts)
     return {"validation_pages": pages, "suites": len(kinds), "index": f"{SITE}/index.html"}
 
 

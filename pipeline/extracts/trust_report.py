@@ -9,7 +9,7 @@ from html import escape
 
 import pandas as pd
 
-from pipeline.extract_guide import what_to_do
+from pipeline.extracts.guide import what_to_do
 
 REPORT_FILE = "validation_report.html"
 SAMPLES_PER_RULE = 5

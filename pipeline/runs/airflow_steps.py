@@ -1,6 +1,6 @@
 """The nightly run cut into the steps an orchestrator schedules: plan, ingest one trust, decide all, publish.
 
-The same functions `trp run` is made of (`pipeline.run`), with what passes between steps kept small: each
+The same functions `trp run` is made of (`pipeline.runs.nightly`), with what passes between steps kept small: each
 step gets the run as a small dict and leaves its summaries in the run's staging folder, so only paths and
 counts travel through XCom. Importing this module is cheap (no pandas, pyarrow or Dask at the top), so
 DAG files that import it parse fast.
@@ -10,15 +10,15 @@ from __future__ import annotations
 import json
 from typing import Any
 
-DATASETS = ("staff_assignment", "case_alignment", "caseload", "workforce_balance", "retention_requests", "progress",
-            "validation")
+from pipeline import layout
+
 UNUSABLE = ("REJECTED", "NO_EXTRACT")
 
 
 def _plan(run: dict, checked: bool = True):
     """The run as a later step sees it: planned again, and (`checked`) refused if the policy or the key
     changed since `start` (one run under two policies, or pseudonyms under two keys, published as one)."""
-    from pipeline.run import RunRefused, plan_run
+    from pipeline.runs.planning import RunRefused, plan_run
 
     plan = plan_run(run["landing"], run["out"], run["run_date"], run.get("policy_file"), run_id=run["run_id"])
     plan.started_at = run["started_at"]
@@ -35,13 +35,13 @@ def _plan(run: dict, checked: bool = True):
 
 def _key_id(plan) -> str:
     """A fingerprint of the pseudonym key that says whether two steps used the same key, and nothing of it."""
-    from pipeline.pseudonyms import key_fingerprint
+    from pipeline.publishing.pseudonyms import key_fingerprint
 
     return key_fingerprint(plan.jobs[0].pseudonym_key)
 
 
 def _summary_path(run: dict, step: str, trust: str) -> tuple[str, ...]:
-    return ("_runs", run["run_id"], "trusts", trust, f"{step}.json")
+    return layout.step_summary(run["run_id"], trust, step)
 
 
 def _write_summary(run: dict, step: str, summary: dict) -> None:
@@ -64,7 +64,7 @@ def _read_summaries(run: dict, step: str) -> dict[str, dict]:
 
 def start(landing: str, out: str, run_date: str, policy_file: str | None = None) -> dict[str, Any]:
     """Check the run can go ahead and name it; the dict every later step takes."""
-    from pipeline.run import plan_run
+    from pipeline.runs.planning import plan_run
 
     plan = plan_run(landing, out, run_date, policy_file, one_process=False)  # tasks run in many processes
     return {"run_id": plan.run_id, "run_date": plan.run_date, "landing": landing, "out": out,
@@ -74,7 +74,7 @@ def start(landing: str, out: str, run_date: str, policy_file: str | None = None)
 
 def ingest(run: dict, trust: str) -> dict:
     """Ingest and validate one trust (phase 1); its summary goes to staging, its outcome comes back."""
-    from pipeline.trust_task import ingest_trust
+    from pipeline.runs.trust_tasks import ingest_trust
 
     job = next(j for j in _plan(run).jobs if j.trust == trust)
     summary = ingest_trust(job)
@@ -86,7 +86,8 @@ def ingest(run: dict, trust: str) -> dict:
 
 def decide(run: dict, scheduler: str | None = None) -> dict[str, str]:
     """Phase 2 for every ingested trust on Dask (one cluster for the whole step); each trust's status."""
-    from pipeline.run import dask_client, finish_all
+    from pipeline.runs.cluster import dask_client
+    from pipeline.runs.nightly import finish_all
 
     plan = _plan(run)
     ingested = _read_summaries(run, "ingest")
@@ -102,7 +103,7 @@ def decide(run: dict, scheduler: str | None = None) -> dict[str, str]:
 
 def publish(run: dict) -> dict:
     """Commit the run (manifest last). Exit code as `trp run` gives it, and where the manifest is."""
-    from pipeline.run import commit_run
+    from pipeline.runs.nightly import commit_run
 
     result = commit_run(_plan(run), list(_read_summaries(run, "finish").values()))
     return {"exit_code": result.exit_code, "manifest": result.manifest_path,
@@ -111,6 +112,6 @@ def publish(run: dict) -> dict:
 
 def cleanup(run: dict) -> None:
     """After a failed run: remove its staging unless it was committed (`abandon` checks)."""
-    from pipeline.run import abandon
+    from pipeline.runs.nightly import abandon
 
     abandon(_plan(run, checked=False))  # cleaning up after a refused step too

@@ -18,7 +18,6 @@ The second pass's results replace the first's: `FileValidation.gx` is one suite 
 from __future__ import annotations
 
 import json
-import os
 import re
 import threading
 import uuid
@@ -29,7 +28,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipeline.contract import FILES
+from pipeline import settings
+from pipeline.extracts.contract import FILES
 
 REJECT_FILE, QUARANTINE_ROW, REPORT = "reject_file", "quarantine_row", "report"
 SUFFIXES = ("__num", "__date", "__given")
@@ -41,7 +41,7 @@ ROW_DETAIL = {"result_format": "COMPLETE", "return_unexpected_index_query": Fals
 
 def suite_dir() -> Path:
     # The suites ship with the package (pipeline/data/expectations is the repository's expectations/).
-    return Path(os.environ.get("TRP_EXPECTATIONS") or Path(__file__).with_name("data") / "expectations")
+    return Path(settings.load().expectations or Path(__file__).parent.parent / "data" / "expectations")
 
 
 @dataclass(frozen=True)

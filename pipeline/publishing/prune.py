@@ -7,10 +7,11 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from pipeline.catalog import current_runs
+from pipeline import layout
+from pipeline.publishing.catalog import current_runs
 from pipeline.policy import RetentionPolicy
 from pipeline.storage import Store
-from pipeline.trust_task import is_date_folder
+from pipeline.layout import is_date_folder
 
 
 @dataclass(frozen=True)
@@ -37,23 +38,23 @@ def prunable(out: Store, retention: RetentionPolicy, as_of: str | None = None) -
     folders_before = (today - dt.timedelta(days=retention.operational_days)).isoformat()
     live = set(current.values())
     found = []
-    for zone, what in (("runs", "superseded run"), ("superseded", "trust folders a re-run replaced")):
-        for run_id in out.listdir(zone):
+    for zone, what in ((layout.kept_runs(), "superseded run"), (layout.superseded(), "trust folders a re-run replaced")):
+        for run_id in out.listdir(*zone):
             date = _run_date(run_id)
             if run_id not in live and date is not None and date < runs_before:
-                found.append(Prunable((zone, run_id), what, out.size(zone, run_id)))
-    for trust in out.listdir("operational"):
-        dates = sorted(d for d in out.listdir("operational", trust) if is_date_folder(d))
+                found.append(Prunable((*zone, run_id), what, out.size(*zone, run_id)))
+    for trust in out.listdir(*layout.operational()):
+        dates = sorted(d for d in out.listdir(*layout.operational(trust)) if is_date_folder(d))
         for date in dates[:-1]:  # the newest is the next night's state, whatever its age
             if date < folders_before:
-                found.append(Prunable(("operational", trust, date), "operational folder",
-                                      out.size("operational", trust, date)))
+                found.append(Prunable(layout.operational(trust, date), "operational folder",
+                                      out.size(*layout.operational(trust, date))))
     return sorted(found, key=lambda p: (_run_date(p.parts[1]) or p.parts[-1], p.parts))
 
 
 def prune(out: Store, found: list[Prunable]) -> None:
     """Remove what `prunable` found, then rebuild the catalog so its history views show what is kept."""
-    from pipeline.catalog import refresh_catalog
+    from pipeline.publishing.catalog import refresh_catalog
 
     for p in found:
         out.rm(*p.parts)

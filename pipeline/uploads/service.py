@@ -30,19 +30,19 @@ from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from pipeline.arrival import assess_extract, fingerprint, write_arrival
-from pipeline.contract import FILES
+from pipeline import layout
+from pipeline.extracts.arrival import assess_extract, fingerprint, write_arrival
+from pipeline.extracts.contract import FILES
 from pipeline.policy import ExtractsPolicy
 from pipeline.reference import load_reference
 from pipeline.storage import Store
-from pipeline.tokens import TokenStore
-from pipeline.trust_task import check_alone, is_date_folder
+from pipeline.uploads.tokens import TokenStore
+from pipeline.extracts.reading import check_alone
+from pipeline.layout import is_date_folder
 
 log = logging.getLogger("trp.service")
 ALLOWED_FILES = frozenset(spec.name for spec in FILES.values())
 KIND_OF = {spec.name: kind for kind, spec in FILES.items()}
-OUTPUT_ZONES = ("operational", "arrivals")
-UPLOADS = "uploads"
 UPLOAD_RECORD = "upload.json"
 SHOWN_FINDINGS = 200
 # Every answer may carry personal data (a trust's lists, its findings): never kept by a browser or proxy.
@@ -166,14 +166,14 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.get("/contract", response_class=HTMLResponse)
     def contract() -> HTMLResponse:
-        from pipeline.extract_guide import guide_html
+        from pipeline.extracts.guide import guide_html
 
         return HTMLResponse(guide_html(), headers={"Content-Security-Policy": "default-src 'none'; "
                                                    "style-src 'unsafe-inline'; frame-ancestors 'none'"})
 
     @app.get("/templates/{file_name}")
     def template(file_name: str) -> PlainTextResponse:
-        from pipeline.extract_guide import template_csv
+        from pipeline.extracts.guide import template_csv
 
         if file_name not in ALLOWED_FILES:
             raise HTTPException(404, "no such template")
@@ -215,20 +215,22 @@ def create_app(settings: Settings) -> FastAPI:
     @app.get("/api/v1/extracts/{trust}")
     def uploads(trust: str, caller_trust: str = Depends(caller)) -> dict:
         own(trust, caller_trust)
-        dates = sorted(set(filter(is_date_folder, land.listdir(trust) + out.listdir(UPLOADS, trust))))
+        dates = sorted(set(filter(is_date_folder, land.listdir(trust) + out.listdir(*layout.uploads(trust)))))
         return {"trust": trust, "extracts": [_extract_listing(land, out, trust, date) for date in dates]}
 
     @app.get("/api/v1/outputs/{trust}")
     def outputs(trust: str, caller_trust: str = Depends(caller)) -> dict:
         own(trust, caller_trust)
-        return {"trust": trust, "files": [f"{zone}/{date}/{name}" for zone in OUTPUT_ZONES
-                                          for date in out.listdir(zone, trust) if is_date_folder(date)
-                                          for name in out.listdir(zone, trust, date) if not name.startswith(".")]}
+        return {"trust": trust, "files": [f"{zone}/{date}/{name}" for zone in layout.TRUST_ZONES
+                                          for date in out.listdir(*layout.trust_zone(zone, trust)) if is_date_folder(date)
+                                          for name in out.listdir(*layout.trust_zone(zone, trust, date))
+                                          if not name.startswith(".")]}
 
     @app.get("/api/v1/outputs/{trust}/{zone}/{date}/{file_name}")
     def output(trust: str, zone: str, date: str, file_name: str, caller_trust: str = Depends(caller)) -> Response:
         own(trust, caller_trust)
-        if zone not in OUTPUT_ZONES or not is_date_folder(date) or file_name not in out.listdir(zone, trust, date):
+        if zone not in layout.TRUST_ZONES or not is_date_folder(date) or \
+                file_name not in out.listdir(*layout.trust_zone(zone, trust, date)):
             raise HTTPException(404, "no such output")
         media = {"html": "text/html", "csv": "text/csv", "txt": "text/plain", "json": "application/json"}.get(
             file_name.rsplit(".", 1)[-1], "application/octet-stream")
@@ -271,7 +273,7 @@ def _take(settings: Settings, land: Store, out: Store, tmp: str, digest: str, tr
         raw = f.read()
     received = dt.datetime.now(dt.timezone.utc)
     upload_id = f"{received:%Y%m%dT%H%M%S%fZ}-{digest[:12]}"
-    kept = (UPLOADS, trust, extract_date, upload_id)
+    kept = layout.upload(trust, extract_date, upload_id)
     out.put_file(tmp, *kept, file_name)
     summary = assess_extract(settings.landing, trust, extract_date=extract_date, limits=settings.limits,
                              replacing={file_name: raw})
@@ -317,8 +319,8 @@ def _extract_listing(land: Store, out: Store, trust: str, date: str) -> dict:
     """One extract date: its current files, and every upload to it (newest first), each marked current when
     it is what the landing zone holds."""
     files = _current(land, trust, date)
-    records = [json.loads(out.read_bytes(UPLOADS, trust, date, u, UPLOAD_RECORD))
-               for u in out.listdir(UPLOADS, trust, date) if out.exists(UPLOADS, trust, date, u, UPLOAD_RECORD)]
+    records = [json.loads(out.read_bytes(*layout.upload(trust, date, u), UPLOAD_RECORD))
+               for u in out.listdir(*layout.uploads(trust, date)) if out.exists(*layout.upload(trust, date, u), UPLOAD_RECORD)]
     records.sort(key=lambda r: r["upload_id"], reverse=True)
     seen: set[str] = set()
     for r in records:

@@ -10,14 +10,15 @@ import json
 
 import pandas as pd
 
-from pipeline.contract import FILES
-from pipeline.ingest import FileRejected
+from pipeline import layout
+from pipeline.extracts.contract import FILES
+from pipeline.extracts.csv_text import FileRejected
 from pipeline.policy import ExtractsPolicy
 from pipeline.reference import load_reference
-from pipeline.report import REPORT_FILE, render_report
+from pipeline.extracts.trust_report import REPORT_FILE, render_report
 from pipeline.storage import Store
-from pipeline.trust_task import (QUARANTINE_COLUMNS, extract_dates, read_extract, rejected_file, rejected_results,
-                                 write_csv)
+from pipeline.extracts.reading import QUARANTINE_COLUMNS, extract_dates, read_extract, rejected_file, rejected_results
+from pipeline.outputs.operational import write_csv
 
 LATEST = "9999-12-31"
 MARKER = "arrival.json"
@@ -41,7 +42,7 @@ def pending_arrivals(landing: str, out: str) -> list[dict]:
         files = fingerprint(land, trust, dates[0])
         if not set(MANDATORY) <= set(files):
             continue
-        marker = ("arrivals", trust, dates[0], MARKER)
+        marker = (*layout.arrival(trust, dates[0]), MARKER)
         if done.exists(*marker) and json.loads(done.read_bytes(*marker))["files"] == files:
             continue
         pending.append({"trust": trust, "extract_date": dates[0]})
@@ -83,7 +84,7 @@ def write_arrival(out: str, landing: str, summary: dict) -> str:
     """The arrival report, quarantine and warnings of an assessed extract, under OUT/arrivals/<TRUST>/<date>/,
     and the marker naming the landed files it was made for; the report's path."""
     trust, date = summary["trust"], summary["extract_date"]
-    store, folder = Store(out), ("arrivals", trust, date)
+    store, folder = Store(out), layout.arrival(trust, date)
     q = pd.DataFrame(summary["quarantine"], columns=QUARANTINE_COLUMNS)
     w = pd.DataFrame(summary["warning_rows"], columns=QUARANTINE_COLUMNS)
     write_csv(store, q, *folder, "quarantine.csv")

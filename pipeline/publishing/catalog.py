@@ -17,10 +17,11 @@ from typing import Iterator
 
 import duckdb
 
-from pipeline.orchestration import DATASETS
+from pipeline import layout
+from pipeline.layout import DATASETS
 from pipeline.storage import Store
 
-CATALOG = "catalog.duckdb"
+CATALOG = layout.CATALOG
 
 
 def connect(out: Store, database: str = ":memory:", read_only: bool = False) -> duckdb.DuckDBPyConnection:
@@ -42,7 +43,7 @@ def refresh_catalog(out: Store) -> str:
     """Rebuild the catalog from the manifests; returns where it was written."""
     manifests = _manifests(out)
     current = {m["run_date"]: m["run_id"] for m in manifests}
-    superseded = sorted(set(out.listdir("runs")) - set(current.values()))
+    superseded = sorted(set(out.listdir(*layout.kept_runs())) - set(current.values()))
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, CATALOG)
         con = connect(out, path)
@@ -66,7 +67,7 @@ def refresh_catalog(out: Store) -> str:
         con.execute("create table run_trusts as select * from trusts_df order by run_date, trust_code")
         con.close()
         with open(path, "rb") as f:
-            return out.write_bytes(f.read(), "published", CATALOG)
+            return out.write_bytes(f.read(), *layout.catalog())
 
 
 def current_runs(out: Store) -> dict[str, str]:
@@ -76,13 +77,13 @@ def current_runs(out: Store) -> dict[str, str]:
 
 def _manifests(out: Store) -> list[dict]:
     """The manifest of the committed run of every run date (the commit points)."""
-    return [json.loads(out.read_bytes("published", "_manifests", name))
-            for name in out.listdir("published", "_manifests") if name.endswith(".json")]
+    return [json.loads(out.read_bytes(*layout.manifests(), name))
+            for name in out.listdir(*layout.manifests()) if name.endswith(".json")]
 
 
 def _globs(out: Store, run_ids, ds: str) -> list[str]:
-    return [out.url_of("runs", r, "published", ds, "**", "*.parquet") for r in sorted(run_ids)
-            if out.exists("runs", r, "published", ds)]
+    return [out.url_of(*layout.kept_partition(r, ds), "**", "*.parquet") for r in sorted(run_ids)
+            if out.exists(*layout.kept_partition(r, ds))]
 
 
 def _manifest_tables(manifests: list[dict]) -> tuple:
@@ -111,10 +112,10 @@ def _manifest_tables(manifests: list[dict]) -> tuple:
 @contextmanager
 def open_catalog(out: Store) -> Iterator[duckdb.DuckDBPyConnection]:
     """The catalog, read-only (a copy in a temporary file when the outputs are not on a local disk)."""
-    if not out.exists("published", CATALOG):
-        raise FileNotFoundError(f"no catalog at {out.path('published', CATALOG)}: nothing published yet")
+    if not out.exists(*layout.catalog()):
+        raise FileNotFoundError(f"no catalog at {out.path(*layout.catalog())}: nothing published yet")
     if out.is_local:
-        con = connect(out, out.path("published", CATALOG), read_only=True)
+        con = connect(out, out.path(*layout.catalog()), read_only=True)
         try:
             yield con
         finally:
@@ -123,7 +124,7 @@ def open_catalog(out: Store) -> Iterator[duckdb.DuckDBPyConnection]:
     with tempfile.TemporaryDirectory() as tmp:
         local = os.path.join(tmp, CATALOG)
         with open(local, "wb") as f:
-            f.write(out.read_bytes("published", CATALOG))
+            f.write(out.read_bytes(*layout.catalog()))
         con = connect(out, local, read_only=True)
         try:
             yield con

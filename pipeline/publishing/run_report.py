@@ -1,7 +1,7 @@
 """The run report: `OUT/reports/<run_date>/index.html`, one self-contained page for programme teams.
 
 Charts are drawn with pygal as inline SVG (no scripts, no network fetches). Every count on the page
-goes through `pipeline.disclosure` first: the page is for a wide audience, so small counts are hidden with
+goes through `pipeline.publishing.disclosure` first: the page is for a wide audience, so small counts are hidden with
 secondary suppression (threshold: the policy's `publishing.suppression_threshold`).
 """
 from __future__ import annotations
@@ -12,12 +12,12 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from pipeline.data_docs import SITE
-from pipeline.disclosure import suppressed_table, suppressed_values, suppression_mask
+from pipeline import layout
+from pipeline.publishing.data_docs import SITE
+from pipeline.publishing.disclosure import suppressed_table, suppressed_values, suppression_mask
 from pipeline.reference import load_reference
 from pipeline.storage import Store
 
-REPORT = "index.html"
 SIDES = ["NPS", "CRC"]
 SIDE_COLOURS = dict(zip(SIDES, ("#1d70b8", "#f47738")))
 # Bands closed on the right: a load exactly at a line is not over it.
@@ -294,20 +294,20 @@ out. The pseudonymised datasets for analysts are under <code>published/</code>.<
 
 def write_run_report(out: Store, manifest: dict, threshold: int, capacity_limit: float) -> str:
     """Read the run's published rows back and write its report; returns the page's path."""
-    from pipeline.catalog import connect, scan
+    from pipeline.publishing.catalog import connect, scan
 
     run_date = manifest["run_date"]
     con = connect(out)
 
     def rows(ds: str, cols: str, group: str = "") -> pd.DataFrame:
-        files = out.url_of("published", ds, f"run_date={run_date}", "**", "*.parquet")
+        files = out.url_of(*layout.published(ds, run_date), "**", "*.parquet")
         return con.sql(f"select {cols} from {scan([files])}" + (f" group by {group}" if group else "")).df()
 
     trusts = pd.DataFrame([{"trust_code": c, "quarantined_rows": t.get("quarantined_rows", 0)}
                            for c, t in manifest["trusts"].items()])
-    nights = out.url_of("published", "progress", "**", "*.parquet")
+    nights = out.url_of(*layout.published("progress"), "**", "*.parquet")
     progress = con.sql(f"select run_date, trust_code, side, moves_outstanding from {scan([nights])} "
-                       f"where run_date <= '{run_date}'::date").df() if out.exists("published", "progress") else None
+                       f"where run_date <= '{run_date}'::date").df() if out.exists(*layout.published("progress")) else None
     tables = report_tables(rows("case_alignment", "trust_code, side, moved, reason, count(*) as rows", "all"),
                            rows("staff_assignment", "trust_code, side"),
                            rows("caseload", "utilisation"),
@@ -316,6 +316,6 @@ def write_run_report(out: Store, manifest: dict, threshold: int, capacity_limit:
     con.close()
     reference = load_reference()
     names = dict(zip(reference.trusts["trust_code"], reference.trusts["trust_name"]))
-    docs = f"{SITE}/index.html" if out.exists("reports", run_date, SITE, "index.html") else None
+    docs = f"{SITE}/index.html" if out.exists(*layout.data_docs(run_date), "index.html") else None
     page = render_run_report(manifest, tables, threshold, capacity_limit, names, docs)
-    return out.write_bytes(page.encode("utf-8"), "reports", run_date, REPORT)
+    return out.write_bytes(page.encode("utf-8"), *layout.run_report(run_date))

@@ -27,7 +27,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from ortools.graph.python.min_cost_flow import SimpleMinCostFlow
 
-from pipeline.decisions.exchange import Neighbourhood, improve
+from pipeline.decisions.alignment.exchange import Neighbourhood, improve
 from pipeline.decisions.night import prior_plan
 from pipeline.domain import (
     ALLOCATED, KEPT, LP_FLOW, LP_INTEGRAL, MIP, MOVE_REASONS, NO_STAFF, OTHER_SIDE, MOVED_CAPACITY, MOVED_GRADE,

@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from pipeline.contract import FILES, blank
+from pipeline.extracts.contract import FILES, blank
 from pipeline.policy import ExtractsPolicy
 
 

@@ -14,11 +14,12 @@ from typing import Callable, Iterable
 import numpy as np
 import pandas as pd
 
-from pipeline.contract import FILES
-from pipeline.ingest import decode
+from pipeline import layout
+from pipeline.extracts.contract import FILES
+from pipeline.extracts.csv_text import decode
 from pipeline.reference import load_reference
 from pipeline.storage import Store
-from pipeline.trust_task import extract_dates
+from pipeline.extracts.reading import extract_dates
 
 ARRIVALS_PER_NIGHT = 1400  # per trust: what the CRNs of arriving cases have room for (see _new_crns)
 
@@ -122,7 +123,7 @@ def evolve(tables: dict[str, pd.DataFrame], plan: pd.DataFrame | None, rng: np.r
 
 
 def _plan_of(out: Store, trust: str, date: str) -> pd.DataFrame | None:
-    path = ("operational", trust, date, "case_alignment.csv")
+    path = layout.operational(trust, date, "case_alignment.csv")
     return _read(out.read_bytes(*path), path[-1]) if out.exists(*path) else None
 
 
@@ -132,7 +133,7 @@ def next_night(landing: str, out: str, date: str, after: str, night: int, seed: 
     the run of `after` made; the trusts in `hold` upload the same files again, unchanged."""
     land, done = Store(landing), Store(out)
     hold = set(hold)
-    manifest = ("published", "_manifests", f"run_date={after}.json")
+    manifest = layout.manifest(after)
     used = {t: v.get("extract_date") for t, v in json.loads(done.read_bytes(*manifest))["trusts"].items()} \
         if done.exists(*manifest) else {}
     for index, trust in enumerate(load_reference().trust_codes):
