@@ -38,19 +38,19 @@ import pyarrow.parquet as pq
 sys.path.insert(0, str(Path(__file__).parent))
 from bench_run import GIB, timed_run  # noqa: E402
 
-from pipeline.extracts.contract import FILES, typed_table
 from pipeline.decisions.case_split import split_cases  # noqa: E402
 from pipeline.decisions.engine import decide_trust  # noqa: E402
-from pipeline.synthetic.landing import generate_landing
+from pipeline.extracts.contract import FILES, typed_table
 from pipeline.extracts.csv_text import FileRejected, read_text
-from pipeline.policy import load_policy  # noqa: E402
-from pipeline.reference import load_reference  # noqa: E402
-from pipeline.storage import Store  # noqa: E402
-from pipeline.runs.planning import TrustJob
-from pipeline.publishing.datasets import _stage_published
-from pipeline.outputs.operational import _write_operational
 from pipeline.extracts.reading import read_extract
 from pipeline.extracts.validation import prepare, reference_params, suite_json, validate
+from pipeline.outputs.operational import _write_operational
+from pipeline.policy import load_policy  # noqa: E402
+from pipeline.publishing.datasets import _stage_published
+from pipeline.reference import load_reference  # noqa: E402
+from pipeline.runs.planning import TrustJob
+from pipeline.storage import Store  # noqa: E402
+from pipeline.synthetic.landing import generate_landing
 
 RUN_DATE = "2014-06-01"
 

@@ -4,7 +4,7 @@
 Every 10 minutes a sensor looks in the landing zone for trusts whose newest extract has landed (`staff.csv` and
 `cases.csv` both there) and has no report for those exact files yet. Each such trust gets one mapped task
 (labelled by trust code) that runs the nightly run's validation on that extract only (`trp validate`, one
-code path: `pipeline.extracts.arrival`) and writes, under `TRP_OUT/arrivals/<TRUST>/<extract date>/`:
+code path: `pipeline.runs.arrival`) and writes, under `TRP_OUT/arrivals/<TRUST>/<extract date>/`:
 `validation_report.html`, `quarantine.csv`, `warnings.csv` and `arrival.json` (the files checked, by size).
 A file added or re-uploaded later makes the extract new again, so it is checked again.
 
@@ -15,21 +15,17 @@ Settings (Airflow Variable of the same name, else the environment): `TRP_LANDING
 """
 from __future__ import annotations
 
-import os
 from datetime import timedelta
 
 import pendulum
 from airflow.sdk import dag, get_current_context, task
 
+from pipeline import settings
+
 DEFAULTS = {"owner": "transition-programme-data", "retries": 2, "retry_delay": timedelta(seconds=30),
             "retry_exponential_backoff": True, "max_retry_delay": timedelta(minutes=5)}
 
 
-def setting(name: str) -> str | None:
-    """An Airflow Variable, with the environment as fallback."""
-    from airflow.sdk import Variable
-
-    return Variable.get(name, default=os.environ.get(name)) or None
 
 
 @dag(
@@ -48,19 +44,20 @@ def tr_extract_arrival():
     def arrivals():
         from airflow.sdk.bases.sensor import PokeReturnValue
 
-        from pipeline.extracts.arrival import pending_arrivals
+        from pipeline.runs.arrival import pending_arrivals
 
-        found = pending_arrivals(setting("TRP_LANDING"), setting("TRP_OUT"))
+        env = settings.from_airflow()
+        found = pending_arrivals(env.landing, env.out)
         return PokeReturnValue(is_done=bool(found), xcom_value=found)
 
     @task(doc_md="Validate one trust's newest extract and write its report.", map_index_template="{{ trust }}")
     def validate(arrival: dict) -> dict:
-        from pipeline.extracts.arrival import check_arrival
         from pipeline.policy import load_policy
+        from pipeline.runs.arrival import check_arrival
 
         get_current_context()["trust"] = arrival["trust"]
-        s = check_arrival(setting("TRP_LANDING"), arrival["trust"], setting("TRP_OUT"),
-                          limits=load_policy(setting("TRP_POLICY")).extracts)
+        env = settings.from_airflow()
+        s = check_arrival(env.landing, arrival["trust"], env.out, limits=load_policy(env.policy).extracts)
         print(f"{s['trust']} {s['extract_date']}: {s['status']}, {s['quarantined_rows']} row(s) held back, "
               f"{s['warnings']} warning(s); report {s.get('report')}")
         return {k: s.get(k) for k in ("trust", "extract_date", "status", "quarantined_rows", "warnings", "report")}

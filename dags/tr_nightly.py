@@ -26,6 +26,7 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import Asset, Param, dag, get_current_context, task
 
+from pipeline import settings
 from pipeline.layout import DATASETS
 
 LONDON = pendulum.timezone("Europe/London")
@@ -35,17 +36,13 @@ DEFAULTS = {"owner": "transition-programme-data", "retries": 2, "retry_delay": t
             "retry_exponential_backoff": True, "max_retry_delay": timedelta(minutes=10), "depends_on_past": True}
 
 
-def setting(name: str) -> str | None:
-    """An Airflow Variable, with the environment as fallback."""
-    from airflow.sdk import Variable
-
-    return Variable.get(name, default=os.environ.get(name)) or None
-
-
-def _with_key() -> None:
-    key = setting("TRP_PSEUDONYM_KEY")
-    if key:
-        os.environ["TRP_PSEUDONYM_KEY"] = key
+def _settings() -> settings.Settings:
+    """The settings (Airflow Variables, else the environment); the key is handed on to the run's steps through
+    the task's environment, where every run reads it."""
+    env = settings.from_airflow()
+    if env.pseudonym_key:
+        os.environ["TRP_PSEUDONYM_KEY"] = env.pseudonym_key
+    return env
 
 
 @dag(
@@ -69,9 +66,8 @@ def tr_nightly():
         ctx = get_current_context()
         when = ctx.get("logical_date") or ctx["dag_run"].run_after
         run_date = ctx["params"].get("run_date") or pendulum.instance(when).in_timezone(LONDON).date().isoformat()
-        _with_key()
-        return start(setting("TRP_LANDING"), setting("TRP_OUT"), run_date,
-                     ctx["params"].get("policy_file") or setting("TRP_POLICY"))
+        env = _settings()
+        return start(env.landing, env.out, run_date, ctx["params"].get("policy_file") or env.policy)
 
     @task(doc_md="The trusts of this run, one mapped ingest task each.")
     def trusts(run: dict) -> list[str]:
@@ -82,10 +78,11 @@ def tr_nightly():
     def ingest(trust: str, run: dict) -> dict:
         from airflow.sdk.exceptions import AirflowSkipException
 
-        from pipeline.runs.airflow_steps import UNUSABLE, ingest as ingest_one
+        from pipeline.runs.airflow_steps import UNUSABLE
+        from pipeline.runs.airflow_steps import ingest as ingest_one
 
         get_current_context()["trust"] = trust
-        _with_key()
+        _settings()
         outcome = ingest_one(run, trust)
         if outcome["status"] in UNUSABLE:
             why = "; ".join(f"{r['file']} line {r['line']}: {r['rule']}: {r['message']}"
@@ -98,15 +95,14 @@ def tr_nightly():
     def decide(run: dict) -> dict:
         from pipeline.runs.airflow_steps import decide as decide_all
 
-        _with_key()
-        return decide_all(run, setting("DASK_SCHEDULER_ADDRESS"))
+        return decide_all(run, _settings().scheduler)
 
     @task(doc_md="Commit the run: manifest last, then swap in.", outlets=[Asset(f"trp://published/{d}")
                                                                             for d in DATASETS])
     def publish(run: dict, decided: dict) -> dict:
         from pipeline.runs.airflow_steps import publish as commit
 
-        _with_key()
+        _settings()
         return commit(run)
 
     @task(doc_md="Say what was published and which trusts were not fresh.")
@@ -120,7 +116,7 @@ def tr_nightly():
     def cleanup(run: dict) -> None:
         from pipeline.runs.airflow_steps import cleanup as clean
 
-        _with_key()
+        _settings()
         clean(run)
 
     run = plan()

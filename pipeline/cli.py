@@ -1,17 +1,18 @@
 """`trp`: the command line, a thin shell over pipeline.runs.nightly (the same path the Airflow DAG takes)."""
 from __future__ import annotations
 
-import os
 import sys
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator, Optional
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
+
+from pipeline import settings
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False,
                   help="Transition pipeline: the NPS/CRC split, nightly.")
@@ -29,7 +30,7 @@ class UserError(Exception):
 @app.callback()
 def _options(debug: bool = typer.Option(False, "--debug", help="Show the full traceback of an unexpected error")
              ) -> None:
-    _OPTIONS["debug"] = debug or os.environ.get("TRP_DEBUG") == "1"
+    _OPTIONS["debug"] = debug or settings.load().debug
 
 
 def main() -> None:
@@ -102,9 +103,9 @@ def _progress(total: int) -> Iterator[Callable[[dict], None]]:
 def run(
     landing: str = typer.Option(..., help="Landing zone: local path or fsspec URL (s3://...)"),
     out: str = typer.Option(..., help="Output root: local path or fsspec URL"),
-    run_date: Optional[str] = typer.Option(None, help="Run date YYYY-MM-DD (default: today)"),
-    policy: Optional[str] = typer.Option(None, help="Policy file (default: the packaged policy v1)"),
-    scheduler: Optional[str] = typer.Option(None, help="Dask scheduler address (default: a local cluster)"),
+    run_date: str | None = typer.Option(None, help="Run date YYYY-MM-DD (default: today)"),
+    policy: str | None = typer.Option(None, help="Policy file (default: the packaged policy v1)"),
+    scheduler: str | None = typer.Option(None, help="Dask scheduler address (default: a local cluster)"),
 ) -> None:
     """One nightly run. Exit 0: all trusts fresh; 3: published, some trusts rejected or carried over;
     2: nothing published."""
@@ -123,13 +124,13 @@ def run(
 def validate(
     landing: str = typer.Option(..., help="Landing zone: local path or fsspec URL"),
     trust: str = typer.Option(..., help="Trust code, e.g. LDN"),
-    out: Optional[str] = typer.Option(None, help="Write the report to OUT/arrivals/<TRUST>/<date>/"),
-    policy: Optional[str] = typer.Option(None, help="Policy file (its limits on extracts; default: policy v1)"),
+    out: str | None = typer.Option(None, help="Write the report to OUT/arrivals/<TRUST>/<date>/"),
+    policy: str | None = typer.Option(None, help="Policy file (its limits on extracts; default: policy v1)"),
 ) -> None:
     """Check a trust's newest extract now, without the split. Exit 0: accepted (rows may be held back);
     1: a file was rejected; 2: no extract."""
-    from pipeline.extracts.arrival import check_arrival
     from pipeline.policy import load_policy
+    from pipeline.runs.arrival import check_arrival
 
     s = check_arrival(landing, _trust_code(trust), out, limits=load_policy(policy).extracts)
     console.print(_trust_line(s), highlight=False)
@@ -145,16 +146,16 @@ def validate(
     raise typer.Exit({"VALIDATED": 0, "REJECTED": 1}.get(s["status"], 2))
 
 
-def _out_root(out: Optional[str]) -> str:
-    return out or os.environ.get("TRP_OUT") or str(Path("demo-out", "out"))
+def _out_root(out: str | None) -> str:
+    return out or settings.load().out or str(Path("demo-out", "out"))
 
 
 @app.command()
 def query(
     sql: str = typer.Argument(..., help="SQL over the catalog's views, e.g. \"select * from runs\""),
-    out: Optional[str] = typer.Option(None, help="Output root (default: TRP_OUT, else demo-out/out)"),
+    out: str | None = typer.Option(None, help="Output root (default: TRP_OUT, else demo-out/out)"),
     format: str = typer.Option("table", help="table (on screen), csv or parquet"),
-    output: Optional[str] = typer.Option(None, help="File to write (csv: default standard output)"),
+    output: str | None = typer.Option(None, help="File to write (csv: default standard output)"),
     limit: int = typer.Option(100, help="Rows shown in table format"),
 ) -> None:
     """Run SQL against the published catalog (published/catalog.duckdb): one view per dataset, *_history
@@ -204,7 +205,7 @@ def _print_relation(rel, limit: int) -> None:
 def diff(
     from_date: str = typer.Option(..., "--from", help="The earlier run date, YYYY-MM-DD"),
     to_date: str = typer.Option(..., "--to", help="The later run date, YYYY-MM-DD"),
-    out: Optional[str] = typer.Option(None, help="Output root (default: TRP_OUT, else demo-out/out)"),
+    out: str | None = typer.Option(None, help="Output root (default: TRP_OUT, else demo-out/out)"),
 ) -> None:
     """What changed between two runs, per trust: moves done, newly planned and re-planned; cases whose OM or
     side changed; staff re-assigned; and rules newly rejecting files or holding rows back. Runs made under
@@ -253,16 +254,17 @@ def diff(
 
 @app.command()
 def prune(
-    out: Optional[str] = typer.Option(None, help="Output root (default: TRP_OUT, else demo-out/out)"),
-    policy: Optional[str] = typer.Option(None, help="Policy file: its retention periods (default: policy v1)"),
-    as_of: Optional[str] = typer.Option(None, help="Count the periods back from this date (default: the newest "
+    out: str | None = typer.Option(None, help="Output root (default: TRP_OUT, else demo-out/out)"),
+    policy: str | None = typer.Option(None, help="Policy file: its retention periods (default: policy v1)"),
+    as_of: str | None = typer.Option(None, help="Count the periods back from this date (default: the newest "
                                                    "run date)"),
     apply: bool = typer.Option(False, "--apply", help="Remove them (without it, only say what would go)"),
 ) -> None:
     """Superseded runs and trusts' operational folders past the policy's retention periods: listed, and with
     --apply removed (never the current run of a date, never a trust's newest operational folder)."""
     from pipeline.policy import load_policy
-    from pipeline.publishing.prune import prunable, prune as remove
+    from pipeline.publishing.prune import prunable
+    from pipeline.publishing.prune import prune as remove
     from pipeline.runs.planning import checked_run_date
     from pipeline.storage import Store
 
@@ -289,15 +291,15 @@ app.add_typer(tokens_app, name="tokens")
 TOKENS_HELP = "Token file (default: TRP_TOKENS, else trp-tokens.json)"
 
 
-def _tokens(path: Optional[str]):
+def _tokens(path: str | None):
     from pipeline.uploads.tokens import TokenStore
 
-    return TokenStore(path or os.environ.get("TRP_TOKENS") or "trp-tokens.json")
+    return TokenStore(path or settings.load().tokens or "trp-tokens.json")
 
 
 @tokens_app.command("issue")
 def tokens_issue(trust: str = typer.Option(..., help="Trust code"),
-                 tokens: Optional[str] = typer.Option(None, help=TOKENS_HELP)) -> None:
+                 tokens: str | None = typer.Option(None, help=TOKENS_HELP)) -> None:
     """Issue a token for a trust; it is printed once, on standard output, and never stored."""
     issued = _tokens(tokens).issue(_trust_code(trust))
     console.print(f"token {issued.token_id} for {issued.trust} (give it to the trust's data officer; "
@@ -307,7 +309,7 @@ def tokens_issue(trust: str = typer.Option(..., help="Trust code"),
 
 @tokens_app.command("revoke")
 def tokens_revoke(token_id: str = typer.Argument(..., help="The token id (the part after 'trp.')"),
-                  tokens: Optional[str] = typer.Option(None, help=TOKENS_HELP)) -> None:
+                  tokens: str | None = typer.Option(None, help=TOKENS_HELP)) -> None:
     """Revoke a token at once: the next request with it is refused."""
     if not _tokens(tokens).revoke(token_id):
         console.print(f"[red]no live token {token_id}[/]")
@@ -316,7 +318,7 @@ def tokens_revoke(token_id: str = typer.Argument(..., help="The token id (the pa
 
 
 @tokens_app.command("list")
-def tokens_list(tokens: Optional[str] = typer.Option(None, help=TOKENS_HELP)) -> None:
+def tokens_list(tokens: str | None = typer.Option(None, help=TOKENS_HELP)) -> None:
     """Tokens issued: id, trust, when issued and revoked (never the token)."""
     for t in _tokens(tokens).list():
         print(f"{t['token_id']}  {t['trust']}  issued {t['issued_at']}  revoked {t['revoked_at'] or '-'}")
@@ -326,7 +328,7 @@ def tokens_list(tokens: Optional[str] = typer.Option(None, help=TOKENS_HELP)) ->
 def serve(
     landing: str = typer.Option(..., help="Landing zone: local path or fsspec URL"),
     out: str = typer.Option(..., help="Output root (arrival reports, trusts' outputs)"),
-    tokens: Optional[str] = typer.Option(None, help=TOKENS_HELP),
+    tokens: str | None = typer.Option(None, help=TOKENS_HELP),
     host: str = typer.Option("127.0.0.1", help="Address to bind (put a TLS proxy in front for anything else)"),
     port: int = typer.Option(8000),
     max_mb: float = typer.Option(256, help="Largest file accepted, MiB"),
@@ -335,7 +337,7 @@ def serve(
     header_seconds: float = typer.Option(10, help="A connection must send each request's headers within this"),
     max_connections: int = typer.Option(512, help="Connections open at most; past it, the one waiting longest "
                                                   "for its headers is closed"),
-    policy: Optional[str] = typer.Option(None, help="Policy file (its limits on extracts; default: TRP_POLICY, "
+    policy: str | None = typer.Option(None, help="Policy file (its limits on extracts; default: TRP_POLICY, "
                                                     "else policy v1)"),
 ) -> None:
     """The upload service and its web page for trust data officers."""
@@ -344,12 +346,13 @@ def serve(
     logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(name)s: %(message)s")
 
     from pipeline.policy import load_policy
-    from pipeline.uploads.service import Settings, serve as run_service
+    from pipeline.uploads.service import ServiceOptions
+    from pipeline.uploads.service import serve as run_service
 
-    limits = load_policy(policy or os.environ.get("TRP_POLICY") or None).extracts
-    settings = Settings(landing, out, str(_tokens(tokens).path), int(max_mb * (1 << 20)), idle_seconds,
-                        upload_seconds, limits)
-    run_service(settings, host, port, header_seconds, max_connections)
+    limits = load_policy(policy or settings.load().policy).extracts
+    options = ServiceOptions(landing, out, str(_tokens(tokens).path), int(max_mb * (1 << 20)), idle_seconds,
+                             upload_seconds, limits)
+    run_service(options, host, port, header_seconds, max_connections)
 
 
 @app.command()
@@ -421,8 +424,8 @@ def demo(
     nights: int = typer.Option(1, help="Nights to run: the first as generated, then each moved on (trp simulate)"),
 ) -> None:
     """Generate a national landing zone, run it (night after night with --nights) and summarise: no set-up."""
-    from pipeline.synthetic.landing import generate_landing
     from pipeline.runs.nightly import run_nightly
+    from pipeline.synthetic.landing import generate_landing
     from pipeline.synthetic.simulate import simulate
 
     if nights < 1:
@@ -432,7 +435,7 @@ def demo(
     counts = generate_landing(landing, scale, seed=0, dirty=True)
     console.print(f"generated {len(counts)} trusts, {sum(counts.values()):,} cases in {landing} "
                   f"({time.perf_counter() - t0:.1f} s; with realistic faults)")
-    key = os.environ.get("TRP_PSEUDONYM_KEY", "").encode()
+    key = settings.load().pseudonym_key.encode()
     if not key:
         key = DEMO_KEY
         console.print("[yellow]demo mode: TRP_PSEUDONYM_KEY not set; using the demo key "
@@ -455,15 +458,15 @@ def simulate_nights(
     out: str = typer.Option(..., help="Output root"),
     nights: int = typer.Option(..., help="Nights to run, from the newest extract date"),
     seed: int = typer.Option(0),
-    moves_done: Optional[float] = typer.Option(None, help="Share of planned moves shown done in nDelius each night"),
-    cases_ending: Optional[float] = typer.Option(None, help="Share of cases ending each night"),
-    cases_arriving: Optional[float] = typer.Option(None, help="Share of new cases arriving (unallocated) each night"),
-    leavers: Optional[float] = typer.Option(None, help="Share of offender managers leaving each night"),
-    joiners: Optional[float] = typer.Option(None, help="Share of offender managers joining each night"),
-    retention_decided: Optional[float] = typer.Option(None, help="Share of pending retention requests decided "
+    moves_done: float | None = typer.Option(None, help="Share of planned moves shown done in nDelius each night"),
+    cases_ending: float | None = typer.Option(None, help="Share of cases ending each night"),
+    cases_arriving: float | None = typer.Option(None, help="Share of new cases arriving (unallocated) each night"),
+    leavers: float | None = typer.Option(None, help="Share of offender managers leaving each night"),
+    joiners: float | None = typer.Option(None, help="Share of offender managers joining each night"),
+    retention_decided: float | None = typer.Option(None, help="Share of pending retention requests decided "
                                                                  "each night"),
-    appeals_upheld: Optional[float] = typer.Option(None, help="Share of pending appeals upheld each night"),
-    policy: Optional[str] = typer.Option(None, help="Policy file (default: the packaged policy v1)"),
+    appeals_upheld: float | None = typer.Option(None, help="Share of pending appeals upheld each night"),
+    policy: str | None = typer.Option(None, help="Policy file (default: the packaged policy v1)"),
 ) -> None:
     """Run the transition night after night: each night's extracts moved on from the night before as nDelius
     would show the trusts catching up (deterministic by seed), then run. Needs TRP_PSEUDONYM_KEY. A rate left

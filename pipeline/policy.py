@@ -45,7 +45,7 @@ class EligibilityRule(_Frozen):
     roles: tuple[str, ...]
 
     @model_validator(mode="after")
-    def _known(self) -> "EligibilityRule":
+    def _known(self) -> EligibilityRule:
         for g in self.grades:
             if g != "*" and g not in GRADES:
                 raise ValueError(f"unknown grade {g!r}")
@@ -71,7 +71,7 @@ class CaseClassPolicy(_Frozen):
     eligibility: dict[Literal[CASE_CLASSES], tuple[EligibilityRule, ...]]  # type: ignore[valid-type]
 
     @model_validator(mode="after")
-    def _complete(self) -> "CaseClassPolicy":
+    def _complete(self) -> CaseClassPolicy:
         for name, table in (("weights", self.weights), ("eligibility", self.eligibility)):
             missing = set(CASE_CLASSES) - set(table)
             if missing:
@@ -98,7 +98,7 @@ class StaffSplitPolicy(_Frozen):
     hold_sides: bool = True
 
     @model_validator(mode="after")
-    def _known(self) -> "StaffSplitPolicy":
+    def _known(self) -> StaffSplitPolicy:
         bad = [r for r in [*self.fixed_roles, self.case_holding_role] if r not in ROLES]
         bad += [g for g in self.workload_grades if g not in GRADES]
         if bad:
@@ -125,7 +125,7 @@ class AlignmentPolicy(_Frozen):
     exchange_rounds: int = Field(ge=0)
 
     @model_validator(mode="after")
-    def _ordered(self) -> "AlignmentPolicy":
+    def _ordered(self) -> AlignmentPolicy:
         if not (self.cost_ineligible > self.cost_overflow_per_point > self.cost_move > self.cost_team_change):
             raise ValueError("costs must be strictly ordered: ineligible > overflow > move > team change")
         if list(self.spread_bands) != sorted(self.spread_bands, key=lambda b: b.from_pct):

@@ -1,9 +1,9 @@
 """Reading published outputs back as an analyst would (DuckDB over the Hive-partitioned Parquet)."""
 import threading
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator
 
 import duckdb
 

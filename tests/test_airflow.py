@@ -10,9 +10,9 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from pipeline.synthetic.landing import generate_landing
 from pipeline.layout import DATASETS
 from pipeline.runs.nightly import run_nightly
+from pipeline.synthetic.landing import generate_landing
 from tests.readback import published_rows
 
 ROOT = Path(__file__).resolve().parents[1]

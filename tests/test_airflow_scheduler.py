@@ -12,11 +12,11 @@ from urllib.parse import quote
 import httpx
 import pytest
 
-from pipeline.synthetic.landing import generate_landing
 from pipeline.layout import DATASETS
 from pipeline.runs.nightly import run_nightly
-from tests.readback import published_rows
+from pipeline.synthetic.landing import generate_landing
 from tests.net import free_port
+from tests.readback import published_rows
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent

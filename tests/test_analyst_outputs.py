@@ -12,15 +12,15 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from pipeline.publishing.catalog import open_catalog
 from pipeline.cli import app
-from pipeline.outputs.workbook import transfer_workbook
-from pipeline.synthetic.landing import generate_landing
-from pipeline.publishing.night_diff import case_changes, quarantine_changes, staff_changes
 from pipeline.layout import DATASETS
+from pipeline.outputs.operational import formula_safe_frame
+from pipeline.outputs.workbook import transfer_workbook
+from pipeline.publishing.catalog import open_catalog
+from pipeline.publishing.night_diff import case_changes, quarantine_changes, staff_changes
 from pipeline.runs.nightly import run_nightly
 from pipeline.storage import Store
-from pipeline.outputs.operational import formula_safe_frame
+from pipeline.synthetic.landing import generate_landing
 
 ROOT = Path(__file__).resolve().parents[1]
 KEY = b"test-key-not-secret"

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.synthetic.landing import generate_landing
 from pipeline.layout import DATASETS
 from pipeline.runs.nightly import run_nightly
+from pipeline.synthetic.landing import generate_landing
 from tests.readback import published_rows
 
 BIN = Path(sys.executable).parent

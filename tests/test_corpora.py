@@ -16,8 +16,8 @@ from hypothesis import strategies as st
 
 from pipeline.extracts.contract import _PANDAS, FILES, WHITESPACE, blank, type_column
 from pipeline.extracts.csv_text import _records, _starts_from_values, parse_csv, read_table, read_text
-from pipeline.outputs.operational import FORMULA_START, formula_safe_frame
 from pipeline.extracts.validation import QUARANTINE_ROW, prepare, validate
+from pipeline.outputs.operational import FORMULA_START, formula_safe_frame
 
 CORPORA = Path(__file__).with_name("corpora")  # copied as published from ../shared/corpora (PROVENANCE.txt)
 SPECTRUM = CORPORA / "csv-spectrum"

@@ -1,6 +1,7 @@
 """Small-count suppression: nothing under the threshold shows, and no total gives a hidden cell away."""
 import pandas as pd
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from pipeline.publishing.disclosure import suppressed_table, suppressed_values, suppression_mask
 

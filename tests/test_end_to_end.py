@@ -7,10 +7,10 @@ import duckdb
 import pandas as pd
 import pytest
 
-from pipeline.synthetic.landing import generate_landing
-from pipeline.runs.planning import RunRefused
 from pipeline.runs.nightly import run_nightly
+from pipeline.runs.planning import RunRefused
 from pipeline.storage import Store
+from pipeline.synthetic.landing import generate_landing
 
 KEY = b"test-key-not-secret"
 SCALE = 0.02

@@ -13,11 +13,11 @@ import dask
 import psutil
 import pytest
 
-from pipeline.synthetic.landing import generate_landing
-from pipeline.layout import DATASETS
-from pipeline.runs.planning import RunRefused
-from pipeline.runs.nightly import run_nightly
 import tests.failing_fs  # noqa: F401  (registers failingmanifests://)
+from pipeline.layout import DATASETS
+from pipeline.runs.nightly import run_nightly
+from pipeline.runs.planning import RunRefused
+from pipeline.synthetic.landing import generate_landing
 from tests.readback import catalog_cases_by_trust, polling, published_rows
 
 KEY = b"test-key-not-secret"

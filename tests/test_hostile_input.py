@@ -7,22 +7,22 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from pipeline import cli
 from pipeline.extracts import reading, validation
-from pipeline.extracts.csv_text import FileRejected
-from pipeline.runs import trust_tasks
-from pipeline.runs.planning import TrustJob
-from pipeline.storage import Store
-from pipeline.extracts.arrival import check_arrival
 from pipeline.extracts.contract import FILES
-from pipeline.synthetic.landing import generate_landing
-from pipeline.extracts.csv_text import _longest_line_over, read_text
+from pipeline.extracts.csv_text import FileRejected, _longest_line_over, read_text
+from pipeline.outputs.operational import csv_bytes, formula_safe, formula_safe_frame
 from pipeline.policy import ExtractsPolicy, load_policy
 from pipeline.reference import load_reference
+from pipeline.runs import trust_tasks
+from pipeline.runs.arrival import check_arrival
 from pipeline.runs.nightly import run_nightly
-from pipeline.outputs.operational import csv_bytes, formula_safe, formula_safe_frame
+from pipeline.runs.planning import TrustJob
+from pipeline.storage import Store
+from pipeline.synthetic.landing import generate_landing
 
 KEY = b"test-key-not-secret"
 DATE = "2014-06-01"

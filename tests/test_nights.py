@@ -9,14 +9,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import example, given, settings, strategies as st
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from pipeline.decisions.engine import decide_trust
-from pipeline.synthetic.landing import generate_landing
 from pipeline.policy import load_policy
 from pipeline.runs.nightly import run_nightly
+from pipeline.synthetic.landing import generate_landing
 from pipeline.synthetic.simulate import simulate
-from tests.builders import T, appeals, cases as case_rows, retention, staff as staff_rows
+from tests.builders import T, appeals, retention
+from tests.builders import cases as case_rows
+from tests.builders import staff as staff_rows
 
 KEY = b"test-key-not-secret"
 NIGHTS = 10
@@ -292,8 +295,8 @@ def test_prune_lets_go_of_old_superseded_runs_and_folders_but_never_a_current_ru
     import duckdb
     from typer.testing import CliRunner
 
-    from pipeline.publishing.catalog import current_runs, open_catalog
     from pipeline.cli import app
+    from pipeline.publishing.catalog import current_runs, open_catalog
     from pipeline.storage import Store
 
     _, _, out, dates, _ = months

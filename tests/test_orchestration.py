@@ -7,8 +7,8 @@ from importlib import resources
 import pytest
 
 from pipeline.runs import airflow_steps
-from pipeline.synthetic.landing import generate_landing
 from pipeline.runs.planning import RunRefused
+from pipeline.synthetic.landing import generate_landing
 
 
 @pytest.fixture()

@@ -8,7 +8,8 @@ import signal
 
 import pandas as pd
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pipeline.publishing.pseudonyms import Pseudonyms
 from tests.test_corpora import NAUGHTY

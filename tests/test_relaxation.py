@@ -8,7 +8,17 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from ortools.linear_solver.python import model_builder_helper as mbh
 
-from pipeline.decisions.alignment import CaseArrays, Roster, _classify, _Exact, _exact_model, _flow_repair, _relaxation, _cut_relaxation, _solve_exact
+from pipeline.decisions.alignment import (
+    CaseArrays,
+    Roster,
+    _classify,
+    _cut_relaxation,
+    _Exact,
+    _exact_model,
+    _flow_repair,
+    _relaxation,
+    _solve_exact,
+)
 from pipeline.decisions.case_split import split_cases
 from pipeline.decisions.staff_split import split_staff
 from pipeline.policy import load_policy

@@ -6,12 +6,11 @@ import pyarrow.fs as pafs
 import pytest
 import s3fs
 from moto.server import ThreadedMotoServer
-
 from typer.testing import CliRunner
 
 from pipeline.cli import app
-from pipeline.synthetic.landing import generate_landing
 from pipeline.runs.nightly import run_nightly
+from pipeline.synthetic.landing import generate_landing
 from tests.net import free_port
 from tests.readback import catalog_cases_by_trust, polling
 

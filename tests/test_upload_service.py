@@ -1,6 +1,7 @@
 """The upload service as trusts meet it: `trp serve` in its own process on 127.0.0.1, the `trp upload` client,
 the web page in headless Chromium, every refusal a security reviewer would try, and 35 trusts at once."""
 import hashlib
+import io
 import shutil
 import socket
 import subprocess
@@ -8,8 +9,6 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-
-import io
 
 import httpx
 import pandas as pd

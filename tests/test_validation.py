@@ -11,11 +11,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from pipeline.extracts.arrival import check_arrival, pending_arrivals
 from pipeline.extracts.contract import FILES
-from pipeline.synthetic.landing import generate_landing
 from pipeline.extracts.csv_text import read_text
 from pipeline.extracts.validation import load_suite, suite_dir, validate
+from pipeline.runs.arrival import check_arrival, pending_arrivals
+from pipeline.synthetic.landing import generate_landing
 
 NAUGHTY = json.loads((Path(__file__).with_name("corpora") / "big-list-of-naughty-strings" / "blns.json")
                      .read_text(encoding="utf-8"))
@@ -183,10 +183,10 @@ def _zip() -> bytes:
 @pytest.mark.parametrize("raw, rule, line, column", [
     (b"", "EMPTY", 1, ""),
     (_zip(), "NOT_CSV", 1, ""),
-    ("trust_code,staff_code\nWIL,A1\n".encode() + b"WIL,B\x81\n", "UNDECODABLE", 3, ""),
-    ("STAFF_HEADER\n".encode(), "EMPTY", 2, ""),
+    (b"trust_code,staff_code\nWIL,A1\n" + b"WIL,B\x81\n", "UNDECODABLE", 3, ""),
+    (b"STAFF_HEADER\n", "EMPTY", 2, ""),
     (b"NO_GRADE", "MISSING_COLUMN", 1, "grade"),
-    ("STAFF_HEADER_DUP\n".encode(), "DUPLICATE_COLUMN", 1, ""),
+    (b"STAFF_HEADER_DUP\n", "DUPLICATE_COLUMN", 1, ""),
 ])
 def test_a_bad_file_is_rejected_with_file_line_column_and_rule(clean, tmp_path, raw, rule, line, column):
     header = _clean_staff(clean).splitlines()[0]

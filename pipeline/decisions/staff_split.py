@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.decisions.case_split import nps_points_share
-from pipeline.domain import (ALIGNMENT, APPEAL_UPHELD, CRC, FIXED_ROLE, NPS, PREFERENCE, TARGET_FULL)
+from pipeline.domain import ALIGNMENT, APPEAL_UPHELD, CRC, FIXED_ROLE, NPS, PREFERENCE, TARGET_FULL
 from pipeline.policy import Policy
 
 _EPS = 1e-9

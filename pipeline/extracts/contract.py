@@ -11,7 +11,6 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-
 DATE = r"\d{4}-\d{2}-\d{2}"
 
 

@@ -12,8 +12,7 @@ import pyarrow as pa
 from pipeline import layout, settings
 from pipeline.extracts.contract import FILES, typed_table
 from pipeline.extracts.csv_text import FileRejected, read_text
-from pipeline.extracts.validation import (QUARANTINE_ROW, REJECT_FILE, REPORT, parse_result, reference_params,
-                                          validate)
+from pipeline.extracts.validation import QUARANTINE_ROW, REJECT_FILE, REPORT, parse_result, reference_params, validate
 from pipeline.policy import ExtractsPolicy
 from pipeline.storage import Store
 

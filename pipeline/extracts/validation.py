@@ -22,7 +22,7 @@ import re
 import threading
 import uuid
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -76,7 +76,7 @@ def suite_json(kind: str) -> dict:
     return _suite_json(suite_dir(), kind)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _suite_json(folder: Path, kind: str) -> dict:
     return json.loads((folder / f"{kind}.json").read_text(encoding="utf-8"))
 
@@ -86,7 +86,7 @@ def load_suite(kind: str) -> tuple[Check, ...]:
     return _checks(suite_dir(), kind)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _checks(folder: Path, kind: str) -> tuple[Check, ...]:
     checks = []
     for e in _suite_json(folder, kind)["expectations"]:
@@ -101,7 +101,7 @@ def _derived(kind: str) -> tuple[str, ...]:
     return _derived_in(suite_dir(), kind)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _derived_in(folder: Path, kind: str) -> tuple[str, ...]:
     """The derived columns a suite names, as columns or in its row conditions."""
     checks = _checks(folder, kind)
@@ -222,7 +222,7 @@ class _GX:
         return result
 
 
-@lru_cache(maxsize=None)
+@cache
 def expectation_ids(folder: Path, kind: str) -> tuple[str, ...]:
     """Each expectation's id: the one its suite file gives it, else one made from its place in the file."""
     return tuple(e.get("id") or str(uuid.uuid5(uuid.NAMESPACE_URL, f"transition-pipeline/expectations/{kind}/{i}"))

@@ -8,7 +8,6 @@ import re
 import numpy as np
 import pandas as pd
 
-
 TRANSFER_WORKBOOK = "transfer_list.xlsx"
 _SHEET_UNSAFE = re.compile(r"[\[\]:*?/\\']")
 

@@ -12,7 +12,6 @@ from pipeline.publishing.pseudonyms import Pseudonyms
 from pipeline.storage import Store
 
 
-
 def write_parquet(store: Store, df: pd.DataFrame, *parts: str) -> None:
     """A published dataset's partition, zstd-compressed: the pseudonyms (32 hex digits) defeat snappy, so zstd
     writes London's case alignment in three quarters of snappy's time at 60% of its size."""

@@ -8,10 +8,10 @@ import datetime as dt
 from dataclasses import dataclass
 
 from pipeline import layout
-from pipeline.publishing.catalog import current_runs
-from pipeline.policy import RetentionPolicy
-from pipeline.storage import Store
 from pipeline.layout import is_date_folder
+from pipeline.policy import RetentionPolicy
+from pipeline.publishing.catalog import current_runs
+from pipeline.storage import Store
 
 
 @dataclass(frozen=True)

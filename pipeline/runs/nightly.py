@@ -8,8 +8,8 @@ import datetime as dt
 import logging
 import platform
 import threading
+from collections.abc import Callable
 from importlib.metadata import version
-from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -18,14 +18,23 @@ import pyarrow as pa
 from pipeline import layout, settings
 from pipeline.extracts.reading import LINE
 from pipeline.extracts.validation import CROSS_TRUST_MESSAGE, CROSS_TRUST_RULE
+from pipeline.layout import DATASETS
 from pipeline.policy import Policy
 from pipeline.publishing.commit import current_manifest, publish
 from pipeline.publishing.data_docs import build_site
-from pipeline.layout import DATASETS
 from pipeline.publishing.pseudonyms import key_fingerprint
 from pipeline.runs.cluster import dask_client
-from pipeline.runs.planning import (EXIT_OK, EXIT_PARTIAL, USABLE, RunPlan, RunRefused, RunResult, TrustJob,
-                                    plan_run, release_run_lock)
+from pipeline.runs.planning import (
+    EXIT_OK,
+    EXIT_PARTIAL,
+    USABLE,
+    RunPlan,
+    RunRefused,
+    RunResult,
+    TrustJob,
+    plan_run,
+    release_run_lock,
+)
 from pipeline.runs.trust_tasks import decide_and_stage, ingest_trust, report_trust, staged_crns
 from pipeline.storage import Store
 
@@ -193,7 +202,7 @@ def commit_run(plan: RunPlan, summaries: list[dict]) -> RunResult:
         raise RunRefused("no trust had a usable extract: nothing published")
     manifest = {
         "run_id": plan.run_id, "run_date": plan.run_date, "started_at": plan.started_at,
-        "finished_at": dt.datetime.now(dt.timezone.utc).isoformat(),
+        "finished_at": dt.datetime.now(dt.UTC).isoformat(),
         "policy": plan.policy.manifest_entry(), "code_version": version("transition-pipeline"),
         "python": platform.python_version(), "datasets": list(DATASETS),
         "key_id": key_fingerprint(plan.jobs[0].pseudonym_key),

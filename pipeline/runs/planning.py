@@ -63,7 +63,7 @@ def checked_run_date(text: str) -> str:
 
 
 def new_run_id(run_date: str) -> str:
-    return f"{run_date}_{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%SZ}_{uuid.uuid4().hex[:8]}"
+    return f"{run_date}_{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}_{uuid.uuid4().hex[:8]}"
 
 
 
@@ -111,7 +111,7 @@ def plan_run(landing: str, out: str, run_date: str | None = None, policy_file: s
                      extract_limits=policy.extracts)
             for code in reference.trust_codes]
     return RunPlan(run_id, run_date, policy, jobs, [n for n in landing_store.listdir() if n not in known],
-                   dt.datetime.now(dt.timezone.utc).isoformat())
+                   dt.datetime.now(dt.UTC).isoformat())
 
 
 
@@ -120,7 +120,7 @@ def acquire_run_lock(out: Store, run_date: str, run_id: str, pid: int | None) ->
     together exactly one goes ahead. A lock is taken over when it was left by a run that died: its process
     (`pid`, for runs that live in one process) is gone from this host, or it is older than
     TRP_LOCK_MAX_AGE_HOURS (12)."""
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     body = json.dumps({"run_id": run_id, "host": socket.gethostname(), "pid": pid,
                        "started_at": now.isoformat()}).encode()
     if out.create_exclusive(body, *layout.run_lock(run_date)):

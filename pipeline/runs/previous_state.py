@@ -15,6 +15,7 @@ from pipeline.decisions.night import OUTSTANDING, PLAN_COLUMNS
 from pipeline.decisions.staff_split import HELD_COLUMNS
 from pipeline.storage import Store
 
+
 @dataclass(frozen=True)
 class PreviousState:
     """What the last run before this one decided for a trust (decisions.night): its run date, its staff

@@ -8,8 +8,8 @@ from __future__ import annotations
 import gc
 import io
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 import pandas as pd
 import pyarrow as pa
@@ -19,8 +19,14 @@ from pipeline import layout
 from pipeline.decisions.engine import decide_trust
 from pipeline.extracts.contract import FILES
 from pipeline.extracts.csv_text import FileRejected
-from pipeline.extracts.reading import (LINE, QUARANTINE_COLUMNS, extract_dates, read_extract, rejected_file,
-                                       rejected_results)
+from pipeline.extracts.reading import (
+    LINE,
+    QUARANTINE_COLUMNS,
+    extract_dates,
+    read_extract,
+    rejected_file,
+    rejected_results,
+)
 from pipeline.extracts.trust_report import REPORT_FILE, render_report
 from pipeline.extracts.validation import cross_trust_result
 from pipeline.outputs.operational import read_csv, write_csv, write_operational
@@ -31,7 +37,6 @@ from pipeline.publishing.datasets import stage_datasets, stage_validation, write
 from pipeline.runs.planning import TrustJob
 from pipeline.runs.previous_state import previous_state
 from pipeline.storage import Store
-
 
 
 def _stage_typed(out: Store, job: TrustJob, kind: str, table: pa.Table) -> None:

@@ -1,1 +1,2 @@
-"""Synthetic data for demos, tests and benchmarks: the national generator, writing a landing zone, and the night-after-night simulator."""
+"""Synthetic data for demos, tests and benchmarks: the national generator, writing a landing zone, and the
+night-after-night simulator."""

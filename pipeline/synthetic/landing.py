@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 
 from pipeline.extracts.contract import FILES
-from pipeline.storage import Store
 from pipeline.reference import load_reference
+from pipeline.storage import Store
 from pipeline.synthetic.generator import TrustExtract, generate_all
 
 

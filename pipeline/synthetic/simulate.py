@@ -8,8 +8,8 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Callable, Iterable
 
 import numpy as np
 import pandas as pd
@@ -17,9 +17,9 @@ import pandas as pd
 from pipeline import layout
 from pipeline.extracts.contract import FILES
 from pipeline.extracts.csv_text import decode
+from pipeline.extracts.reading import extract_dates
 from pipeline.reference import load_reference
 from pipeline.storage import Store
-from pipeline.extracts.reading import extract_dates
 
 ARRIVALS_PER_NIGHT = 1400  # per trust: what the CRNs of arriving cases have room for (see _new_crns)
 

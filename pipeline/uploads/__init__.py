@@ -1,1 +1,2 @@
-"""Uploads by trust data officers: the upload service and its page, the trusts' tokens, and the command-line client."""
+"""Uploads by trust data officers: the upload service and its page, the trusts' tokens, and the command-line
+client."""

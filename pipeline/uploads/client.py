@@ -1,8 +1,8 @@
 """The client side of `trp upload`: each file streamed to the service with a progress bar."""
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import httpx
 from rich.console import Console

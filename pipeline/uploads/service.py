@@ -31,14 +31,14 @@ from fastapi.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from pipeline import layout
-from pipeline.extracts.arrival import assess_extract, fingerprint, write_arrival
 from pipeline.extracts.contract import FILES
-from pipeline.policy import ExtractsPolicy
-from pipeline.reference import load_reference
-from pipeline.storage import Store
-from pipeline.uploads.tokens import TokenStore
 from pipeline.extracts.reading import check_alone
 from pipeline.layout import is_date_folder
+from pipeline.policy import ExtractsPolicy
+from pipeline.reference import load_reference
+from pipeline.runs.arrival import assess_extract, fingerprint, write_arrival
+from pipeline.storage import Store
+from pipeline.uploads.tokens import TokenStore
 
 log = logging.getLogger("trp.service")
 ALLOWED_FILES = frozenset(spec.name for spec in FILES.values())
@@ -50,7 +50,7 @@ NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache", "X-Content-Type-O
 
 
 @dataclass(frozen=True)
-class Settings:
+class ServiceOptions:
     landing: str
     out: str
     tokens: str
@@ -98,7 +98,7 @@ class FailureBudget:
         self.failures[client] = times
 
 
-def create_app(settings: Settings) -> FastAPI:
+def create_app(settings: ServiceOptions) -> FastAPI:
     spool = tempfile.mkdtemp(prefix="trp-uploads-")
 
     @asynccontextmanager
@@ -240,7 +240,7 @@ def create_app(settings: Settings) -> FastAPI:
     return app
 
 
-async def _receive(request: Request, fd: int, settings: Settings) -> tuple[str, int]:
+async def _receive(request: Request, fd: int, settings: ServiceOptions) -> tuple[str, int]:
     """Stream the body to the spool file: size, idle and total time limited; its SHA-256 and length."""
     digest, size = hashlib.sha256(), 0
     deadline = time.monotonic() + settings.upload_seconds
@@ -252,7 +252,7 @@ async def _receive(request: Request, fd: int, settings: Settings) -> tuple[str, 
                 chunk = await asyncio.wait_for(chunks.__anext__(), timeout=max(wait, 0.001))
             except StopAsyncIteration:
                 break
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 raise HTTPException(408, "the upload stalled or took too long; nothing was saved") from None
             size += len(chunk)
             if size > settings.max_bytes:
@@ -264,14 +264,14 @@ async def _receive(request: Request, fd: int, settings: Settings) -> tuple[str, 
     return digest.hexdigest(), size
 
 
-def _take(settings: Settings, land: Store, out: Store, tmp: str, digest: str, trust: str, extract_date: str,
+def _take(settings: ServiceOptions, land: Store, out: Store, tmp: str, digest: str, trust: str, extract_date: str,
           file_name: str) -> dict:
     """Keep the upload as sent, check the extract with it in place, and commit it only if the file itself
     breaks no file rule. The answer: the upload's id and outcome (CURRENT, UNCHANGED or REJECTED), the
     validation, and which file of each name is current."""
     with open(tmp, "rb") as f:
         raw = f.read()
-    received = dt.datetime.now(dt.timezone.utc)
+    received = dt.datetime.now(dt.UTC)
     upload_id = f"{received:%Y%m%dT%H%M%S%fZ}-{digest[:12]}"
     kept = layout.upload(trust, extract_date, upload_id)
     out.put_file(tmp, *kept, file_name)
@@ -390,7 +390,7 @@ def guarded_protocol(header_seconds: float, max_connections: int):
     return Guarded
 
 
-def serve(settings: Settings, host: str, port: int, header_seconds: float = 10.0,
+def serve(settings: ServiceOptions, host: str, port: int, header_seconds: float = 10.0,
           max_connections: int = 512) -> None:
     """Run the service on uvicorn until stopped, with the connection limits above and a quiet access log."""
     import resource

@@ -15,10 +15,10 @@ import os
 import re
 import secrets
 import tempfile
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 SCRYPT = {"n": 2 ** 14, "r": 8, "p": 1}
 TOKEN = re.compile(r"trp\.([0-9a-f]{16})\.([A-Za-z0-9_-]{43})")  # what `issue` makes, and nothing else
@@ -61,14 +61,14 @@ class TokenStore:
         token_id, secret, salt = secrets.token_hex(8), secrets.token_urlsafe(32), secrets.token_bytes(16)
         with self._locked() as records:
             records[token_id] = {"trust": trust, "salt": salt.hex(), "hash": _hash(secret, salt),
-                                 "issued_at": dt.datetime.now(dt.timezone.utc).isoformat(), "revoked_at": None}
+                                 "issued_at": dt.datetime.now(dt.UTC).isoformat(), "revoked_at": None}
         return Issued(token_id, trust, f"trp.{token_id}.{secret}")
 
     def revoke(self, token_id: str) -> bool:
         with self._locked() as records:
             if token_id not in records or records[token_id]["revoked_at"]:
                 return False
-            records[token_id]["revoked_at"] = dt.datetime.now(dt.timezone.utc).isoformat()
+            records[token_id]["revoked_at"] = dt.datetime.now(dt.UTC).isoformat()
             return True
 
     def list(self) -> list[dict]:

@@ -30,10 +30,28 @@ from ortools.graph.python.min_cost_flow import SimpleMinCostFlow
 from pipeline.decisions.alignment.exchange import Neighbourhood, improve
 from pipeline.decisions.night import prior_plan
 from pipeline.domain import (
-    ALLOCATED, KEPT, LP_FLOW, LP_INTEGRAL, MIP, MOVE_REASONS, NO_STAFF, OTHER_SIDE, MOVED_CAPACITY, MOVED_GRADE,
-    MOVED_LEFT, MOVED_SIDE, OUTCOME_WORDS, RETAINED, RETENTION_HONOURED, RETENTION_NOT_FOUND,
-    RETENTION_NOT_NEEDED, RETENTION_OM_LEFT, RETENTION_PENDING,
-    RETENTION_REJECTED_MOVED, SIDES)
+    ALLOCATED,
+    KEPT,
+    LP_FLOW,
+    LP_INTEGRAL,
+    MIP,
+    MOVE_REASONS,
+    MOVED_CAPACITY,
+    MOVED_GRADE,
+    MOVED_LEFT,
+    MOVED_SIDE,
+    NO_STAFF,
+    OTHER_SIDE,
+    OUTCOME_WORDS,
+    RETAINED,
+    RETENTION_HONOURED,
+    RETENTION_NOT_FOUND,
+    RETENTION_NOT_NEEDED,
+    RETENTION_OM_LEFT,
+    RETENTION_PENDING,
+    RETENTION_REJECTED_MOVED,
+    SIDES,
+)
 from pipeline.policy import Policy
 
 HOLDING_STATUSES = ("ACCEPTED", "PENDING")

@@ -13,12 +13,12 @@ import pandas as pd
 from pipeline import layout
 from pipeline.extracts.contract import FILES
 from pipeline.extracts.csv_text import FileRejected
+from pipeline.extracts.reading import QUARANTINE_COLUMNS, extract_dates, read_extract, rejected_file, rejected_results
+from pipeline.extracts.trust_report import REPORT_FILE, render_report
+from pipeline.outputs.operational import write_csv
 from pipeline.policy import ExtractsPolicy
 from pipeline.reference import load_reference
-from pipeline.extracts.trust_report import REPORT_FILE, render_report
 from pipeline.storage import Store
-from pipeline.extracts.reading import QUARANTINE_COLUMNS, extract_dates, read_extract, rejected_file, rejected_results
-from pipeline.outputs.operational import write_csv
 
 LATEST = "9999-12-31"
 MARKER = "arrival.json"

@@ -1,0 +1,119 @@
+"""The package's shape, read from its source with `ast`: no import circle, every arrow pointing down the stages
+of the night, the output layout spelled in one module and the environment read in one."""
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+from pipeline import layout
+
+PACKAGE = Path(__file__).resolve().parent.parent / "pipeline"
+# Lower layers never import higher ones; a stage's modules may import each other.
+LAYERS = [
+    {"domain", "policy", "reference", "storage", "layout", "settings"},
+    {"extracts", "decisions"},
+    {"outputs"},
+    {"publishing"},
+    {"runs"},
+    {"uploads", "synthetic"},
+    {"cli"},
+]
+
+
+def _modules() -> dict[str, ast.Module]:
+    found = {}
+    for path in sorted(PACKAGE.rglob("*.py")):
+        parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        found[name] = ast.parse(path.read_text(encoding="utf-8"))
+    return found
+
+
+MODULES = _modules()
+
+
+def _imports(name: str, tree: ast.Module) -> set[str]:
+    """Every pipeline module `name` imports, at the top or inside a function."""
+    out = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            out |= {a.name for a in node.names if a.name.startswith("pipeline")}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("pipeline"):
+            for a in node.names:  # `from pipeline import layout` imports a module; `from x import f` imports x
+                full = f"{node.module}.{a.name}"
+                out.add(full if full in MODULES else node.module)
+    return out - {name, "pipeline", "pipeline.data"}
+
+
+def _stage(module: str) -> str:
+    return module.split(".")[1] if module.count(".") else "pipeline"
+
+
+def _layer(module: str) -> int:
+    stage = _stage(module)
+    return next(i for i, names in enumerate(LAYERS) if stage in names)
+
+
+def test_the_package_has_no_import_circle():
+    graph = {name: _imports(name, tree) for name, tree in MODULES.items()}
+    seen, path = set(), []
+
+    def visit(node: str) -> None:
+        if node in path:
+            raise AssertionError("import circle: " + " -> ".join(path[path.index(node):] + [node]))
+        if node in seen:
+            return
+        path.append(node)
+        for nxt in sorted(graph.get(node, ())):
+            visit(nxt)
+        path.pop()
+        seen.add(node)
+
+    for name in sorted(graph):
+        visit(name)
+
+
+def test_every_import_points_down_the_stages_of_the_night():
+    upward = [f"{name} imports {other}" for name, tree in MODULES.items() if name != "pipeline"
+              for other in sorted(_imports(name, tree))
+              if _stage(other) != _stage(name) and (_layer(other) > _layer(name) or _layer(other) == _layer(name) > 0)]
+    assert upward == []
+
+
+def test_every_stage_is_a_known_layer():
+    stages = {_stage(m) for m in MODULES if m != "pipeline"} - {"data"}
+    assert stages == set().union(*LAYERS)
+
+
+# The names of the zones and folders of LANDING and OUT, which only layout spells.
+ZONE_NAMES = {layout.STAGING, layout.KEPT_RUNS, layout.PUBLISHED, layout.OPERATIONAL, layout.SUPERSEDED,
+              layout.REPORTS, layout.ARRIVALS, layout.UPLOADS, layout.LOCKS, layout.MANIFESTS, layout.CATALOG}
+
+
+@pytest.mark.parametrize("name", sorted(n for n in MODULES if n != "pipeline.layout"))
+def test_only_the_layout_module_spells_a_path_of_the_output_zones(name):
+    tree = MODULES[name]
+    parts = [c for node in ast.walk(tree) if isinstance(node, (ast.Tuple, ast.Call))  # a path's parts, or an argument
+             for c in (node.elts if isinstance(node, ast.Tuple) else node.args)]
+    spelled = sorted({(c.lineno, c.value) for c in parts if isinstance(c, ast.Constant) and c.value in ZONE_NAMES})
+    assert spelled == []
+
+
+def test_only_the_settings_module_reads_the_environment():
+    readers = sorted(name for name, tree in MODULES.items() if name != "pipeline.settings" and any(
+        isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "os"
+        and node.attr in ("environ", "getenv") for node in ast.walk(tree)))
+    assert readers == []
+
+
+def test_planning_a_run_imports_neither_dask_nor_great_expectations():
+    """The Airflow DAG's first task runs only the planning: it must not pay for the heavy imports."""
+    import subprocess
+    import sys
+
+    code = ("import sys, pipeline.runs.planning, pipeline.runs.airflow_steps; "
+            "print(sorted(m for m in ('distributed', 'dask', 'great_expectations', 'ortools') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
