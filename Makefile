@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install bench clean browser lock
+.PHONY: demo test lint format install bench clean browser lock
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -20,8 +20,17 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/trp demo
 
-test: $(STAMP) browser
+test: lint browser
 	$(BIN)/python -m pytest -q
+
+# ruff, configured in pyproject.toml: the lint rules and the format both clean, or the tests do not run.
+lint: $(STAMP)
+	$(BIN)/ruff check pipeline tests dags benchmarks
+	$(BIN)/ruff format --check pipeline tests dags benchmarks
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix pipeline tests dags benchmarks
+	$(BIN)/ruff format pipeline tests dags benchmarks
 
 # The report and upload-page tests drive Debian's Chromium (Playwright's own browser downloads are not used).
 browser:

@@ -4,6 +4,7 @@ Run with `python benchmarks/bench_alignment.py --scales 1 10` (in `make bench`).
 seconds and share of each step of the sides' solves (the LP relaxation, every plan's floor, among them),
 how many sides were proven and by which method, the worst certified gap, and the slowest sides.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,10 +26,16 @@ AS_OF = pd.Timestamp("2014-06-01")
 
 
 # The steps of a side's solve, timed by wrapping them here (the alignment itself reads no clock).
-STEPS = {"relaxation": "_relaxation", "relaxation with cuts": "_cut_relaxation", "flow repair": "_flow_repair",
-         "exchange": "_exchange",
-         "exact model": "_solve_exact", "building the exact model": "_exact_model",
-         "overload check": "_overload_unavoidable", "dealing": "_deal"}
+STEPS = {
+    "relaxation": "_relaxation",
+    "relaxation with cuts": "_cut_relaxation",
+    "flow repair": "_flow_repair",
+    "exchange": "_exchange",
+    "exact model": "_solve_exact",
+    "building the exact model": "_exact_model",
+    "overload check": "_overload_unavoidable",
+    "dealing": "_deal",
+}
 
 
 def _timed(seconds: dict, name: str, fn):
@@ -38,6 +45,7 @@ def _timed(seconds: dict, name: str, fn):
             return fn(*args, **kwargs)
         finally:
             seconds[name] += time.perf_counter() - t
+
     return wrapper
 
 
@@ -54,8 +62,15 @@ def run(scale: float, seed: int) -> dict:
         t = time.perf_counter()
         report = solve_side(*args, **kwargs)
         side_seconds.append(time.perf_counter() - t)
-        sides.append({"trust": trust, "side": report.side, "method": report.method, "proven": report.proven,
-                      "seconds": round(side_seconds[-1], 3)})
+        sides.append(
+            {
+                "trust": trust,
+                "side": report.side,
+                "method": report.method,
+                "proven": report.proven,
+                "seconds": round(side_seconds[-1], 3),
+            }
+        )
         return report
 
     alignment._solve_side = timed_side
@@ -75,14 +90,19 @@ def run(scale: float, seed: int) -> dict:
             setattr(alignment, attr, originals[name])
         alignment._solve_side = solve_side
     gaps = [r.gap or 0.0 for r in reports_all]
-    return {"scale": scale, "seed": seed, "total_seconds": round(total, 2),
-            "seconds_by_step": {k: round(v, 2) for k, v in sorted(steps.items(), key=lambda kv: -kv[1])},
-            "share_by_step": {k: round(v / total, 3) for k, v in sorted(steps.items(), key=lambda kv: -kv[1])},
-            "lp_relaxation_seconds": round(steps["relaxation"], 2),
-            "sides": len(reports_all), "proven": sum(r.proven for r in reports_all),
-            "methods": {m: sum(r.method == m for r in reports_all) for m in sorted({r.method for r in reports_all})},
-            "worst_certified_gap": round(max(gaps), 5),
-            "slowest_sides": sorted(sides, key=lambda s: -s["seconds"])[:5]}
+    return {
+        "scale": scale,
+        "seed": seed,
+        "total_seconds": round(total, 2),
+        "seconds_by_step": {k: round(v, 2) for k, v in sorted(steps.items(), key=lambda kv: -kv[1])},
+        "share_by_step": {k: round(v / total, 3) for k, v in sorted(steps.items(), key=lambda kv: -kv[1])},
+        "lp_relaxation_seconds": round(steps["relaxation"], 2),
+        "sides": len(reports_all),
+        "proven": sum(r.proven for r in reports_all),
+        "methods": {m: sum(r.method == m for r in reports_all) for m in sorted({r.method for r in reports_all})},
+        "worst_certified_gap": round(max(gaps), 5),
+        "slowest_sides": sorted(sides, key=lambda s: -s["seconds"])[:5],
+    }
 
 
 def main() -> None:

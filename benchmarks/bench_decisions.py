@@ -3,6 +3,7 @@
 Run with `make bench` (or `python benchmarks/bench_decisions.py --scales 1 10`). Reports seconds per
 decision, cases per second and the alignment's scaling. Floor: all four decisions under 3 s at scale 1.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -41,8 +42,7 @@ def _decide_all(extracts, reference, policy) -> tuple[dict[str, float], dict[str
         load = caseload(aligned, assignment, policy)
         workforce_balance(load, assignment, policy, {NPS: nps_unit, CRC: crc_unit})
         t4 = time.perf_counter()
-        for name, a, b in (("case_split", t0, t1), ("staff_split", t1, t2), ("alignment", t2, t3),
-                           ("balance", t3, t4)):
+        for name, a, b in (("case_split", t0, t1), ("staff_split", t1, t2), ("alignment", t2, t3), ("balance", t3, t4)):
             seconds[name] += b - a
         for r in reports:
             methods[r.method] += 1
@@ -58,10 +58,17 @@ def run(scale: float, seed: int, repeats: int) -> dict:
     seconds, methods = min(passes, key=lambda p: sum(p[0].values()))
     total = sum(seconds.values())
     cases = sum(len(e.cases) for e in extracts)
-    return {"scale": scale, "trusts": len(extracts), "cases": cases, "staff": sum(len(e.staff) for e in extracts),
-            "seconds": {k: round(v, 3) for k, v in seconds.items()}, "total_seconds": round(total, 3),
-            "all_passes_seconds": [round(sum(p[0].values()), 3) for p in passes],
-            "cases_per_second": round(cases / total), "solve_methods": dict(methods)}
+    return {
+        "scale": scale,
+        "trusts": len(extracts),
+        "cases": cases,
+        "staff": sum(len(e.staff) for e in extracts),
+        "seconds": {k: round(v, 3) for k, v in seconds.items()},
+        "total_seconds": round(total, 3),
+        "all_passes_seconds": [round(sum(p[0].values()), 3) for p in passes],
+        "cases_per_second": round(cases / total),
+        "solve_methods": dict(methods),
+    }
 
 
 def main() -> None:

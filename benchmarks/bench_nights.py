@@ -8,6 +8,7 @@ planned from scratch), moves the extracts on one night as `trp simulate` does, a
 medians, the ratio (target: a night with state at most 10% over a first night), the decide stage's
 worker-seconds of each (where the state is read and applied), and the bytes OUT grows by per night.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,8 +30,16 @@ FIRST, SECOND = "2014-06-01", "2014-06-02"
 
 def trp_run(landing: Path, out: Path, date: str) -> float:
     env = {**os.environ, "TRP_PSEUDONYM_KEY": "benchmark-key"}
-    cmd = [str(Path(sys.executable).with_name("trp")), "run", "--landing", str(landing), "--out", str(out),
-           "--run-date", date]
+    cmd = [
+        str(Path(sys.executable).with_name("trp")),
+        "run",
+        "--landing",
+        str(landing),
+        "--out",
+        str(out),
+        "--run-date",
+        date,
+    ]
     t0 = time.perf_counter()
     code = subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode
     assert code == 0, f"trp run {date} exit {code}"
@@ -63,11 +72,18 @@ def bench(scale: float, seed: int, repeat: int) -> dict:
             decide_second.append(decide_seconds(out, SECOND))
             growth.append(size(out) - after_first)
         a, b = statistics.median(first), statistics.median(second)
-        return {"scale": scale, "first_night_seconds": round(a, 2), "night_with_state_seconds": round(b, 2),
-                "ratio": round(b / a, 3), "passes": [[round(x, 2), round(y, 2)] for x, y in zip(first, second)],
-                "decide_worker_seconds": [round(statistics.median(decide_first), 2),
-                                          round(statistics.median(decide_second), 2)],
-                "out_growth_mib_per_night": round(statistics.median(growth) / (1 << 20), 1)}
+        return {
+            "scale": scale,
+            "first_night_seconds": round(a, 2),
+            "night_with_state_seconds": round(b, 2),
+            "ratio": round(b / a, 3),
+            "passes": [[round(x, 2), round(y, 2)] for x, y in zip(first, second)],
+            "decide_worker_seconds": [
+                round(statistics.median(decide_first), 2),
+                round(statistics.median(decide_second), 2),
+            ],
+            "out_growth_mib_per_night": round(statistics.median(growth) / (1 << 20), 1),
+        }
 
 
 def main() -> None:
@@ -80,8 +96,10 @@ def main() -> None:
     for scale in args.scales:
         result = bench(scale, args.seed, args.repeat)
         print(json.dumps(result))
-        print(f"scale {scale:g}: a night with state at {result['ratio']:.0%} of a first night "
-              f"(target at most 110%): {'met' if result['ratio'] <= 1.10 else 'missed'}")
+        print(
+            f"scale {scale:g}: a night with state at {result['ratio']:.0%} of a first night "
+            f"(target at most 110%): {'met' if result['ratio'] <= 1.10 else 'missed'}"
+        )
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ The floor and the run are measured `--repeat` times in turn (3 by default, each 
 folder): on a shared VM one run's wall varies by 20%, so the medians are reported, with every pass.
 Targets: scale 1 under 10 s wall; scale 10 within 8x the floor and under 4 GiB peak memory.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,7 +33,7 @@ import pyarrow.parquet as pq
 
 from pipeline.synthetic.landing import generate_landing
 
-GIB = 1024 ** 3
+GIB = 1024**3
 
 
 def floor_seconds(landing: Path, scratch: Path) -> tuple[float, int]:
@@ -55,8 +56,16 @@ def floor_seconds(landing: Path, scratch: Path) -> tuple[float, int]:
 def timed_run(landing: Path, out: Path) -> tuple[float, float, int]:
     """Wall seconds, peak resident memory of the whole process tree (bytes), exit code of `trp run`."""
     env = {**os.environ, "TRP_PSEUDONYM_KEY": "benchmark-key"}
-    cmd = [str(Path(sys.executable).with_name("trp")), "run", "--landing", str(landing), "--out", str(out),
-           "--run-date", "2014-06-01"]
+    cmd = [
+        str(Path(sys.executable).with_name("trp")),
+        "run",
+        "--landing",
+        str(landing),
+        "--out",
+        str(out),
+        "--run-date",
+        "2014-06-01",
+    ]
     peak = 0
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -107,13 +116,19 @@ def bench(scale: float, seed: int, repeat: int = 3) -> dict:
             worker_peak = max(worker_peak, t.get("worker_peak_rss_mib", 0.0))
         wall = middle["wall"]
         return {
-            "scale": scale, "cases": sum(counts.values()), "rows_uploaded": rows,
+            "scale": scale,
+            "cases": sum(counts.values()),
+            "rows_uploaded": rows,
             "exit_code": max(p["code"] for p in passes),
-            "generate_seconds": round(generated, 2), "floor_seconds": round(floor, 2),
-            "run_wall_seconds": round(wall, 2), "x_floor": round(wall / floor, 2),
-            "passes": [{"floor_seconds": round(p["floor"], 2), "run_wall_seconds": round(p["wall"], 2)}
-                       for p in passes],
-            "rows_per_second": round(rows / wall), "peak_memory_gib": round(max(p["peak"] for p in passes) / GIB, 2),
+            "generate_seconds": round(generated, 2),
+            "floor_seconds": round(floor, 2),
+            "run_wall_seconds": round(wall, 2),
+            "x_floor": round(wall / floor, 2),
+            "passes": [
+                {"floor_seconds": round(p["floor"], 2), "run_wall_seconds": round(p["wall"], 2)} for p in passes
+            ],
+            "rows_per_second": round(rows / wall),
+            "peak_memory_gib": round(max(p["peak"] for p in passes) / GIB, 2),
             "worker_peak_rss_mib": worker_peak,
             "worker_seconds_by_stage": {k: round(v, 2) for k, v in stages.items()},
         }
@@ -125,16 +140,22 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--repeat", type=int, default=3, help="passes of floor and run; medians are reported")
     args = ap.parse_args()
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, "
-          f"{psutil.virtual_memory().total / GIB:.0f} GiB; Python {platform.python_version()}")
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, "
+        f"{psutil.virtual_memory().total / GIB:.0f} GiB; Python {platform.python_version()}"
+    )
     for scale in args.scales:
         r = bench(scale, args.seed, args.repeat)
         print(json.dumps(r), flush=True)
         if scale == 1.0:
             print("scale 1 under 10 s wall:", "met" if r["run_wall_seconds"] < 10 else "MISSED")
         if scale >= 10.0:
-            print("scale 10 within 8x floor:", "met" if r["x_floor"] <= 8 else "MISSED",
-                  "; under 4 GiB:", "met" if r["peak_memory_gib"] < 4 else "MISSED")
+            print(
+                "scale 10 within 8x floor:",
+                "met" if r["x_floor"] <= 8 else "MISSED",
+                "; under 4 GiB:",
+                "met" if r["peak_memory_gib"] < 4 else "MISSED",
+            )
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ kept by its officer when on its side, else given to the least-loaded officer of 
 Parquet out. Targets: each stage within 1.5x of its floor; `trp run` at least 2x faster than the reference.
 Run: `python benchmarks/bench_stages.py [--scale 1]`.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -44,11 +45,10 @@ from pipeline.extracts.contract import FILES, typed_table
 from pipeline.extracts.csv_text import FileRejected, read_text
 from pipeline.extracts.reading import read_extract
 from pipeline.extracts.validation import prepare, reference_params, suite_json, validate
-from pipeline.outputs.operational import _write_operational
+from pipeline.outputs.operational import write_operational
 from pipeline.policy import load_policy  # noqa: E402
-from pipeline.publishing.datasets import _stage_published
+from pipeline.publishing.datasets import stage_datasets
 from pipeline.reference import load_reference  # noqa: E402
-from pipeline.runs.planning import TrustJob
 from pipeline.storage import Store  # noqa: E402
 from pipeline.synthetic.landing import generate_landing
 
@@ -76,8 +76,9 @@ def reading(extracts: dict[str, Path]) -> dict:
             header = raw.split(b"\n", 1)[0].decode("utf-8", "replace").lstrip("\ufeff").strip().split(",")
             t = time.perf_counter()
             try:
-                pacsv.read_csv(io.BytesIO(raw), convert_options=pacsv.ConvertOptions(
-                    column_types={c: pa.string() for c in header}))
+                pacsv.read_csv(
+                    io.BytesIO(raw), convert_options=pacsv.ConvertOptions(column_types={c: pa.string() for c in header})
+                )
             except pa.ArrowInvalid:
                 pass
             floor += time.perf_counter() - t
@@ -106,8 +107,9 @@ class PlainGX:
         self.context = gx.get_context(mode="ephemeral")
         self.context.variables.progress_bars = {"globally": False}
         source = self.context.data_sources.add_pandas("plain")
-        self.batch_definitions = {k: source.add_dataframe_asset(k).add_batch_definition_whole_dataframe(k)
-                                  for k in FILES}
+        self.batch_definitions = {
+            k: source.add_dataframe_asset(k).add_batch_definition_whole_dataframe(k) for k in FILES
+        }
         self.suites = {k: gx.ExpectationSuite(**{**suite_json(k), "name": k}) for k in FILES}
 
     def validate(self, kind: str, frame: pd.DataFrame, params: dict) -> int:
@@ -115,8 +117,10 @@ class PlainGX:
         result = batch.validate(self.suites[kind], result_format="SUMMARY", expectation_parameters=params)
         failed = [r.expectation_config for r in result.results if not r.success]
         if failed:
-            again = self.gx.ExpectationSuite(name=f"{kind}-failed", expectations=[
-                {"type": c.type, "kwargs": c.kwargs, "meta": c.meta} for c in failed])
+            again = self.gx.ExpectationSuite(
+                name=f"{kind}-failed",
+                expectations=[{"type": c.type, "kwargs": c.kwargs, "meta": c.meta} for c in failed],
+            )
             rows = batch.validate(again, result_format="COMPLETE", expectation_parameters=params)
             return sum(len(r.result.get("unexpected_index_list") or []) for r in rows.results)
         return 0
@@ -162,11 +166,15 @@ class SolverClock:
                     return getattr(super(cls, self), method)(*args, **kwargs)
                 finally:
                     clock.seconds += time.perf_counter() - t
+
             cls = type(f"Timed{base.__name__}", (base,), {method: solve})
             return cls
 
-        self.saved = [(alignment, "SimpleMinCostFlow", alignment.SimpleMinCostFlow),
-                      (mbh, "ModelSolverHelper", mbh.ModelSolverHelper), (cp_model, "CpSolver", cp_model.CpSolver)]
+        self.saved = [
+            (alignment, "SimpleMinCostFlow", alignment.SimpleMinCostFlow),
+            (mbh, "ModelSolverHelper", mbh.ModelSolverHelper),
+            (cp_model, "CpSolver", cp_model.CpSolver),
+        ]
         alignment.SimpleMinCostFlow = timed(alignment.SimpleMinCostFlow, "solve")
         mbh.ModelSolverHelper = timed(mbh.ModelSolverHelper, "solve")
         cp_model.CpSolver = timed(cp_model.CpSolver, "solve")
@@ -190,19 +198,33 @@ def decisions_and_writing(extracts: dict[str, Path], scratch: Path) -> tuple[dic
             typed = {k: t.drop_columns(["_line"]).to_pandas() for k, t in ex.typed.items()}
             nps, crc = reference.units_of(trust)
             t = time.perf_counter()
-            d = decide_trust(typed["staff"], typed["cases"], typed["retention_requests"], typed["appeals"], policy,
-                             nps, crc, pd.Timestamp(ex.date), None, None, pd.Timestamp(RUN_DATE))
+            d = decide_trust(
+                typed["staff"],
+                typed["cases"],
+                typed["retention_requests"],
+                typed["appeals"],
+                policy,
+                nps,
+                crc,
+                pd.Timestamp(ex.date),
+                None,
+                None,
+                pd.Timestamp(RUN_DATE),
+            )
             decide += time.perf_counter() - t
-            job = TrustJob(trust, nps, crc, str(landing.url), str(scratch / "out"), "bench", RUN_DATE,
-                           b"benchmark-key", policy.units_per_point)
-            out = Store(job.out)
+            out = Store(str(scratch / "out"))
             t = time.perf_counter()
-            _write_operational(out, ("ops", trust, RUN_DATE), d, typed)
-            _stage_published(out, ("pub", trust), job, d)
+            write_operational(out, ("ops", trust, RUN_DATE), d, typed)
+            stage_datasets(out, "bench", trust, RUN_DATE, d, b"benchmark-key", policy.units_per_point)
             write += time.perf_counter() - t
             t = time.perf_counter()
-            for name, df in (("staff", d.staff_assignment), ("cases", d.case_alignment), ("load", d.caseload),
-                             ("balance", d.workforce_balance), ("retention", d.retention_decisions)):
+            for _, df in (
+                ("staff", d.staff_assignment),
+                ("cases", d.case_alignment),
+                ("load", d.caseload),
+                ("balance", d.workforce_balance),
+                ("retention", d.retention_decisions),
+            ):
                 table = pa.Table.from_pandas(df.reset_index(drop=True), preserve_index=False)
                 pq.write_table(table, io.BytesIO())
                 pacsv.write_csv(table, io.BytesIO())
@@ -247,15 +269,21 @@ def analyst_reference(extracts: dict[str, Path], scratch: Path) -> float:
         texts = {}
         for kind, spec in FILES.items():
             if (folder / spec.name).exists():
-                texts[kind] = pd.read_csv(folder / spec.name, dtype=str, keep_default_na=False, encoding_errors="replace")
+                texts[kind] = pd.read_csv(
+                    folder / spec.name, dtype=str, keep_default_na=False, encoding_errors="replace"
+                )
         if not {"staff", "cases"} <= set(texts) or "grade" not in texts["staff"]:
             continue
         params: dict = {"trust": [trust]}
         for kind, text in texts.items():
             plain.validate(kind, text, params)
             params.update(reference_params(kind, text))
-        cases = typed_table("cases", pa.Table.from_pandas(texts["cases"], preserve_index=False).select(
-            [c for c in texts["cases"].columns if c in FILES["cases"].required + FILES["cases"].optional]))
+        cases = typed_table(
+            "cases",
+            pa.Table.from_pandas(texts["cases"], preserve_index=False).select(
+                [c for c in texts["cases"].columns if c in FILES["cases"].required + FILES["cases"].optional]
+            ),
+        )
         cases = cases.to_pandas()
         split = split_cases(cases, policy)
         points = split.pivot_table(index="om_staff_code", columns="side", values="weight", aggfunc="sum", fill_value=0)
@@ -289,9 +317,19 @@ def main() -> None:
         (root / "ref").mkdir()
         reference = analyst_reference(extracts, root / "ref")
         wall, peak, code = timed_run(root / "landing", root / "run")
-        print(json.dumps({"trp_run_wall_s": round(wall, 2), "exit_code": code, "peak_gib": round(peak / GIB, 2),
-                          "analyst_reference_s": round(reference, 2), "x_faster": round(reference / wall, 2),
-                          "at_least_2x": reference / wall >= 2}), flush=True)
+        print(
+            json.dumps(
+                {
+                    "trp_run_wall_s": round(wall, 2),
+                    "exit_code": code,
+                    "peak_gib": round(peak / GIB, 2),
+                    "analyst_reference_s": round(reference, 2),
+                    "x_faster": round(reference / wall, 2),
+                    "at_least_2x": reference / wall >= 2,
+                }
+            ),
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

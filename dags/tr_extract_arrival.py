@@ -13,6 +13,7 @@ When nothing new has landed within the sensor's window, the run ends *skipped*.
 
 Settings (Airflow Variable of the same name, else the environment): `TRP_LANDING`, `TRP_OUT`.
 """
+
 from __future__ import annotations
 
 from datetime import timedelta
@@ -22,10 +23,13 @@ from airflow.sdk import dag, get_current_context, task
 
 from pipeline import settings
 
-DEFAULTS = {"owner": "transition-programme-data", "retries": 2, "retry_delay": timedelta(seconds=30),
-            "retry_exponential_backoff": True, "max_retry_delay": timedelta(minutes=5)}
-
-
+DEFAULTS = {
+    "owner": "transition-programme-data",
+    "retries": 2,
+    "retry_delay": timedelta(seconds=30),
+    "retry_exponential_backoff": True,
+    "max_retry_delay": timedelta(minutes=5),
+}
 
 
 @dag(
@@ -39,8 +43,13 @@ DEFAULTS = {"owner": "transition-programme-data", "retries": 2, "retry_delay": t
     doc_md=__doc__,
 )
 def tr_extract_arrival():
-    @task.sensor(poke_interval=60, timeout=9 * 60, mode="reschedule", soft_fail=True,
-                 doc_md="Wait for extracts with no report yet; the trusts and dates found go to XCom.")
+    @task.sensor(
+        poke_interval=60,
+        timeout=9 * 60,
+        mode="reschedule",
+        soft_fail=True,
+        doc_md="Wait for extracts with no report yet; the trusts and dates found go to XCom.",
+    )
     def arrivals():
         from airflow.sdk.bases.sensor import PokeReturnValue
 
@@ -58,8 +67,10 @@ def tr_extract_arrival():
         get_current_context()["trust"] = arrival["trust"]
         env = settings.from_airflow()
         s = check_arrival(env.landing, arrival["trust"], env.out, limits=load_policy(env.policy).extracts)
-        print(f"{s['trust']} {s['extract_date']}: {s['status']}, {s['quarantined_rows']} row(s) held back, "
-              f"{s['warnings']} warning(s); report {s.get('report')}")
+        print(
+            f"{s['trust']} {s['extract_date']}: {s['status']}, {s['quarantined_rows']} row(s) held back, "
+            f"{s['warnings']} warning(s); report {s.get('report')}"
+        )
         return {k: s.get(k) for k in ("trust", "extract_date", "status", "quarantined_rows", "warnings", "report")}
 
     validate.expand(arrival=arrivals())

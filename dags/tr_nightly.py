@@ -18,6 +18,7 @@ Settings (Airflow Variable of the same name, else the environment): `TRP_LANDING
 `TRP_PSEUDONYM_KEY`, `DASK_SCHEDULER_ADDRESS`. Params: `run_date` (default: the run's date in London),
 `policy_file`.
 """
+
 from __future__ import annotations
 
 import os
@@ -32,8 +33,14 @@ from pipeline.layout import DATASETS
 LONDON = pendulum.timezone("Europe/London")
 # Each night starts from what the night before decided: a date's tasks wait for the same tasks of the date
 # before to have succeeded (or been skipped), so dates run strictly in order and a backfill oldest first.
-DEFAULTS = {"owner": "transition-programme-data", "retries": 2, "retry_delay": timedelta(minutes=1),
-            "retry_exponential_backoff": True, "max_retry_delay": timedelta(minutes=10), "depends_on_past": True}
+DEFAULTS = {
+    "owner": "transition-programme-data",
+    "retries": 2,
+    "retry_delay": timedelta(minutes=1),
+    "retry_exponential_backoff": True,
+    "max_retry_delay": timedelta(minutes=10),
+    "depends_on_past": True,
+}
 
 
 def _settings() -> settings.Settings:
@@ -54,9 +61,15 @@ def _settings() -> settings.Settings:
     default_args=DEFAULTS,
     tags=["transition", "nightly", "nps-crc"],
     doc_md=__doc__,
-    params={"run_date": Param(None, type=["null", "string"], format="date",
-                              description="Run date YYYY-MM-DD (default: the run's date in London)"),
-            "policy_file": Param(None, type=["null", "string"], description="Policy file (default: TRP_POLICY)")},
+    params={
+        "run_date": Param(
+            None,
+            type=["null", "string"],
+            format="date",
+            description="Run date YYYY-MM-DD (default: the run's date in London)",
+        ),
+        "policy_file": Param(None, type=["null", "string"], description="Policy file (default: TRP_POLICY)"),
+    },
 )
 def tr_nightly():
     @task(doc_md="Check the run can go ahead and name it.")
@@ -73,8 +86,10 @@ def tr_nightly():
     def trusts(run: dict) -> list[str]:
         return run["trusts"]
 
-    @task(doc_md="Validate one trust's newest extract; skipped when the trust has no usable extract.",
-          map_index_template="{{ trust }}")
+    @task(
+        doc_md="Validate one trust's newest extract; skipped when the trust has no usable extract.",
+        map_index_template="{{ trust }}",
+    )
     def ingest(trust: str, run: dict) -> dict:
         from airflow.sdk.exceptions import AirflowSkipException
 
@@ -85,20 +100,24 @@ def tr_nightly():
         _settings()
         outcome = ingest_one(run, trust)
         if outcome["status"] in UNUSABLE:
-            why = "; ".join(f"{r['file']} line {r['line']}: {r['rule']}: {r['message']}"
-                            for r in outcome["rejected_files"]) or "no extract"
+            why = (
+                "; ".join(
+                    f"{r['file']} line {r['line']}: {r['rule']}: {r['message']}" for r in outcome["rejected_files"]
+                )
+                or "no extract"
+            )
             raise AirflowSkipException(f"{trust} {outcome['status']}: {why}")
         return outcome
 
-    @task(doc_md="Staff split and case alignment of every trust, fanned out on Dask.",
-          trigger_rule="none_failed")
+    @task(doc_md="Staff split and case alignment of every trust, fanned out on Dask.", trigger_rule="none_failed")
     def decide(run: dict) -> dict:
         from pipeline.runs.airflow_steps import decide as decide_all
 
         return decide_all(run, _settings().scheduler)
 
-    @task(doc_md="Commit the run: manifest last, then swap in.", outlets=[Asset(f"trp://published/{d}")
-                                                                            for d in DATASETS])
+    @task(
+        doc_md="Commit the run: manifest last, then swap in.", outlets=[Asset(f"trp://published/{d}") for d in DATASETS]
+    )
     def publish(run: dict, decided: dict) -> dict:
         from pipeline.runs.airflow_steps import publish as commit
 
@@ -111,8 +130,7 @@ def tr_nightly():
         print(f"published {result['manifest']} (exit code {result['exit_code']}); not fresh: {stale or 'none'}")
         return {"exit_code": result["exit_code"], "not_fresh": stale}
 
-    @task(doc_md="After a failure, remove the run's staging; earlier runs are untouched.",
-          trigger_rule="all_done")
+    @task(doc_md="After a failure, remove the run's staging; earlier runs are untouched.", trigger_rule="all_done")
     def cleanup(run: dict) -> None:
         from pipeline.runs.airflow_steps import cleanup as clean
 

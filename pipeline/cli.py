@@ -1,4 +1,5 @@
 """`trp`: the command line, a thin shell over pipeline.runs.nightly (the same path the Airflow DAG takes)."""
+
 from __future__ import annotations
 
 import sys
@@ -14,8 +15,9 @@ from rich.table import Table
 
 from pipeline import settings
 
-app = typer.Typer(add_completion=False, pretty_exceptions_enable=False,
-                  help="Transition pipeline: the NPS/CRC split, nightly.")
+app = typer.Typer(
+    add_completion=False, pretty_exceptions_enable=False, help="Transition pipeline: the NPS/CRC split, nightly."
+)
 console = Console(stderr=True, soft_wrap=True)
 # Exit codes beyond each command's own: 2 the command could not do what was asked (a bad option, file or
 # policy: the line says which), 4 an unexpected error (a fault in the pipeline; --debug shows where).
@@ -28,8 +30,9 @@ class UserError(Exception):
 
 
 @app.callback()
-def _options(debug: bool = typer.Option(False, "--debug", help="Show the full traceback of an unexpected error")
-             ) -> None:
+def _options(
+    debug: bool = typer.Option(False, "--debug", help="Show the full traceback of an unexpected error"),
+) -> None:
     _OPTIONS["debug"] = debug or settings.load().debug
 
 
@@ -50,8 +53,11 @@ def main() -> None:
             sys.exit(USAGE)
         if _OPTIONS["debug"]:
             raise
-        console.print(f"[bold red]error:[/] unexpected {type(exc).__name__}: {exc} (run again with --debug for "
-                      "the traceback, and send it to the programme data team)", highlight=False)
+        console.print(
+            f"[bold red]error:[/] unexpected {type(exc).__name__}: {exc} (run again with --debug for "
+            "the traceback, and send it to the programme data team)",
+            highlight=False,
+        )
         sys.exit(FAULT)
 
 
@@ -87,8 +93,13 @@ def _progress(total: int) -> Iterator[Callable[[dict], None]]:
     if not console.is_terminal:
         yield lambda s: console.print(_trust_line(s), highlight=False)
         return
-    columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TimeElapsedColumn())
+    columns = (
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
     with Progress(*columns, console=console, transient=True) as bar:
         task = bar.add_task("trusts", total=total)
 
@@ -135,12 +146,16 @@ def validate(
     s = check_arrival(landing, _trust_code(trust), out, limits=load_policy(policy).extracts)
     console.print(_trust_line(s), highlight=False)
     for r in s["rejected_files"]:
-        console.print(f"[red]{r['file']} line {r['line'] or '-'}, column {r['column'] or '-'}: {r['rule']}: "
-                      f"{r['message']}[/]", highlight=False)
+        console.print(
+            f"[red]{r['file']} line {r['line'] or '-'}, column {r['column'] or '-'}: {r['rule']}: {r['message']}[/]",
+            highlight=False,
+        )
     for r in s["validation"]:
         if not r["success"] and r["on_fail"] != "reject_file":
-            console.print(f"  {r['file']} {r['column']}: {r['rule']}: {r['unexpected_count']} row(s): {r['message']}",
-                          highlight=False)
+            console.print(
+                f"  {r['file']} {r['column']}: {r['rule']}: {r['unexpected_count']} row(s): {r['message']}",
+                highlight=False,
+            )
     if s.get("report"):
         console.print(f"report: {s['report']}")
     raise typer.Exit({"VALIDATED": 0, "REJECTED": 1}.get(s["status"], 2))
@@ -152,7 +167,7 @@ def _out_root(out: str | None) -> str:
 
 @app.command()
 def query(
-    sql: str = typer.Argument(..., help="SQL over the catalog's views, e.g. \"select * from runs\""),
+    sql: str = typer.Argument(..., help='SQL over the catalog\'s views, e.g. "select * from runs"'),
     out: str | None = typer.Option(None, help="Output root (default: TRP_OUT, else demo-out/out)"),
     format: str = typer.Option("table", help="table (on screen), csv or parquet"),
     output: str | None = typer.Option(None, help="File to write (csv: default standard output)"),
@@ -181,11 +196,23 @@ def query(
                 _print_relation(rel, limit)
     except (duckdb.Error, FileNotFoundError) as exc:
         console.print(f"[red]query failed:[/] {exc}")
-        raise typer.Exit(2)
+        raise typer.Exit(2) from None
 
 
-_NUMERIC = {"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT",
-            "FLOAT", "DOUBLE", "DECIMAL"}
+_NUMERIC = {
+    "TINYINT",
+    "SMALLINT",
+    "INTEGER",
+    "BIGINT",
+    "HUGEINT",
+    "UTINYINT",
+    "USMALLINT",
+    "UINTEGER",
+    "UBIGINT",
+    "FLOAT",
+    "DOUBLE",
+    "DECIMAL",
+}
 
 
 def _print_relation(rel, limit: int) -> None:
@@ -214,9 +241,11 @@ def diff(
     from pipeline.publishing.night_diff import case_changes, quarantine_changes, staff_changes
     from pipeline.storage import Store
 
-    queries = {"case_alignment": "trust_code, case_id, om_id, side", "staff_assignment":
-               "trust_code, staff_id, side, unit", "validation": "trust_code, file, rule, severity, success, "
-               "unexpected_count"}
+    queries = {
+        "case_alignment": "trust_code, case_id, om_id, side",
+        "staff_assignment": "trust_code, staff_id, side, unit",
+        "validation": "trust_code, file, rule, severity, success, unexpected_count",
+    }
     with open_catalog(Store(_out_root(out))) as con:
         dates = {str(d) for (d,) in con.sql("select run_date from runs").fetchall()}
         missing = [d for d in (from_date, to_date) if d not in dates]
@@ -225,10 +254,16 @@ def diff(
             raise typer.Exit(2)
         keys = dict((str(d), k) for d, k in con.sql("select run_date, key_id from runs").fetchall())
         if keys[from_date] != keys[to_date]:
-            raise UserError(f"the runs of {from_date} and {to_date} were made under different pseudonym keys "
-                            "(TRP_PSEUDONYM_KEY): their pseudonyms do not join, so they cannot be compared")
-        runs = {d: {ds: con.execute(f"select {cols} from {ds} where run_date = ?", [d]).df()
-                    for ds, cols in queries.items()} for d in (from_date, to_date)}
+            raise UserError(
+                f"the runs of {from_date} and {to_date} were made under different pseudonym keys "
+                "(TRP_PSEUDONYM_KEY): their pseudonyms do not join, so they cannot be compared"
+            )
+        runs = {
+            d: {
+                ds: con.execute(f"select {cols} from {ds} where run_date = ?", [d]).df() for ds, cols in queries.items()
+            }
+            for d in (from_date, to_date)
+        }
         moves = con.execute(
             "select trust_code, sum(moves_outstanding) filter (where run_date = ?::date) as outstanding_before, "
             "sum(moves_outstanding) filter (where run_date = ?::date) as outstanding_after, "
@@ -236,14 +271,18 @@ def diff(
             "sum(newly_planned) filter (where run_date > ?::date) as newly_planned, "
             "sum(replanned) filter (where run_date > ?::date) as replanned "
             "from progress where run_date between ?::date and ?::date group by all order by 1",
-            [from_date, to_date, from_date, from_date, from_date, from_date, to_date]).df()
+            [from_date, to_date, from_date, from_date, from_date, from_date, to_date],
+        ).df()
     a, b = runs[from_date], runs[to_date]
-    for title, frame in (("moves (done, newly planned and re-planned summed over the runs after the first)",
-                          moves.astype({c: "Int64" for c in moves.columns if c != "trust_code"})),
-                         ("cases", case_changes(a["case_alignment"], b["case_alignment"])),
-                         ("staff", staff_changes(a["staff_assignment"], b["staff_assignment"])),
-                         ("files rejected and rows held back", quarantine_changes(a["validation"],
-                                                                                 b["validation"]))):
+    for title, frame in (
+        (
+            "moves (done, newly planned and re-planned summed over the runs after the first)",
+            moves.astype({c: "Int64" for c in moves.columns if c != "trust_code"}),
+        ),
+        ("cases", case_changes(a["case_alignment"], b["case_alignment"])),
+        ("staff", staff_changes(a["staff_assignment"], b["staff_assignment"])),
+        ("files rejected and rows held back", quarantine_changes(a["validation"], b["validation"])),
+    ):
         table = Table(title=f"{title}: {from_date} -> {to_date}")
         for col in frame.columns:
             table.add_column(col, justify="right" if frame[col].dtype.kind in "iu" else "left")
@@ -256,8 +295,7 @@ def diff(
 def prune(
     out: str | None = typer.Option(None, help="Output root (default: TRP_OUT, else demo-out/out)"),
     policy: str | None = typer.Option(None, help="Policy file: its retention periods (default: policy v1)"),
-    as_of: str | None = typer.Option(None, help="Count the periods back from this date (default: the newest "
-                                                   "run date)"),
+    as_of: str | None = typer.Option(None, help="Count the periods back from this date (default: the newest run date)"),
     apply: bool = typer.Option(False, "--apply", help="Remove them (without it, only say what would go)"),
 ) -> None:
     """Superseded runs and trusts' operational folders past the policy's retention periods: listed, and with
@@ -274,9 +312,11 @@ def prune(
     for p in found:
         by_kind.setdefault(p.what, []).append(p)
     for what, items in sorted(by_kind.items()):
-        console.print(f"{len(items)} {what}(s), {sum(p.bytes for p in items) / (1 << 20):,.1f} MiB: "
-                      f"{', '.join('/'.join(p.parts) for p in items[:5])}{', ...' if len(items) > 5 else ''}",
-                      highlight=False)
+        console.print(
+            f"{len(items)} {what}(s), {sum(p.bytes for p in items) / (1 << 20):,.1f} MiB: "
+            f"{', '.join('/'.join(p.parts) for p in items[:5])}{', ...' if len(items) > 5 else ''}",
+            highlight=False,
+        )
     if not found:
         console.print("nothing to prune")
     elif apply:
@@ -298,18 +338,22 @@ def _tokens(path: str | None):
 
 
 @tokens_app.command("issue")
-def tokens_issue(trust: str = typer.Option(..., help="Trust code"),
-                 tokens: str | None = typer.Option(None, help=TOKENS_HELP)) -> None:
+def tokens_issue(
+    trust: str = typer.Option(..., help="Trust code"), tokens: str | None = typer.Option(None, help=TOKENS_HELP)
+) -> None:
     """Issue a token for a trust; it is printed once, on standard output, and never stored."""
     issued = _tokens(tokens).issue(_trust_code(trust))
-    console.print(f"token {issued.token_id} for {issued.trust} (give it to the trust's data officer; "
-                  "it cannot be shown again)")
+    console.print(
+        f"token {issued.token_id} for {issued.trust} (give it to the trust's data officer; it cannot be shown again)"
+    )
     print(issued.token)
 
 
 @tokens_app.command("revoke")
-def tokens_revoke(token_id: str = typer.Argument(..., help="The token id (the part after 'trp.')"),
-                  tokens: str | None = typer.Option(None, help=TOKENS_HELP)) -> None:
+def tokens_revoke(
+    token_id: str = typer.Argument(..., help="The token id (the part after 'trp.')"),
+    tokens: str | None = typer.Option(None, help=TOKENS_HELP),
+) -> None:
     """Revoke a token at once: the next request with it is refused."""
     if not _tokens(tokens).revoke(token_id):
         console.print(f"[red]no live token {token_id}[/]")
@@ -335,10 +379,12 @@ def serve(
     idle_seconds: float = typer.Option(30, help="An upload that sends nothing this long is dropped"),
     upload_seconds: float = typer.Option(600, help="An upload must finish within this"),
     header_seconds: float = typer.Option(10, help="A connection must send each request's headers within this"),
-    max_connections: int = typer.Option(512, help="Connections open at most; past it, the one waiting longest "
-                                                  "for its headers is closed"),
-    policy: str | None = typer.Option(None, help="Policy file (its limits on extracts; default: TRP_POLICY, "
-                                                    "else policy v1)"),
+    max_connections: int = typer.Option(
+        512, help="Connections open at most; past it, the one waiting longest for its headers is closed"
+    ),
+    policy: str | None = typer.Option(
+        None, help="Policy file (its limits on extracts; default: TRP_POLICY, else policy v1)"
+    ),
 ) -> None:
     """The upload service and its web page for trust data officers."""
     import logging
@@ -350,15 +396,19 @@ def serve(
     from pipeline.uploads.service import serve as run_service
 
     limits = load_policy(policy or settings.load().policy).extracts
-    options = ServiceOptions(landing, out, str(_tokens(tokens).path), int(max_mb * (1 << 20)), idle_seconds,
-                             upload_seconds, limits)
+    options = ServiceOptions(
+        landing, out, str(_tokens(tokens).path), int(max_mb * (1 << 20)), idle_seconds, upload_seconds, limits
+    )
     run_service(options, host, port, header_seconds, max_connections)
 
 
 @app.command()
 def upload(
-    files: list[Path] = typer.Argument(..., help="staff.csv, cases.csv, retention_requests.csv, appeals.csv "
-                                                 "(in this order: each is checked against those before it)"),
+    files: list[Path] = typer.Argument(
+        ...,
+        help="staff.csv, cases.csv, retention_requests.csv, appeals.csv "
+        "(in this order: each is checked against those before it)",
+    ),
     url: str = typer.Option(..., help="The upload service, e.g. http://127.0.0.1:8000"),
     token_file: Path = typer.Option(..., help="File holding your trust's token"),
     trust: str = typer.Option(..., help="Your trust code"),
@@ -385,17 +435,23 @@ def upload(
         outcome = upload_extract(url, token, trust, date, files, console)
     except RuntimeError as exc:
         console.print(f"[red]{exc}[/]")
-        raise typer.Exit(2)
+        raise typer.Exit(2) from None
     except httpx.HTTPError as exc:
-        raise UserError(f"cannot reach the upload service at {url} ({type(exc).__name__}: {exc}): check the address "
-                        "and that the service is running") from None
+        raise UserError(
+            f"cannot reach the upload service at {url} ({type(exc).__name__}: {exc}): check the address "
+            "and that the service is running"
+        ) from None
     refused = [a for a in outcome[:-1] if a["outcome"] == "REJECTED"]  # the last answer says the rest
     v = outcome[-1]["validation"]
-    console.print(f"{trust} {date}: {v['status']}, {v['quarantined_rows']} row(s) held back, "
-                  f"{v['warnings']} warning(s)", highlight=False)
+    console.print(
+        f"{trust} {date}: {v['status']}, {v['quarantined_rows']} row(s) held back, {v['warnings']} warning(s)",
+        highlight=False,
+    )
     for r in [f for a in refused for f in a["validation"]["rejected_files"]] + v["rejected_files"] + v["held_back"]:
-        console.print(f"  {r['file']} line {r['line'] or '-'}, column {r['column'] or '-'}: {r['rule']}: "
-                      f"{r['message']}", highlight=False)
+        console.print(
+            f"  {r['file']} line {r['line'] or '-'}, column {r['column'] or '-'}: {r['rule']}: {r['message']}",
+            highlight=False,
+        )
     status = "REJECTED" if refused else v["status"]
     raise typer.Exit({"VALIDATED": 0, "REJECTED": 1}.get(status, 2))
 
@@ -433,13 +489,17 @@ def demo(
     landing, out = str(Path(workdir, "landing")), str(Path(workdir, "out"))
     t0 = time.perf_counter()
     counts = generate_landing(landing, scale, seed=0, dirty=True)
-    console.print(f"generated {len(counts)} trusts, {sum(counts.values()):,} cases in {landing} "
-                  f"({time.perf_counter() - t0:.1f} s; with realistic faults)")
+    console.print(
+        f"generated {len(counts)} trusts, {sum(counts.values()):,} cases in {landing} "
+        f"({time.perf_counter() - t0:.1f} s; with realistic faults)"
+    )
     key = settings.load().pseudonym_key.encode()
     if not key:
         key = DEMO_KEY
-        console.print("[yellow]demo mode: TRP_PSEUDONYM_KEY not set; using the demo key "
-                      f"{DEMO_KEY.decode()!r} (synthetic data only)[/]")
+        console.print(
+            "[yellow]demo mode: TRP_PSEUDONYM_KEY not set; using the demo key "
+            f"{DEMO_KEY.decode()!r} (synthetic data only)[/]"
+        )
 
     def night(date: str):
         t = time.perf_counter()
@@ -463,8 +523,7 @@ def simulate_nights(
     cases_arriving: float | None = typer.Option(None, help="Share of new cases arriving (unallocated) each night"),
     leavers: float | None = typer.Option(None, help="Share of offender managers leaving each night"),
     joiners: float | None = typer.Option(None, help="Share of offender managers joining each night"),
-    retention_decided: float | None = typer.Option(None, help="Share of pending retention requests decided "
-                                                                 "each night"),
+    retention_decided: float | None = typer.Option(None, help="Share of pending retention requests decided each night"),
     appeals_upheld: float | None = typer.Option(None, help="Share of pending appeals upheld each night"),
     policy: str | None = typer.Option(None, help="Policy file (default: the packaged policy v1)"),
 ) -> None:
@@ -476,9 +535,15 @@ def simulate_nights(
 
     if nights < 1:
         raise UserError("--nights must be at least 1")
-    given = {"moves_done": moves_done, "cases_ending": cases_ending, "cases_arriving": cases_arriving,
-             "leavers": leavers, "joiners": joiners, "retention_decided": retention_decided,
-             "appeals_upheld": appeals_upheld}
+    given = {
+        "moves_done": moves_done,
+        "cases_ending": cases_ending,
+        "cases_arriving": cases_arriving,
+        "leavers": leavers,
+        "joiners": joiners,
+        "retention_decided": retention_decided,
+        "appeals_upheld": appeals_upheld,
+    }
     rates = NightRates(**{k: v for k, v in given.items() if v is not None})
     if not all(0 <= r <= 1 for r in vars(rates).values()):
         raise UserError("every rate is a share between 0 and 1")
@@ -515,12 +580,13 @@ def _summary(manifest: dict, path: str) -> None:
     table.add_row("manifest", path)
     root = path.rsplit("/published/_manifests/", 1)[0]
     table.add_row("run report", f"{root}/reports/{manifest['run_date']}/index.html")
-    table.add_row("analysts", f"trp query --out {root} \"select * from run_trusts\"")
+    table.add_row("analysts", f'trp query --out {root} "select * from run_trusts"')
     Console().print(table)
     for t in trusts:
         if t["status"] != "FRESH":
-            why = "; ".join(f"{r['file']} line {r['line'] or '-'}: {r['rule']}: {r['message']}"
-                            for r in t["rejected_files"])
+            why = "; ".join(
+                f"{r['file']} line {r['line'] or '-'}: {r['rule']}: {r['message']}" for r in t["rejected_files"]
+            )
             console.print(f"[yellow]{t['trust']} {t['status']}[/] (extract {t['extract_date']}): {why}")
 
 

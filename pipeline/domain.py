@@ -1,4 +1,5 @@
 """Names of the domain, shared by every module: sides, grades, roles, case classes and reason codes."""
+
 from __future__ import annotations
 
 NPS, CRC = "NPS", "CRC"
@@ -6,8 +7,15 @@ SIDES = (NPS, CRC)
 
 GRADES = ("PO", "PQIP", "PSO", "SPO", "ACO", "ADMIN", "UPW_SUP")
 ROLES = (
-    "OFFENDER_MANAGEMENT", "COURT", "APPROVED_PREMISES", "VICTIM_LIAISON", "PROGRAMMES",
-    "UNPAID_WORK", "INTERVENTIONS", "CORPORATE", "MANAGEMENT",
+    "OFFENDER_MANAGEMENT",
+    "COURT",
+    "APPROVED_PREMISES",
+    "VICTIM_LIAISON",
+    "PROGRAMMES",
+    "UNPAID_WORK",
+    "INTERVENTIONS",
+    "CORPORATE",
+    "MANAGEMENT",
 )
 CONTRACTS = ("PERMANENT", "FIXED_TERM", "SESSIONAL", "AGENCY")
 CASE_TYPES = ("COMMUNITY", "LICENCE", "CUSTODY")
@@ -24,12 +32,16 @@ APPEAL_STATUSES = ("PENDING", "UPHELD", "DISMISSED")
 
 # Staff split reasons.
 APPEAL_UPHELD, FIXED_ROLE, PREFERENCE, ALIGNMENT, TARGET_FULL = (
-    "APPEAL_UPHELD", "FIXED_ROLE", "PREFERENCE", "ALIGNMENT", "TARGET_FULL")
+    "APPEAL_UPHELD",
+    "FIXED_ROLE",
+    "PREFERENCE",
+    "ALIGNMENT",
+    "TARGET_FULL",
+)
 
 # Case alignment reasons; the four MOVED_* are moves, in the order the first that applies wins.
 KEPT, RETAINED, ALLOCATED = "KEPT", "RETAINED", "ALLOCATED"
-MOVED_LEFT, MOVED_SIDE, MOVED_GRADE, MOVED_CAPACITY = (
-    "MOVED_LEFT", "MOVED_SIDE", "MOVED_GRADE", "MOVED_CAPACITY")
+MOVED_LEFT, MOVED_SIDE, MOVED_GRADE, MOVED_CAPACITY = ("MOVED_LEFT", "MOVED_SIDE", "MOVED_GRADE", "MOVED_CAPACITY")
 MOVE_REASONS = (MOVED_LEFT, MOVED_SIDE, MOVED_GRADE, MOVED_CAPACITY)
 REASON_WORDS = {
     KEPT: "stays with its offender manager",
@@ -42,12 +54,12 @@ REASON_WORDS = {
 }
 
 # Outcome of a retention request, as told to the practitioner.
-RETENTION_HONOURED = "HONOURED"          # the case stays with the OM who asked
-RETENTION_NOT_NEEDED = "KEPT_ANYWAY"     # rejected, but the case stayed with its OM for other reasons
-RETENTION_REJECTED_MOVED = "MOVED"       # rejected, and the case moved
-RETENTION_OM_LEFT = "OM_LEFT"            # could not be honoured: the OM is no longer in post
-RETENTION_PENDING = "KEPT_PENDING"       # not decided yet: the case stays with the OM until it is
-RETENTION_NOT_FOUND = "CASE_NOT_FOUND"   # the CRN is not among the cases aligned
+RETENTION_HONOURED = "HONOURED"  # the case stays with the OM who asked
+RETENTION_NOT_NEEDED = "KEPT_ANYWAY"  # rejected, but the case stayed with its OM for other reasons
+RETENTION_REJECTED_MOVED = "MOVED"  # rejected, and the case moved
+RETENTION_OM_LEFT = "OM_LEFT"  # could not be honoured: the OM is no longer in post
+RETENTION_PENDING = "KEPT_PENDING"  # not decided yet: the case stays with the OM until it is
+RETENTION_NOT_FOUND = "CASE_NOT_FOUND"  # the CRN is not among the cases aligned
 OUTCOME_WORDS = {
     RETENTION_HONOURED: "accepted: the case stays with the officer who asked",
     RETENTION_PENDING: "pending: the case stays with the officer who asked until the request is decided",

@@ -30,6 +30,7 @@ OUT, what the runs write::
     arrivals/<TRUST>/<extract date>/                    arrival(trust, date): checks on arrival
     uploads/<TRUST>/<extract date>/<upload id>/         upload(trust, date, upload_id): each upload kept
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -44,8 +45,15 @@ MANIFESTS, MANIFEST, CATALOG = "_manifests", "manifest.json", "catalog.duckdb"
 GX_RESULTS, DATA_DOCS, RUN_REPORT = "validation", "data-docs", "index.html"
 PART = "part-0.parquet"
 # The published datasets, each a folder of published/ (docs/datasets.md says what each holds).
-DATASETS = ("staff_assignment", "case_alignment", "caseload", "workforce_balance", "retention_requests", "progress",
-            "validation")
+DATASETS = (
+    "staff_assignment",
+    "case_alignment",
+    "caseload",
+    "workforce_balance",
+    "retention_requests",
+    "progress",
+    "validation",
+)
 
 
 def is_date_folder(name: str) -> bool:

@@ -1,4 +1,5 @@
 """The decision policy: loaded and checked once, then passed to every decision as a value."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -139,6 +140,7 @@ class BalancePolicy(_Frozen):
 
 class ExtractsPolicy(_Frozen):
     """What an upload may be before it is even parsed, and how much of it may be held back."""
+
     max_columns: int = Field(default=200, gt=0)
     max_line_bytes: int = Field(default=1 << 20, gt=0)
     max_held_back_share: float = Field(default=0.2, gt=0, le=1)
@@ -148,6 +150,7 @@ class ExtractsPolicy(_Frozen):
 
 class RetentionPolicy(_Frozen):
     """How long `trp prune` keeps what is not the current run of a date, counted back from the newest run."""
+
     superseded_runs_days: int = Field(default=90, ge=0)
     operational_days: int = Field(default=400, ge=0)
 
@@ -189,8 +192,11 @@ def load_policy(path: str | Path | None = None) -> Policy:
     """Load and validate a policy file (the packaged v1 policy when no path is given)."""
     name = str(path) if path is not None else DEFAULT_POLICY
     try:
-        raw = resources.files("pipeline.data").joinpath(DEFAULT_POLICY).read_bytes() if path is None else \
-            Path(path).read_bytes()
+        raw = (
+            resources.files("pipeline.data").joinpath(DEFAULT_POLICY).read_bytes()
+            if path is None
+            else Path(path).read_bytes()
+        )
     except FileNotFoundError:
         raise PolicyError(f"policy file {name} not found") from None
     except OSError as exc:
@@ -200,15 +206,13 @@ def load_policy(path: str | Path | None = None) -> Policy:
     except yaml.YAMLError as exc:
         where = getattr(exc, "problem_mark", None)
         at = f" at line {where.line + 1}" if where is not None else ""
-        raise PolicyError(f"policy file {name} is not valid YAML{at}: {getattr(exc, 'problem', None) or exc}") \
-            from None
+        raise PolicyError(f"policy file {name} is not valid YAML{at}: {getattr(exc, 'problem', None) or exc}") from None
     if not isinstance(data, dict):
         raise PolicyError(f"policy file {name} is not a mapping of settings")
     data["sha256"] = hashlib.sha256(raw).hexdigest()
     try:
         return Policy.model_validate(data)
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or '(top level)'}: {e['msg']}"
-                             for e in exc.errors()[:5])
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or '(top level)'}: {e['msg']}" for e in exc.errors()[:5])
         more = f" (and {exc.error_count() - 5} more)" if exc.error_count() > 5 else ""
         raise PolicyError(f"policy file {name}: {problems}{more}") from exc

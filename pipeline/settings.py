@@ -4,6 +4,7 @@ typed and documented here and nowhere else. docs/operations.md prints the same t
 `load()` reads them all at once into a frozen `Settings`; a run reads them when it starts, so a setting
 changed mid-run never splits a run in two.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -43,8 +44,10 @@ VARIABLES = {
     "raise_faults": ("TRP_RAISE_FAULTS", "1: an error checking a file fails the run instead of rejecting the file"),
     "debug": ("TRP_DEBUG", "1: the CLI prints full tracebacks"),
     "scheduler": ("DASK_SCHEDULER_ADDRESS", "address of an existing Dask scheduler (default: a local cluster)"),
-    "worker_start": ("DASK_DISTRIBUTED__WORKER__MULTIPROCESSING_METHOD",
-                     "fork or spawn for a local cluster's workers (default: fork when the process has one thread)"),
+    "worker_start": (
+        "DASK_DISTRIBUTED__WORKER__MULTIPROCESSING_METHOD",
+        "fork or spawn for a local cluster's workers (default: fork when the process has one thread)",
+    ),
 }
 
 

@@ -1,4 +1,5 @@
 """The one storage layer: every read and write of the landing zone and outputs goes through fsspec here."""
+
 from __future__ import annotations
 
 import os
@@ -121,8 +122,11 @@ class Store:
         if not names:
             return {}
         entries = self.fs.ls(self.path(*parts), detail=True)
-        return {n: int(e.get("size") or 0) for e in entries
-                if e.get("type") != "directory" and (n := posixpath.basename(e["name"].rstrip("/"))) in names}
+        return {
+            n: int(e.get("size") or 0)
+            for e in entries
+            if e.get("type") != "directory" and (n := posixpath.basename(e["name"].rstrip("/"))) in names
+        }
 
     def size(self, *parts: str) -> int:
         """Bytes under a folder (0 if it does not exist)."""
@@ -149,7 +153,7 @@ class Store:
         batched call, which s3fs runs concurrently)."""
         a, b = self.path(*src), self.path(*dst)
         files = self.fs.find(a) if self.fs.isdir(a) else [a]
-        targets = [b + f[len(a):] for f in files]
+        targets = [b + f[len(a) :] for f in files]
         if not self.is_local:
             self.fs.copy(files, targets)
             return

@@ -1,4 +1,5 @@
 """Tiny typed tables for hand-made trusts: name only what a test is about."""
+
 from __future__ import annotations
 
 import pandas as pd
@@ -8,17 +9,39 @@ AS_OF = T("2014-06-01")
 
 
 def staff(*rows: dict) -> pd.DataFrame:
-    base = {"trust_code": "WIL", "grade": "PO", "role": "OFFENDER_MANAGEMENT", "team_code": "T1", "fte": 1.0,
-            "contract": "PERMANENT", "service_start": T("2010-01-01"), "leaving_date": pd.NaT,
-            "preference": None, "full_name": "x", "ni_number": None}
+    base = {
+        "trust_code": "WIL",
+        "grade": "PO",
+        "role": "OFFENDER_MANAGEMENT",
+        "team_code": "T1",
+        "fte": 1.0,
+        "contract": "PERMANENT",
+        "service_start": T("2010-01-01"),
+        "leaving_date": pd.NaT,
+        "preference": None,
+        "full_name": "x",
+        "ni_number": None,
+    }
     return pd.DataFrame([{**base, **r} for r in rows])
 
 
 def cases(*rows: dict) -> pd.DataFrame:
-    base = {"trust_code": "WIL", "om_staff_code": None, "team_code": "T1", "case_type": "COMMUNITY",
-            "rosh": "LOW", "mappa_category": 0, "mappa_level": 0, "registers": None, "ogrs": None,
-            "rsr": None, "deport": False, "upw_only": False, "sentence_date": T("2013-01-01"),
-            "expected_end": pd.NaT}
+    base = {
+        "trust_code": "WIL",
+        "om_staff_code": None,
+        "team_code": "T1",
+        "case_type": "COMMUNITY",
+        "rosh": "LOW",
+        "mappa_category": 0,
+        "mappa_level": 0,
+        "registers": None,
+        "ogrs": None,
+        "rsr": None,
+        "deport": False,
+        "upw_only": False,
+        "sentence_date": T("2013-01-01"),
+        "expected_end": pd.NaT,
+    }
     df = pd.DataFrame([{**base, **r} for r in rows])
     for col in ("ogrs", "rsr"):
         df[col] = df[col].astype(float)

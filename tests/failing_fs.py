@@ -2,12 +2,14 @@
 
 Imported by the test process and, as a Dask worker preload, by every worker however it was started (forked or
 spawned), so the `failingmanifests://` protocol resolves everywhere."""
+
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
 
 class FailingManifests(LocalFileSystem):
     """Local files, except that writing a run's commit point fails as a full disk would."""
+
     protocol = "failingmanifests"
     root_marker = "/"
 

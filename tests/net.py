@@ -1,4 +1,5 @@
 """Network helpers for tests that start servers: everything on 127.0.0.1."""
+
 import socket
 
 

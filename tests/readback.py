@@ -1,4 +1,5 @@
 """Reading published outputs back as an analyst would (DuckDB over the Hive-partitioned Parquet)."""
+
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -10,8 +11,10 @@ import duckdb
 
 def published_rows(out: Path, name: str) -> list[tuple]:
     """Every row of a published dataset, run date left out, in a stable order for comparing two outputs."""
-    return duckdb.sql(f"select * exclude (run_date) from read_parquet('{out}/published/{name}/**/*.parquet', "
-                      "hive_partitioning=true) order by all").fetchall()
+    return duckdb.sql(
+        f"select * exclude (run_date) from read_parquet('{out}/published/{name}/**/*.parquet', "
+        "hive_partitioning=true) order by all"
+    ).fetchall()
 
 
 def catalog_cases_by_trust(out: str, run_date: str = "2014-06-01") -> dict[str, int]:
@@ -20,8 +23,11 @@ def catalog_cases_by_trust(out: str, run_date: str = "2014-06-01") -> dict[str, 
     from pipeline.storage import Store
 
     with open_catalog(Store(out)) as con:
-        return dict(con.sql(f"select trust_code, count(*) from case_alignment where run_date = '{run_date}' "
-                            "group by 1").fetchall())
+        return dict(
+            con.sql(
+                f"select trust_code, count(*) from case_alignment where run_date = '{run_date}' group by 1"
+            ).fetchall()
+        )
 
 
 @contextmanager

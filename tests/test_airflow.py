@@ -1,5 +1,6 @@
 """The DAGs under real Airflow 3: a temporary AIRFLOW_HOME with sqlite after `airflow db migrate`, each DAG
 loaded by DagBag and run with `dag.test()` in its own process (Airflow reads its config at import)."""
+
 import json
 import os
 import subprocess
@@ -23,35 +24,45 @@ KEY = "test-key-not-secret"
 @pytest.fixture(scope="module")
 def airflow_env(tmp_path_factory):
     home = tmp_path_factory.mktemp("airflow_home")
-    env = {**os.environ, "AIRFLOW_HOME": str(home), "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-           "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"), "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
-           "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
-           "TRP_PSEUDONYM_KEY": KEY, "PYTHONPATH": str(ROOT)}
+    env = {
+        **os.environ,
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+        "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
+        "TRP_PSEUDONYM_KEY": KEY,
+        "PYTHONPATH": str(ROOT),
+    }
     done = subprocess.run([BIN / "airflow", "db", "migrate"], env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     return env
 
 
 def _python(env: dict, code: str, timeout: int = 400) -> dict:
-    done = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], env=env, capture_output=True, text=True,
-                          timeout=timeout)
+    done = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)], env=env, capture_output=True, text=True, timeout=timeout
+    )
     assert done.returncode == 0, (done.stdout[-3000:], done.stderr[-5000:])
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def test_every_dag_imports_fast_with_tags_retries_and_owner(airflow_env):
-    info = _python(airflow_env, f"""
+    info = _python(
+        airflow_env,
+        f"""
         import json, time
         t0 = time.perf_counter()
         from airflow.dag_processing.dagbag import DagBag
         imported = time.perf_counter()
-        bag = DagBag(dag_folder={str(ROOT / 'dags')!r})
+        bag = DagBag(dag_folder={str(ROOT / "dags")!r})
         parsed = time.perf_counter() - imported
         print(json.dumps({{"errors": {{k: str(v) for k, v in bag.import_errors.items()}}, "parse_s": parsed,
             "dags": {{d.dag_id: {{"tags": sorted(d.tags), "owners": sorted({{t.owner for t in d.tasks}}),
                                  "retries": sorted({{t.retries for t in d.tasks}}), "doc": bool(d.doc_md)}}
                      for d in bag.dags.values()}}}}))
-    """)
+    """,
+    )
     assert info["errors"] == {}
     assert set(info["dags"]) == {"tr_nightly", "tr_extract_arrival"}
     for dag_id, d in info["dags"].items():
@@ -63,10 +74,12 @@ def test_every_dag_imports_fast_with_tags_retries_and_owner(airflow_env):
 
 def _dag_test(env: dict, landing: Path, out: Path, run_date: str) -> dict:
     env = {**env, "TRP_LANDING": str(landing), "TRP_OUT": str(out)}
-    return _python(env, f"""
+    return _python(
+        env,
+        f"""
         import json, pendulum
         from airflow.dag_processing.dagbag import DagBag
-        dag = DagBag(dag_folder={str(ROOT / 'dags')!r}).get_dag("tr_nightly")
+        dag = DagBag(dag_folder={str(ROOT / "dags")!r}).get_dag("tr_nightly")
         run = dag.test(logical_date=pendulum.datetime(2014, 6, 2, 2, tz="Europe/London"),
                        run_conf={{"run_date": {run_date!r}}})
         states = {{}}
@@ -74,14 +87,14 @@ def _dag_test(env: dict, landing: Path, out: Path, run_date: str) -> dict:
             label = ti.task_id + (f"[{{ti.rendered_map_index}}]" if ti.map_index >= 0 else "")
             states[label] = str(ti.state)
         print(json.dumps({{"state": str(run.state), "tasks": states}}))
-    """)
-
+    """,
+    )
 
 
 def test_dag_test_publishes_what_trp_run_publishes_and_skips_only_the_broken_trust(airflow_env, tmp_path):
     landing = tmp_path / "landing"
     generate_landing(str(landing), 0.01, seed=4, dirty=True)
-    for f in (landing / "WIL").glob("*/cases.csv"):   # WIL's only extract: a zip, nothing to fall back to
+    for f in (landing / "WIL").glob("*/cases.csv"):  # WIL's only extract: a zip, nothing to fall back to
         f.write_bytes(b"PK\x03\x04\x00\x00binary")
     got = _dag_test(airflow_env, landing, tmp_path / "airflow-out", "2014-06-01")
     assert got["state"] == "success", got
@@ -93,8 +106,7 @@ def test_dag_test_publishes_what_trp_run_publishes_and_skips_only_the_broken_tru
     local = run_nightly(str(landing), str(tmp_path / "cli-out"), "2014-06-01", pseudonym_key=KEY.encode())
     assert local.exit_code == 3 and local.manifest["trusts"]["WIL"]["status"] == "REJECTED"
     for name in DATASETS:
-        assert published_rows(tmp_path / "airflow-out", name) == published_rows(tmp_path / "cli-out", name), \
-            name
+        assert published_rows(tmp_path / "airflow-out", name) == published_rows(tmp_path / "cli-out", name), name
     for trust in ("LDN", "DOR", "WIL"):
         for f in ("case_alignment.csv", "transfer_list.csv", "quarantine.csv", "warnings.csv"):
             a, b = (tmp_path / o / "operational" / trust / "2014-06-01" / f for o in ("airflow-out", "cli-out"))
@@ -108,8 +120,10 @@ def test_dag_test_publishes_what_trp_run_publishes_and_skips_only_the_broken_tru
     # a re-run of the date replaces it whole: one version of the date for analysts, the old one kept aside
     again = _dag_test(airflow_env, landing, tmp_path / "airflow-out", "2014-06-01")
     assert again["state"] == "success"
-    rows = duckdb.sql(f"select count(*) from read_parquet('{tmp_path}/airflow-out/published/case_alignment/"
-                      "**/*.parquet', hive_partitioning=true)").fetchall()[0][0]
+    rows = duckdb.sql(
+        f"select count(*) from read_parquet('{tmp_path}/airflow-out/published/case_alignment/"
+        "**/*.parquet', hive_partitioning=true)"
+    ).fetchall()[0][0]
     assert rows == len(published_rows(tmp_path / "cli-out", "case_alignment"))
     assert (tmp_path / "airflow-out" / "runs" / manifest["run_id"] / "published" / "case_alignment").is_dir()
     assert not any((tmp_path / "airflow-out" / "_runs").iterdir())
@@ -124,20 +138,28 @@ def test_the_arrival_dag_rejects_files_missing_columns_and_checks_the_others(air
 
     landing, out = tmp_path / "landing", tmp_path / "out"
     generate_landing(str(landing), 0.005, seed=8)
-    broken = {"CUM": ("staff", ["fte"]), "WIL": ("cases", ["mappa_level", "sentence_date"]),
-              "LDN": ("staff", list(FILES["staff"].required))}
+    broken = {
+        "CUM": ("staff", ["fte"]),
+        "WIL": ("cases", ["mappa_level", "sentence_date"]),
+        "LDN": ("staff", list(FILES["staff"].required)),
+    }
     for trust, (kind, columns) in broken.items():
         f = next((landing / trust).glob(f"*/{FILES[kind].name}"))
-        f.write_bytes(pd.read_csv(f, dtype=str, keep_default_na=False).drop(columns=columns).to_csv(index=False)
-                      .encode())
+        f.write_bytes(
+            pd.read_csv(f, dtype=str, keep_default_na=False).drop(columns=columns).to_csv(index=False).encode()
+        )
     env = {**airflow_env, "TRP_LANDING": str(landing), "TRP_OUT": str(out)}
-    got = _python(env, f"""
+    got = _python(
+        env,
+        f"""
         import json, pendulum
         from airflow.dag_processing.dagbag import DagBag
-        dag = DagBag(dag_folder={str(ROOT / 'dags')!r}).get_dag("tr_extract_arrival")
+        dag = DagBag(dag_folder={str(ROOT / "dags")!r}).get_dag("tr_extract_arrival")
         run = dag.test(logical_date=pendulum.datetime(2014, 6, 2, 2, tz="Europe/London"))
-        print(json.dumps({{"state": str(run.state), "tasks": sorted({{str(t.state) for t in run.get_task_instances()}})}}))
-    """)
+        states = sorted({{str(t.state) for t in run.get_task_instances()}})
+        print(json.dumps({{"state": str(run.state), "tasks": states}}))
+    """,
+    )
     assert got == {"state": "success", "tasks": ["success"]}, got
     for trust in sorted(p.name for p in landing.iterdir()):
         date = next((landing / trust).iterdir()).name
@@ -147,6 +169,7 @@ def test_the_arrival_dag_rejects_files_missing_columns_and_checks_the_others(air
             kind, columns = broken[trust]
             assert marker["status"] == "REJECTED", trust
             assert q[["file", "rule", "column"]].values.tolist() == [
-                [FILES[kind].name, "MISSING_COLUMN", ", ".join(sorted(columns))]], trust
+                [FILES[kind].name, "MISSING_COLUMN", ", ".join(sorted(columns))]
+            ], trust
         else:
             assert marker["status"] == "VALIDATED", trust

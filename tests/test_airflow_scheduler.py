@@ -1,5 +1,6 @@
 """Both DAGs under Airflow's own services: scheduler (LocalExecutor), dag-processor and api-server, started on
 127.0.0.1 for this module, driven only through the REST API as a platform team would, and stopped after."""
+
 import os
 import shutil
 import signal
@@ -43,7 +44,8 @@ class Airflow:
     def trigger(self, dag_id: str, conf: dict | None = None) -> str:
         self.call("PATCH", f"/dags/{dag_id}", json={"is_paused": False})
         return self.call("POST", f"/dags/{dag_id}/dagRuns", json={"logical_date": None, "conf": conf or {}})[
-            "dag_run_id"]
+            "dag_run_id"
+        ]
 
     def wait(self, dag_id: str, run_id: str, timeout: float = 420) -> str:
         deadline = time.monotonic() + timeout
@@ -55,10 +57,12 @@ class Airflow:
         raise AssertionError(f"{dag_id} {run_id} still not finished after {timeout} s")
 
     def task_states(self, dag_id: str, run_id: str) -> dict[str, str]:
-        tis = self.call("GET", f"/dags/{dag_id}/dagRuns/{quote(run_id, safe='')}/taskInstances",
-                        params={"limit": 200})["task_instances"]
-        return {ti["task_id"] + (f"[{ti['rendered_map_index']}]" if ti["map_index"] >= 0 else ""): ti["state"]
-                for ti in tis}
+        tis = self.call("GET", f"/dags/{dag_id}/dagRuns/{quote(run_id, safe='')}/taskInstances", params={"limit": 200})[
+            "task_instances"
+        ]
+        return {
+            ti["task_id"] + (f"[{ti['rendered_map_index']}]" if ti["map_index"] >= 0 else ""): ti["state"] for ti in tis
+        }
 
 
 def _wait_until_up(airflow: Airflow, procs: list, logs: Path, timeout: float = 180) -> None:
@@ -98,26 +102,47 @@ def airflow(tmp_path_factory):
     home, logs = tmp / "home", tmp / "logs"
     home.mkdir(), logs.mkdir()
     port = free_port()
-    env = {**os.environ, "AIRFLOW_HOME": str(home), "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-           "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"), "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
-           "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
-           "AIRFLOW__CORE__EXECUTOR": "LocalExecutor", "AIRFLOW__CORE__PARALLELISM": "4",
-           "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
-           "AIRFLOW__API_AUTH__JWT_SECRET": os.urandom(32).hex(),
-           "AIRFLOW__API__HOST": "127.0.0.1", "AIRFLOW__API__PORT": str(port),
-           "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
-           "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",  # only the runs this test triggers
-           "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
-           "TRP_PSEUDONYM_KEY": KEY, "TRP_LANDING": str(tmp / "landing"), "TRP_OUT": str(tmp / "out"),
-           "PYTHONPATH": str(ROOT), "PATH": f"{BIN}:{os.environ['PATH']}"}
+    env = {
+        **os.environ,
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+        "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
+        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        "AIRFLOW__CORE__PARALLELISM": "4",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
+        "AIRFLOW__API_AUTH__JWT_SECRET": os.urandom(32).hex(),
+        "AIRFLOW__API__HOST": "127.0.0.1",
+        "AIRFLOW__API__PORT": str(port),
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
+        "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",  # only the runs this test triggers
+        "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+        "TRP_PSEUDONYM_KEY": KEY,
+        "TRP_LANDING": str(tmp / "landing"),
+        "TRP_OUT": str(tmp / "out"),
+        "PYTHONPATH": str(ROOT),
+        "PATH": f"{BIN}:{os.environ['PATH']}",
+    }
     done = subprocess.run([BIN / "airflow", "db", "migrate"], env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     procs = []
-    for name, args in (("scheduler", ["scheduler", "--skip-serve-logs"]), ("dag-processor", ["dag-processor"]),
-                       ("api-server", ["api-server"])):
+    for name, args in (
+        ("scheduler", ["scheduler", "--skip-serve-logs"]),
+        ("dag-processor", ["dag-processor"]),
+        ("api-server", ["api-server"]),
+    ):
         log = open(logs / f"{name}.log", "wb")
-        procs.append(subprocess.Popen([BIN / "airflow", *args], env=env, stdout=log, stderr=subprocess.STDOUT,
-                                      stdin=subprocess.DEVNULL, start_new_session=True))
+        procs.append(
+            subprocess.Popen(
+                [BIN / "airflow", *args],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        )
     try:
         api = Airflow(f"http://127.0.0.1:{port}")
         _wait_until_up(api, procs, logs)
@@ -162,9 +187,17 @@ def test_scheduler_runs_the_nightly_and_the_arrival_dag_triggered_through_the_re
 
     # a backfill of three past nights: each run date comes from its logical date, in London; they run oldest
     # first, each after the one before succeeded, and publish what three `trp run`s in that order publish
-    api.call("POST", "/backfills", json={"dag_id": "tr_nightly", "from_date": "2014-06-02T00:00:00Z",
-                                         "to_date": "2014-06-04T12:00:00Z", "max_active_runs": 1,
-                                         "reprocess_behavior": "completed"})
+    api.call(
+        "POST",
+        "/backfills",
+        json={
+            "dag_id": "tr_nightly",
+            "from_date": "2014-06-02T00:00:00Z",
+            "to_date": "2014-06-04T12:00:00Z",
+            "max_active_runs": 1,
+            "reprocess_behavior": "completed",
+        },
+    )
     backfilled = _backfill_runs(api, 3)
     for r in backfilled:
         assert api.wait("tr_nightly", r["dag_run_id"]) == "success", _tails(logs)
@@ -195,6 +228,5 @@ def test_scheduler_runs_the_nightly_and_the_arrival_dag_triggered_through_the_re
     shutil.copytree(dor, landing / "DOR" / "2014-06-20")
     run_id = api.trigger("tr_extract_arrival")
     assert api.wait("tr_extract_arrival", run_id) == "success", _tails(logs)
-    assert [t for t in api.task_states("tr_extract_arrival", run_id) if t.startswith("validate[")] == \
-        ["validate[DOR]"]
+    assert [t for t in api.task_states("tr_extract_arrival", run_id) if t.startswith("validate[")] == ["validate[DOR]"]
     assert (out / "arrivals" / "DOR" / "2014-06-20" / "validation_report.html").exists()

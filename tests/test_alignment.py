@@ -25,13 +25,19 @@ def crc_team(*extra):
 
 def test_reason_codes_for_kept_allocated_left_and_grade():
     s = crc_team({"staff_code": "Q", "grade": "PSO"})
-    c = cases({"crn": "X000001", "om_staff_code": "A"},                       # stays
-              {"crn": "X000002"},                                             # no OM
-              {"crn": "X000003", "om_staff_code": "GONE"},                    # officer left
-              {"crn": "X000004", "om_staff_code": "Q", "rsr": 5.0})           # complex: PSO may not hold
+    c = cases(
+        {"crn": "X000001", "om_staff_code": "A"},  # stays
+        {"crn": "X000002"},  # no OM
+        {"crn": "X000003", "om_staff_code": "GONE"},  # officer left
+        {"crn": "X000004", "om_staff_code": "Q", "rsr": 5.0},
+    )  # complex: PSO may not hold
     out, _, _ = align(s, c)
-    assert out["reason"].to_dict() == {"X000001": "KEPT", "X000002": "ALLOCATED", "X000003": "MOVED_LEFT",
-                                       "X000004": "MOVED_GRADE"}
+    assert out["reason"].to_dict() == {
+        "X000001": "KEPT",
+        "X000002": "ALLOCATED",
+        "X000003": "MOVED_LEFT",
+        "X000004": "MOVED_GRADE",
+    }
     assert out["moved"].to_dict() == {"X000001": False, "X000002": False, "X000003": True, "X000004": True}
     assert out.loc["X000004", "om"] in ("A", "B")
     assert out["om"].notna().all()
@@ -44,12 +50,18 @@ def test_officer_who_left_by_the_extract_date_cannot_hold_cases():
 
 
 def test_moved_side_and_retained():
-    s = staff({"staff_code": "N", "role": "OFFENDER_MANAGEMENT", "preference": "NPS"},
-              {"staff_code": "C1", "preference": "CRC"}, {"staff_code": "C2", "preference": "CRC"},
-              {"staff_code": "C3", "preference": "CRC"})
-    c = cases({"crn": "X000001", "om_staff_code": "N"}, {"crn": "X000002", "om_staff_code": "N"},
-              {"crn": "X000003", "om_staff_code": "N", "deport": True},
-              {"crn": "X000004", "om_staff_code": "C1"})
+    s = staff(
+        {"staff_code": "N", "role": "OFFENDER_MANAGEMENT", "preference": "NPS"},
+        {"staff_code": "C1", "preference": "CRC"},
+        {"staff_code": "C2", "preference": "CRC"},
+        {"staff_code": "C3", "preference": "CRC"},
+    )
+    c = cases(
+        {"crn": "X000001", "om_staff_code": "N"},
+        {"crn": "X000002", "om_staff_code": "N"},
+        {"crn": "X000003", "om_staff_code": "N", "deport": True},
+        {"crn": "X000004", "om_staff_code": "C1"},
+    )
     r = retention({"crn": "X000002", "requested_by": "N", "status": "ACCEPTED"})
     out, assignment, _ = align(s, c, r)
     assert assignment.loc["N", "side"] == "NPS"
@@ -60,19 +72,30 @@ def test_moved_side_and_retained():
 
 
 def test_pending_request_holds_and_rejected_does_not():
-    s = staff({"staff_code": "N", "preference": "NPS"}, {"staff_code": "C1", "preference": "CRC"},
-              {"staff_code": "C2", "preference": "CRC"})
-    c = cases({"crn": "X000001", "om_staff_code": "N"}, {"crn": "X000002", "om_staff_code": "N"},
-              {"crn": "X000003", "om_staff_code": "N", "deport": True})
-    r = retention({"crn": "X000001", "requested_by": "N", "status": "PENDING"},
-                  {"crn": "X000002", "requested_by": "N", "status": "REJECTED", "decision_note": "Must move"},
-                  {"crn": "X999999", "requested_by": "N", "status": "ACCEPTED"})
+    s = staff(
+        {"staff_code": "N", "preference": "NPS"},
+        {"staff_code": "C1", "preference": "CRC"},
+        {"staff_code": "C2", "preference": "CRC"},
+    )
+    c = cases(
+        {"crn": "X000001", "om_staff_code": "N"},
+        {"crn": "X000002", "om_staff_code": "N"},
+        {"crn": "X000003", "om_staff_code": "N", "deport": True},
+    )
+    r = retention(
+        {"crn": "X000001", "requested_by": "N", "status": "PENDING"},
+        {"crn": "X000002", "requested_by": "N", "status": "REJECTED", "decision_note": "Must move"},
+        {"crn": "X999999", "requested_by": "N", "status": "ACCEPTED"},
+    )
     out, _, _ = align(s, c, r)
     assert out.loc["X000001", "reason"] == "RETAINED"
     assert out.loc["X000002", "reason"] == "MOVED_SIDE"
     decisions = retention_decisions(r, out.reset_index()).set_index("crn")
-    assert decisions["outcome"].to_dict() == {"X000001": "KEPT_PENDING", "X000002": "MOVED",
-                                              "X999999": "CASE_NOT_FOUND"}
+    assert decisions["outcome"].to_dict() == {
+        "X000001": "KEPT_PENDING",
+        "X000002": "MOVED",
+        "X999999": "CASE_NOT_FOUND",
+    }
     assert decisions.loc["X000002", "decision_note"] == "Must move"
 
 
@@ -96,40 +119,56 @@ def test_overflow_only_when_nothing_else_fits():
 
 
 def test_same_team_preferred_for_moves():
-    s = staff({"staff_code": "A", "team_code": "T1"}, {"staff_code": "B", "team_code": "T1"},
-              {"staff_code": "Z", "team_code": "T2"})
+    s = staff(
+        {"staff_code": "A", "team_code": "T1"},
+        {"staff_code": "B", "team_code": "T1"},
+        {"staff_code": "Z", "team_code": "T2"},
+    )
     out, _, _ = align(s, cases({"crn": "X000001", "om_staff_code": "GONE", "team_code": "T1"}))
     assert out.loc["X000001", "om"] in ("A", "B") and not out.loc["X000001", "team_change"]
 
 
 def test_a_planned_move_stands_until_done_and_is_replanned_only_when_its_om_cannot_take_it():
     s = staff({"staff_code": "A"}, {"staff_code": "B"}, {"staff_code": "P", "grade": "PSO"})
-    c = cases({"crn": "X000001", "om_staff_code": "A"},     # the extract still shows A: the move to B stands
-              {"crn": "X000002", "om_staff_code": "B"},     # the extract moved on from the A it had: it wins
-              {"crn": "X000003", "om_staff_code": "B"},     # the move to B is done
-              {"crn": "X000004", "om_staff_code": "A"},     # planned to an officer who has left since
-              {"crn": "X000005", "om_staff_code": "A", "rsr": 5.0},   # now complex: PSO P may not hold it
-              {"crn": "X000006"})                           # an allocation not yet made in nDelius
-    previous = pd.DataFrame({
-        "crn": [f"X00000{i}" for i in range(1, 7)], "current_om": ["A", "A", "A", "A", "A", None],
-        "om": ["B", "A", "B", "GONE", "P", "B"],
-        "reason": ["MOVED_CAPACITY", "KEPT", "MOVED_CAPACITY", "MOVED_CAPACITY", "MOVED_CAPACITY", "ALLOCATED"],
-        "planned_on": pd.to_datetime(["2014-05-01", None, "2014-05-01", "2014-05-01", "2014-05-02",
-                                      "2014-05-03"])})
+    c = cases(
+        {"crn": "X000001", "om_staff_code": "A"},  # the extract still shows A: the move to B stands
+        {"crn": "X000002", "om_staff_code": "B"},  # the extract moved on from the A it had: it wins
+        {"crn": "X000003", "om_staff_code": "B"},  # the move to B is done
+        {"crn": "X000004", "om_staff_code": "A"},  # planned to an officer who has left since
+        {"crn": "X000005", "om_staff_code": "A", "rsr": 5.0},  # now complex: PSO P may not hold it
+        {"crn": "X000006"},
+    )  # an allocation not yet made in nDelius
+    previous = pd.DataFrame(
+        {
+            "crn": [f"X00000{i}" for i in range(1, 7)],
+            "current_om": ["A", "A", "A", "A", "A", None],
+            "om": ["B", "A", "B", "GONE", "P", "B"],
+            "reason": ["MOVED_CAPACITY", "KEPT", "MOVED_CAPACITY", "MOVED_CAPACITY", "MOVED_CAPACITY", "ALLOCATED"],
+            "planned_on": pd.to_datetime(["2014-05-01", None, "2014-05-01", "2014-05-01", "2014-05-02", "2014-05-03"]),
+        }
+    )
     split = split_cases(c, P)
     assignment = split_staff(s, split, appeals(), P, "N05", "C15")
     out, _ = align_cases(split, assignment, retention(), P, AS_OF, previous, T("2014-06-01"))
     out = out.set_index("crn")
-    got = {crn: (r.current_om if isinstance(r.current_om, str) else None, r.om, r.reason, bool(r.moved),
-                 None if pd.isna(r.planned_on) else str(r.planned_on.date()), bool(r.replanned))
-           for crn, r in out.iterrows()}
+    got = {
+        crn: (
+            r.current_om if isinstance(r.current_om, str) else None,
+            r.om,
+            r.reason,
+            bool(r.moved),
+            None if pd.isna(r.planned_on) else str(r.planned_on.date()),
+            bool(r.replanned),
+        )
+        for crn, r in out.iterrows()
+    }
     assert got["X000001"] == ("A", "B", "MOVED_CAPACITY", True, "2014-05-01", False)
     assert got["X000002"] == ("B", "B", "KEPT", False, None, False)
     assert got["X000003"] == ("B", "B", "KEPT", False, None, False)
     assert got["X000006"] == (None, "B", "ALLOCATED", False, "2014-05-03", False)
-    for crn in ("X000004", "X000005"):             # the planned OM can no longer take it: planned again tonight
+    for crn in ("X000004", "X000005"):  # the planned OM can no longer take it: planned again tonight
         current, om, reason, moved, planned_on, replanned = got[crn]
-        moves = om != "A"                           # or it may stay with A now, the plan cancelled
+        moves = om != "A"  # or it may stay with A now, the plan cancelled
         assert (current, planned_on, replanned, moved) == ("A", "2014-06-01" if moves else None, moves, moves), crn
         assert om in ("A", "B") and (reason == "KEPT") != moves, crn
 
@@ -140,7 +179,9 @@ def test_no_eligible_officer_on_the_side_still_gets_an_officer():
     assert out.loc["X000001", "om"] in ("Q", "R") and not out.loc["X000001", "eligible_om"]
 
 
-NO_EXACT = P.model_copy(update={"alignment": P.alignment.model_copy(update={"exact_work_limit": 0.0, "exact_work_per_1000_cases": 0.0})})
+NO_EXACT = P.model_copy(
+    update={"alignment": P.alignment.model_copy(update={"exact_work_limit": 0.0, "exact_work_per_1000_cases": 0.0})}
+)
 
 
 def test_a_part_time_po_over_capacity_with_heavy_cases_is_cured_by_exchanges():
@@ -149,8 +190,10 @@ def test_a_part_time_po_over_capacity_with_heavy_cases_is_cured_by_exchanges():
     exchanges cure A, class for class: two complex cases out, two standard ones in (4 moves), after which
     nobody is over capacity. Moving single cases can never do it; the exact model finds it."""
     s = staff({"staff_code": "A", "fte": 0.5}, {"staff_code": "B", "fte": 0.5})
-    c = cases(*({"crn": f"X{i:06d}", "om_staff_code": "A", "rosh": "LOW", "rsr": 8.0} for i in range(23)),
-              *({"crn": f"Y{i:06d}", "om_staff_code": "B", "rosh": "LOW"} for i in range(29)))
+    c = cases(
+        *({"crn": f"X{i:06d}", "om_staff_code": "A", "rosh": "LOW", "rsr": 8.0} for i in range(23)),
+        *({"crn": f"Y{i:06d}", "om_staff_code": "B", "rosh": "LOW"} for i in range(29)),
+    )
     out, _, reports = align(s, c)
     assert set(out["case_class"]) == {"CRC_COMPLEX", "CRC_STANDARD"}
     units = out.groupby("om")["weight_units"].sum()
@@ -167,10 +210,12 @@ def test_one_exchange_class_for_class_cures_overload_no_single_move_can(policy):
     complex one (440, room for 10 units). No case fits anywhere whole; one exchange does: a complex case of
     A's for a standard case of B's (2 moves)."""
     s = staff({"staff_code": "A", "fte": 0.5}, {"staff_code": "B", "fte": 0.5})
-    c = cases(*({"crn": f"X{i:06d}", "om_staff_code": "A", "rosh": "LOW", "rsr": 8.0} for i in range(22)),
-              {"crn": "X000099", "om_staff_code": "A", "rosh": "LOW"},
-              *({"crn": f"Y{i:06d}", "om_staff_code": "B", "rosh": "LOW"} for i in range(28)),
-              {"crn": "Y000099", "om_staff_code": "B", "rosh": "LOW", "rsr": 8.0})
+    c = cases(
+        *({"crn": f"X{i:06d}", "om_staff_code": "A", "rosh": "LOW", "rsr": 8.0} for i in range(22)),
+        {"crn": "X000099", "om_staff_code": "A", "rosh": "LOW"},
+        *({"crn": f"Y{i:06d}", "om_staff_code": "B", "rosh": "LOW"} for i in range(28)),
+        {"crn": "Y000099", "om_staff_code": "B", "rosh": "LOW", "rsr": 8.0},
+    )
     out, _, reports = align(s, c, policy=policy)
     units = out.groupby("om")["weight_units"].sum()
     assert units["A"] == 450 and units["B"] == 445

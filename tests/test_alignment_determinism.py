@@ -1,5 +1,6 @@
 """The alignment's plans depend on the inputs alone: the same trust gives byte-identical plans in fresh
 processes, one or two at a time, including sides whose exact model stops at its work limit."""
+
 from concurrent.futures import ProcessPoolExecutor
 
 import pandas as pd
@@ -17,8 +18,13 @@ TRUSTS = ("LDN", "WIL")
 
 def _tight(policy):
     """No gap allowed and little work: the exact model runs on every side and stops at its work limit."""
-    return policy.model_copy(update={"alignment": policy.alignment.model_copy(
-        update={"optimality_gap": 0.0, "exact_work_limit": 0.05, "exact_work_per_1000_cases": 0.0})})
+    return policy.model_copy(
+        update={
+            "alignment": policy.alignment.model_copy(
+                update={"optimality_gap": 0.0, "exact_work_limit": 0.05, "exact_work_per_1000_cases": 0.0}
+            )
+        }
+    )
 
 
 def plan(code: str) -> tuple[bytes, list]:

@@ -1,4 +1,5 @@
 """Optimality against brute force on small trusts, and invariants on generated trusts (hypothesis)."""
+
 import itertools
 
 import numpy as np
@@ -22,25 +23,39 @@ SLOW = settings(max_examples=40, deadline=None, suppress_health_check=[HealthChe
 @st.composite
 def small_trust(draw):
     n_staff = draw(st.integers(1, 4))
-    s = staff(*({
-        "staff_code": f"S{i}",
-        "grade": draw(st.sampled_from(["PO", "PSO", "PQIP"])),
-        "team_code": draw(st.sampled_from(["T1", "T2"])),
-        "fte": draw(st.sampled_from([0.05, 0.1, 0.2, 1.0])),
-        "preference": draw(st.sampled_from([None, "NPS", "CRC"])),
-    } for i in range(n_staff)))
+    s = staff(
+        *(
+            {
+                "staff_code": f"S{i}",
+                "grade": draw(st.sampled_from(["PO", "PSO", "PQIP"])),
+                "team_code": draw(st.sampled_from(["T1", "T2"])),
+                "fte": draw(st.sampled_from([0.05, 0.1, 0.2, 1.0])),
+                "preference": draw(st.sampled_from([None, "NPS", "CRC"])),
+            }
+            for i in range(n_staff)
+        )
+    )
     codes = [*s["staff_code"], None, "GONE"]
-    c = cases(*({
-        "crn": f"X{i:06d}",
-        "om_staff_code": draw(st.sampled_from(codes)),
-        "team_code": draw(st.sampled_from(["T1", "T2"])),
-        "rosh": draw(st.sampled_from(["LOW", "MEDIUM", "HIGH"])),
-        "upw_only": draw(st.booleans()),
-        "rsr": draw(st.sampled_from([None, 1.0, 5.0])),
-    } for i in range(draw(st.integers(1, 6)))))
+    c = cases(
+        *(
+            {
+                "crn": f"X{i:06d}",
+                "om_staff_code": draw(st.sampled_from(codes)),
+                "team_code": draw(st.sampled_from(["T1", "T2"])),
+                "rosh": draw(st.sampled_from(["LOW", "MEDIUM", "HIGH"])),
+                "upw_only": draw(st.booleans()),
+                "rsr": draw(st.sampled_from([None, 1.0, 5.0])),
+            }
+            for i in range(draw(st.integers(1, 6)))
+        )
+    )
     held = [crn for crn in c["crn"] if draw(st.integers(0, 5)) == 0]
-    r = retention(*({"crn": crn, "requested_by": "x", "status": draw(st.sampled_from(
-        ["ACCEPTED", "PENDING", "REJECTED"]))} for crn in held))
+    r = retention(
+        *(
+            {"crn": crn, "requested_by": "x", "status": draw(st.sampled_from(["ACCEPTED", "PENDING", "REJECTED"]))}
+            for crn in held
+        )
+    )
     return s, c, r
 
 
@@ -48,11 +63,19 @@ def _officers(staff_split: pd.DataFrame, policy, as_of) -> dict[str, Officer]:
     """Every officer in post on `as_of`, by code, as plan_cost prices them."""
     roster = Roster.of_staff(staff_split, policy, as_of)
     teams = roster.teams.to_pylist()
-    return {roster.names[r]: Officer(
-        roster.names[r], roster.side[r], teams[roster.team[r]], roster.grade[r], roster.role[r],
-        int(roster.limits[r, 0]), tuple(roster.limits[r, 1:].tolist()),
-        frozenset(k for i, k in enumerate(roster.class_names) if roster.classes[r] >> i & 1))
-        for r in range(roster.none)}
+    return {
+        roster.names[r]: Officer(
+            roster.names[r],
+            roster.side[r],
+            teams[roster.team[r]],
+            roster.grade[r],
+            roster.role[r],
+            int(roster.limits[r, 0]),
+            tuple(roster.limits[r, 1:].tolist()),
+            frozenset(k for i, k in enumerate(roster.class_names) if roster.classes[r] >> i & 1),
+        )
+        for r in range(roster.none)
+    }
 
 
 def brute_force(split, assignment, r, policy, side):
@@ -121,7 +144,9 @@ def test_lp_flow_path_is_optimal_when_capacity_is_ample(trust):
     everyone."""
     s, c, r = trust
     s = s.assign(fte=1.0)
-    policy = P.model_copy(update={"alignment": P.alignment.model_copy(update={"exact_work_limit": 0.0, "exact_work_per_1000_cases": 0.0})})
+    policy = P.model_copy(
+        update={"alignment": P.alignment.model_copy(update={"exact_work_limit": 0.0, "exact_work_per_1000_cases": 0.0})}
+    )
     split = split_cases(c, policy)
     assignment = split_staff(s, split, appeals(), policy, "N05", "C15")
     out, reports = align_cases(split, assignment, r, policy, AS_OF)
@@ -160,8 +185,12 @@ def test_invariants_on_generated_trusts(seed, n):
     assert borrowed == set(a["side"]) - set(active_staff["side"])
     assert (a.loc[a["side"].isin(borrowed), "eligible_om"] == False).all()  # noqa: E712
     # OM on the case's side and eligible, unless RETAINED, borrowed, or nobody on that side may hold the class
-    can_hold = {(side, k) for side, g, r in zip(active_staff["side"], active_staff["grade"], active_staff["role"])
-                for k in P.case_classes.weights if P.case_classes.eligible(k, g, r)}
+    can_hold = {
+        (side, k)
+        for side, g, r in zip(active_staff["side"], active_staff["grade"], active_staff["role"])
+        for k in P.case_classes.weights
+        if P.case_classes.eligible(k, g, r)
+    }
     nobody = pd.Series([(side, k) not in can_hold for side, k in zip(a["side"], a["case_class"])], index=a.index)
     assert (a["eligible_om"] | (a["reason"] == "RETAINED") | nobody | a["side"].isin(borrowed)).all()
     # accepted and pending retention requests honoured while the OM is in post
@@ -178,16 +207,18 @@ def test_invariants_on_generated_trusts(seed, n):
     # shuffling input rows changes nothing
     again = _decide(e, shuffle_seed=seed)
     pd.testing.assert_frame_equal(d.case_alignment, again.case_alignment)
-    pd.testing.assert_frame_equal(d.staff_assignment.reset_index(drop=True),
-                                  again.staff_assignment.reset_index(drop=True), check_like=True)
+    pd.testing.assert_frame_equal(
+        d.staff_assignment.reset_index(drop=True), again.staff_assignment.reset_index(drop=True), check_like=True
+    )
 
 
 @settings(max_examples=10, deadline=None)
 @given(seed=st.integers(0, 10_000), n=st.integers(30, 900))
 @example(seed=9676, n=98)
 def test_with_ample_capacity_moves_equal_the_forced_lower_bound(seed, n):
-    roomy = P.model_copy(update={"case_classes": P.case_classes.model_copy(
-        update={"capacity_points_per_fte": 100_000})})
+    roomy = P.model_copy(
+        update={"case_classes": P.case_classes.model_copy(update={"capacity_points_per_fte": 100_000})}
+    )
     e, d = _generated(seed, n, roomy)
     a, s = d.case_alignment, d.staff_assignment.set_index("staff_code")
     # Lower bound computed here, independently: current OM gone, on the other side, or not allowed the class
@@ -213,8 +244,9 @@ def test_with_ample_capacity_moves_equal_the_forced_lower_bound(seed, n):
         if o["side"] != row.side:
             forced += 1
         elif not roomy.case_classes.eligible(row.case_class, o["grade"], o["role"]) and any(
-                roomy.case_classes.eligible(row.case_class, g, r)
-                for g, r in zip(*active.loc[active["side"] == row.side, ["grade", "role"]].T.to_numpy())):
+            roomy.case_classes.eligible(row.case_class, g, r)
+            for g, r in zip(*active.loc[active["side"] == row.side, ["grade", "role"]].T.to_numpy())
+        ):
             forced += 1  # may not hold the class, and someone on the side may
     assert int(a["moved"].sum()) == forced
 
@@ -246,9 +278,12 @@ def test_retained_case_of_a_borrowing_side_loads_its_officer_in_the_price():
     """Found by hypothesis: a CRC case retained by an NPS officer while the CRC side, with nobody on it,
     borrows NPS officers. The NPS side's price must count that retained case's load (it did not)."""
     s = staff({"staff_code": "S0", "fte": 0.05})
-    c = cases({"crn": "X000000", "om_staff_code": "S0"}, {"crn": "X000001", "om_staff_code": "S0"},
-              {"crn": "X000002", "om_staff_code": "S0", "rosh": "HIGH"},
-              {"crn": "X000003", "om_staff_code": "S0", "rosh": "HIGH"})
+    c = cases(
+        {"crn": "X000000", "om_staff_code": "S0"},
+        {"crn": "X000001", "om_staff_code": "S0"},
+        {"crn": "X000002", "om_staff_code": "S0", "rosh": "HIGH"},
+        {"crn": "X000003", "om_staff_code": "S0", "rosh": "HIGH"},
+    )
     r = retention({"crn": "X000000", "requested_by": "x", "status": "ACCEPTED"})
     split = split_cases(c, P)
     assignment = split_staff(s, split, appeals(), P, "N05", "C15")
@@ -260,8 +295,9 @@ def test_retained_case_of_a_borrowing_side_loads_its_officer_in_the_price():
 def test_a_side_with_nobody_on_it_moves_no_case_for_being_on_the_other_side():
     """Found by hypothesis (generated trust, seed 10000, 30 cases, ample capacity): nobody is on the NPS side,
     yet NPS cases held by CRC officers are moved (MOVED_SIDE), one of them from a PO to a PSO."""
-    roomy = P.model_copy(update={"case_classes": P.case_classes.model_copy(
-        update={"capacity_points_per_fte": 100_000})})
+    roomy = P.model_copy(
+        update={"case_classes": P.case_classes.model_copy(update={"capacity_points_per_fte": 100_000})}
+    )
     _, d = _generated(10000, 30, roomy)
     assert set(d.staff_assignment["side"]) == {"CRC"}
     assert "MOVED_SIDE" not in set(d.case_alignment["reason"])

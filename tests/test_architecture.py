@@ -1,5 +1,6 @@
 """The package's shape, read from its source with `ast`: no import circle, every arrow pointing down the stages
 of the night, the output layout spelled in one module and the environment read in one."""
+
 from __future__ import annotations
 
 import ast
@@ -62,7 +63,7 @@ def test_the_package_has_no_import_circle():
 
     def visit(node: str) -> None:
         if node in path:
-            raise AssertionError("import circle: " + " -> ".join(path[path.index(node):] + [node]))
+            raise AssertionError("import circle: " + " -> ".join(path[path.index(node) :] + [node]))
         if node in seen:
             return
         path.append(node)
@@ -76,9 +77,13 @@ def test_the_package_has_no_import_circle():
 
 
 def test_every_import_points_down_the_stages_of_the_night():
-    upward = [f"{name} imports {other}" for name, tree in MODULES.items() if name != "pipeline"
-              for other in sorted(_imports(name, tree))
-              if _stage(other) != _stage(name) and (_layer(other) > _layer(name) or _layer(other) == _layer(name) > 0)]
+    upward = [
+        f"{name} imports {other}"
+        for name, tree in MODULES.items()
+        if name != "pipeline"
+        for other in sorted(_imports(name, tree))
+        if _stage(other) != _stage(name) and (_layer(other) > _layer(name) or _layer(other) == _layer(name) > 0)
+    ]
     assert upward == []
 
 
@@ -88,23 +93,47 @@ def test_every_stage_is_a_known_layer():
 
 
 # The names of the zones and folders of LANDING and OUT, which only layout spells.
-ZONE_NAMES = {layout.STAGING, layout.KEPT_RUNS, layout.PUBLISHED, layout.OPERATIONAL, layout.SUPERSEDED,
-              layout.REPORTS, layout.ARRIVALS, layout.UPLOADS, layout.LOCKS, layout.MANIFESTS, layout.CATALOG}
+ZONE_NAMES = {
+    layout.STAGING,
+    layout.KEPT_RUNS,
+    layout.PUBLISHED,
+    layout.OPERATIONAL,
+    layout.SUPERSEDED,
+    layout.REPORTS,
+    layout.ARRIVALS,
+    layout.UPLOADS,
+    layout.LOCKS,
+    layout.MANIFESTS,
+    layout.CATALOG,
+}
 
 
 @pytest.mark.parametrize("name", sorted(n for n in MODULES if n != "pipeline.layout"))
 def test_only_the_layout_module_spells_a_path_of_the_output_zones(name):
     tree = MODULES[name]
-    parts = [c for node in ast.walk(tree) if isinstance(node, (ast.Tuple, ast.Call))  # a path's parts, or an argument
-             for c in (node.elts if isinstance(node, ast.Tuple) else node.args)]
+    parts = [
+        c
+        for node in ast.walk(tree)
+        if isinstance(node, (ast.Tuple, ast.Call))  # a path's parts, or an argument
+        for c in (node.elts if isinstance(node, ast.Tuple) else node.args)
+    ]
     spelled = sorted({(c.lineno, c.value) for c in parts if isinstance(c, ast.Constant) and c.value in ZONE_NAMES})
     assert spelled == []
 
 
 def test_only_the_settings_module_reads_the_environment():
-    readers = sorted(name for name, tree in MODULES.items() if name != "pipeline.settings" and any(
-        isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "os"
-        and node.attr in ("environ", "getenv") for node in ast.walk(tree)))
+    readers = sorted(
+        name
+        for name, tree in MODULES.items()
+        if name != "pipeline.settings"
+        and any(
+            isinstance(node, ast.Attribute)
+            and isinstance(node.value, ast.Name)
+            and node.value.id == "os"
+            and node.attr in ("environ", "getenv")
+            for node in ast.walk(tree)
+        )
+    )
     assert readers == []
 
 
@@ -113,7 +142,9 @@ def test_planning_a_run_imports_neither_dask_nor_great_expectations():
     import subprocess
     import sys
 
-    code = ("import sys, pipeline.runs.planning, pipeline.runs.airflow_steps; "
-            "print(sorted(m for m in ('distributed', 'dask', 'great_expectations', 'ortools') if m in sys.modules))")
+    code = (
+        "import sys, pipeline.runs.planning, pipeline.runs.airflow_steps; "
+        "print(sorted(m for m in ('distributed', 'dask', 'great_expectations', 'ortools') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

@@ -1,4 +1,5 @@
 """Workforce balance's sums: grouped by array, the same floats as adding the rows up one by one."""
+
 from collections import defaultdict
 
 import pandas as pd
@@ -9,8 +10,16 @@ from pipeline.decisions.balance import _sums
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(st.tuples(st.sampled_from(["NPS", "CRC"]), st.sampled_from(["PO", "PSO", "SPO", None]),
-                          st.floats(0, 40, allow_nan=False)), max_size=40))
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["NPS", "CRC"]),
+            st.sampled_from(["PO", "PSO", "SPO", None]),
+            st.floats(0, 40, allow_nan=False),
+        ),
+        max_size=40,
+    )
+)
 def test_sums_are_the_row_by_row_sums_to_the_last_bit(rows):
     df = pd.DataFrame(rows, columns=["side", "grade", "fte"]).astype({"side": "str", "grade": "str"})
     loop, count = defaultdict(float), defaultdict(int)

@@ -1,4 +1,5 @@
 """Input nobody on this project wrote: csv-spectrum (tricky but valid CSV) and the big list of naughty strings."""
+
 import csv
 import datetime as dt
 import io
@@ -37,14 +38,27 @@ def test_csv_spectrum_parses_as_published(name):
     for chunk in csv.reader(io.StringIO(raw.decode("utf-8-sig"), newline="")):
         starts.append(line)
         line += sum(field.count("\n") for field in chunk) + 1
-    assert parsed.lines(range(len(got))) == starts[1:len(got) + 1]
+    assert parsed.lines(range(len(got))) == starts[1 : len(got) + 1]
 
 
 def _staff_csv(values: list[str]) -> bytes:
-    rows = [{"trust_code": "WIL", "staff_code": f"WIL{i:04d}", "full_name": v, "ni_number": "",
-             "grade": "PO", "role": "OFFENDER_MANAGEMENT", "team_code": "WIL001", "fte": "1.0",
-             "contract": "PERMANENT", "service_start": "2010-01-01", "leaving_date": "", "preference": ""}
-            for i, v in enumerate(values)]
+    rows = [
+        {
+            "trust_code": "WIL",
+            "staff_code": f"WIL{i:04d}",
+            "full_name": v,
+            "ni_number": "",
+            "grade": "PO",
+            "role": "OFFENDER_MANAGEMENT",
+            "team_code": "WIL001",
+            "fte": "1.0",
+            "contract": "PERMANENT",
+            "service_start": "2010-01-01",
+            "leaving_date": "",
+            "preference": "",
+        }
+        for i, v in enumerate(values)
+    ]
     buf = io.StringIO()
     pd.DataFrame(rows).to_csv(buf, index=False)
     return buf.getvalue().encode("utf-8")
@@ -99,8 +113,9 @@ def test_arrow_types_accepted_text_as_pandas_does(how):
     values = pa.chunked_array([pa.array(TYPED_TEXT[how], pa.string())])
     expected = _PANDAS[how](pd.Series(TYPED_TEXT[how], dtype="str"))
     got = pa.chunked_array([type_column(how, values)]).to_pandas()
-    pd.testing.assert_series_equal(got, expected.reset_index(drop=True), check_names=False,
-                                   check_dtype=how not in ("optional",))
+    pd.testing.assert_series_equal(
+        got, expected.reset_index(drop=True), check_names=False, check_dtype=how not in ("optional",)
+    )
     if how == "optional":  # blanks as Python's strip() finds them, whatever Arrow's own whitespace is
         assert got.isna().tolist() == [v.strip() == "" for v in TYPED_TEXT[how]]
 
@@ -116,44 +131,63 @@ def test_blank_is_missing_or_what_python_strips_to_nothing():
     assert blank(pa.chunked_array([pa.array(values[:5]), pa.array(values[5:])])).to_pylist() == expected
 
 
-@pytest.mark.parametrize("texts", [
-    ["2014-02-28", "2016-02-29", " 1.5 ", "7", "", " ", "x"],
-    NAUGHTY + ["2014-02-30", "2015-02-29", "+2", " 1.5", "١٢", "2014-1-1", "٠.٥", "1e3"],
-], ids=["plain", "naughty"])
+@pytest.mark.parametrize(
+    "texts",
+    [
+        ["2014-02-28", "2016-02-29", " 1.5 ", "7", "", " ", "x"],
+        NAUGHTY + ["2014-02-30", "2015-02-29", "+2", " 1.5", "١٢", "2014-1-1", "٠.٥", "1e3"],
+    ],
+    ids=["plain", "naughty"],
+)
 def test_derived_numbers_and_dates_are_what_python_reads(texts):
     """`fte__num` is the number Python's float() reads from text written as one (digits of any script, as the
     accepted value is typed); `service_start__date` the day a YYYY-MM-DD text names, if there is one."""
-    frame = prepare("staff", pd.DataFrame({c: pd.Series(texts, dtype="str") if c in ("fte", "service_start")
-                                           else "x" for c in FILES["staff"].required}))
+    frame = prepare(
+        "staff",
+        pd.DataFrame(
+            {
+                c: pd.Series(texts, dtype="str") if c in ("fte", "service_start") else "x"
+                for c in FILES["staff"].required
+            }
+        ),
+    )
 
     def number(v):
         return float(v) if re.fullmatch(r"\s*-?\d+(?:\.\d+)?\s*", v) else np.nan
 
     def day(v):
         try:
-            return pd.Timestamp(dt.date(int(v[:4]), int(v[5:7]), int(v[8:]))) if re.fullmatch(
-                r"\d{4}-\d{2}-\d{2}", v) else pd.NaT
+            return (
+                pd.Timestamp(dt.date(int(v[:4]), int(v[5:7]), int(v[8:])))
+                if re.fullmatch(r"\d{4}-\d{2}-\d{2}", v)
+                else pd.NaT
+            )
         except ValueError:
             return pd.NaT
+
     np.testing.assert_array_equal(frame["fte__num"].to_numpy(), np.array([number(v) for v in texts]))
-    assert [d if not pd.isna(d) else None for d in frame["service_start__date"]] == \
-           [d if not pd.isna(d) else None for d in map(day, texts)]
+    assert [d if not pd.isna(d) else None for d in frame["service_start__date"]] == [
+        d if not pd.isna(d) else None for d in map(day, texts)
+    ]
 
 
 _CELL = st.text(alphabet=st.sampled_from(list('ab ,"\n\r\t;é')), max_size=6)
 
 
 @settings(max_examples=300, deadline=None)
-@given(rows=st.lists(st.lists(_CELL, min_size=3, max_size=3), min_size=1, max_size=8),
-       header=st.lists(_CELL.filter(lambda c: c.strip()), min_size=3, max_size=3, unique_by=str.strip),
-       eol=st.sampled_from(["\n", "\r\n", "\r"]), final_eol=st.booleans())
+@given(
+    rows=st.lists(st.lists(_CELL, min_size=3, max_size=3), min_size=1, max_size=8),
+    header=st.lists(_CELL.filter(lambda c: c.strip()), min_size=3, max_size=3, unique_by=str.strip),
+    eol=st.sampled_from(["\n", "\r\n", "\r"]),
+    final_eol=st.booleans(),
+)
 @example(rows=[["1", "2", "3"], ["4", "5", "6"]], header=["a", "b", "c"], eol="\r", final_eol=False)
 def test_line_numbers_from_parsed_values_equal_the_csv_modules(rows, header, eol, final_eol):
     """Where a record starts, counted from the line breaks in its values (the fast way), is where Python's
     csv module finds it; files the fast way cannot number (blank lines, ragged rows) go to the csv pass."""
     buf = io.StringIO()
     csv.writer(buf, lineterminator=eol, quoting=csv.QUOTE_MINIMAL).writerows([header, *rows])
-    text = buf.getvalue() if final_eol else buf.getvalue()[:-len(eol)]
+    text = buf.getvalue() if final_eol else buf.getvalue()[: -len(eol)]
     try:
         table, skipped = read_table(text)
     except pa.ArrowInvalid:  # not CSV as pyarrow reads it: rejected before any line is numbered
@@ -164,16 +198,22 @@ def test_line_numbers_from_parsed_values_equal_the_csv_modules(rows, header, eol
         assert fast.tolist() == slow and not ragged
 
 
-@pytest.mark.parametrize("text, starts", [
-    ("a,b\n1,2\n3,4\n", [2, 3]),
-    ("a,b\r\n1,2\r\n3,4", [2, 3]),
-    ("a,b\r1,2\r3,4\r", [2, 3]),
-    ('a,b\r\n"x\r\ny",2\r\n3,"a\rb"\r\n5,6\n', [2, 4, 6]),  # a quoted CRLF, a quoted lone CR
-    ('"a\nb",c\n1,2\n', [3]),  # a line break in the header
-    ("a,b\n1,\t\x0b\n3,4\n", [2, 3]),  # other control bytes are not line breaks
-    ("a,b\n1,2\n\n3,4\n", None), ("a,b\r\r1,2\r", None), ("a,b\n\r1,2\n", None),  # blank lines
-    ("\na,b\n1,2\n", None), ("\ra,b\r1,2\r", None),  # a file opening with a line break
-])
+@pytest.mark.parametrize(
+    "text, starts",
+    [
+        ("a,b\n1,2\n3,4\n", [2, 3]),
+        ("a,b\r\n1,2\r\n3,4", [2, 3]),
+        ("a,b\r1,2\r3,4\r", [2, 3]),
+        ('a,b\r\n"x\r\ny",2\r\n3,"a\rb"\r\n5,6\n', [2, 4, 6]),  # a quoted CRLF, a quoted lone CR
+        ('"a\nb",c\n1,2\n', [3]),  # a line break in the header
+        ("a,b\n1,\t\x0b\n3,4\n", [2, 3]),  # other control bytes are not line breaks
+        ("a,b\n1,2\n\n3,4\n", None),
+        ("a,b\r\r1,2\r", None),
+        ("a,b\n\r1,2\n", None),  # blank lines
+        ("\na,b\n1,2\n", None),
+        ("\ra,b\r1,2\r", None),  # a file opening with a line break
+    ],
+)
 def test_line_numbers_read_from_the_bytes_or_left_to_the_csv_pass(text, starts):
     """Line breaks are counted byte by byte (LF, CR, CRLF as one); a blank line leaves the numbering to the
     csv pass, which sees what Arrow skips."""

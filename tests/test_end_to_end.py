@@ -1,4 +1,5 @@
 """End to end on a small generated landing zone: real Dask workers, real files, read back with DuckDB."""
+
 import json
 import re
 from pathlib import Path
@@ -26,8 +27,9 @@ def dirty_run(tmp_path_factory):
 
 
 def _published(out: str, dataset: str) -> pd.DataFrame:
-    return duckdb.sql(f"select * from read_parquet('{out}/published/{dataset}/**/*.parquet', "
-                      "hive_partitioning=true)").df()
+    return duckdb.sql(
+        f"select * from read_parquet('{out}/published/{dataset}/**/*.parquet', hive_partitioning=true)"
+    ).df()
 
 
 def test_dirty_run_publishes_with_exit_3_and_carries_over_the_broken_trust(dirty_run):
@@ -45,8 +47,9 @@ def test_every_uploaded_case_row_is_aligned_or_quarantined(dirty_run):
     _, landing, out, result = dirty_run
     for trust, info in result.manifest["trusts"].items():
         date = info["extract_date"]
-        uploaded = pd.read_csv(Path(landing, trust, date, "cases.csv"), dtype=str, keep_default_na=False,
-                               encoding="utf-8-sig")
+        uploaded = pd.read_csv(
+            Path(landing, trust, date, "cases.csv"), dtype=str, keep_default_na=False, encoding="utf-8-sig"
+        )
         op = Path(out, "operational", trust, "2014-06-01")
         aligned = pd.read_csv(op / "case_alignment.csv", dtype=str, keep_default_na=False)
         quarantine = pd.read_csv(op / "quarantine.csv", dtype=str, keep_default_na=False)
@@ -57,14 +60,13 @@ def test_every_uploaded_case_row_is_aligned_or_quarantined(dirty_run):
 
 def test_quarantine_names_file_line_column_rule_as_the_trust_sees_it(dirty_run):
     _, landing, out, _ = dirty_run
-    q = pd.read_csv(Path(out, "operational", "LDN", "2014-06-01", "quarantine.csv"), dtype=str,
-                    keep_default_na=False)
+    q = pd.read_csv(Path(out, "operational", "LDN", "2014-06-01", "quarantine.csv"), dtype=str, keep_default_na=False)
     bad_crn = q[q["rule"] == "CRN_FORMAT"].iloc[0]
     assert bad_crn["file"] == "cases.csv" and bad_crn["column"] == "crn"
     lines = Path(landing, "LDN", "2014-06-01", "cases.csv").read_bytes().decode().split("\r\n")
     assert lines[int(bad_crn["line"]) - 1].split(",")[1] == "x12"
     formula = q[q["rule"] == "TEAM_CODE_FORMAT"]["value"].iloc[0]
-    assert formula.startswith("'=")    # neutralised for spreadsheets
+    assert formula.startswith("'=")  # neutralised for spreadsheets
 
 
 def test_no_identifier_reaches_the_published_zone(dirty_run):
@@ -85,11 +87,11 @@ def test_rerun_replaces_the_date_and_keeps_the_old_run_for_audit(dirty_run):
     before = _published(out, "case_alignment").sort_values(["trust_code", "case_id"]).reset_index(drop=True)
     second = run_nightly(landing, out, "2014-06-01", pseudonym_key=KEY)
     after = _published(out, "case_alignment").sort_values(["trust_code", "case_id"]).reset_index(drop=True)
-    pd.testing.assert_frame_equal(before, after)             # same inputs: identical data, no duplicates
+    pd.testing.assert_frame_equal(before, after)  # same inputs: identical data, no duplicates
     manifest = json.loads(Path(second.manifest_path).read_text())
     assert manifest["run_id"] == second.manifest["run_id"] != first.manifest["run_id"]
     assert Path(out, "runs", first.manifest["run_id"], "published", "case_alignment").is_dir()
-    assert not list(Path(out, "_runs").iterdir())             # no staging debris
+    assert not list(Path(out, "_runs").iterdir())  # no staging debris
 
 
 def _visible(out: str) -> tuple[str, pd.DataFrame]:
@@ -130,9 +132,10 @@ def test_a_swap_interrupted_after_the_manifest_is_finished_by_the_next_run(dirty
     with pytest.raises(RuntimeError, match="killed"):
         run_nightly(landing, out, "2014-06-01", pseudonym_key=KEY)
     committed = json.loads(Path(out, "published", "_manifests", "run_date=2014-06-01.json").read_text())
-    assert Path(out, "_runs", committed["run_id"]).is_dir()     # half swapped, staged rest still there
+    assert Path(out, "_runs", committed["run_id"]).is_dir()  # half swapped, staged rest still there
     monkeypatch.setattr(Store, "move", real_move)
     from pipeline.publishing.commit import recover
+
     assert recover(Store(out)) == [committed["run_id"]]
     assert not list(Path(out, "_runs").iterdir())
     assert Path(out, "runs", committed["run_id"], "manifest.json").is_file()
@@ -167,9 +170,12 @@ def test_the_next_night_of_an_unchanged_extract_keeps_last_nights_plan_byte_for_
 
 def test_a_crn_in_two_trusts_is_reported_to_both_and_aligned_by_both(dirty_run):
     _, landing, out, result = dirty_run
-    uploads = {t: pd.read_csv(Path(landing, t, info["extract_date"], "cases.csv"), dtype=str,
-                              keep_default_na=False, encoding="utf-8-sig")
-               for t, info in result.manifest["trusts"].items()}
+    uploads = {
+        t: pd.read_csv(
+            Path(landing, t, info["extract_date"], "cases.csv"), dtype=str, keep_default_na=False, encoding="utf-8-sig"
+        )
+        for t, info in result.manifest["trusts"].items()
+    }
     crns = pd.concat([df[["crn"]].assign(trust=t) for t, df in uploads.items()])
     crns = crns[crns["crn"].str.fullmatch(r"[A-Z][0-9]{6}")]
     shared = crns.groupby("crn")["trust"].nunique()
@@ -203,10 +209,14 @@ def test_validation_dataset_has_every_expectation_of_every_trust(dirty_run):
     assert failed[["file", "rule", "column"]].values.tolist() == [["staff.csv", "MISSING_COLUMN", ""]]
     # failing row rules count exactly the rows quarantined for them
     for trust, info in result.manifest["trusts"].items():
-        q = pd.read_csv(Path(out, "operational", trust, "2014-06-01", "quarantine.csv"), dtype=str,
-                        keep_default_na=False)
-        mine = v[(v["trust_code"] == trust) & (v["extract_date"] == info["extract_date"])
-                 & (v["severity"] == "quarantine_row")]
+        q = pd.read_csv(
+            Path(out, "operational", trust, "2014-06-01", "quarantine.csv"), dtype=str, keep_default_na=False
+        )
+        mine = v[
+            (v["trust_code"] == trust)
+            & (v["extract_date"] == info["extract_date"])
+            & (v["severity"] == "quarantine_row")
+        ]
         counted = mine.groupby(["file", "rule"])["unexpected_count"].sum()
         rows = q[(q["rule"] != "RAGGED_ROW") & ~q["file"].str.contains("/")]  # "<date>/<file>": a rejected file
         held = rows.groupby(["file", "rule"]).size()
@@ -236,12 +246,23 @@ def test_each_files_great_expectations_result_is_kept_and_published_as_the_valid
         trust, date, kind = path.parts[-3], path.parts[-2], path.stem
         gx = json.loads(path.read_text())
         assert gx["meta"]["active_batch_definition"]["data_asset_name"] == kind
-        rows = published[(published["trust_code"] == trust) & (published["extract_date"] == date) &
-                         (published["file"] == f"{kind}.csv") & published["expectation"].str.startswith("expect_")]
+        rows = published[
+            (published["trust_code"] == trust)
+            & (published["extract_date"] == date)
+            & (published["file"] == f"{kind}.csv")
+            & published["expectation"].str.startswith("expect_")
+        ]
         if trust == "DOR" and date == "2014-06-01":
             continue  # rejected for a missing column: only the table rules are published
-        want = {(r["expectation_config"]["meta"]["rule"], r["expectation_config"]["type"], r["success"],
-                 r["result"].get("unexpected_count", 0)) for r in gx["results"]}
+        want = {
+            (
+                r["expectation_config"]["meta"]["rule"],
+                r["expectation_config"]["type"],
+                r["success"],
+                r["result"].get("unexpected_count", 0),
+            )
+            for r in gx["results"]
+        }
         got = set(zip(rows["rule"], rows["expectation"], rows["success"], rows["unexpected_count"]))
         assert got == want, (trust, kind)
 
@@ -269,9 +290,12 @@ def test_the_runs_data_docs_list_every_result_and_open_offline_in_chromium(dirty
             page.on("request", lambda r: fetched.append(r.url))
             page.goto(page_path.as_uri())
             page.wait_for_load_state("load")
-            seen[name] = (problems, [u for u in fetched if not u.startswith("file://")],
-                          page.locator("table tbody tr").count(),
-                          page.locator("body").inner_text())
+            seen[name] = (
+                problems,
+                [u for u in fetched if not u.startswith("file://")],
+                page.locator("table tbody tr").count(),
+                page.locator("body").inner_text(),
+            )
         browser.close()
     for name, (problems, remote, _, _) in seen.items():
         assert problems == [] and remote == [], name  # no error, nothing fetched from the network
@@ -305,8 +329,9 @@ def test_the_nightly_run_validates_with_the_suites_it_is_given(dirty_run, tmp_pa
     assert pso > 0
     q = pd.read_csv(out / "operational" / "WIL" / "2014-06-01" / "quarantine.csv", dtype=str, keep_default_na=False)
     assert int((q["rule"] == "GRADE_KNOWN").sum()) == pso
-    gx = json.loads(Path(out, "runs", result.manifest["run_id"], "validation", "WIL", "2014-06-01",
-                         "staff.json").read_text())
+    gx = json.loads(
+        Path(out, "runs", result.manifest["run_id"], "validation", "WIL", "2014-06-01", "staff.json").read_text()
+    )
     (known,) = [r for r in gx["results"] if r["expectation_config"]["meta"]["rule"] == "GRADE_KNOWN"]
     assert known["success"] is False and known["result"]["unexpected_count"] == pso
     assert known["expectation_config"]["id"] == grade["id"]
@@ -326,10 +351,15 @@ def test_every_pseudonym_of_the_dirty_national_run_is_the_keyed_hmac_it_always_w
     published = published[published["run_date"].astype(str) == "2014-06-01"]  # other tests run later nights
     checked = 0
     for trust in result.manifest["trusts"]:
-        ops = pd.read_csv(Path(out, "operational", trust, "2014-06-01", "case_alignment.csv"), dtype=str,
-                          keep_default_na=False)
-        want = sorted(zip(ops["crn"].map(lambda c: mac("crn", c)),
-                          ops["om"].map(lambda c: mac(f"staff:{trust}", c) if c else None)))
+        ops = pd.read_csv(
+            Path(out, "operational", trust, "2014-06-01", "case_alignment.csv"), dtype=str, keep_default_na=False
+        )
+        want = sorted(
+            zip(
+                ops["crn"].map(lambda c: mac("crn", c)),
+                ops["om"].map(lambda c: mac(f"staff:{trust}", c) if c else None),
+            )
+        )
         mine = published[published["trust_code"] == trust]
         got = sorted(zip(mine["case_id"], mine["om_id"].where(mine["om_id"].notna(), None)))
         assert got == want, trust

@@ -1,5 +1,6 @@
 """Failures injected into real runs, each with an exact outcome: a worker process killed mid-run, a poison
 extract, the run process killed before its commit, two runs of one date at once, and storage that fails."""
+
 import json
 import os
 import signal
@@ -53,8 +54,11 @@ def test_a_worker_killed_mid_run_changes_nothing_in_what_is_published(landings, 
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and _staged_trusts(hurt) < 12:
             time.sleep(0.05)
-        workers = [p for p in psutil.Process().children(recursive=True)    # forked Dask workers
-                   if not any("resource_tracker" in a or "forkserver" in a for a in p.cmdline())]
+        workers = [
+            p
+            for p in psutil.Process().children(recursive=True)  # forked Dask workers
+            if not any("resource_tracker" in a or "forkserver" in a for a in p.cmdline())
+        ]
         if workers:
             workers[0].send_signal(signal.SIGKILL)
             killed.append((workers[0].pid, _staged_trusts(hurt)))
@@ -63,13 +67,13 @@ def test_a_worker_killed_mid_run_changes_nothing_in_what_is_published(landings, 
     killer.start()
     result = run_nightly(str(landings["a"]), str(hurt), "2014-06-01", pseudonym_key=KEY)
     killer.join()
-    assert killed and 0 < killed[0][1] < 35, killed                # killed while half the trusts were done
+    assert killed and 0 < killed[0][1] < 35, killed  # killed while half the trusts were done
     assert result.exit_code == 3
     for name in DATASETS:
         assert published_rows(hurt, name) == published_rows(clean, name), name
     assert _operational(hurt).keys() == _operational(clean).keys()
     for f, body in _operational(clean).items():
-        if not f.endswith(".html"):                                  # reports carry the run id and time
+        if not f.endswith(".html"):  # reports carry the run id and time
             assert _operational(hurt)[f] == body, f
     assert not list((hurt / "_runs").iterdir()) and not list((hurt / "_locks").iterdir())
 
@@ -103,7 +107,7 @@ def test_a_poison_extract_stops_the_run_naming_the_trust_and_publishes_nothing(l
     subprocess.run(["cp", "-r", str(landings["a"]), str(poisoned)], check=True)
     newest = sorted((poisoned / "KNT").iterdir())[-1]
     (newest / "cases.csv").unlink()
-    (newest / "cases.csv").mkdir()                                   # unreadable as a file, every time
+    (newest / "cases.csv").mkdir()  # unreadable as a file, every time
     before = published_rows(out, "case_alignment")
     with pytest.raises(RunRefused, match=r"trust KNT failed after retries .*nothing published"):
         run_nightly(str(poisoned), str(out), "2014-06-01", pseudonym_key=KEY)
@@ -114,10 +118,14 @@ def test_a_poison_extract_stops_the_run_naming_the_trust_and_publishes_nothing(l
 
 
 def _trp_run(landing: Path, out: Path, log: Path) -> subprocess.Popen:
-    return subprocess.Popen([BIN / "trp", "run", "--landing", str(landing), "--out", str(out), "--run-date",
-                             "2014-06-01"], stdout=open(log, "wb"), stderr=subprocess.STDOUT,
-                            stdin=subprocess.DEVNULL, env={**os.environ, "TRP_PSEUDONYM_KEY": KEY.decode()},
-                            start_new_session=True)
+    return subprocess.Popen(
+        [BIN / "trp", "run", "--landing", str(landing), "--out", str(out), "--run-date", "2014-06-01"],
+        stdout=open(log, "wb"),
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        env={**os.environ, "TRP_PSEUDONYM_KEY": KEY.decode()},
+        start_new_session=True,
+    )
 
 
 def test_a_run_killed_before_its_commit_leaves_the_last_run_and_the_next_run_cleans_up(landings, tmp_path):
@@ -131,10 +139,12 @@ def test_a_run_killed_before_its_commit_leaves_the_last_run_and_the_next_run_cle
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     assert proc.returncode == -signal.SIGKILL
-    assert list((out / "_runs").iterdir()) and list((out / "_locks").iterdir())   # debris of the dead run
+    assert list((out / "_runs").iterdir()) and list((out / "_locks").iterdir())  # debris of the dead run
     assert published_rows(out, "case_alignment") == before
-    assert json.loads((out / "published/_manifests/run_date=2014-06-01.json").read_text())["run_id"] == \
-        first.manifest["run_id"]
+    assert (
+        json.loads((out / "published/_manifests/run_date=2014-06-01.json").read_text())["run_id"]
+        == first.manifest["run_id"]
+    )
 
     again = run_nightly(str(landings["b"]), str(out), "2014-06-01", pseudonym_key=KEY)
     assert again.exit_code == 3
@@ -160,7 +170,7 @@ def test_two_runs_of_one_date_at_once_exactly_one_publishes_and_readers_never_se
     after = catalog_cases_by_trust(str(out))
     assert after != baseline
     assert all(s in (baseline, after) for s in seen) and seen[0] == baseline
-    assert len(list((out / "runs").iterdir())) == 2                  # the first night and b; never c
+    assert len(list((out / "runs").iterdir())) == 2  # the first night and b; never c
     assert not list((out / "_locks").iterdir()) and not list((out / "_runs").iterdir())
 
 
@@ -168,18 +178,24 @@ def test_storage_that_fails_at_the_commit_gives_a_clear_error_and_publishes_noth
     out = tmp_path / "out"
     first = run_nightly(str(landings["a"]), str(out), "2014-06-01", pseudonym_key=KEY)
     before = published_rows(out, "case_alignment")
-    with pytest.raises(RunRefused, match=r"could not commit the run \(OSError: .*No space left on device.*"
-                                         r"nothing published"), \
-            dask.config.set({"distributed.worker.preload": ["tests.failing_fs"]}):
+    with (
+        pytest.raises(
+            RunRefused,
+            match=r"could not commit the run \(OSError: .*No space left on device.*"
+            r"nothing published",
+        ),
+        dask.config.set({"distributed.worker.preload": ["tests.failing_fs"]}),
+    ):
         run_nightly(str(landings["b"]), f"failingmanifests://{out}", "2014-06-01", pseudonym_key=KEY)
     assert published_rows(out, "case_alignment") == before
-    assert json.loads((out / "published/_manifests/run_date=2014-06-01.json").read_text())["run_id"] == \
-        first.manifest["run_id"]
+    assert (
+        json.loads((out / "published/_manifests/run_date=2014-06-01.json").read_text())["run_id"]
+        == first.manifest["run_id"]
+    )
     assert not list((out / "_runs").iterdir()) and not list((out / "_locks").iterdir())
 
 
-def test_a_trust_task_collects_garbage_less_often_and_restores_the_collector_even_when_it_fails(tmp_path,
-                                                                                                  monkeypatch):
+def test_a_trust_task_collects_garbage_less_often_and_restores_the_collector_even_when_it_fails(tmp_path, monkeypatch):
     import gc
 
     from pipeline.runs import trust_tasks
@@ -194,8 +210,9 @@ def test_a_trust_task_collects_garbage_less_often_and_restores_the_collector_eve
         return [], []
 
     monkeypatch.setattr(trust_tasks, "extract_dates", extract_dates)
-    job = TrustJob("WIL", "NPS-SW", "CRC-WIL", str(tmp_path / "landing"), str(tmp_path / "out"),
-                              "r1", "2014-06-01", b"k", 100)
+    job = TrustJob(
+        "WIL", "NPS-SW", "CRC-WIL", str(tmp_path / "landing"), str(tmp_path / "out"), "r1", "2014-06-01", b"k", 100
+    )
     before = gc.get_threshold()
     assert trust_tasks.ingest_trust(job)["status"] == "NO_EXTRACT"
     with pytest.raises(OSError):

@@ -1,5 +1,6 @@
 """The deployment files agree with the product: settings, image, ports and commands (parsed, not started:
 no Docker daemon or cluster is reachable here)."""
+
 import re
 import sys
 import tomllib
@@ -12,16 +13,16 @@ from pipeline.cli import app
 
 ROOT = Path(__file__).resolve().parents[1]
 INFRA = ROOT / "infra"
-PRODUCT_SERVICES = ("dask-worker", "airflow-scheduler", "airflow-api-server", "airflow-dag-processor",
-                    "airflow-init")
+PRODUCT_SERVICES = ("dask-worker", "airflow-scheduler", "airflow-api-server", "airflow-dag-processor", "airflow-init")
 RUN_SETTINGS = {"TRP_LANDING", "TRP_OUT", "TRP_POLICY", "TRP_PSEUDONYM_KEY", "DASK_SCHEDULER_ADDRESS"}
 
 
 def _settings_read_by_the_code() -> set[str]:
     names = set()
     for path in [*ROOT.glob("pipeline/**/*.py"), *ROOT.glob("dags/*.py")]:
-        names |= set(re.findall(r"""(?:os\.environ\.get|setting)\(\s*"((?:TRP|DASK_SCHEDULER)_[A-Z_]+)""",
-                                path.read_text()))
+        names |= set(
+            re.findall(r"""(?:os\.environ\.get|setting)\(\s*"((?:TRP|DASK_SCHEDULER)_[A-Z_]+)""", path.read_text())
+        )
     return names
 
 
@@ -30,8 +31,13 @@ def _compose() -> dict:
 
 
 def _k8s() -> list[dict]:
-    return [d for f in sorted((INFRA / "k8s").glob("*.yaml")) if f.name != "airflow-values.yaml"
-            for d in yaml.safe_load_all(f.read_text()) if d]
+    return [
+        d
+        for f in sorted((INFRA / "k8s").glob("*.yaml"))
+        if f.name != "airflow-values.yaml"
+        for d in yaml.safe_load_all(f.read_text())
+        if d
+    ]
 
 
 def _options(argv: list[str]) -> list[str]:
@@ -74,12 +80,16 @@ def test_compose_uses_one_project_image_and_its_addresses_and_ports_agree():
     assert address in services["dask-worker"]["command"]
     api = services["airflow-api-server"]
     api_port = api["command"][api["command"].index("--port") + 1]
-    assert api["environment"]["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == \
-        f"http://airflow-api-server:{api_port}/execution/"
+    assert (
+        api["environment"]["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"]
+        == f"http://airflow-api-server:{api_port}/execution/"
+    )
     upload = services["trp-upload"]["command"]
     assert upload[:2] == ["trp", "serve"] and set(_options(upload)) <= _trp_options("serve")
-    assert f"127.0.0.1:{upload[upload.index('--port') + 1]}:{upload[upload.index('--port') + 1]}" in \
-        services["trp-upload"]["ports"]
+    assert (
+        f"127.0.0.1:{upload[upload.index('--port') + 1]}:{upload[upload.index('--port') + 1]}"
+        in services["trp-upload"]["ports"]
+    )
     for name, s in services.items():
         for p in s.get("ports", []):
             assert p.startswith("127.0.0.1:"), (name, p)
@@ -102,17 +112,25 @@ def test_kubernetes_manifests_agree_with_each_other_and_the_product():
     docs = _k8s()
     config = next(d for d in docs if d["kind"] == "ConfigMap")["data"]
     cluster = next(d for d in docs if d["kind"] == "DaskCluster")
-    host, port = re.fullmatch(r"tcp://([^:.]+)\.transition\.svc\.cluster\.local:(\d+)",
-                              config["DASK_SCHEDULER_ADDRESS"]).groups()
+    host, port = re.fullmatch(
+        r"tcp://([^:.]+)\.transition\.svc\.cluster\.local:(\d+)", config["DASK_SCHEDULER_ADDRESS"]
+    ).groups()
     assert host == f"{cluster['metadata']['name']}-scheduler"
     assert int(port) in {p["port"] for p in cluster["spec"]["scheduler"]["service"]["ports"]}
     scheduler = cluster["spec"]["scheduler"]["spec"]["containers"][0]["args"]
     assert scheduler[scheduler.index("--port") + 1] == port
     values = yaml.safe_load((INFRA / "k8s" / "airflow-values.yaml").read_text())
     image = f"{values['images']['airflow']['repository']}:{values['images']['airflow']['tag']}"
-    containers = [c for d in docs if d["kind"] in ("DaskCluster", "Deployment")
-                  for c in (d["spec"]["worker"]["spec"]["containers"] + d["spec"]["scheduler"]["spec"]["containers"]
-                            if d["kind"] == "DaskCluster" else d["spec"]["template"]["spec"]["containers"])]
+    containers = [
+        c
+        for d in docs
+        if d["kind"] in ("DaskCluster", "Deployment")
+        for c in (
+            d["spec"]["worker"]["spec"]["containers"] + d["spec"]["scheduler"]["spec"]["containers"]
+            if d["kind"] == "DaskCluster"
+            else d["spec"]["template"]["spec"]["containers"]
+        )
+    ]
     assert {c["image"] for c in containers} == {image}
     assert "trp-settings" in values["extraEnvFrom"] and "trp-secrets" in values["extraEnvFrom"]
     assert values["config"]["core"]["dags_folder"] == "/opt/trp/dags"
@@ -140,8 +158,9 @@ def test_the_built_package_ships_the_suites_policy_and_contract(tmp_path, monkey
     assert suites and all(f"pipeline/data/expectations/{s}" in names for s in suites)
     assert {"pipeline/data/policy-v1.yaml", "pipeline/data/extract-contract.md"} <= set(names)
     assets = ROOT / "pipeline" / "data" / "data-docs-assets"  # what the Data Docs load instead of CDNs
-    shipped = {f"pipeline/data/data-docs-assets/{p.relative_to(assets).as_posix()}" for p in assets.rglob("*")
-               if p.is_file()}
+    shipped = {
+        f"pipeline/data/data-docs-assets/{p.relative_to(assets).as_posix()}" for p in assets.rglob("*") if p.is_file()
+    }
     assert len(shipped) > 10 and shipped <= set(names)
     monkeypatch.delenv("TRP_EXPECTATIONS", raising=False)
     assert sorted(p.name for p in suite_dir().glob("*.json")) == suites

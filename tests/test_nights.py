@@ -2,6 +2,7 @@
 the plan (`trp simulate`), one trust uploading the same extract every night; the invariants the programme
 relies on, checked night by night; a re-run and a backfill; and the same invariants over random sequences
 of extract changes at the decisions' level."""
+
 import json
 import shutil
 from pathlib import Path
@@ -33,8 +34,9 @@ def months(tmp_path_factory):
     root = tmp_path_factory.mktemp("nights")
     landing, out = str(root / "landing"), str(root / "out")
     generate_landing(landing, 0.01, seed=21)
-    results = simulate(landing, out, NIGHTS, seed=5, hold=[HELD],
-                       run=lambda date: run_nightly(landing, out, date, pseudonym_key=KEY))
+    results = simulate(
+        landing, out, NIGHTS, seed=5, hold=[HELD], run=lambda date: run_nightly(landing, out, date, pseudonym_key=KEY)
+    )
     dates = [r.manifest["run_date"] for r in results]
     return root, landing, out, dates, results
 
@@ -88,14 +90,21 @@ def _causes(landing, out, trust, date, plan_before, plan, staff) -> pd.Series:
     gone = ~planned.isin(who.index)
     side_of = planned.map(who["side"])
     grade, role = planned.map(who["grade"]), planned.map(who["role"])
-    may_hold = [isinstance(g, str) and P.case_classes.eligible(k, g, r)
-                for k, g, r in zip(both["case_class"], grade, role)]
+    may_hold = [
+        isinstance(g, str) and P.case_classes.eligible(k, g, r) for k, g, r in zip(both["case_class"], grade, role)
+    ]
     row_changed = (both["current_om"] != both["current_om_before"]) & (both["current_om"] != planned)
     requests = _extract(landing, trust, date, "retention_requests.csv")
     held = set(requests.loc[requests["status"].isin(["ACCEPTED", "PENDING"]), "crn"])
-    cause = (row_changed | gone | (side_of != both["side"]) | ~np.array(may_hold, dtype=bool)
-             | (both["side"] != both["side_before"]) | (both["case_class"] != both["case_class_before"])
-             | (both["crn"].isin(held) & (planned != both["current_om"])))
+    cause = (
+        row_changed
+        | gone
+        | (side_of != both["side"])
+        | ~np.array(may_hold, dtype=bool)
+        | (both["side"] != both["side_before"])
+        | (both["case_class"] != both["case_class_before"])
+        | (both["crn"].isin(held) & (planned != both["current_om"]))
+    )
     return pd.Series(cause.to_numpy(), index=both["crn"]), both.set_index("crn")
 
 
@@ -107,19 +116,22 @@ def test_no_plan_changes_without_a_cause_and_a_done_move_is_never_moved_again(mo
             plan_before = _night(out, trust, before, "case_alignment.csv")
             plan = _night(out, trust, date, "case_alignment.csv")
             staff = _extract(landing, trust, date, "staff.csv").merge(
-                _night(out, trust, date, "staff_assignment.csv")[["staff_code", "side"]], on="staff_code")
+                _night(out, trust, date, "staff_assignment.csv")[["staff_code", "side"]], on="staff_code"
+            )
             cause, both = _causes(landing, out, trust, date, plan_before, plan, staff)
             quiet = both[~cause]
             assert (quiet["om"] == quiet["om_before"]).all(), (trust, date, quiet[quiet["om"] != quiet["om_before"]])
             waiting = quiet[quiet["moved_before"] == "Y"]
             still = waiting[waiting["current_om"] == waiting["current_om_before"]]
-            assert (still[["reason", "planned_on", "moved"]].values == still[
-                ["reason_before", "planned_on_before", "moved_before"]].values).all(), (trust, date)
+            assert (
+                still[["reason", "planned_on", "moved"]].values
+                == still[["reason_before", "planned_on_before", "moved_before"]].values
+            ).all(), (trust, date)
             done = quiet[(quiet["moved_before"] == "Y") & (quiet["current_om"] == quiet["om_before"])]
             assert (done["reason"] == "KEPT").all() and (done["moved"] == "N").all(), (trust, date)
             checked += len(quiet)
             done_seen += len(done)
-    assert checked > 10_000 and done_seen > 500      # the nights really did move on
+    assert checked > 10_000 and done_seen > 500  # the nights really did move on
 
 
 def test_staff_sides_change_only_by_appeal_or_a_move_into_a_fixed_role(months):
@@ -132,11 +144,18 @@ def test_staff_sides_change_only_by_appeal_or_a_move_into_a_fixed_role(months):
             both = a.merge(b, on="staff_code", suffixes=("_before", ""))
             changed = both[both["side"] != both["side_before"]]
             upheld = _extract(landing, trust, date, "appeals.csv")
-            upheld = set(zip(upheld.loc[upheld["status"] == "UPHELD", "staff_code"],
-                             upheld.loc[upheld["status"] == "UPHELD", "requested_org"]))
+            upheld = set(
+                zip(
+                    upheld.loc[upheld["status"] == "UPHELD", "staff_code"],
+                    upheld.loc[upheld["status"] == "UPHELD", "requested_org"],
+                )
+            )
             for r in changed.itertuples():
-                assert (r.staff_code, r.side) in upheld or (r.role != r.role_before and fixed.get(r.role) == r.side), \
-                    (trust, date, r)
+                assert (r.staff_code, r.side) in upheld or (r.role != r.role_before and fixed.get(r.role) == r.side), (
+                    trust,
+                    date,
+                    r,
+                )
             kept = both[both["side"] == both["side_before"]]
             assert (kept["assigned_on"] == kept["assigned_on_before"]).all(), (trust, date)
             new = b[~b["staff_code"].isin(a["staff_code"])]
@@ -159,7 +178,7 @@ def test_re_running_a_night_after_the_next_reproduces_it_and_a_backfill_equals_r
     for (t, n), raw in kept.items():
         assert Path(out, "operational", t, dates[k], n).read_bytes() == raw, (t, n)
 
-    other = str(tmp_path / "backfilled")                 # night k skipped, run later, after night k+1
+    other = str(tmp_path / "backfilled")  # night k skipped, run later, after night k+1
     for date in (*dates[:k], dates[k + 1], dates[k]):
         run_nightly(landing, other, date, pseudonym_key=KEY)
     for (t, n), raw in kept.items():
@@ -168,30 +187,65 @@ def test_re_running_a_night_after_the_next_reproduces_it_and_a_backfill_equals_r
 
 # -- the same invariants over random sequences of extract changes, at the decisions' level --------------
 
+
 def _trust(rng: np.random.Generator, n_staff: int, n_cases: int):
-    staff = staff_rows(*({"staff_code": f"S{i}", "grade": ["PO", "PO", "PSO", "PQIP"][i % 4],
-                          "team_code": f"T{i % 2}", "fte": [1.0, 0.6][i % 2], "preference":
-                          [None, "NPS", "CRC"][i % 3]} for i in range(n_staff)))
-    cases = case_rows(*({"crn": f"X{i:06d}", "om_staff_code": f"S{rng.integers(n_staff)}",
-                         "team_code": f"T{i % 2}", "rosh": ["LOW", "HIGH", "MEDIUM"][rng.integers(3)],
-                         "mappa_category": int(rng.integers(2)), "rsr": float(rng.integers(6))}
-                        for i in range(n_cases)))
+    staff = staff_rows(
+        *(
+            {
+                "staff_code": f"S{i}",
+                "grade": ["PO", "PO", "PSO", "PQIP"][i % 4],
+                "team_code": f"T{i % 2}",
+                "fte": [1.0, 0.6][i % 2],
+                "preference": [None, "NPS", "CRC"][i % 3],
+            }
+            for i in range(n_staff)
+        )
+    )
+    cases = case_rows(
+        *(
+            {
+                "crn": f"X{i:06d}",
+                "om_staff_code": f"S{rng.integers(n_staff)}",
+                "team_code": f"T{i % 2}",
+                "rosh": ["LOW", "HIGH", "MEDIUM"][rng.integers(3)],
+                "mappa_category": int(rng.integers(2)),
+                "rsr": float(rng.integers(6)),
+            }
+            for i in range(n_cases)
+        )
+    )
     return staff, cases
 
 
 def _decide(staff, cases, state, night):
     plan, held = state
-    d = decide_trust(staff, cases, retention(), appeals(), P, "N05", "C15", T("2014-06-01"), plan, held,
-                     T("2014-06-01") + pd.Timedelta(days=night))
+    d = decide_trust(
+        staff,
+        cases,
+        retention(),
+        appeals(),
+        P,
+        "N05",
+        "C15",
+        T("2014-06-01"),
+        plan,
+        held,
+        T("2014-06-01") + pd.Timedelta(days=night),
+    )
     a, s = d.case_alignment, d.staff_assignment
-    return d, (a[["crn", "current_om", "om", "reason", "planned_on"]].assign(
-        current_om=a["current_om"].astype(object).where(a["current_om"].notna(), None)),
-        s[["staff_code", "role", "side", "unit", "reason", "assigned_on"]])
+    return d, (
+        a[["crn", "current_om", "om", "reason", "planned_on"]].assign(
+            current_om=a["current_om"].astype(object).where(a["current_om"].notna(), None)
+        ),
+        s[["staff_code", "role", "side", "unit", "reason", "assigned_on"]],
+    )
 
 
 @settings(max_examples=25, deadline=None)
-@given(st.integers(0, 2 ** 32 - 1), st.lists(st.sampled_from(["done", "end", "arrive", "leave", "join", "same"]),
-                                             min_size=1, max_size=5))
+@given(
+    st.integers(0, 2**32 - 1),
+    st.lists(st.sampled_from(["done", "end", "arrive", "leave", "join", "same"]), min_size=1, max_size=5),
+)
 @example(93717, ["leave", "join"])
 def test_random_sequences_of_extract_changes_keep_the_invariants(seed, changes):
     rng = np.random.default_rng(seed)
@@ -200,7 +254,7 @@ def test_random_sequences_of_extract_changes_keep_the_invariants(seed, changes):
     compared = 0
     for night, change in enumerate(changes, start=1):
         a = d.case_alignment.set_index("crn")
-        if change == "done":                                    # every outstanding move shown done
+        if change == "done":  # every outstanding move shown done
             moving = a.index[a["moved"]]
             cases.loc[cases["crn"].isin(moving), "om_staff_code"] = cases["crn"].map(a["om"])
         elif change == "end":
@@ -220,13 +274,21 @@ def test_random_sequences_of_extract_changes_keep_the_invariants(seed, changes):
             if crn not in before.index:
                 continue
             b = before.loc[crn]
-            unchanged = r["current_om"] == b["current_om"] or r["current_om"] == b["om"] or (
-                pd.isna(r["current_om"]) and pd.isna(b["current_om"]))
+            unchanged = (
+                r["current_om"] == b["current_om"]
+                or r["current_om"] == b["om"]
+                or (pd.isna(r["current_om"]) and pd.isna(b["current_om"]))
+            )
             # A case given to an officer not eligible for it (nobody eligible was on its side) is planned
             # again once someone eligible is: that is not churn.
-            if unchanged and b["om"] in present and r["side"] == b["side"] and r["case_class"] == b["case_class"] \
-                    and b["eligible_om"] \
-                    and d.staff_assignment.set_index("staff_code").loc[b["om"], "side"] == r["side"]:
+            if (
+                unchanged
+                and b["om"] in present
+                and r["side"] == b["side"]
+                and r["case_class"] == b["case_class"]
+                and b["eligible_om"]
+                and d.staff_assignment.set_index("staff_code").loc[b["om"], "side"] == r["side"]
+            ):
                 assert r["om"] == b["om"], (change, crn)
                 compared += 1
         s = d.staff_assignment.set_index("staff_code")
@@ -239,8 +301,10 @@ def test_progress_is_published_night_by_night_and_agrees_with_the_lists(months):
     import duckdb
 
     _, _, out, dates, results = months
-    rows = duckdb.sql(f"select * from read_parquet('{out}/published/progress/**/*.parquet', "
-                      "hive_partitioning=true) order by run_date, trust_code, side").df()
+    rows = duckdb.sql(
+        f"select * from read_parquet('{out}/published/progress/**/*.parquet', "
+        "hive_partitioning=true) order by run_date, trust_code, side"
+    ).df()
     trusts = list(results[0].manifest["trusts"])
     assert len(rows) == NIGHTS * len(trusts) * 2
     for date in (dates[0], dates[5]):
@@ -259,11 +323,11 @@ def test_progress_is_published_night_by_night_and_agrees_with_the_lists(months):
     assert (rows[rows["trust_code"] == HELD].groupby("side")["moves_outstanding"].nunique() == 1).all()
     assert len({r.manifest["key_id"] for r in results}) == 1
     page = Path(out, "reports", dates[-1], "index.html").read_text()
-    chart = page[page.index('id="chart-progress"'):page.index('id="chart-moved-by-reason"')]
-    assert all(d in chart for d in dates)                   # every night so far, by name of its date
+    chart = page[page.index('id="chart-progress"') : page.index('id="chart-moved-by-reason"')]
+    assert all(d in chart for d in dates)  # every night so far, by name of its date
     assert "LDN London" in page and "WIL Wiltshire" in page
-    table = page[page.index("Moves outstanding by trust"):]
-    assert all(d in table for d in dates[-7:]) and dates[-8] not in table   # the last seven nights
+    table = page[page.index("Moves outstanding by trust") :]
+    assert all(d in table for d in dates[-7:]) and dates[-8] not in table  # the last seven nights
 
 
 def test_trp_simulate_runs_nights_and_trp_diff_refuses_runs_under_two_keys(tmp_path, monkeypatch):
@@ -272,15 +336,14 @@ def test_trp_simulate_runs_nights_and_trp_diff_refuses_runs_under_two_keys(tmp_p
     from pipeline.cli import app
 
     landing, out = str(tmp_path / "landing"), str(tmp_path / "out")
-    generate_landing(landing, 0.005, seed=2, dirty=True)   # Windows-1252, a BOM, DOR's newest rejected
+    generate_landing(landing, 0.005, seed=2, dirty=True)  # Windows-1252, a BOM, DOR's newest rejected
     monkeypatch.setenv("TRP_PSEUDONYM_KEY", "first-key")
-    done = CliRunner().invoke(app, ["simulate", "--landing", landing, "--out", out, "--nights", "2",
-                                    "--seed", "3"])
+    done = CliRunner().invoke(app, ["simulate", "--landing", landing, "--out", out, "--nights", "2", "--seed", "3"])
     assert done.exit_code == 0, done.output
     assert "2014-06-01: 35 trusts published" in done.output and "2014-06-02: 35 trusts published" in done.output
     assert sorted(p.name for p in Path(landing, "LDN").iterdir()) == ["2014-06-01", "2014-06-02"]
     night2 = json.loads(Path(out, "published", "_manifests", "run_date=2014-06-02.json").read_text())
-    assert night2["trusts"]["DOR"]["status"] == "FRESH"      # moved on from the good extract it fell back to
+    assert night2["trusts"]["DOR"]["status"] == "FRESH"  # moved on from the good extract it fell back to
     assert night2["trusts"]["WPT"]["status"] == "FRESH"
     same = CliRunner().invoke(app, ["diff", "--from", "2014-06-01", "--to", "2014-06-02", "--out", out])
     assert same.exit_code == 0 and "moves" in same.output
@@ -301,14 +364,17 @@ def test_prune_lets_go_of_old_superseded_runs_and_folders_but_never_a_current_ru
 
     _, _, out, dates, _ = months
     copy = tmp_path / "out"
-    shutil.copytree(out, copy)              # the fixture's outputs stay whole for the other tests
+    shutil.copytree(out, copy)  # the fixture's outputs stay whole for the other tests
     policy = tmp_path / "policy.yaml"
-    policy.write_text((Path(__file__).parents[1] / "pipeline/data/policy-v1.yaml").read_text()
-                      .replace("superseded_runs_days: 90", "superseded_runs_days: 0")
-                      .replace("operational_days: 400", "operational_days: 3"))
+    policy.write_text(
+        (Path(__file__).parents[1] / "pipeline/data/policy-v1.yaml")
+        .read_text()
+        .replace("superseded_runs_days: 90", "superseded_runs_days: 0")
+        .replace("operational_days: 400", "operational_days: 3")
+    )
     current = current_runs(Store(str(copy)))
     superseded = sorted(set(p.name for p in (copy / "runs").iterdir()) - set(current.values()))
-    assert len(superseded) == 1 and superseded[0].startswith(dates[4])   # the re-run test replaced night 4
+    assert len(superseded) == 1 and superseded[0].startswith(dates[4])  # the re-run test replaced night 4
     before = {p: p.stat().st_size for p in (copy / "operational").rglob("*") if p.is_file()}
     dry = CliRunner().invoke(app, ["prune", "--out", str(copy), "--policy", str(policy)])
     assert dry.exit_code == 0 and "dry run: nothing removed" in dry.output, dry.output
@@ -324,8 +390,10 @@ def test_prune_lets_go_of_old_superseded_runs_and_folders_but_never_a_current_ru
     with open_catalog(Store(str(copy))) as con:
         assert con.sql("select count(*) from case_alignment_history").fetchall() == [(0,)]
         assert {str(d) for (d,) in con.sql("select distinct run_date from case_alignment").fetchall()} == set(dates)
-    assert duckdb.sql(f"select count(distinct run_date) from read_parquet('{copy}/published/case_alignment/**/"
-                      "*.parquet', hive_partitioning=true)").fetchall() == [(NIGHTS,)]
+    assert duckdb.sql(
+        f"select count(distinct run_date) from read_parquet('{copy}/published/case_alignment/**/"
+        "*.parquet', hive_partitioning=true)"
+    ).fetchall() == [(NIGHTS,)]
 
 
 def test_trp_simulate_refuses_a_rate_that_is_not_a_share(tmp_path, capsys, monkeypatch):
@@ -333,8 +401,22 @@ def test_trp_simulate_refuses_a_rate_that_is_not_a_share(tmp_path, capsys, monke
 
     from pipeline import cli
 
-    monkeypatch.setattr(sys, "argv", ["trp", "simulate", "--landing", str(tmp_path), "--out", str(tmp_path / "o"),
-                                      "--nights", "2", "--leavers", "1.5"])
+    monkeypatch.setattr(
+        sys,
+        "argv",
+        [
+            "trp",
+            "simulate",
+            "--landing",
+            str(tmp_path),
+            "--out",
+            str(tmp_path / "o"),
+            "--nights",
+            "2",
+            "--leavers",
+            "1.5",
+        ],
+    )
     with pytest.raises(SystemExit) as done:
         cli.main()
     assert done.value.code == 2 and "every rate is a share between 0 and 1" in capsys.readouterr().err

@@ -1,5 +1,6 @@
 """The steps an orchestrator schedules (`pipeline.runs.airflow_steps`), called as Airflow's tasks call them: a later
 step re-plans the run, and refuses to go on under another policy or pseudonym key than the run started with."""
+
 from __future__ import annotations
 
 from importlib import resources

@@ -30,14 +30,17 @@ def test_changed_policy_changes_hash(tmp_path):
     assert p.sha256 != load_policy().sha256
 
 
-@pytest.mark.parametrize("mutate", [
-    lambda d: d["alignment"].update(cost_move=10**9),                      # move dearer than overflow
-    lambda d: d["case_classes"]["weights"].pop("CRC_UPW"),                  # class without a weight
-    lambda d: d["case_classes"]["eligibility"]["NPS_HIGH"][0].update(grades=["CHIEF"]),
-    lambda d: d["staff_split"].update(fallback_nps_share=1.5),
-    lambda d: d.update(surprise=1),                                         # unknown key
-    lambda d: d["case_split"].update(rule_order=["MAPPA", "MAPPA"]),
-])
+@pytest.mark.parametrize(
+    "mutate",
+    [
+        lambda d: d["alignment"].update(cost_move=10**9),  # move dearer than overflow
+        lambda d: d["case_classes"]["weights"].pop("CRC_UPW"),  # class without a weight
+        lambda d: d["case_classes"]["eligibility"]["NPS_HIGH"][0].update(grades=["CHIEF"]),
+        lambda d: d["staff_split"].update(fallback_nps_share=1.5),
+        lambda d: d.update(surprise=1),  # unknown key
+        lambda d: d["case_split"].update(rule_order=["MAPPA", "MAPPA"]),
+    ],
+)
 def test_inconsistent_policy_is_refused(tmp_path, mutate):
     with pytest.raises(PolicyError):
         load_policy(_write(tmp_path, mutate))

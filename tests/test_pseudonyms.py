@@ -1,4 +1,5 @@
 """The published zone's pseudonyms: the keyed HMAC whatever the column, and safe in forked Dask workers."""
+
 from __future__ import annotations
 
 import hashlib
@@ -20,14 +21,14 @@ def _mac(key: bytes, kind: str, value: str) -> str:
 
 
 @settings(max_examples=60, deadline=None)
-@given(key=st.binary(min_size=1, max_size=150), kind=st.text(max_size=12),
-       values=st.lists(st.text(), max_size=40))
+@given(key=st.binary(min_size=1, max_size=150), kind=st.text(max_size=12), values=st.lists(st.text(), max_size=40))
 def test_digests_are_the_hmac_of_kind_and_value(key, kind, values):
     assert Pseudonyms(key, kind).digests(values) == [_mac(key, kind, v) for v in values]
 
 
-@pytest.mark.parametrize("key", [b"k", b"x" * 64, b"a longer key than the hash's block of sixty-four bytes..." * 2,
-                                 "clé-ключ-🔑".encode()])
+@pytest.mark.parametrize(
+    "key", [b"k", b"x" * 64, b"a longer key than the hash's block of sixty-four bytes..." * 2, "clé-ключ-🔑".encode()]
+)
 def test_pseudonyms_are_the_keyed_hmac_and_keep_nulls(key):
     values = pd.Series(NAUGHTY + [None])
     case_id = Pseudonyms(key, "crn")
@@ -45,7 +46,8 @@ def test_pseudonyms_are_the_keyed_hmac_and_keep_nulls(key):
     assert together[1].index.tolist() == values.index[::-1].tolist()
     distinct = pd.Series(sorted(set(NAUGHTY)), index=range(100, 100 + len(set(NAUGHTY))))
     assert case_id(distinct).to_dict() == {  # by position, whatever the index
-        i: _mac(key, "crn", v) for i, v in distinct.items()}
+        i: _mac(key, "crn", v) for i, v in distinct.items()
+    }
 
 
 def test_columns_with_nothing_or_only_missing_values():

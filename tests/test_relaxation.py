@@ -1,6 +1,7 @@
 """The alignment's models, checked against independent solvers on the same numbers: the LP relaxation
 (solved as a min-cost flow in workload units) against HiGHS' LP optimum of the exact model, and the exact
 model's CP-SAT optimum against HiGHS' MIP optimum."""
+
 import numpy as np
 import pandas as pd
 import pyarrow as pa

@@ -1,4 +1,5 @@
 """The landing zone and outputs on S3: moto's real S3 HTTP server on 127.0.0.1, real Dask workers."""
+
 import json
 
 import pyarrow.dataset as pads
@@ -23,8 +24,12 @@ def s3(tmp_path_factory):
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     endpoint = f"http://127.0.0.1:{port}"
-    env = {"AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
-           "AWS_DEFAULT_REGION": "us-east-1"}
+    env = {
+        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_ACCESS_KEY_ID": "test",
+        "AWS_SECRET_ACCESS_KEY": "test",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
     mp = pytest.MonkeyPatch()
     for k, v in env.items():
         mp.setenv(k, v)
@@ -47,10 +52,12 @@ def test_a_run_reads_and_publishes_on_s3(s3):
     assert pointer["run_id"] == result.manifest["run_id"]
     assert not fs.exists("outputs/trp/_runs") or not fs.ls("outputs/trp/_runs")
 
-    s3 = pafs.S3FileSystem(endpoint_override=endpoint, access_key="test", secret_key="test",
-                           region="us-east-1", scheme="http")
-    table = pads.dataset("outputs/trp/published/case_alignment", filesystem=s3, format="parquet",
-                         partitioning="hive").to_table()
+    s3 = pafs.S3FileSystem(
+        endpoint_override=endpoint, access_key="test", secret_key="test", region="us-east-1", scheme="http"
+    )
+    table = pads.dataset(
+        "outputs/trp/published/case_alignment", filesystem=s3, format="parquet", partitioning="hive"
+    ).to_table()
     assert set(table.column("trust_code").to_pylist()) == set(pointer["trusts_published"])
     assert table.num_rows == sum(t.get("cases", 0) for t in pointer["trusts"].values())
     ldn = fs.cat_file("outputs/trp/operational/LDN/2014-06-01/transfer_list.csv").decode()
@@ -64,13 +71,14 @@ def test_the_catalog_on_s3_answers_trp_query_and_a_reader_never_sees_half_a_run(
     before = catalog_cases_by_trust(out)
     assert sum(before.values()) == sum(t.get("cases", 0) for t in first.manifest["trusts"].values())
 
-    shown = CliRunner().invoke(app, ["query", "select count(*) as n from case_alignment", "--out", out,
-                                     "--format", "csv"])
+    shown = CliRunner().invoke(
+        app, ["query", "select count(*) as n from case_alignment", "--out", out, "--format", "csv"]
+    )
     assert shown.exit_code == 0, shown.output
     assert shown.output.splitlines()[-1] == str(sum(before.values()))
     assert fs.exists("outputs/catalog-test/reports/2014-06-01/index.html")
 
-    other = tmp_path / "landing2"                     # different extracts: every trust's count changes
+    other = tmp_path / "landing2"  # different extracts: every trust's count changes
     generate_landing(str(other), 0.012, seed=9, dirty=True)
     fs.put(str(other), "landing/zone2", recursive=True)
     with polling(lambda: catalog_cases_by_trust(out), every=0.2) as seen:

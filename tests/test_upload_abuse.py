@@ -2,6 +2,7 @@
 spends cannot refuse the other tests): slow clients, floods of bogus tokens, files built to exhaust a parser,
 tokens in query strings, links planted under OUT, and one trust's uploads beside another's. Every load is
 bounded in count and time and stops by itself."""
+
 import asyncio
 import hashlib
 import os
@@ -31,8 +32,17 @@ def extracts(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def guarded(tmp_path_factory):
-    started = _start(tmp_path_factory.mktemp("guarded"), "--max-mb", "64", "--idle-seconds", "2",
-                     "--header-seconds", str(HEADER_SECONDS), "--max-connections", str(MAX_CONNECTIONS))
+    started = _start(
+        tmp_path_factory.mktemp("guarded"),
+        "--max-mb",
+        "64",
+        "--idle-seconds",
+        "2",
+        "--header-seconds",
+        str(HEADER_SECONDS),
+        "--max-connections",
+        str(MAX_CONNECTIONS),
+    )
     started["pid"] = started["proc"].pid
     yield started
     _stop(started)
@@ -79,7 +89,7 @@ def test_a_client_that_never_finishes_its_headers_is_cut_off(guarded):
     with socket.create_connection(_address(guarded), timeout=30) as s:
         s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
         started = time.monotonic()
-        while True:                           # trickle a header line, never the blank line that ends them
+        while True:  # trickle a header line, never the blank line that ends them
             try:
                 s.sendall(b"X-a: b\r\n")
             except OSError:
@@ -115,13 +125,17 @@ def test_hundreds_of_slow_connections_neither_hold_on_nor_stop_the_service(guard
 
 def test_a_flood_of_bogus_tokens_costs_no_scrypt_and_keeps_healthz_fast(guarded):
     known_id = guarded["issued"]["KNT"].token.split(".")[1]
-    bogus = [f"trp.{os.urandom(8).hex()}.{'A' * 43}" for _ in range(150)] + \
-            [f"trp.{known_id}.{'B' * 43}" for _ in range(150)]     # a real id, wrong secrets: scrypt, bounded
+    bogus = [f"trp.{os.urandom(8).hex()}.{'A' * 43}" for _ in range(150)] + [
+        f"trp.{known_id}.{'B' * 43}" for _ in range(150)
+    ]  # a real id, wrong secrets: scrypt, bounded
 
     async def flood() -> tuple[list[int], list[float]]:
-        limits = httpx.Limits(max_connections=len(bogus) // 2)   # 150 requests at once, under the cap
-        async with httpx.AsyncClient(base_url=guarded["url"], limits=limits, timeout=60) as client, \
-                httpx.AsyncClient(base_url=guarded["url"], timeout=60) as prober:
+        limits = httpx.Limits(max_connections=len(bogus) // 2)  # 150 requests at once, under the cap
+        async with (
+            httpx.AsyncClient(base_url=guarded["url"], limits=limits, timeout=60) as client,
+            httpx.AsyncClient(base_url=guarded["url"], timeout=60) as prober,
+        ):
+
             async def one(token):
                 return (await client.get("/api/v1/whoami", headers={"Authorization": f"Bearer {token}"})).status_code
 
@@ -139,15 +153,16 @@ def test_a_flood_of_bogus_tokens_costs_no_scrypt_and_keeps_healthz_fast(guarded)
 
     with _Peak(guarded["pid"]) as memory:
         codes, latencies = asyncio.run(flood())
-    assert set(codes) <= {401, 429} and codes.count(401) >= 20      # refused; past the budget, 429 at once
+    assert set(codes) <= {401, 429} and codes.count(401) >= 20  # refused; past the budget, 429 at once
     assert 429 in codes
     # unguarded, /healthz took 10-21 s under such a flood; here it answers at once, but for the first probe,
     # which can queue behind the flood's 150 connections being accepted
     assert max(latencies) < 3.0 and sorted(latencies)[len(latencies) // 2] < 0.5, latencies
     assert memory.growth_mib < 100, memory.growth_mib
     # a trust that already has a verified token goes on; so do other addresses (this one is over budget now)
-    refused = httpx.get(f"{guarded['url']}/api/v1/whoami",
-                        headers={"Authorization": f"Bearer {guarded['issued']['LDN'].token}"})
+    refused = httpx.get(
+        f"{guarded['url']}/api/v1/whoami", headers={"Authorization": f"Bearer {guarded['issued']['LDN'].token}"}
+    )
     assert refused.status_code == 429 and refused.headers["retry-after"] == "60"
 
 
@@ -167,7 +182,7 @@ def test_files_built_to_exhaust_a_parser_are_rejected_fast_within_a_memory_bound
             body = answer.json()
             assert (body["outcome"], body["validation"]["rejected_files"][0]["rule"]) == ("REJECTED", rule)
             assert took < 10, took
-            assert memory.growth_mib < 400, (rule, memory.growth_mib)   # the upload itself is held once
+            assert memory.growth_mib < 400, (rule, memory.growth_mib)  # the upload itself is held once
             assert not (service["landing"] / "LDN" / "2014-06-01" / "staff.csv").exists()
             kept = service["out"] / "uploads" / "LDN" / "2014-06-01" / body["upload_id"] / "staff.csv"
             assert hashlib.sha256(kept.read_bytes()).hexdigest() == hashlib.sha256(raw).hexdigest()
@@ -181,8 +196,9 @@ def test_a_token_in_the_query_string_is_refused_and_never_logged(tmp_path):
         token = service["issued"]["LDN"].token
         for url in (f"/api/v1/whoami?token={token}", f"/api/v1/outputs/LDN?access_token={token}&x=1"):
             assert httpx.get(service["url"] + url).status_code == 401
-        assert httpx.get(f"{service['url']}/api/v1/whoami", headers={"Authorization": f"Bearer {token}"}).json() \
-            == {"trust": "LDN"}
+        assert httpx.get(f"{service['url']}/api/v1/whoami", headers={"Authorization": f"Bearer {token}"}).json() == {
+            "trust": "LDN"
+        }
     finally:
         _stop(service)
     log = service["log"].read_text()
@@ -204,11 +220,12 @@ def test_links_planted_under_out_are_never_served_and_personal_data_never_cached
         assert listed.json()["files"] == ["arrivals/2014-06-01/quarantine.csv"]
         for path in ("arrivals/2014-06-01/secret.csv", "arrivals/2014-06-02/quarantine.csv"):
             assert httpx.get(f"{service['url']}/api/v1/outputs/LDN/{path}", headers=auth).status_code == 404
-        answers = [listed, httpx.get(f"{service['url']}/api/v1/outputs/LDN/arrivals/2014-06-01/quarantine.csv",
-                                     headers=auth),
-                   httpx.get(f"{service['url']}/api/v1/extracts/LDN", headers=auth),
-                   _put(service, "LDN", "2014-06-01", "staff.csv", (extracts["LDN"] / "staff.csv").read_bytes(),
-                        token)]
+        answers = [
+            listed,
+            httpx.get(f"{service['url']}/api/v1/outputs/LDN/arrivals/2014-06-01/quarantine.csv", headers=auth),
+            httpx.get(f"{service['url']}/api/v1/extracts/LDN", headers=auth),
+            _put(service, "LDN", "2014-06-01", "staff.csv", (extracts["LDN"] / "staff.csv").read_bytes(), token),
+        ]
         assert all(a.status_code == 200 and a.headers["cache-control"] == "no-store" for a in answers)
     finally:
         _stop(service)
@@ -221,8 +238,9 @@ def test_one_trusts_uploads_never_hold_another_trust_back(tmp_path, extracts):
     try:
         ldn, wil = service["store"].issue("LDN").token, service["store"].issue("WIL").token
         for name in ("staff.csv", "cases.csv"):
-            assert _put(service, "LDN", "2014-06-01", name, (extracts["LDN"] / name).read_bytes(), ldn).status_code \
-                == 200
+            assert (
+                _put(service, "LDN", "2014-06-01", name, (extracts["LDN"] / name).read_bytes(), ldn).status_code == 200
+            )
         cases = (extracts["LDN"] / "cases.csv").read_bytes()
         variants = [cases + cases.splitlines(keepends=True)[1 + i] for i in range(6)]  # six different files
 
@@ -232,11 +250,17 @@ def test_one_trusts_uploads_never_hold_another_trust_back(tmp_path, extracts):
             return answer.status_code, time.monotonic() - started
 
         with ThreadPoolExecutor(7) as pool:
-            ldn_answers = [pool.submit(timed, lambda v=v: _put(service, "LDN", "2014-06-01", "cases.csv", v, ldn))
-                           for v in variants]
+            ldn_answers = [
+                pool.submit(timed, lambda v=v: _put(service, "LDN", "2014-06-01", "cases.csv", v, ldn))
+                for v in variants
+            ]
             time.sleep(0.3)
-            wil_answer = pool.submit(timed, lambda: _put(service, "WIL", "2014-06-01", "staff.csv",
-                                                         (extracts["WIL"] / "staff.csv").read_bytes(), wil))
+            wil_answer = pool.submit(
+                timed,
+                lambda: _put(
+                    service, "WIL", "2014-06-01", "staff.csv", (extracts["WIL"] / "staff.csv").read_bytes(), wil
+                ),
+            )
             ldn_times = [f.result() for f in ldn_answers]
             wil_code, wil_seconds = wil_answer.result()
         assert all(code == 200 for code, _ in ldn_times) and wil_code == 200

@@ -1,5 +1,6 @@
 """The suites in expectations/, run by Great Expectations: exactly the rows the contract forbids are flagged,
 and hostile uploads get exact, line-accurate outcomes without breaking anything."""
+
 import datetime as dt
 import io
 import json
@@ -17,10 +18,26 @@ from pipeline.extracts.validation import load_suite, suite_dir, validate
 from pipeline.runs.arrival import check_arrival, pending_arrivals
 from pipeline.synthetic.landing import generate_landing
 
-NAUGHTY = json.loads((Path(__file__).with_name("corpora") / "big-list-of-naughty-strings" / "blns.json")
-                     .read_text(encoding="utf-8"))
-HOSTILE = ["NULL", "None", "NaN", "", " ", "=cmd|'/C calc'!A0", "\u200f", "A\u200b1", "😀", "-1", "1e3",
-           "2014-02-30", "0x1F", "١٢٣", *NAUGHTY[::25]]
+NAUGHTY = json.loads(
+    (Path(__file__).with_name("corpora") / "big-list-of-naughty-strings" / "blns.json").read_text(encoding="utf-8")
+)
+HOSTILE = [
+    "NULL",
+    "None",
+    "NaN",
+    "",
+    " ",
+    "=cmd|'/C calc'!A0",
+    "\u200f",
+    "A\u200b1",
+    "😀",
+    "-1",
+    "1e3",
+    "2014-02-30",
+    "0x1F",
+    "١٢٣",
+    *NAUGHTY[::25],
+]
 
 
 @pytest.fixture(scope="module")
@@ -47,8 +64,7 @@ def _hostile(text: pd.DataFrame) -> pd.DataFrame:
 
 def _params(staff: pd.DataFrame, cases: pd.DataFrame, trust: str) -> dict:
     codes = staff["staff_code"].tolist()
-    return {"trust": [trust], "staff_codes": codes, "staff_codes_or_blank": codes + [""],
-            "crns": cases["crn"].tolist()}
+    return {"trust": [trust], "staff_codes": codes, "staff_codes_or_blank": codes + [""], "crns": cases["crn"].tolist()}
 
 
 def _real_date(v: str) -> bool:
@@ -71,17 +87,21 @@ def _number_in(v: str, lo: float, hi: float, whole: bool = False, above: bool = 
 def _contract(kind: str, frame: pd.DataFrame, params: dict) -> set[tuple[int, str, str]]:
     """(row, column, rule) for every breach of spec section 3 in a staff or cases file, written out value by
     value in plain Python (the value sets are the suites')."""
-    sets = {(e["meta"]["rule"], e["kwargs"].get("column")): e["kwargs"]["value_set"]
-            for e in json.loads((suite_dir() / f"{kind}.json").read_text())["expectations"]
-            if isinstance(e["kwargs"].get("value_set"), list)}
+    sets = {
+        (e["meta"]["rule"], e["kwargs"].get("column")): e["kwargs"]["value_set"]
+        for e in json.loads((suite_dir() / f"{kind}.json").read_text())["expectations"]
+        if isinstance(e["kwargs"].get("value_set"), list)
+    }
     code = re.compile(r"[A-Za-z0-9]{1,7}")
     out = set()
     key = "staff_code" if kind == "staff" else "crn"
     repeated = frame[key].duplicated(keep=False)
     for i, row in enumerate(frame.to_dict("records")):
+
         def breach(column: str, rule: str, broken: bool) -> None:
             if broken:
                 out.add((i, column, rule))
+
         breach("trust_code", "TRUST_MATCHES_FOLDER", row["trust_code"] not in params["trust"])
         breach(key, "DUPLICATE_KEY", bool(repeated.iloc[i]))
         breach("team_code", "TEAM_CODE_FORMAT", not re.fullmatch(r"[A-Za-z0-9]{1,6}", row["team_code"]))
@@ -180,19 +200,26 @@ def _zip() -> bytes:
     return buf.getvalue()
 
 
-@pytest.mark.parametrize("raw, rule, line, column", [
-    (b"", "EMPTY", 1, ""),
-    (_zip(), "NOT_CSV", 1, ""),
-    (b"trust_code,staff_code\nWIL,A1\n" + b"WIL,B\x81\n", "UNDECODABLE", 3, ""),
-    (b"STAFF_HEADER\n", "EMPTY", 2, ""),
-    (b"NO_GRADE", "MISSING_COLUMN", 1, "grade"),
-    (b"STAFF_HEADER_DUP\n", "DUPLICATE_COLUMN", 1, ""),
-])
+@pytest.mark.parametrize(
+    "raw, rule, line, column",
+    [
+        (b"", "EMPTY", 1, ""),
+        (_zip(), "NOT_CSV", 1, ""),
+        (b"trust_code,staff_code\nWIL,A1\n" + b"WIL,B\x81\n", "UNDECODABLE", 3, ""),
+        (b"STAFF_HEADER\n", "EMPTY", 2, ""),
+        (b"NO_GRADE", "MISSING_COLUMN", 1, "grade"),
+        (b"STAFF_HEADER_DUP\n", "DUPLICATE_COLUMN", 1, ""),
+    ],
+)
 def test_a_bad_file_is_rejected_with_file_line_column_and_rule(clean, tmp_path, raw, rule, line, column):
     header = _clean_staff(clean).splitlines()[0]
     if raw == b"NO_GRADE":
-        raw = pd.read_csv(io.StringIO(_clean_staff(clean)), dtype=str, keep_default_na=False).drop(
-            columns="grade").to_csv(index=False).encode()
+        raw = (
+            pd.read_csv(io.StringIO(_clean_staff(clean)), dtype=str, keep_default_na=False)
+            .drop(columns="grade")
+            .to_csv(index=False)
+            .encode()
+        )
     raw = raw.replace(b"STAFF_HEADER_DUP", (header + ",grade").encode()).replace(b"STAFF_HEADER", header.encode())
     s, q = _check(clean, tmp_path, staff=raw)
     assert s["status"] == "REJECTED"
@@ -211,23 +238,27 @@ def _with_rows(landing, *rows: str, crlf: bool = False) -> bytes:
 def _row(landing, **values: str) -> str:
     header = _clean_staff(landing).splitlines()[0].split(",")
     base = {**dict(zip(header, _clean_staff(landing).splitlines()[1].split(","))), "staff_code": "ZZ1", **values}
-    return ",".join('"' + v.replace('"', '""') + '"' if any(c in v for c in ',"\n\r') else v
-                    for v in (base[h] for h in header))
+    return ",".join(
+        '"' + v.replace('"', '""') + '"' if any(c in v for c in ',"\n\r') else v for v in (base[h] for h in header)
+    )
 
 
-@pytest.mark.parametrize("values, expected", [
-    ({"full_name": "x" * 500_000}, []),                          # a 500 kB field: free text, kept
-    ({"team_code": "y" * 500_000}, [("team_code", "TEAM_CODE_FORMAT")]),
-    ({"full_name": "\u202eAnn 😀 \u200b", "ni_number": "NULL"}, []),
-    ({"staff_code": "A\u200b1"}, [("staff_code", "STAFF_CODE_FORMAT")]),
-    ({"staff_code": "\u200f"}, [("staff_code", "STAFF_CODE_FORMAT")]),
-    ({"grade": "None"}, [("grade", "GRADE_KNOWN")]),
-    ({"fte": "NaN"}, [("fte", "FTE_FORMAT")]),
-    ({"fte": "1.5"}, [("fte", "FTE_RANGE")]),
-    ({"service_start": "NULL"}, [("service_start", "DATE_FORMAT")]),
-    ({"team_code": "=cmd|'/C calc'!A0"}, [("team_code", "TEAM_CODE_FORMAT")]),
-    ({"full_name": "Smith, \"Jo\"\nline two"}, []),
-])
+@pytest.mark.parametrize(
+    "values, expected",
+    [
+        ({"full_name": "x" * 500_000}, []),  # a 500 kB field: free text, kept
+        ({"team_code": "y" * 500_000}, [("team_code", "TEAM_CODE_FORMAT")]),
+        ({"full_name": "\u202eAnn 😀 \u200b", "ni_number": "NULL"}, []),
+        ({"staff_code": "A\u200b1"}, [("staff_code", "STAFF_CODE_FORMAT")]),
+        ({"staff_code": "\u200f"}, [("staff_code", "STAFF_CODE_FORMAT")]),
+        ({"grade": "None"}, [("grade", "GRADE_KNOWN")]),
+        ({"fte": "NaN"}, [("fte", "FTE_FORMAT")]),
+        ({"fte": "1.5"}, [("fte", "FTE_RANGE")]),
+        ({"service_start": "NULL"}, [("service_start", "DATE_FORMAT")]),
+        ({"team_code": "=cmd|'/C calc'!A0"}, [("team_code", "TEAM_CODE_FORMAT")]),
+        ({"full_name": 'Smith, "Jo"\nline two'}, []),
+    ],
+)
 def test_a_bad_value_quarantines_its_row_only(clean, tmp_path, values, expected):
     raw = _with_rows(clean, _row(clean, **values))
     s, q = _check(clean, tmp_path, staff=raw)
@@ -258,14 +289,14 @@ def test_an_extract_is_pending_until_checked_and_again_when_its_files_change(cle
     landing, out = _upload(clean, "WIL", tmp_path), tmp_path / "out"
     folder = landing / "WIL" / "2014-06-02"
     (folder / "cases.csv").rename(tmp_path / "cases.csv")
-    assert pending_arrivals(str(landing), str(out)) == []           # still landing: no cases.csv yet
+    assert pending_arrivals(str(landing), str(out)) == []  # still landing: no cases.csv yet
     (tmp_path / "cases.csv").rename(folder / "cases.csv")
     assert pending_arrivals(str(landing), str(out)) == [{"trust": "WIL", "extract_date": "2014-06-02"}]
     check_arrival(str(landing), "WIL", str(out))
     assert pending_arrivals(str(landing), str(out)) == []
-    with open(folder / "staff.csv", "ab") as f:                        # re-uploaded with one more row
+    with open(folder / "staff.csv", "ab") as f:  # re-uploaded with one more row
         f.write(b"WIL,ZZ9,New Officer,PO,OFFENDER_MANAGEMENT,T1,1.0,PERMANENT,2013-01-01\n")
     assert pending_arrivals(str(landing), str(out)) == [{"trust": "WIL", "extract_date": "2014-06-02"}]
     check_arrival(str(landing), "WIL", str(out))
-    (folder.parent / "2014-06-09").mkdir()                               # a newer folder, files not yet there
+    (folder.parent / "2014-06-09").mkdir()  # a newer folder, files not yet there
     assert pending_arrivals(str(landing), str(out)) == []

@@ -1,6 +1,7 @@
 """The transfer workbook (xlsxwriter, constant-memory mode) read back by openpyxl: every naughty string comes
 back as the same text, under a bold header with filters and a frozen row; the same moves and date give the
 same bytes."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -16,21 +17,35 @@ import pandas as pd
 
 from pipeline.outputs.workbook import transfer_workbook
 
-NAUGHTY = json.loads((Path(__file__).with_name("corpora") / "big-list-of-naughty-strings" / "blns.json")
-                     .read_text(encoding="utf-8"))
+NAUGHTY = json.loads(
+    (Path(__file__).with_name("corpora") / "big-list-of-naughty-strings" / "blns.json").read_text(encoding="utf-8")
+)
 
 
 def _naughty_moves() -> pd.DataFrame:
     texts = list(NAUGHTY) + ["<r>rich?</r>", "_x0041_", "\x07bell", " edge "]
     n = len(texts)
-    return pd.DataFrame({"crn": texts, "current_om": texts[::-1], "new_om": [None, *texts[1:]],
-                         "team_code": [f"T{i % 7}" for i in range(n)], "reason": ["MOVED_SIDE"] * n})
+    return pd.DataFrame(
+        {
+            "crn": texts,
+            "current_om": texts[::-1],
+            "new_om": [None, *texts[1:]],
+            "team_code": [f"T{i % 7}" for i in range(n)],
+            "reason": ["MOVED_SIDE"] * n,
+        }
+    )
 
 
 def _london_sized_moves(n: int = 60_000) -> pd.DataFrame:
-    return pd.DataFrame({"crn": [f"X{i:06d}" for i in range(n)], "current_om": [f"OM{i % 300}" for i in range(n)],
-                         "new_om": [f"OM{i * 7 % 300}" if i % 50 else "" for i in range(n)],
-                         "team_code": [f"T{i % 40:02d}" for i in range(n)], "reason": ["MOVED_SIDE"] * n})
+    return pd.DataFrame(
+        {
+            "crn": [f"X{i:06d}" for i in range(n)],
+            "current_om": [f"OM{i % 300}" for i in range(n)],
+            "new_om": [f"OM{i * 7 % 300}" if i % 50 else "" for i in range(n)],
+            "team_code": [f"T{i % 40:02d}" for i in range(n)],
+            "reason": ["MOVED_SIDE"] * n,
+        }
+    )
 
 
 def test_a_london_sized_list_reads_back_row_for_row():
@@ -53,16 +68,23 @@ def _as_excel_reads(book: bytes) -> list[list[list[str]]]:
     each _xHHHH_ read once, left to right, as its character (so _x005F_ keeps a literal _xHHHH_)."""
     z = zipfile.ZipFile(io.BytesIO(book))
     ns = {"m": "http://schemas.openxmlformats.org/spreadsheetml/2006/main"}
-    strings = ["".join(t.text or "" for t in si.iter(f"{{{ns['m']}}}t"))
-               for si in ElementTree.fromstring(z.read("xl/sharedStrings.xml")).findall("m:si", ns)]
+    strings = [
+        "".join(t.text or "" for t in si.iter(f"{{{ns['m']}}}t"))
+        for si in ElementTree.fromstring(z.read("xl/sharedStrings.xml")).findall("m:si", ns)
+    ]
     decoded = [re.sub(r"_x([0-9A-Fa-f]{4})_", lambda m: chr(int(m.group(1), 16)), s) for s in strings]
-    sheets = sorted((n for n in z.namelist() if n.startswith("xl/worksheets/sheet")),
-                    key=lambda n: int(re.findall(r"\d+", n)[0]))
+    sheets = sorted(
+        (n for n in z.namelist() if n.startswith("xl/worksheets/sheet")), key=lambda n: int(re.findall(r"\d+", n)[0])
+    )
 
     def row_of(row) -> list[str]:
-        cells = {ord(re.match(r"[A-Z]", c.get("r")).group()) - ord("A"): decoded[int(c.find("m:v", ns).text)]
-                 for c in row.findall("m:c", ns) if c.get("t") == "s"}
+        cells = {
+            ord(re.match(r"[A-Z]", c.get("r")).group()) - ord("A"): decoded[int(c.find("m:v", ns).text)]
+            for c in row.findall("m:c", ns)
+            if c.get("t") == "s"
+        }
         return [cells.get(i, "") for i in range(max(cells, default=-1) + 1)]
+
     return [[row_of(row) for row in ElementTree.fromstring(z.read(n)).iter(f"{{{ns['m']}}}row")] for n in sheets]
 
 

@@ -1,4 +1,5 @@
 """Workforce balance: FTE the workload requires against FTE assigned, per side and grade."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -33,12 +34,18 @@ def workforce_balance(
             else:
                 required = grade_fte[(grade,)] * share
             fte = fte_of.get((side, grade), 0.0)
-            rows.append({
-                "side": side, "unit": units[side], "grade": grade, "headcount": heads.get((side, grade), 0),
-                "fte_assigned": round(fte, 6), "fte_required": round(required, 6),
-                "surplus_fte": round(max(fte - required, 0.0), 6),
-                "deficit_fte": round(max(required - fte, 0.0), 6),
-            })
+            rows.append(
+                {
+                    "side": side,
+                    "unit": units[side],
+                    "grade": grade,
+                    "headcount": heads.get((side, grade), 0),
+                    "fte_assigned": round(fte, 6),
+                    "fte_required": round(required, 6),
+                    "surplus_fte": round(max(fte - required, 0.0), 6),
+                    "deficit_fte": round(max(required - fte, 0.0), 6),
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -50,6 +57,7 @@ def _sums(df: pd.DataFrame, keys: list[str], column: str | None) -> dict[tuple, 
     codes = [pd.factorize(df[k], use_na_sentinel=False)[0] for k in keys]
     key = np.ravel_multi_index(codes, [int(c.max()) + 1 for c in codes])
     distinct, first, dense = np.unique(key, return_index=True, return_inverse=True)
-    total = np.bincount(dense, weights=None if column is None else df[column].to_numpy(dtype=float),
-                        minlength=len(distinct))
+    total = np.bincount(
+        dense, weights=None if column is None else df[column].to_numpy(dtype=float), minlength=len(distinct)
+    )
     return dict(zip(df[keys].iloc[first].itertuples(index=False, name=None), total.tolist()))

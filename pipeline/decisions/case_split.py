@@ -1,4 +1,5 @@
 """Case split: which side each case belongs to, under which rule, and its case class and workload weight."""
+
 from __future__ import annotations
 
 import re
@@ -49,12 +50,16 @@ def split_cases(cases: pd.DataFrame, policy: Policy) -> pd.DataFrame:
     case_class = np.select(  # positions in CASE_CLASSES, the first condition that holds wins
         [nps & (mappa | rosh_high), nps, cases["upw_only"].to_numpy(dtype=bool), complex_],
         [CASE_CLASSES.index(k) for k in ("NPS_HIGH", "NPS_STANDARD", "CRC_UPW", "CRC_COMPLEX")],
-        default=CASE_CLASSES.index("CRC_STANDARD"))
+        default=CASE_CLASSES.index("CRC_STANDARD"),
+    )
     weight_units = np.array([policy.weight_units(k) for k in CASE_CLASSES], dtype="int64")[case_class]
     return cases.assign(
-        side=_labels(nps.astype(int), [CRC, NPS]), rule=_labels(rule, [*rules, DEFAULT_CRC]),
-        case_class=_labels(case_class, list(CASE_CLASSES)), weight_units=weight_units,
-        weight=weight_units / policy.units_per_point)
+        side=_labels(nps.astype(int), [CRC, NPS]),
+        rule=_labels(rule, [*rules, DEFAULT_CRC]),
+        case_class=_labels(case_class, list(CASE_CLASSES)),
+        weight_units=weight_units,
+        weight=weight_units / policy.units_per_point,
+    )
 
 
 def _labels(codes: np.ndarray, names: list[str]) -> np.ndarray:

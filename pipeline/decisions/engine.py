@@ -1,4 +1,5 @@
 """The four decisions for one trust, composed in order: case split, staff split, alignment, balance."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -38,14 +39,14 @@ def decide_trust(
     previous_staff: pd.DataFrame | None = None,
     run_date: pd.Timestamp | None = None,
 ) -> TrustDecisions:
-    """Run the split for one trust from typed tables (pipeline.extracts.contract types them) to decision tables. `previous_*`:
-    the staff assignment and case plan the last run before this one left (decisions.night), `run_date` the
-    night's date, recorded as `assigned_on` and `planned_on` of what is decided tonight."""
+    """Run the split for one trust from typed tables (as pipeline.extracts.contract types them) to decision
+    tables. `previous_*`: the staff assignment and case plan the last run before this one left
+    (decisions.night); `run_date` the night's date, recorded as `assigned_on` and `planned_on` of what is
+    decided tonight."""
     split = split_cases(cases.sort_values("crn", kind="stable").reset_index(drop=True), policy)
     assignment = split_staff(staff, split, appeals, policy, nps_unit, crc_unit, previous_staff, run_date)
     aligned, reports = align_cases(split, assignment, retention, policy, as_of, previous_plan, run_date)
     load = caseload(aligned, assignment, policy)
     balance = workforce_balance(load, assignment, policy, {NPS: nps_unit, CRC: crc_unit})
     night = progress(aligned, assignment, run_date) if run_date is not None else pd.DataFrame(columns=PROGRESS_COLUMNS)
-    return TrustDecisions(assignment, aligned, load, balance, retention_decisions(retention, aligned), reports,
-                          night)
+    return TrustDecisions(assignment, aligned, load, balance, retention_decisions(retention, aligned), reports, night)

@@ -5,6 +5,7 @@ earlier run planned for it while the extract still shows the OM it had then, or 
 move done), and the planned OM can still take it (`alignment.align_cases`). These functions only line the
 earlier tables up with tonight's extract, and count the night's progress; they decide nothing.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -26,9 +27,17 @@ def prior_plan(cases: pd.DataFrame, previous: pd.DataFrame | None) -> pd.DataFra
     none = np.full(n, None, dtype=object)
     if previous is None or previous.empty:
         no = np.zeros(n, bool)
-        return pd.DataFrame({"planned_om": none, "reason": none.copy(),
-                             "planned_on": np.full(n, np.datetime64("NaT"), "datetime64[ns]"),
-                             "then_om": none.copy(), "outstanding": no, "unchanged": no, "done": no})
+        return pd.DataFrame(
+            {
+                "planned_om": none,
+                "reason": none.copy(),
+                "planned_on": np.full(n, np.datetime64("NaT"), "datetime64[ns]"),
+                "then_om": none.copy(),
+                "outstanding": no,
+                "unchanged": no,
+                "done": no,
+            }
+        )
     previous = previous.drop_duplicates("crn").reset_index(drop=True)
     at = pd.Index(previous["crn"]).get_indexer(cases["crn"])
     known = at >= 0
@@ -48,15 +57,34 @@ def prior_plan(cases: pd.DataFrame, previous: pd.DataFrame | None) -> pd.DataFra
         blank_a, blank_b = pd.isna(a), pd.isna(b)
         return (blank_a & blank_b) | (~blank_a & ~blank_b & (a == b))
 
-    return pd.DataFrame({
-        "planned_om": planned, "reason": reason, "planned_on": on, "then_om": then,
-        "outstanding": np.isin(reason, sorted(OUTSTANDING)), "unchanged": known & same(now, then),
-        "done": known & ~pd.isna(planned) & same(now, planned)})
+    return pd.DataFrame(
+        {
+            "planned_om": planned,
+            "reason": reason,
+            "planned_on": on,
+            "then_om": then,
+            "outstanding": np.isin(reason, sorted(OUTSTANDING)),
+            "unchanged": known & same(now, then),
+            "done": known & ~pd.isna(planned) & same(now, planned),
+        }
+    )
 
 
-PROGRESS_COLUMNS = ["side", "cases", "moves_outstanding", "median_days_outstanding", "oldest_days_outstanding",
-                    "moves_done", "newly_planned", "replanned", *(f"replanned_{r.lower()}" for r in MOVE_REASONS),
-                    "staff", "staff_held", "staff_newly_assigned", "staff_changed_by_appeal"]
+PROGRESS_COLUMNS = [
+    "side",
+    "cases",
+    "moves_outstanding",
+    "median_days_outstanding",
+    "oldest_days_outstanding",
+    "moves_done",
+    "newly_planned",
+    "replanned",
+    *(f"replanned_{r.lower()}" for r in MOVE_REASONS),
+    "staff",
+    "staff_held",
+    "staff_newly_assigned",
+    "staff_changed_by_appeal",
+]
 
 
 def progress(aligned: pd.DataFrame, assignment: pd.DataFrame, run_date: pd.Timestamp) -> pd.DataFrame:
@@ -72,15 +100,23 @@ def progress(aligned: pd.DataFrame, assignment: pd.DataFrame, run_date: pd.Times
         age = (run_date - pd.to_datetime(moves["planned_on"])).dt.days
         replanned = moves[moves["replanned"]]
         today = pd.to_datetime(s["assigned_on"]) == run_date
-        rows.append({
-            "side": side, "cases": len(a), "moves_outstanding": len(moves),
-            "median_days_outstanding": float(age.median()) if len(age) else None,
-            "oldest_days_outstanding": int(age.max()) if len(age) else None,
-            "moves_done": int(a["actioned"].sum()), "newly_planned": int((moves["planned_on"] == run_date).sum()
-                                                                        - len(replanned)),
-            "replanned": len(replanned),
-            **{f"replanned_{r.lower()}": int((replanned["reason"] == r).sum()) for r in MOVE_REASONS},
-            "staff": len(s), "staff_held": int(s["held"].sum()), "staff_newly_assigned": int((today & ~s["held"]).sum()),
-            "staff_changed_by_appeal": int((today & (s["reason"] == "APPEAL_UPHELD")).sum())})
-    return pd.DataFrame(rows, columns=PROGRESS_COLUMNS).astype({"median_days_outstanding": "float64",
-                                                                 "oldest_days_outstanding": "Int64"})
+        rows.append(
+            {
+                "side": side,
+                "cases": len(a),
+                "moves_outstanding": len(moves),
+                "median_days_outstanding": float(age.median()) if len(age) else None,
+                "oldest_days_outstanding": int(age.max()) if len(age) else None,
+                "moves_done": int(a["actioned"].sum()),
+                "newly_planned": int((moves["planned_on"] == run_date).sum() - len(replanned)),
+                "replanned": len(replanned),
+                **{f"replanned_{r.lower()}": int((replanned["reason"] == r).sum()) for r in MOVE_REASONS},
+                "staff": len(s),
+                "staff_held": int(s["held"].sum()),
+                "staff_newly_assigned": int((today & ~s["held"]).sum()),
+                "staff_changed_by_appeal": int((today & (s["reason"] == "APPEAL_UPHELD")).sum()),
+            }
+        )
+    return pd.DataFrame(rows, columns=PROGRESS_COLUMNS).astype(
+        {"median_days_outstanding": "float64", "oldest_days_outstanding": "Int64"}
+    )

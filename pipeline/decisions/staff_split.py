@@ -1,4 +1,5 @@
 """Staff split: every person gets exactly one side (NPS or CRC), its unit and a reason code."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -49,9 +50,9 @@ def split_staff(
 
     `held`: the assignment the last run before this one left (HELD_COLUMNS). With the policy's `hold_sides`,
     a person in it keeps their side, unit, reason and `assigned_on` unless an appeal is upheld for the other
-    side or they moved into a fixed role of the other side (their role changed); a person new to the extracts is split against
-    what is left of their grade's targets once everyone held is counted. `run_date`: the `assigned_on` of
-    whoever is assigned now (NaT when not given).
+    side or they moved into a fixed role of the other side (their role changed); a person new to the extracts
+    is split against what is left of their grade's targets once everyone held is counted. `run_date`: the
+    `assigned_on` of whoever is assigned now (NaT when not given).
 
     Returns the staff rows sorted by staff_code with `side`, `unit`, `reason`, `guaranteed`, `alignment`,
     `assigned_on` and `held` (kept from the run before).
@@ -71,9 +72,11 @@ def split_staff(
     now = np.datetime64(run_date, "ns") if run_date is not None else np.datetime64("NaT")
     before = _held(staff, held if sp.hold_sides else None)
 
-    upheld = sorted((code, org) for code, org, status in
-                    zip(appeals["staff_code"], appeals["requested_org"], appeals["status"])
-                    if status == "UPHELD" and isinstance(code, str) and isinstance(org, str))
+    upheld = sorted(
+        (code, org)
+        for code, org, status in zip(appeals["staff_code"], appeals["requested_org"], appeals["status"])
+        if status == "UPHELD" and isinstance(code, str) and isinstance(org, str)
+    )
     row_of = {c: i for i, c in enumerate(staff["staff_code"].to_numpy(dtype=object))} if upheld else {}
     appealed = np.zeros(len(staff), dtype=bool)
     for code, org in upheld:
@@ -89,8 +92,11 @@ def split_staff(
         side[at], reason[at] = s, FIXED_ROLE
     assigned_on[pd.notna(side)] = now
     keep = pd.notna(before["side"]) & pd.isna(side)  # held: no appeal or fixed role says otherwise
-    side[keep], reason[keep], assigned_on[keep] = before["side"][keep], before["reason"][keep], \
-        before["assigned_on"][keep]
+    side[keep], reason[keep], assigned_on[keep] = (
+        before["side"][keep],
+        before["reason"][keep],
+        before["assigned_on"][keep],
+    )
     fixed = pd.notna(side) & ~keep
     flexible = ~fixed
     clarity = np.abs(alignment - 0.5)
@@ -104,8 +110,10 @@ def split_staff(
             # clearest alignment first, then longest service, then staff_code (rows are in code order)
             rows = rows[np.lexsort((rows, service[rows], -clarity[rows]))]
             total = float(fte[mine].sum())  # the grade's target counts everyone held in it
-            room = {s: total * (share if s == NPS else 1 - share) - float(fte[mine & keep & (side == s)].sum())
-                    for s in (NPS, CRC)}
+            room = {
+                s: total * (share if s == NPS else 1 - share) - float(fte[mine & keep & (side == s)].sum())
+                for s in (NPS, CRC)
+            }
             got_side, got_reason = [], []
             for pref, aligned, f in zip(preference[rows].tolist(), alignment[rows].tolist(), fte[rows].tolist()):
                 explicit = pref in (NPS, CRC)
@@ -145,19 +153,29 @@ def _held(staff: pd.DataFrame, held: pd.DataFrame | None) -> dict[str, np.ndarra
     NaT for a person new to the extracts)."""
     n = len(staff)
     if held is None or held.empty:
-        return {"side": np.full(n, None, dtype=object), "reason": np.full(n, None, dtype=object),
-                "role": np.full(n, None, dtype=object),
-                "assigned_on": np.full(n, np.datetime64("NaT"), dtype="datetime64[ns]")}
+        return {
+            "side": np.full(n, None, dtype=object),
+            "reason": np.full(n, None, dtype=object),
+            "role": np.full(n, None, dtype=object),
+            "assigned_on": np.full(n, np.datetime64("NaT"), dtype="datetime64[ns]"),
+        }
     at = pd.Index(held["staff_code"]).get_indexer(staff["staff_code"])  # staff row -> held row, -1 when new
     found = at >= 0
     pick = np.where(found, at, 0)
 
     def column(name: str, missing, dtype) -> np.ndarray:
         values = held[name].to_numpy(dtype=dtype)[pick]
-        return np.where(found, values, missing) if dtype is object else \
-            np.where(found, values, np.datetime64("NaT")).astype(dtype)
+        return (
+            np.where(found, values, missing)
+            if dtype is object
+            else np.where(found, values, np.datetime64("NaT")).astype(dtype)
+        )
 
     sides = column("side", None, object)
     sides = np.where(np.isin(sides, [NPS, CRC]), sides, None)
-    return {"side": sides, "reason": column("reason", None, object), "role": column("role", None, object),
-            "assigned_on": column("assigned_on", None, "datetime64[ns]")}
+    return {
+        "side": sides,
+        "reason": column("reason", None, object),
+        "role": column("role", None, object),
+        "assigned_on": column("assigned_on", None, "datetime64[ns]"),
+    }

@@ -3,6 +3,7 @@
 The rules every value must keep are the Great Expectations suites in `expectations/` (`pipeline.extracts.validation`
 runs them); this module only knows each file's shape and how a row that passed becomes typed data.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -26,17 +27,37 @@ class FileSpec:
 FILES: dict[str, FileSpec] = {
     "staff": FileSpec(
         "staff.csv",
-        ("trust_code", "staff_code", "full_name", "grade", "role", "team_code", "fte", "contract",
-         "service_start"),
-        ("ni_number", "leaving_date", "preference"), "staff_code", True),
+        ("trust_code", "staff_code", "full_name", "grade", "role", "team_code", "fte", "contract", "service_start"),
+        ("ni_number", "leaving_date", "preference"),
+        "staff_code",
+        True,
+    ),
     "cases": FileSpec(
         "cases.csv",
-        ("trust_code", "crn", "om_staff_code", "team_code", "case_type", "rosh", "mappa_category",
-         "mappa_level", "deport", "upw_only", "sentence_date"),
-        ("registers", "ogrs", "rsr", "expected_end"), "crn", True),
+        (
+            "trust_code",
+            "crn",
+            "om_staff_code",
+            "team_code",
+            "case_type",
+            "rosh",
+            "mappa_category",
+            "mappa_level",
+            "deport",
+            "upw_only",
+            "sentence_date",
+        ),
+        ("registers", "ogrs", "rsr", "expected_end"),
+        "crn",
+        True,
+    ),
     "retention_requests": FileSpec(
-        "retention_requests.csv", ("crn", "requested_by", "reason", "status"),
-        ("note", "decided_by", "decision_note"), None, False),
+        "retention_requests.csv",
+        ("crn", "requested_by", "reason", "status"),
+        ("note", "decided_by", "decision_note"),
+        None,
+        False,
+    ),
     "appeals": FileSpec("appeals.csv", ("staff_code", "requested_org", "status"), ("decision_note",), None, False),
 }
 
@@ -46,8 +67,7 @@ def _blank(s: pd.Series) -> pd.Series:
 
 
 def _dates(s: pd.Series) -> pd.Series:
-    return pd.to_datetime(s.where(s.str.fullmatch(DATE).fillna(False).astype(bool)),
-                          format="%Y-%m-%d", errors="coerce")
+    return pd.to_datetime(s.where(s.str.fullmatch(DATE).fillna(False).astype(bool)), format="%Y-%m-%d", errors="coerce")
 
 
 def _opt(s: pd.Series) -> pd.Series:
@@ -56,19 +76,42 @@ def _opt(s: pd.Series) -> pd.Series:
 
 # How each column of a row that passed validation is typed; columns not named stay text.
 TYPES: dict[str, dict[str, str]] = {
-    "staff": {"fte": "number", "service_start": "date", "leaving_date": "date", "preference": "optional",
-              "ni_number": "optional"},
-    "cases": {"om_staff_code": "optional", "rosh": "optional", "registers": "optional", "mappa_category": "integer",
-              "mappa_level": "integer", "ogrs": "optional_number", "rsr": "optional_number", "deport": "flag",
-              "upw_only": "flag", "sentence_date": "date", "expected_end": "date"},
+    "staff": {
+        "fte": "number",
+        "service_start": "date",
+        "leaving_date": "date",
+        "preference": "optional",
+        "ni_number": "optional",
+    },
+    "cases": {
+        "om_staff_code": "optional",
+        "rosh": "optional",
+        "registers": "optional",
+        "mappa_category": "integer",
+        "mappa_level": "integer",
+        "ogrs": "optional_number",
+        "rsr": "optional_number",
+        "deport": "flag",
+        "upw_only": "flag",
+        "sentence_date": "date",
+        "expected_end": "date",
+    },
     "retention_requests": {c: "optional" for c in FILES["retention_requests"].optional},
     "appeals": {c: "optional" for c in FILES["appeals"].optional},
 }
-_PANDAS = {"number": lambda s: s.astype(float), "date": _dates, "optional": _opt, "integer": lambda s: s.astype(int),
-           "optional_number": lambda s: pd.to_numeric(_opt(s), errors="coerce"), "flag": lambda s: s.eq("Y")}
+_PANDAS = {
+    "number": lambda s: s.astype(float),
+    "date": _dates,
+    "optional": _opt,
+    "integer": lambda s: s.astype(int),
+    "optional_number": lambda s: pd.to_numeric(_opt(s), errors="coerce"),
+    "flag": lambda s: s.eq("Y"),
+}
 # Every character Python's str.strip() removes (str.isspace), so that Arrow finds the blanks `_blank` finds
-WHITESPACE = ("\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007"
-              "\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000")
+WHITESPACE = (
+    "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007"
+    "\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
+)
 
 
 def blank(values: pa.Array | pa.ChunkedArray) -> pa.Array:
@@ -98,8 +141,11 @@ def typed_table(kind: str, text: pa.Table) -> pa.Table:
     spec = FILES[kind]
     columns = {}
     for col in spec.required + spec.optional:
-        values = text[col] if col in text.column_names else pa.chunked_array(
-            [pa.array([""] * text.num_rows, pa.string())], pa.string())
+        values = (
+            text[col]
+            if col in text.column_names
+            else pa.chunked_array([pa.array([""] * text.num_rows, pa.string())], pa.string())
+        )
         how = TYPES[kind].get(col)
         columns[col] = values.cast(pa.large_string()) if how is None else type_column(how, values)
     return pa.table(columns)

@@ -1,4 +1,5 @@
 """Read one uploaded CSV as text: encoding detection, RFC 4180 parsing, line numbers as the trust sees them."""
+
 from __future__ import annotations
 
 import csv
@@ -20,8 +21,17 @@ from pipeline.policy import ExtractsPolicy
 class FileRejected(Exception):
     """A file rule was broken: the whole file is rejected, with the line and what was expected."""
 
-    def __init__(self, file: str, line: int | None, rule: str, message: str, column: str = "",
-                 results: list[dict] | None = None, findings: list[dict] | None = None, gx: dict | None = None):
+    def __init__(
+        self,
+        file: str,
+        line: int | None,
+        rule: str,
+        message: str,
+        column: str = "",
+        results: list[dict] | None = None,
+        findings: list[dict] | None = None,
+        gx: dict | None = None,
+    ):
         super().__init__(f"{file}: line {line or '-'}: {rule}: {message}")
         self.file, self.line, self.rule, self.message, self.column = file, line, rule, message, column
         self.results = results or []  # the suite's results, when the suite found the fault
@@ -32,6 +42,7 @@ class FileRejected(Exception):
 @dataclass
 class TextFile:
     """A parsed upload: all values as text, plus what is needed to report rows back to the trust."""
+
     name: str
     sha256: str
     encoding: str
@@ -59,14 +70,20 @@ class TextFile:
 def decode(raw: bytes, name: str) -> tuple[str, str, bytes]:
     """The upload's text, its encoding, and the text as UTF-8 bytes (the upload itself when it is UTF-8)."""
     if raw[:2] in (b"\xff\xfe", b"\xfe\xff") or _utf16_without_bom(raw[:4096]):
-        raise FileRejected(name, 1, "WRONG_ENCODING",
-                           "the file is UTF-16 text (Excel's 'Unicode Text'): save it as 'CSV UTF-8 (Comma "
-                           "delimited)' and upload it again")
+        raise FileRejected(
+            name,
+            1,
+            "WRONG_ENCODING",
+            "the file is UTF-16 text (Excel's 'Unicode Text'): save it as 'CSV UTF-8 (Comma "
+            "delimited)' and upload it again",
+        )
     if raw.startswith(b"\xef\xbb\xbf"):
         body = raw[3:]
         return body.decode("utf-8", errors="strict"), "utf-8-sig", body
     if b"\x00" in raw[:4096]:
-        raise FileRejected(name, 1, "NOT_CSV", "the file holds binary data, not CSV text (was a zip or spreadsheet uploaded?)")
+        raise FileRejected(
+            name, 1, "NOT_CSV", "the file holds binary data, not CSV text (was a zip or spreadsheet uploaded?)"
+        )
     try:
         return raw.decode("utf-8"), "utf-8", raw
     except UnicodeDecodeError:
@@ -76,8 +93,9 @@ def decode(raw: bytes, name: str) -> tuple[str, str, bytes]:
         return text, "windows-1252", text.encode("utf-8")
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
-        raise FileRejected(name, line, "UNDECODABLE",
-                           f"byte 0x{raw[exc.start]:02x} is neither UTF-8 nor Windows-1252 text") from exc
+        raise FileRejected(
+            name, line, "UNDECODABLE", f"byte 0x{raw[exc.start]:02x} is neither UTF-8 nor Windows-1252 text"
+        ) from exc
 
 
 def _utf16_without_bom(head: bytes) -> bool:
@@ -95,18 +113,26 @@ def check_shape(raw: bytes, name: str, limits: ExtractsPolicy) -> None:
     long = _longest_line_over(raw, limits.max_line_bytes)
     if long is not None:
         line, length = long
-        raise FileRejected(name, line, "LINE_TOO_LONG",
-                           f"line {line} is {length:,} bytes long; no line of an extract may be longer than "
-                           f"{limits.max_line_bytes:,} bytes. Check the export: a lost line break or an unclosed "
-                           "quote makes one line of many rows")
+        raise FileRejected(
+            name,
+            line,
+            "LINE_TOO_LONG",
+            f"line {line} is {length:,} bytes long; no line of an extract may be longer than "
+            f"{limits.max_line_bytes:,} bytes. Check the export: a lost line break or an unclosed "
+            "quote makes one line of many rows",
+        )
     first = raw[: limits.max_line_bytes + 2].split(b"\n", 1)[0]
     if first.count(b",") + 1 > limits.max_columns:
         header = next(csv.reader(io.StringIO(first.decode("utf-8", errors="replace"))), [])
         if len(header) > limits.max_columns:
-            raise FileRejected(name, 1, "TOO_MANY_COLUMNS",
-                               f"the header has {len(header):,} columns; an extract has at most "
-                               f"{limits.max_columns}: the contract's columns and a few others. Was the sheet "
-                               "saved transposed, or with another delimiter?")
+            raise FileRejected(
+                name,
+                1,
+                "TOO_MANY_COLUMNS",
+                f"the header has {len(header):,} columns; an extract has at most "
+                f"{limits.max_columns}: the contract's columns and a few others. Was the sheet "
+                "saved transposed, or with another delimiter?",
+            )
 
 
 def _longest_line_over(raw: bytes, limit: int) -> tuple[int, int] | None:
@@ -175,8 +201,10 @@ def _starts_from_values(data: bytes, table: pa.Table, skipped: int) -> np.ndarra
     def breaks(values) -> np.ndarray:
         n = pc.count_substring(values, "\n").to_numpy(zero_copy_only=False)
         if carriage:
-            n = n + (pc.count_substring(values, "\r").to_numpy(zero_copy_only=False)
-                     - pc.count_substring(values, "\r\n").to_numpy(zero_copy_only=False))
+            n = n + (
+                pc.count_substring(values, "\r").to_numpy(zero_copy_only=False)
+                - pc.count_substring(values, "\r\n").to_numpy(zero_copy_only=False)
+            )
         return n
 
     n = table.num_rows
@@ -197,10 +225,12 @@ def read_table(text: str, data: bytes | None = None) -> tuple[pa.Table, int]:
     table = pacsv.read_csv(
         io.BytesIO(text.encode("utf-8") if data is None else data),
         read_options=pacsv.ReadOptions(block_size=1 << 24),
-        parse_options=pacsv.ParseOptions(newlines_in_values=True,
-                                         invalid_row_handler=lambda row: skipped.append(1) or "skip"),
-        convert_options=pacsv.ConvertOptions(column_types=_all_text(text), strings_can_be_null=False,
-                                             quoted_strings_can_be_null=False),
+        parse_options=pacsv.ParseOptions(
+            newlines_in_values=True, invalid_row_handler=lambda row: skipped.append(1) or "skip"
+        ),
+        convert_options=pacsv.ConvertOptions(
+            column_types=_all_text(text), strings_can_be_null=False, quoted_strings_can_be_null=False
+        ),
     )
     return table, len(skipped)
 
@@ -219,9 +249,13 @@ def parse_csv(raw: bytes, name: str, limits: ExtractsPolicy = ExtractsPolicy()) 
         table, skipped = read_table(text, utf8)
     except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
         if "straddling" in str(exc):  # pyarrow's words for a record longer than its 16 MiB block
-            raise FileRejected(name, None, "LINE_TOO_LONG",
-                               "one row is more than 16 MB long: an unclosed quote makes the rest of the file one "
-                               "value. Check the quotes in the export") from exc
+            raise FileRejected(
+                name,
+                None,
+                "LINE_TOO_LONG",
+                "one row is more than 16 MB long: an unclosed quote makes the rest of the file one "
+                "value. Check the quotes in the export",
+            ) from exc
         raise FileRejected(name, None, "NOT_CSV", f"the file could not be read as CSV: {exc}") from exc
     header = [c.strip().lstrip("\ufeff") for c in table.column_names]
     if len(set(header)) != len(header):
@@ -273,7 +307,7 @@ def _all_text(text: str) -> dict[str, pa.DataType]:
     """Every header name typed as text (the header read as a CSV record: its names may hold quoted newlines),
     as pandas holds text: with 64-bit offsets, so that no column is copied to hand it to pandas."""
     try:
-        header = next(csv.reader(io.StringIO(text[:1 << 20], newline="")), [])  # a header is not 1 MB
+        header = next(csv.reader(io.StringIO(text[: 1 << 20], newline="")), [])  # a header is not 1 MB
     except csv.Error:  # pyarrow will say what is wrong with the file
         header = []
     return {c: pa.large_string() for c in header}

@@ -1,5 +1,6 @@
 """The extract contract as trust data officers read it: the guide (docs/extract-contract.md, packaged) as a
 self-contained page, and a template of each file with its header and two example rows."""
+
 from __future__ import annotations
 
 import re
@@ -23,8 +24,10 @@ def guide_html() -> str:
     from markdown_it import MarkdownIt
 
     body = MarkdownIt("commonmark", {"html": False}).enable("table").render(guide_text())
-    return (f"<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>What to upload: the extract "
-            f"contract</title><style>{STYLE}</style></head><body>{body}</body></html>\n")
+    return (
+        f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>What to upload: the extract '
+        f"contract</title><style>{STYLE}</style></head><body>{body}</body></html>\n"
+    )
 
 
 def template_csv(kind: str) -> str:

@@ -1,5 +1,6 @@
 """Reading one trust's extract: its four files parsed and validated in order, the rows held back and why, and
 a file rule broken as that file's rejection (file, line, column, rule, what to do)."""
+
 from __future__ import annotations
 
 import logging
@@ -21,9 +22,7 @@ log = logging.getLogger("trp.ingest")
 QUARANTINE_COLUMNS = ["file", "line", "column", "rule", "message", "value"]
 
 
-
 LINE = "_line"  # the line of each accepted row in the trust's file, kept beside the staged rows
-
 
 
 def extract_dates(landing: Store, trust: str, run_date: str) -> tuple[list[str], list[str]]:
@@ -34,10 +33,10 @@ def extract_dates(landing: Store, trust: str, run_date: str) -> tuple[list[str],
     return sorted(good, reverse=True), odd
 
 
-
 @dataclass
 class Extract:
     """One extract, checked: typed tables, the rows held back, warnings, input hashes and every result."""
+
     date: str
     typed: dict[str, pa.Table]
     quarantine: list[dict]
@@ -48,18 +47,25 @@ class Extract:
     gx: dict[str, dict]  # each file's GX validation result, as GX's JSON
 
 
-
 def _findings(text, rows: pd.DataFrame) -> list[dict]:
     if rows.empty:
         return []
     lines = text.lines(rows["row"].to_numpy())
-    return [{"file": text.name, "line": line, "column": column, "rule": rule, "message": message, "value": value}
-            for line, column, rule, message, value in zip(
-                lines, *(rows[c].tolist() for c in ("column", "rule", "message", "value")))]
+    return [
+        {"file": text.name, "line": line, "column": column, "rule": rule, "message": message, "value": value}
+        for line, column, rule, message, value in zip(
+            lines, *(rows[c].tolist() for c in ("column", "rule", "message", "value"))
+        )
+    ]
 
 
-
-def read_extract(landing: Store, trust: str, date: str, limits: ExtractsPolicy = ExtractsPolicy(), replacing: dict[str, bytes] | None = None) -> Extract:
+def read_extract(
+    landing: Store,
+    trust: str,
+    date: str,
+    limits: ExtractsPolicy = ExtractsPolicy(),
+    replacing: dict[str, bytes] | None = None,
+) -> Extract:
     """All four files of one extract, each validated by its suite; a file rule raises FileRejected.
 
     Files are checked in order (staff, cases, retention requests, appeals) so that each can refer to what
@@ -74,15 +80,23 @@ def read_extract(landing: Store, trust: str, date: str, limits: ExtractsPolicy =
     held_staff: dict[str, int | None] = {}
     for kind, spec in FILES.items():
         if spec.name in links:
-            raise FileRejected(spec.name, None, "NOT_A_FILE", f"{spec.name} is a link to another file, which the "
-                               "pipeline never follows: upload the file itself")
+            raise FileRejected(
+                spec.name,
+                None,
+                "NOT_A_FILE",
+                f"{spec.name} is a link to another file, which the pipeline never follows: upload the file itself",
+            )
         if spec.name not in present:
             if spec.mandatory:
                 raise FileRejected(spec.name, None, "MISSING_FILE", f"{spec.name} was not uploaded")
             empty = typed_table(kind, pa.table({c: pa.array([], pa.string()) for c in spec.required}))
             ex.typed[kind] = empty.append_column(LINE, pa.array([], pa.int64()))
             continue
-        raw = replacing[spec.name] if spec.name in replacing else landing.read_bytes(*layout.extract_file(trust, date, spec.name))
+        raw = (
+            replacing[spec.name]
+            if spec.name in replacing
+            else landing.read_bytes(*layout.extract_file(trust, date, spec.name))
+        )
         try:
             text, v, held = _check_file(kind, raw, params, limits, trust)
             ex.gx[kind] = v.gx
@@ -106,7 +120,6 @@ def read_extract(landing: Store, trust: str, date: str, limits: ExtractsPolicy =
     return ex
 
 
-
 def check_alone(kind: str, raw: bytes, trust: str, limits: ExtractsPolicy = ExtractsPolicy()) -> dict | None:
     """A file's own file rules (readable, its columns, not empty, not misfiled), for an upload whose extract
     lacks a file it refers to: its rejection as a quarantine row, or None. Its rows are checked with the rest
@@ -121,9 +134,7 @@ def check_alone(kind: str, raw: bytes, trust: str, limits: ExtractsPolicy = Extr
     return None
 
 
-
-def _check_file(kind: str, raw: bytes, params: dict, limits: ExtractsPolicy, trust: str,
-                share: bool = True):
+def _check_file(kind: str, raw: bytes, params: dict, limits: ExtractsPolicy, trust: str, share: bool = True):
     """One file parsed and validated: its text, its validation and the rows held back. A file rule broken,
     or (`share`) more than the policy's share of rows held back, raises FileRejected."""
     text = read_text(raw, kind, limits)
@@ -134,15 +145,17 @@ def _check_file(kind: str, raw: bytes, params: dict, limits: ExtractsPolicy, tru
     held = v.rows(QUARANTINE_ROW)
     bad = held["row"].nunique() + len(text.ragged)
     rows = text.table.num_rows + len(text.ragged)
-    if share and rows >= limits.held_back_share_min_rows and kind in limits.held_back_share_files and \
-            bad / rows > limits.max_held_back_share:
+    if (
+        share
+        and rows >= limits.held_back_share_min_rows
+        and kind in limits.held_back_share_files
+        and bad / rows > limits.max_held_back_share
+    ):
         raise _mostly_held_back(text, v, held, bad, rows, limits.max_held_back_share)
     return text, v, held
 
 
-
 HELD_BACK_SHARE = "expect_held_back_share_at_most"
-
 
 
 def _mostly_held_back(text, v, held: pd.DataFrame, bad: int, rows: int, share: float) -> FileRejected:
@@ -151,19 +164,37 @@ def _mostly_held_back(text, v, held: pd.DataFrame, bad: int, rows: int, share: f
     counts = held.groupby(["rule", "column"], sort=False)["row"].nunique().sort_values(ascending=False, kind="stable")
     if text.ragged:
         counts = pd.concat([counts, pd.Series({("RAGGED_ROW", ""): len(text.ragged)})]).sort_values(
-            ascending=False, kind="stable")
-    top = "; ".join(f"{rule}{f' on {column}' if column else ''}: {n:,} row(s)" for (rule, column), n in
-                    counts.head(3).items())
-    message = (f"{bad:,} of {rows:,} rows ({bad / rows:.0%}) break row rules, more than the {share:.0%} a file may "
-               f"have held back; most often {top}. Fix the export and upload the file again: until then your "
-               "last good extract is used")
+            ascending=False, kind="stable"
+        )
+    top = "; ".join(
+        f"{rule}{f' on {column}' if column else ''}: {n:,} row(s)" for (rule, column), n in counts.head(3).items()
+    )
+    message = (
+        f"{bad:,} of {rows:,} rows ({bad / rows:.0%}) break row rules, more than the {share:.0%} a file may "
+        f"have held back; most often {top}. Fix the export and upload the file again: until then your "
+        "last good extract is used"
+    )
     lines = [line for line in (text.lines(held["row"].head(1).to_numpy()) if len(held) else []) if line]
     first = min([*lines, *(n for n, _ in text.ragged if n)], default=None)
-    result = {"file": text.name, "expectation": HELD_BACK_SHARE, "rule": "TOO_MANY_ROWS_HELD_BACK", "column": "",
-              "on_fail": REJECT_FILE, "success": False, "unexpected_count": int(bad), "message": message}
-    return FileRejected(text.name, first, "TOO_MANY_ROWS_HELD_BACK", message, results=[*v.results, result],
-                        findings=_ragged(text) + _findings(text, held), gx={v.kind: v.gx})
-
+    result = {
+        "file": text.name,
+        "expectation": HELD_BACK_SHARE,
+        "rule": "TOO_MANY_ROWS_HELD_BACK",
+        "column": "",
+        "on_fail": REJECT_FILE,
+        "success": False,
+        "unexpected_count": int(bad),
+        "message": message,
+    }
+    return FileRejected(
+        text.name,
+        first,
+        "TOO_MANY_ROWS_HELD_BACK",
+        message,
+        results=[*v.results, result],
+        findings=_ragged(text) + _findings(text, held),
+        gx={v.kind: v.gx},
+    )
 
 
 def _fault(name: str, exc: Exception) -> FileRejected:
@@ -173,11 +204,14 @@ def _fault(name: str, exc: Exception) -> FileRejected:
     if settings.load().raise_faults:
         raise exc
     log.exception("checking %s failed", name)
-    return FileRejected(name, None, "CHECK_FAILED",
-                        f"the pipeline could not check this file ({type(exc).__name__}: {exc}); nothing of it was "
-                        "used. Send this message to the programme data team; until it is resolved your last good "
-                        "extract is used")
-
+    return FileRejected(
+        name,
+        None,
+        "CHECK_FAILED",
+        f"the pipeline could not check this file ({type(exc).__name__}: {exc}); nothing of it was "
+        "used. Send this message to the programme data team; until it is resolved your last good "
+        "extract is used",
+    )
 
 
 def _notes(text) -> list[str]:
@@ -190,12 +224,18 @@ def _notes(text) -> list[str]:
     return notes
 
 
-
 def _ragged(text) -> list[dict]:
-    return [{"file": text.name, "line": number, "column": "", "rule": "RAGGED_ROW",
-             "message": "the row has a different number of fields from the header", "value": row_text}
-            for number, row_text in text.ragged]
-
+    return [
+        {
+            "file": text.name,
+            "line": number,
+            "column": "",
+            "rule": "RAGGED_ROW",
+            "message": "the row has a different number of fields from the header",
+            "value": row_text,
+        }
+        for number, row_text in text.ragged
+    ]
 
 
 def _held_back_codes(text, held: pd.DataFrame, accepted: pa.Table) -> dict[str, int | None]:
@@ -213,9 +253,7 @@ def _held_back_codes(text, held: pd.DataFrame, accepted: pa.Table) -> dict[str, 
     return out
 
 
-
 OM_NOT_IN_STAFF, OM_ROW_HELD_BACK = "OM_NOT_IN_STAFF", "OM_STAFF_ROW_HELD_BACK"
-
 
 
 def _held_officers(warnings: pd.DataFrame, held_staff: dict[str, int | None]) -> pd.DataFrame:
@@ -230,9 +268,10 @@ def _held_officers(warnings: pd.DataFrame, held_staff: dict[str, int | None]) ->
     out.loc[mine, "rule"] = OM_ROW_HELD_BACK
     out.loc[mine, "message"] = [
         f"the officer's row in staff.csv (line {held_staff[code] or '-'}) was held back, so the case is "
-        "re-allocated for now: fix that row and the case stays with them" for code in out.loc[mine, "value"]]
+        "re-allocated for now: fix that row and the case stays with them"
+        for code in out.loc[mine, "value"]
+    ]
     return out
-
 
 
 def _rejection(text, v, rule: dict, trust: str) -> FileRejected:
@@ -241,23 +280,27 @@ def _rejection(text, v, rule: dict, trust: str) -> FileRejected:
     column = rule["column"]
     if rule["rule"] == "MISSING_COLUMN":
         column = message.rsplit(": ", 1)[-1]
-        message = (f"required column(s) missing: {column}. Add them to the header (names as in the extract "
-                   "contract, any order) and upload the file again")
+        message = (
+            f"required column(s) missing: {column}. Add them to the header (names as in the extract "
+            "contract, any order) and upload the file again"
+        )
     elif rule["rule"] == "MISFILED":
         others = text.frame.loc[text.frame["trust_code"] != trust, "trust_code"]
         line = text.lines([int(others.index[0])])[0]
-        message = (f"most rows name another trust than {trust}: was this upload meant for "
-                   f"{others.mode().iloc[0]}?")
-    return FileRejected(text.name, line, rule["rule"], message, column=column, results=v.results,
-                        gx={v.kind: v.gx})
-
+        message = f"most rows name another trust than {trust}: was this upload meant for {others.mode().iloc[0]}?"
+    return FileRejected(text.name, line, rule["rule"], message, column=column, results=v.results, gx={v.kind: v.gx})
 
 
 def rejected_file(exc: FileRejected, file: str) -> dict:
     """A rejected file as its row of quarantine.csv."""
-    return {"file": file, "line": exc.line, "column": exc.column or "", "rule": exc.rule, "message": exc.message,
-            "value": ""}
-
+    return {
+        "file": file,
+        "line": exc.line,
+        "column": exc.column or "",
+        "rule": exc.rule,
+        "message": exc.message,
+        "value": "",
+    }
 
 
 def rejected_results(exc: FileRejected, date: str) -> list[dict]:

@@ -15,6 +15,7 @@ most:
    flagged (its position: the frame's index is a RangeIndex) and how many.
 The second pass's results replace the first's: `FileValidation.gx` is one suite validation result, GX's JSON.
 """
+
 from __future__ import annotations
 
 import json
@@ -47,6 +48,7 @@ def suite_dir() -> Path:
 @dataclass(frozen=True)
 class Check:
     """One expectation of a suite, with what its failure means for the trust."""
+
     kind: str
     type: str
     kwargs: dict
@@ -106,7 +108,9 @@ def _derived_in(folder: Path, kind: str) -> tuple[str, ...]:
     """The derived columns a suite names, as columns or in its row conditions."""
     checks = _checks(folder, kind)
     wanted = {c.kwargs.get(k) for c in checks for k in ("column", "column_A", "column_B")}
-    wanted |= {name for c in checks for name in re.findall(r'"name": "(\w+)"', json.dumps(c.kwargs.get("row_condition")))}
+    wanted |= {
+        name for c in checks for name in re.findall(r'"name": "(\w+)"', json.dumps(c.kwargs.get("row_condition")))
+    }
     return tuple(sorted(n for n in wanted if n and n.endswith(SUFFIXES)))
 
 
@@ -145,6 +149,7 @@ def reference_params(kind: str, table) -> dict:
     """The $PARAMETERs a checked file gives the files checked after it: from staff.csv its staff codes
     (cases and retention requests name them), from cases.csv its CRNs (retention requests name them).
     `table`: the file's accepted rows (an Arrow table or a DataFrame)."""
+
     def texts(column) -> list:
         return column.to_pylist() if hasattr(column, "to_pylist") else list(column)
 
@@ -172,9 +177,12 @@ class _GX:
             ids, expectations = expectation_ids(folder, kind), _suite_json(folder, kind)["expectations"]
             self.places[kind] = {e: i for i, e in enumerate(ids)}
             # per expectation id, the $PARAMETER each argument names; per value-set parameter, its columns
-            self.parameters[kind] = {ids[i]: {k: v["$PARAMETER"] for k, v in e["kwargs"].items()
-                                              if isinstance(v, dict) and "$PARAMETER" in v}
-                                     for i, e in enumerate(expectations)}
+            self.parameters[kind] = {
+                ids[i]: {
+                    k: v["$PARAMETER"] for k, v in e["kwargs"].items() if isinstance(v, dict) and "$PARAMETER" in v
+                }
+                for i, e in enumerate(expectations)
+            }
             columns: dict[str, set[str]] = {}
             for i, e in enumerate(expectations):
                 name = self.parameters[kind][ids[i]].get("value_set")
@@ -201,8 +209,15 @@ class _GX:
     def suite(self, kind: str, places):
         """The suite of `kind`, or those of its expectations at `places`."""
         raw = _suite_json(self.folder, kind)
-        return self.gx.ExpectationSuite(**{**raw, "name": kind, "expectations": [
-            {**raw["expectations"][i], "id": expectation_ids(self.folder, kind)[i]} for i in places]})
+        return self.gx.ExpectationSuite(
+            **{
+                **raw,
+                "name": kind,
+                "expectations": [
+                    {**raw["expectations"][i], "id": expectation_ids(self.folder, kind)[i]} for i in places
+                ],
+            }
+        )
 
     def validate(self, kind: str, frame: pd.DataFrame, params: dict):
         """The file's suite validation result: BOOLEAN_ONLY, with COMPLETE results for what needs row detail."""
@@ -225,8 +240,10 @@ class _GX:
 @cache
 def expectation_ids(folder: Path, kind: str) -> tuple[str, ...]:
     """Each expectation's id: the one its suite file gives it, else one made from its place in the file."""
-    return tuple(e.get("id") or str(uuid.uuid5(uuid.NAMESPACE_URL, f"transition-pipeline/expectations/{kind}/{i}"))
-                 for i, e in enumerate(_suite_json(folder, kind)["expectations"]))
+    return tuple(
+        e.get("id") or str(uuid.uuid5(uuid.NAMESPACE_URL, f"transition-pipeline/expectations/{kind}/{i}"))
+        for i, e in enumerate(_suite_json(folder, kind)["expectations"])
+    )
 
 
 _HELD = threading.local()  # GX contexts are not thread-safe: the upload service checks uploads in threads
@@ -254,6 +271,7 @@ def warm_up() -> None:
 class FileValidation:
     """What one file's validation found: a result per expectation, the rows each failing one flagged, and
     GX's own result (JSON)."""
+
     kind: str
     results: list[dict]
     flagged: pd.DataFrame  # row, column, rule, message, value, on_fail
@@ -326,15 +344,26 @@ def _result(c: Check, r) -> dict:
         unexpected = 0 if r.success else 1
     else:  # absent only from a BOOLEAN_ONLY result, which is kept for passing expectations that flag no row
         unexpected = r.result.get("unexpected_count", 0)
-    return {"file": FILES[c.kind].name, "expectation": c.type, "rule": c.rule, "column": c.column,
-            "on_fail": c.on_fail, "success": bool(r.success), "unexpected_count": int(unexpected),
-            "message": message}
+    return {
+        "file": FILES[c.kind].name,
+        "expectation": c.type,
+        "rule": c.rule,
+        "column": c.column,
+        "on_fail": c.on_fail,
+        "success": bool(r.success),
+        "unexpected_count": int(unexpected),
+        "message": message,
+    }
 
 
 @lru_cache(maxsize=1)
 def _nothing_flagged() -> pd.DataFrame:
-    return pd.DataFrame({c: pd.Series(dtype="int64" if c == "row" else object)
-                         for c in ["row", "column", "rule", "message", "value", "on_fail"]})
+    return pd.DataFrame(
+        {
+            c: pd.Series(dtype="int64" if c == "row" else object)
+            for c in ["row", "column", "rule", "message", "value", "on_fail"]
+        }
+    )
 
 
 def _flagged(parts: list[tuple[np.ndarray, Check, np.ndarray]]) -> pd.DataFrame:
@@ -342,26 +371,57 @@ def _flagged(parts: list[tuple[np.ndarray, Check, np.ndarray]]) -> pd.DataFrame:
     and rule."""
     if not parts:
         return _nothing_flagged().copy()
-    frame = pd.concat([pd.DataFrame({"row": rows, "column": c.column, "rule": c.rule, "message": c.message,
-                                     "value": values, "on_fail": c.on_fail}) for rows, c, values in parts],
-                      ignore_index=True)
+    frame = pd.concat(
+        [
+            pd.DataFrame(
+                {
+                    "row": rows,
+                    "column": c.column,
+                    "rule": c.rule,
+                    "message": c.message,
+                    "value": values,
+                    "on_fail": c.on_fail,
+                }
+            )
+            for rows, c, values in parts
+        ],
+        ignore_index=True,
+    )
     return frame.sort_values(["row", "column", "rule"], kind="stable").reset_index(drop=True)
 
 
 CROSS_TRUST_RULE = "CRN_IN_TWO_TRUSTS"
-CROSS_TRUST_MESSAGE = ("this CRN is also in another trust's extract for this run; both trusts keep the case "
-                       "until one of them corrects its extract")
+CROSS_TRUST_MESSAGE = (
+    "this CRN is also in another trust's extract for this run; both trusts keep the case "
+    "until one of them corrects its extract"
+)
 
 
 def cross_trust_result(extract_date: str, conflicts: int) -> dict:
     """The run-wide check no single file can make (spec section 3), as one more result of the cases file."""
-    return {"file": FILES["cases"].name, "expectation": "crn_unique_across_trusts", "rule": CROSS_TRUST_RULE,
-            "column": "crn", "on_fail": REPORT, "success": conflicts == 0, "unexpected_count": conflicts,
-            "message": CROSS_TRUST_MESSAGE, "extract_date": extract_date}
+    return {
+        "file": FILES["cases"].name,
+        "expectation": "crn_unique_across_trusts",
+        "rule": CROSS_TRUST_RULE,
+        "column": "crn",
+        "on_fail": REPORT,
+        "success": conflicts == 0,
+        "unexpected_count": conflicts,
+        "message": CROSS_TRUST_MESSAGE,
+        "extract_date": extract_date,
+    }
 
 
 def parse_result(exc) -> dict:
     """A file that could not be read as CSV at all (binary, undecodable, duplicated column) as a result, so
     the `validation` dataset shows every rejection, not only those a suite found."""
-    return {"file": exc.file, "expectation": "readable_csv", "rule": exc.rule, "column": exc.column,
-            "on_fail": REJECT_FILE, "success": False, "unexpected_count": 1, "message": exc.message}
+    return {
+        "file": exc.file,
+        "expectation": "readable_csv",
+        "rule": exc.rule,
+        "column": exc.column,
+        "on_fail": REJECT_FILE,
+        "success": False,
+        "unexpected_count": 1,
+        "message": exc.message,
+    }

@@ -1,10 +1,10 @@
 """The README in each trust's operational folder: what the files are and how to read their codes."""
+
 from __future__ import annotations
 
 from pipeline.domain import OUTCOME_WORDS, REASON_WORDS
 
 TRUST_README = "README.txt"
-
 
 
 def trust_readme(trust: str, run_date: str) -> str:

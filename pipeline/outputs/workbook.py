@@ -1,4 +1,5 @@
 """What a trust's operational folder holds beside the CSVs: the transfer list as a workbook, and a README."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -20,7 +21,7 @@ def _sheet_names(teams: list[str]) -> list[str]:
         name, n = base, 2
         while name.lower() in seen:
             suffix = f"~{n}"
-            name, n = base[:31 - len(suffix)] + suffix, n + 1
+            name, n = base[: 31 - len(suffix)] + suffix, n + 1
         seen.add(name.lower())
         names.append(name)
     return names
@@ -42,8 +43,16 @@ def transfer_workbook(moves: pd.DataFrame, created: dt.datetime = dt.datetime(20
     starts = np.flatnonzero(np.r_[len(team) > 0, team[1:] != team[:-1]]) if len(team) else np.zeros(0, np.int64)
     bounds = list(zip(_sheet_names(team[starts].tolist()), starts.tolist(), np.r_[starts[1:], len(team)].tolist()))
     buf = io.BytesIO()
-    book = xlsxwriter.Workbook(buf, {"in_memory": True, "constant_memory": True, "strings_to_formulas": False,
-                                     "strings_to_urls": False, "strings_to_numbers": False})
+    book = xlsxwriter.Workbook(
+        buf,
+        {
+            "in_memory": True,
+            "constant_memory": True,
+            "strings_to_formulas": False,
+            "strings_to_urls": False,
+            "strings_to_numbers": False,
+        },
+    )
     book.set_properties({"created": created})
     bold = book.add_format({"bold": True})
     header, width = list(moves.columns), len(moves.columns)
@@ -63,5 +72,3 @@ def transfer_workbook(moves: pd.DataFrame, created: dt.datetime = dt.datetime(20
                     sheet.write_string(r, c, value)
     book.close()
     return buf.getvalue()
-
-

@@ -7,6 +7,7 @@ immutable copy (`runs/<run id>/published/`) named by the manifests, so a reader 
 runs at every instant, even on object stores where nothing renames atomically. The file is built in a
 temporary file and put in place whole (one PUT on S3), so a reader never opens half a catalog.
 """
+
 from __future__ import annotations
 
 import json
@@ -54,12 +55,15 @@ def refresh_catalog(out: Store) -> str:
             con.execute(f"create view {ds} as select * from {scan(globs)}")
             old = _globs(out, superseded, ds)
             if old:
-                con.execute(f"create view {ds}_history as select regexp_extract(filename, "
-                            f"'/runs/([^/]+)/published/{ds}/', 1) as superseded_run_id, * exclude (filename) "
-                            f"from {scan(old, ', filename = true')}")
+                con.execute(
+                    f"create view {ds}_history as select regexp_extract(filename, "
+                    f"'/runs/([^/]+)/published/{ds}/', 1) as superseded_run_id, * exclude (filename) "
+                    f"from {scan(old, ', filename = true')}"
+                )
             else:
-                con.execute(f"create view {ds}_history as select null::varchar as superseded_run_id, * "
-                            f"from {ds} where false")
+                con.execute(
+                    f"create view {ds}_history as select null::varchar as superseded_run_id, * from {ds} where false"
+                )
         runs, trusts = _manifest_tables(manifests)
         con.register("runs_df", runs)
         con.register("trusts_df", trusts)
@@ -77,13 +81,19 @@ def current_runs(out: Store) -> dict[str, str]:
 
 def _manifests(out: Store) -> list[dict]:
     """The manifest of the committed run of every run date (the commit points)."""
-    return [json.loads(out.read_bytes(*layout.manifests(), name))
-            for name in out.listdir(*layout.manifests()) if name.endswith(".json")]
+    return [
+        json.loads(out.read_bytes(*layout.manifests(), name))
+        for name in out.listdir(*layout.manifests())
+        if name.endswith(".json")
+    ]
 
 
 def _globs(out: Store, run_ids, ds: str) -> list[str]:
-    return [out.url_of(*layout.kept_partition(r, ds), "**", "*.parquet") for r in sorted(run_ids)
-            if out.exists(*layout.kept_partition(r, ds))]
+    return [
+        out.url_of(*layout.kept_partition(r, ds), "**", "*.parquet")
+        for r in sorted(run_ids)
+        if out.exists(*layout.kept_partition(r, ds))
+    ]
 
 
 def _manifest_tables(manifests: list[dict]) -> tuple:
@@ -91,22 +101,60 @@ def _manifest_tables(manifests: list[dict]) -> tuple:
 
     runs, trusts = [], []
     for m in manifests:
-        runs.append({"run_date": pd.Timestamp(m["run_date"]).date(), "run_id": m["run_id"],
-                     "started_at": m["started_at"], "finished_at": m["finished_at"],
-                     "policy_version": m["policy"]["version"], "policy_sha256": m["policy"]["sha256"],
-                     "code_version": m["code_version"], "key_id": m.get("key_id"), "supersedes": m.get("supersedes"),
-                     "trusts_published": len(m.get("trusts_published", []))})
+        runs.append(
+            {
+                "run_date": pd.Timestamp(m["run_date"]).date(),
+                "run_id": m["run_id"],
+                "started_at": m["started_at"],
+                "finished_at": m["finished_at"],
+                "policy_version": m["policy"]["version"],
+                "policy_sha256": m["policy"]["sha256"],
+                "code_version": m["code_version"],
+                "key_id": m.get("key_id"),
+                "supersedes": m.get("supersedes"),
+                "trusts_published": len(m.get("trusts_published", [])),
+            }
+        )
         for code, t in sorted(m["trusts"].items()):
-            trusts.append({"run_date": pd.Timestamp(m["run_date"]).date(), "run_id": m["run_id"],
-                           "trust_code": code, "status": t["status"], "extract_date": t.get("extract_date"),
-                           "cases": t.get("cases"), "moved": t.get("moved"),
-                           "quarantined_rows": t.get("quarantined_rows", 0), "checks_failed": t.get("checks_failed")})
-    run_cols = ["run_date", "run_id", "started_at", "finished_at", "policy_version", "policy_sha256",
-                "code_version", "key_id", "supersedes", "trusts_published"]
-    trust_cols = ["run_date", "run_id", "trust_code", "status", "extract_date", "cases", "moved",
-                  "quarantined_rows", "checks_failed"]
+            trusts.append(
+                {
+                    "run_date": pd.Timestamp(m["run_date"]).date(),
+                    "run_id": m["run_id"],
+                    "trust_code": code,
+                    "status": t["status"],
+                    "extract_date": t.get("extract_date"),
+                    "cases": t.get("cases"),
+                    "moved": t.get("moved"),
+                    "quarantined_rows": t.get("quarantined_rows", 0),
+                    "checks_failed": t.get("checks_failed"),
+                }
+            )
+    run_cols = [
+        "run_date",
+        "run_id",
+        "started_at",
+        "finished_at",
+        "policy_version",
+        "policy_sha256",
+        "code_version",
+        "key_id",
+        "supersedes",
+        "trusts_published",
+    ]
+    trust_cols = [
+        "run_date",
+        "run_id",
+        "trust_code",
+        "status",
+        "extract_date",
+        "cases",
+        "moved",
+        "quarantined_rows",
+        "checks_failed",
+    ]
     return pd.DataFrame(runs, columns=run_cols), pd.DataFrame(trusts, columns=trust_cols).astype(
-        {"cases": "Int64", "moved": "Int64", "quarantined_rows": "Int64", "checks_failed": "Int64"})
+        {"cases": "Int64", "moved": "Int64", "quarantined_rows": "Int64", "checks_failed": "Int64"}
+    )
 
 
 @contextmanager

@@ -1,5 +1,6 @@
 """The commit: a fully staged run made visible by its manifest, then put in place for readers; an interrupted
 swap finished by the next run."""
+
 from __future__ import annotations
 
 import json
@@ -10,6 +11,7 @@ from pipeline.layout import DATASETS
 from pipeline.storage import Store
 
 log = logging.getLogger("trp")
+
 
 def publish(out: Store, run_id: str, run_date: str, manifest: dict, trusts: list[str]) -> tuple[str, dict]:
     """Commit a fully staged run: the manifest first (the commit), then put it in place for readers.
@@ -45,8 +47,10 @@ def _swap_in(out: Store, manifest: dict) -> None:
     run_id, run_date = manifest["run_id"], manifest["run_date"]
     old = manifest.get("supersedes") or "unknown"
     for ds in DATASETS:
-        staged, kept = (*layout.staged_published(run_id), ds, layout.date_partition(run_date)), \
-            layout.kept_partition(run_id, ds, run_date)
+        staged, kept = (
+            (*layout.staged_published(run_id), ds, layout.date_partition(run_date)),
+            layout.kept_partition(run_id, ds, run_date),
+        )
         if out.exists(*staged):
             out.rm(*kept)
             out.move(staged, kept)
@@ -65,8 +69,7 @@ def _swap_in(out: Store, manifest: dict) -> None:
     if out.exists(*layout.staged_data_docs(run_id)):  # the run's Data Docs, beside its report
         out.rm(*layout.data_docs(run_date))
         out.move(layout.staged_data_docs(run_id), layout.data_docs(run_date))
-    out.write_bytes(json.dumps(manifest, indent=2, sort_keys=True, default=str).encode(),
-                    *layout.kept_manifest(run_id))
+    out.write_bytes(json.dumps(manifest, indent=2, sort_keys=True, default=str).encode(), *layout.kept_manifest(run_id))
     out.rm(*layout.staging(run_id))
 
 

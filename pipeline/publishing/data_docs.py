@@ -10,6 +10,7 @@ GX's templates load Bootstrap, jQuery and bootstrap-table from CDNs and a logo f
 replaced by the copy in `pipeline/data/data-docs-assets/` (versions and licences there) or by GX's own static
 copy, and what the pages do not use (Vega's charts, a dark theme) is left out.
 """
+
 from __future__ import annotations
 
 import json
@@ -26,23 +27,23 @@ SITE = layout.DATA_DOCS  # GX site name: the folder name too
 ASSETS = Path(__file__).parent.parent / "data" / "data-docs-assets"
 VENDOR = "static/vendor"
 # The addresses GX's templates fetch, and the shipped copy each becomes ("" : the tag is left out).
+_TABLE, _PICKER = (
+    "https://unpkg.com/bootstrap-table@",
+    "https://cdnjs.cloudflare.com/ajax/libs/bootstrap-datepicker/1.9.0",
+)
+_FILTER = "dist/extensions/filter-control/bootstrap-table-filter-control"
 FETCHED = {
     "https://code.jquery.com/jquery-3.7.1.min.js": "jquery.min.js",
     "https://cdnjs.cloudflare.com/ajax/libs/popper.js/1.12.9/umd/popper.min.js": "popper.min.js",
     "https://stackpath.bootstrapcdn.com/bootstrap/4.3.1/js/bootstrap.min.js": "bootstrap.min.js",
     "https://maxcdn.bootstrapcdn.com/bootstrap/4.3.1/css/bootstrap.min.css": "bootstrap.min.css",
-    "https://unpkg.com/bootstrap-table@1.19.1/dist/bootstrap-table.min.css": "bootstrap-table.min.css",
-    "https://unpkg.com/bootstrap-table@1.19.1/dist/bootstrap-table.min.js": "bootstrap-table.min.js",
-    "https://unpkg.com/bootstrap-table@1.19.1/dist/extensions/filter-control/bootstrap-table-filter-control.min.js":
-        "bootstrap-table-filter-control.min.js",
-    "https://unpkg.com/bootstrap-table@1.19.0/dist/extensions/filter-control/bootstrap-table-filter-control.min.css":
-        "bootstrap-table-filter-control.min.css",
-    "https://unpkg.com/bootstrap-table@1.19.0/dist/extensions/filter-control/bootstrap-table-filter-control.css":
-        "bootstrap-table-filter-control.min.css",
-    "https://cdnjs.cloudflare.com/ajax/libs/bootstrap-datepicker/1.9.0/css/bootstrap-datepicker.min.css":
-        "bootstrap-datepicker.min.css",
-    "https://cdnjs.cloudflare.com/ajax/libs/bootstrap-datepicker/1.9.0/js/bootstrap-datepicker.min.js":
-        "bootstrap-datepicker.min.js",
+    f"{_TABLE}1.19.1/dist/bootstrap-table.min.css": "bootstrap-table.min.css",
+    f"{_TABLE}1.19.1/dist/bootstrap-table.min.js": "bootstrap-table.min.js",
+    f"{_TABLE}1.19.1/{_FILTER}.min.js": "bootstrap-table-filter-control.min.js",
+    f"{_TABLE}1.19.0/{_FILTER}.min.css": "bootstrap-table-filter-control.min.css",
+    f"{_TABLE}1.19.0/{_FILTER}.css": "bootstrap-table-filter-control.min.css",
+    f"{_PICKER}/css/bootstrap-datepicker.min.css": "bootstrap-datepicker.min.css",
+    f"{_PICKER}/js/bootstrap-datepicker.min.js": "bootstrap-datepicker.min.js",
     "https://cdnjs.cloudflare.com/ajax/libs/font-awesome/6.6.0/css/all.min.css": "fontawesome/css/all.min.css",
 }
 LEFT_OUT = ("https://cdn.jsdelivr.net/npm/vega", "https://cdn.jsdelivr.net/npm/@forevolve/bootstrap-dark")
@@ -54,8 +55,10 @@ _CHECKS = re.compile(r"\s(?:integrity|crossorigin)=\"[^\"]*\"")
 def stage_results(out: Store, run_id: str, trust: str, extract_date: str, results: dict[str, dict]) -> None:
     """A trust's GX results of one extract (kind: result JSON), staged with the run."""
     for kind, result in results.items():
-        out.write_bytes(json.dumps(result, sort_keys=True, default=str).encode(),
-                        *layout.staged_gx_result(run_id, trust, extract_date, kind))
+        out.write_bytes(
+            json.dumps(result, sort_keys=True, default=str).encode(),
+            *layout.staged_gx_result(run_id, trust, extract_date, kind),
+        )
 
 
 def build_site(out_url: str, run_id: str, started_at: str) -> dict:
@@ -76,17 +79,24 @@ def build_site(out_url: str, run_id: str, started_at: str) -> dict:
     with tempfile.TemporaryDirectory(prefix="trp-data-docs-") as tmp:
         site = Path(tmp) / "site"
         context = gx.get_context(mode="file", project_root_dir=tmp)
-        context.add_data_docs_site(SITE, {
-            "class_name": "SiteBuilder", "show_how_to_buttons": False,
-            "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(site)},
-            "site_index_builder": {"class_name": "DefaultSiteIndexBuilder", "show_cta_footer": False}})
+        context.add_data_docs_site(
+            SITE,
+            {
+                "class_name": "SiteBuilder",
+                "show_how_to_buttons": False,
+                "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(site)},
+                "site_index_builder": {"class_name": "DefaultSiteIndexBuilder", "show_cta_footer": False},
+            },
+        )
         kinds = set()
         pages = 0
         for trust in sorted(out.listdir(*layout.staged_gx_results(run_id))):
             for date in sorted(out.listdir(*layout.staged_gx_results(run_id), trust)):
                 for name in sorted(out.listdir(*layout.staged_gx_results(run_id), trust, date)):
                     kind = name.removesuffix(".json")
-                    result = schema.load(json.loads(out.read_bytes(*layout.staged_gx_result(run_id, trust, date, kind))))
+                    result = schema.load(
+                        json.loads(out.read_bytes(*layout.staged_gx_result(run_id, trust, date, kind)))
+                    )
                     key = ValidationResultIdentifier(ExpectationSuiteIdentifier(name=kind), run, f"{trust}-{date}")
                     context.validation_results_store.set(key, result)
                     kinds.add(kind)

@@ -6,6 +6,7 @@ hidden cell would give it away by subtraction; the smallest other non-zero cell 
 the total) is hidden too, repeated until no line has exactly one hidden cell. Zeros stay visible (they are
 structural here: a side with no cases of a kind).
 """
+
 from __future__ import annotations
 
 import numpy as np

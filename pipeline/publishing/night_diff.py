@@ -5,6 +5,7 @@ offender manager" when it is in both runs with a different OM; a person was "re-
 or unit differs; a rule is "new" when it rejected a file or held rows back in the later run and not in the
 earlier.
 """
+
 from __future__ import annotations
 
 import pandas as pd
@@ -23,9 +24,17 @@ def case_changes(before: pd.DataFrame, after: pd.DataFrame) -> pd.DataFrame:
     changed_side = both[both["side_before"] != both["side_after"]]
     gone = before.merge(after[[TRUST, "case_id"]], how="left", indicator=True).query("_merge == 'left_only'")
     new = after.merge(before[[TRUST, "case_id"]], how="left", indicator=True).query("_merge == 'left_only'")
-    table = pd.concat([_counts(before, "cases_before"), _counts(after, "cases_after"), _counts(new, "new_cases"),
-                       _counts(gone, "gone_cases"), _counts(changed_om, "om_changed"),
-                       _counts(changed_side, "side_changed")], axis=1)
+    table = pd.concat(
+        [
+            _counts(before, "cases_before"),
+            _counts(after, "cases_after"),
+            _counts(new, "new_cases"),
+            _counts(gone, "gone_cases"),
+            _counts(changed_om, "om_changed"),
+            _counts(changed_side, "side_changed"),
+        ],
+        axis=1,
+    )
     return table.fillna(0).astype("int64").sort_index().reset_index().rename(columns={"index": TRUST})
 
 
@@ -35,8 +44,16 @@ def staff_changes(before: pd.DataFrame, after: pd.DataFrame) -> pd.DataFrame:
     moved = both[(both["side_before"] != both["side_after"]) | (both["unit_before"] != both["unit_after"])]
     left = before.merge(after[[TRUST, "staff_id"]], how="left", indicator=True).query("_merge == 'left_only'")
     joined = after.merge(before[[TRUST, "staff_id"]], how="left", indicator=True).query("_merge == 'left_only'")
-    table = pd.concat([_counts(before, "staff_before"), _counts(after, "staff_after"),
-                       _counts(moved, "reassigned"), _counts(joined, "joined"), _counts(left, "left")], axis=1)
+    table = pd.concat(
+        [
+            _counts(before, "staff_before"),
+            _counts(after, "staff_after"),
+            _counts(moved, "reassigned"),
+            _counts(joined, "joined"),
+            _counts(left, "left"),
+        ],
+        axis=1,
+    )
     return table.fillna(0).astype("int64").sort_index().reset_index().rename(columns={"index": TRUST})
 
 

@@ -2,6 +2,7 @@
 whole for audit when a date is re-run) and trusts' operational folders older than their period before the
 newest run date; never the current run of any date, and never a trust's newest operational folder (the
 state the next night starts from). A dry run unless told to remove."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -17,6 +18,7 @@ from pipeline.storage import Store
 @dataclass(frozen=True)
 class Prunable:
     """A folder the retention periods let go of, why, and its size."""
+
     parts: tuple[str, ...]
     what: str
     bytes: int
@@ -38,7 +40,10 @@ def prunable(out: Store, retention: RetentionPolicy, as_of: str | None = None) -
     folders_before = (today - dt.timedelta(days=retention.operational_days)).isoformat()
     live = set(current.values())
     found = []
-    for zone, what in ((layout.kept_runs(), "superseded run"), (layout.superseded(), "trust folders a re-run replaced")):
+    for zone, what in (
+        (layout.kept_runs(), "superseded run"),
+        (layout.superseded(), "trust folders a re-run replaced"),
+    ):
         for run_id in out.listdir(*zone):
             date = _run_date(run_id)
             if run_id not in live and date is not None and date < runs_before:
@@ -47,8 +52,13 @@ def prunable(out: Store, retention: RetentionPolicy, as_of: str | None = None) -
         dates = sorted(d for d in out.listdir(*layout.operational(trust)) if is_date_folder(d))
         for date in dates[:-1]:  # the newest is the next night's state, whatever its age
             if date < folders_before:
-                found.append(Prunable(layout.operational(trust, date), "operational folder",
-                                      out.size(*layout.operational(trust, date))))
+                found.append(
+                    Prunable(
+                        layout.operational(trust, date),
+                        "operational folder",
+                        out.size(*layout.operational(trust, date)),
+                    )
+                )
     return sorted(found, key=lambda p: (_run_date(p.parts[1]) or p.parts[-1], p.parts))
 
 

@@ -4,6 +4,7 @@ Stable across runs for one key and unlinkable without it. Python's `hmac`, keyed
 costs one copy of the keyed state and one update (a national run at scale 10 makes 2.6 million of them, one
 per distinct CRN and staff code).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -43,8 +44,10 @@ class Pseudonyms:
         codes, distinct = pd.factorize(together)
         digests = pd.array(self.digests(distinct), dtype="str")
         ends = np.cumsum([len(c) for c in columns]).tolist()
-        return [pd.Series(digests.take(codes[end - len(c):end], allow_fill=True), index=c.index)
-                for c, end in zip(columns, ends)]
+        return [
+            pd.Series(digests.take(codes[end - len(c) : end], allow_fill=True), index=c.index)
+            for c, end in zip(columns, ends)
+        ]
 
 
 def key_fingerprint(key: bytes) -> str:

@@ -4,6 +4,7 @@ Charts are drawn with pygal as inline SVG (no scripts, no network fetches). Ever
 goes through `pipeline.publishing.disclosure` first: the page is for a wide audience, so small counts are hidden with
 secondary suppression (threshold: the policy's `publishing.suppression_threshold`).
 """
+
 from __future__ import annotations
 
 import html
@@ -30,13 +31,14 @@ _NOT_DRAWING = re.compile(r"<!--.*?-->|<script\b[^>]*>.*?</script>", re.S)
 @dataclass(frozen=True)
 class ReportTables:
     """What the page shows, every count already suppressed (NaN in chart series, "[c]" in tables)."""
-    cases_by_side: pd.DataFrame       # trust x side, suppressed counts for the chart
+
+    cases_by_side: pd.DataFrame  # trust x side, suppressed counts for the chart
     staff_by_side: pd.DataFrame
-    cases_table: pd.DataFrame         # trust x side as text with totals
+    cases_table: pd.DataFrame  # trust x side as text with totals
     moved_by_reason: pd.Series
-    utilisation: pd.Series            # OMs per utilisation band
-    balance_by_grade: pd.DataFrame    # grade x side, net FTE (surplus - deficit); FTE, not a count
-    held_back_by_trust: pd.Series     # rows quarantined per trust
+    utilisation: pd.Series  # OMs per utilisation band
+    balance_by_grade: pd.DataFrame  # grade x side, net FTE (surplus - deficit); FTE, not a count
+    held_back_by_trust: pd.Series  # rows quarantined per trust
     hidden_cells: int
     outstanding_by_night: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=SIDES))  # date x side
     outstanding_by_trust: pd.DataFrame = field(default_factory=pd.DataFrame)  # trust x the last nights, as text
@@ -53,8 +55,15 @@ def _by_side(frame: pd.DataFrame, trusts: list[str]) -> pd.DataFrame:
     return table.reindex(index=trusts, columns=SIDES).fillna(0).astype("int64")
 
 
-def report_tables(cases: pd.DataFrame, staff: pd.DataFrame, caseload: pd.DataFrame, balance: pd.DataFrame,
-                  trusts: pd.DataFrame, threshold: int, progress: pd.DataFrame | None = None) -> ReportTables:
+def report_tables(
+    cases: pd.DataFrame,
+    staff: pd.DataFrame,
+    caseload: pd.DataFrame,
+    balance: pd.DataFrame,
+    trusts: pd.DataFrame,
+    threshold: int,
+    progress: pd.DataFrame | None = None,
+) -> ReportTables:
     """The report's tables from the run's published rows (pure: the page is drawn from these alone). `cases`
     may come grouped, with how many rows each stands for in a `rows` column. `progress`: the progress
     dataset's rows of every run date up to this one (run_date, side, moves_outstanding)."""
@@ -63,10 +72,16 @@ def report_tables(cases: pd.DataFrame, staff: pd.DataFrame, caseload: pd.DataFra
     moved = _count(cases[cases["moved"]], ["reason"]).sort_values(ascending=False)
     bands = pd.cut(caseload["utilisation"], UTILISATION_BINS, right=True, include_lowest=True)
     per_band = bands.value_counts(sort=False)
-    per_band.index = [f"over {b.left:.0%}" if b.right == float("inf") else f"to {b.right:.0%}"
-                      for b in per_band.index]
-    net = balance.assign(net=balance["surplus_fte"] - balance["deficit_fte"]).groupby(["grade", "side"])[
-        "net"].sum().unstack("side").reindex(columns=SIDES).fillna(0.0).round(1)
+    per_band.index = [f"over {b.left:.0%}" if b.right == float("inf") else f"to {b.right:.0%}" for b in per_band.index]
+    net = (
+        balance.assign(net=balance["surplus_fte"] - balance["deficit_fte"])
+        .groupby(["grade", "side"])["net"]
+        .sum()
+        .unstack("side")
+        .reindex(columns=SIDES)
+        .fillna(0.0)
+        .round(1)
+    )
     held = trusts.set_index("trust_code")["quarantined_rows"].reindex(codes).fillna(0).astype("int64")
 
     def hide(frame: pd.DataFrame) -> pd.DataFrame:
@@ -78,22 +93,57 @@ def report_tables(cases: pd.DataFrame, staff: pd.DataFrame, caseload: pd.DataFra
     nights, per_trust = pd.DataFrame(columns=SIDES, dtype=float), pd.DataFrame()
     if progress is not None and len(progress):
         progress = progress.assign(run_date=progress["run_date"].astype(str).str[:10])
-        nights = progress.groupby(["run_date", "side"])["moves_outstanding"].sum().unstack("side").reindex(
-            columns=SIDES).fillna(0).astype("int64")
+        nights = (
+            progress.groupby(["run_date", "side"])["moves_outstanding"]
+            .sum()
+            .unstack("side")
+            .reindex(columns=SIDES)
+            .fillna(0)
+            .astype("int64")
+        )
         nights = hide(nights)
         recent = sorted(progress["run_date"].unique())[-TRUST_NIGHTS:]
-        by_trust = progress[progress["run_date"].isin(recent)].groupby(["trust_code", "run_date"])[
-            "moves_outstanding"].sum().unstack("run_date").reindex(index=codes, columns=recent).fillna(0)
+        by_trust = (
+            progress[progress["run_date"].isin(recent)]
+            .groupby(["trust_code", "run_date"])["moves_outstanding"]
+            .sum()
+            .unstack("run_date")
+            .reindex(index=codes, columns=recent)
+            .fillna(0)
+        )
         # night by night, each night's column suppressed on its own with its total (a sum across nights of
         # moves outstanding means nothing, so the table has no total column)
-        per_trust = pd.DataFrame({night: [("[c]" if pd.isna(v) else str(int(v))) for v in
-                                          suppressed_values(by_trust[night].astype("int64"), threshold)]
-                                  + [str(int(by_trust[night].sum()))] for night in recent},
-                                 index=[*codes, "Total"])
-    hidden = int(cases_shown.isna().sum().sum() + staff_shown.isna().sum().sum() + moved_shown.isna().sum()
-                 + band_shown.isna().sum() + held_shown.isna().sum() + nights.isna().sum().sum())
-    return ReportTables(cases_shown, staff_shown, suppressed_table(cases_n, threshold), moved_shown, band_shown,
-                        net, held_shown, hidden, nights, per_trust)
+        per_trust = pd.DataFrame(
+            {
+                night: [
+                    ("[c]" if pd.isna(v) else str(int(v)))
+                    for v in suppressed_values(by_trust[night].astype("int64"), threshold)
+                ]
+                + [str(int(by_trust[night].sum()))]
+                for night in recent
+            },
+            index=[*codes, "Total"],
+        )
+    hidden = int(
+        cases_shown.isna().sum().sum()
+        + staff_shown.isna().sum().sum()
+        + moved_shown.isna().sum()
+        + band_shown.isna().sum()
+        + held_shown.isna().sum()
+        + nights.isna().sum().sum()
+    )
+    return ReportTables(
+        cases_shown,
+        staff_shown,
+        suppressed_table(cases_n, threshold),
+        moved_shown,
+        band_shown,
+        net,
+        held_shown,
+        hidden,
+        nights,
+        per_trust,
+    )
 
 
 def _chart(kind: str, cid: str, title: str, height: int, **config):
@@ -102,10 +152,24 @@ def _chart(kind: str, cid: str, title: str, height: int, **config):
     from pygal.style import Style
 
     chart = getattr(pygal, kind)(
-        js=[], disable_xml_declaration=True, width=800, height=height, title=title, legend_at_bottom=True,
-        truncate_label=-1, truncate_legend=-1, show_minor_x_labels=True, margin=10,
-        style=Style(colors=config.pop("colors", (SIDE_COLOURS["NPS"],)), font_family="Arial, sans-serif",
-                    background="white", plot_background="white"), **config)
+        js=[],
+        disable_xml_declaration=True,
+        width=800,
+        height=height,
+        title=title,
+        legend_at_bottom=True,
+        truncate_label=-1,
+        truncate_legend=-1,
+        show_minor_x_labels=True,
+        margin=10,
+        style=Style(
+            colors=config.pop("colors", (SIDE_COLOURS["NPS"],)),
+            font_family="Arial, sans-serif",
+            background="white",
+            plot_background="white",
+        ),
+        **config,
+    )
     chart.uuid = cid  # pygal's default is a random id; the page is the same for the same run
     return chart
 
@@ -119,23 +183,38 @@ def _svg(chart) -> str:
 def _labelled(index, names: dict[str, str], hidden: pd.Series | None = None) -> list[str]:
     """Labels by name ("LDN London"), marked [c] where a value is hidden, so a missing bar never reads as a
     zero."""
-    return [f"{code} {names.get(code, '')}".strip() + (" [c]" if hidden is not None and hidden.get(code) else "")
-            for code in index]
+    return [
+        f"{code} {names.get(code, '')}".strip() + (" [c]" if hidden is not None and hidden.get(code) else "")
+        for code in index
+    ]
 
 
 def _side_bars(frame: pd.DataFrame, cid: str, title: str, names: dict[str, str] | None = None) -> str:
     frame = frame.iloc[::-1]  # pygal draws the first label at the bottom: the first trust goes on top
-    chart = _chart("HorizontalStackedBar", cid, title, int(0.22 * 96 * len(frame)) + 140,
-                   colors=tuple(SIDE_COLOURS.values()),
-                   x_labels=_labelled(frame.index, names or {}, frame.isna().any(axis=1)))
+    chart = _chart(
+        "HorizontalStackedBar",
+        cid,
+        title,
+        int(0.22 * 96 * len(frame)) + 140,
+        colors=tuple(SIDE_COLOURS.values()),
+        x_labels=_labelled(frame.index, names or {}, frame.isna().any(axis=1)),
+    )
     for side in SIDE_COLOURS:
         chart.add(side, [None if pd.isna(v) else float(v) for v in frame[side]])
     return _svg(chart)
 
 
 def _bars(values: pd.Series, cid: str, title: str, xlabel: str) -> str:
-    chart = _chart("Bar", cid, title, 360, x_labels=[f"{i} [c]" if pd.isna(v) else str(i) for i, v in values.items()],
-                   x_label_rotation=60, x_title=xlabel, show_legend=False)
+    chart = _chart(
+        "Bar",
+        cid,
+        title,
+        360,
+        x_labels=[f"{i} [c]" if pd.isna(v) else str(i) for i, v in values.items()],
+        x_label_rotation=60,
+        x_title=xlabel,
+        show_legend=False,
+    )
     chart.add(title, [None if pd.isna(v) else float(v) for v in values])
     return _svg(chart)
 
@@ -145,12 +224,22 @@ def _utilisation_bars(values: pd.Series, cid: str, title: str, capacity_limit: f
     HMPPS' 110% warning line (a band holds loads above its left edge, up to and including its right)."""
     edges = sorted({round(capacity_limit, 4), HMPPS_WARNING})
     what = {round(capacity_limit, 4): "capacity", HMPPS_WARNING: "HMPPS warning"}
-    names = [f"up to {edges[0]:.0%} ({what[edges[0]]})"] + (
-        [f"over {edges[0]:.0%}, up to {edges[1]:.0%} ({what[edges[1]]})"] if len(edges) > 1 else []) + [
-        f"over {edges[-1]:.0%}"]
+    names = (
+        [f"up to {edges[0]:.0%} ({what[edges[0]]})"]
+        + ([f"over {edges[0]:.0%}, up to {edges[1]:.0%} ({what[edges[1]]})"] if len(edges) > 1 else [])
+        + [f"over {edges[-1]:.0%}"]
+    )
     colours = ("#1d70b8", "#f47738", "#d4351c") if len(names) == 3 else ("#1d70b8", "#d4351c")
-    chart = _chart("StackedBar", cid, title, 380, colors=colours, x_labels=[str(i) for i in values.index],
-                   x_label_rotation=60, x_title="utilisation band")
+    chart = _chart(
+        "StackedBar",
+        cid,
+        title,
+        380,
+        colors=colours,
+        x_labels=[str(i) for i in values.index],
+        x_label_rotation=60,
+        x_title="utilisation band",
+    )
     lower = [UTILISATION_BINS[i] for i in range(len(values))]
     group = [sum(low >= e - 1e-9 for e in edges) for low in lower]  # bins do not straddle a 10% line
     for g, name in enumerate(names):
@@ -160,17 +249,31 @@ def _utilisation_bars(values: pd.Series, cid: str, title: str, capacity_limit: f
 
 def _night_lines(nights: pd.DataFrame, cid: str) -> str:
     """Moves outstanding, night by night, by side: the transition's progress over the runs published."""
-    chart = _chart("Line", cid, "Moves outstanding by night", 340, colors=tuple(SIDE_COLOURS.values()),
-                   x_labels=[f"{d} [c]" if nights.loc[d].isna().any() else d for d in nights.index],
-                   x_label_rotation=60, y_title="moves outstanding")
+    chart = _chart(
+        "Line",
+        cid,
+        "Moves outstanding by night",
+        340,
+        colors=tuple(SIDE_COLOURS.values()),
+        x_labels=[f"{d} [c]" if nights.loc[d].isna().any() else d for d in nights.index],
+        x_label_rotation=60,
+        y_title="moves outstanding",
+    )
     for side in SIDE_COLOURS:
         chart.add(side, [None if pd.isna(v) else float(v) for v in nights[side]] if side in nights else [])
     return _svg(chart)
 
 
 def _balance_bars(net: pd.DataFrame, cid: str) -> str:
-    chart = _chart("Bar", cid, "Workforce surplus and deficit by grade", 340, colors=tuple(SIDE_COLOURS.values()),
-                   x_labels=list(net.index), y_title="FTE: surplus (+) / deficit (-)")
+    chart = _chart(
+        "Bar",
+        cid,
+        "Workforce surplus and deficit by grade",
+        340,
+        colors=tuple(SIDE_COLOURS.values()),
+        x_labels=list(net.index),
+        y_title="FTE: surplus (+) / deficit (-)",
+    )
     for side in SIDE_COLOURS:
         chart.add(side, [float(v) for v in net[side]])
     return _svg(chart)
@@ -187,16 +290,21 @@ def manifest_in_words(manifest: dict) -> str:
     by_status: dict[str, list[str]] = {}
     for code, t in sorted(trusts.items()):
         by_status.setdefault(t["status"], []).append(code)
-    parts = [f"{len(v)} {k.lower().replace('_', ' ')} ({', '.join(v)})" if k != "FRESH" else f"{len(v)} fresh"
-             for k, v in sorted(by_status.items())]
+    parts = [
+        f"{len(v)} {k.lower().replace('_', ' ')} ({', '.join(v)})" if k != "FRESH" else f"{len(v)} fresh"
+        for k, v in sorted(by_status.items())
+    ]
     policy = manifest["policy"]
     files = sum(len(t.get("input_sha256", {}) or {}) for t in trusts.values())
-    return (f"Run {manifest['run_id']} for {manifest['run_date']}, started {manifest['started_at']} and "
-            f"finished {manifest['finished_at']} (UTC), under policy version {policy['version']} (SHA-256 "
-            f"{policy['sha256'][:12]}…) and code version {manifest['code_version']}. Of {len(trusts)} trusts: "
-            f"{'; '.join(parts)}. {len(manifest.get('trusts_published', []))} trusts were published"
-            + (f"; it replaced run {manifest['supersedes']}" if manifest.get("supersedes") else "")
-            + (f"; {files} input files were fingerprinted (SHA-256)" if files else "") + ".")
+    return (
+        f"Run {manifest['run_id']} for {manifest['run_date']}, started {manifest['started_at']} and "
+        f"finished {manifest['finished_at']} (UTC), under policy version {policy['version']} (SHA-256 "
+        f"{policy['sha256'][:12]}…) and code version {manifest['code_version']}. Of {len(trusts)} trusts: "
+        f"{'; '.join(parts)}. {len(manifest.get('trusts_published', []))} trusts were published"
+        + (f"; it replaced run {manifest['supersedes']}" if manifest.get("supersedes") else "")
+        + (f"; {files} input files were fingerprinted (SHA-256)" if files else "")
+        + "."
+    )
 
 
 def capacity_in_words(manifest: dict, capacity_limit: float) -> str:
@@ -205,18 +313,28 @@ def capacity_in_words(manifest: dict, capacity_limit: float) -> str:
     over = sum(s.get("over_capacity", 0) for _, s in sides)
     if not sides:
         return "No trust was aligned in this run."
-    text = (f"{over:,} offender managers are over capacity (a load above {capacity_limit:.0%} of capacity; "
-            "a load exactly at capacity is not over it).")
+    text = (
+        f"{over:,} offender managers are over capacity (a load above {capacity_limit:.0%} of capacity; "
+        "a load exactly at capacity is not over it)."
+    )
     unavoidable = [f"{c} {s['side']}" for c, s in sides if s.get("over_capacity") and s.get("overload_unavoidable")]
     avoidable = [f"{c} {s['side']}" for c, s in sides if s.get("over_capacity") and not s.get("overload_unavoidable")]
     if unavoidable:
-        text += f" No plan could avoid it on {', '.join(unavoidable)}: the cases there need more capacity than the officers have."
+        text += (
+            f" No plan could avoid it on {', '.join(unavoidable)}: the cases there need more capacity than the "
+            "officers have."
+        )
     if avoidable:
-        text += (f" On {', '.join(avoidable)} a plan with nobody over capacity may exist, at the cost of more "
-                 "moves than the policy's costs allow for it.")
+        text += (
+            f" On {', '.join(avoidable)} a plan with nobody over capacity may exist, at the cost of more "
+            "moves than the policy's costs allow for it."
+        )
     unproven = [f"{c} {s['side']} ({s['gap']:.2%})" for c, s in sides if not s.get("proven") and s.get("gap")]
-    text += (" Every side's plan is proven optimal, within the policy's gap." if not unproven else
-             f" Plans not proven optimal (at most this share of their cost could be saved): {', '.join(unproven)}.")
+    text += (
+        " Every side's plan is proven optimal, within the policy's gap."
+        if not unproven
+        else f" Plans not proven optimal (at most this share of their cost could be saved): {', '.join(unproven)}."
+    )
     return text
 
 
@@ -226,45 +344,72 @@ def _why(t: dict) -> str:
     return "; ".join(f"{r['file']}: {r['rule']}: {r['message']}" for r in files[:1])
 
 
-def render_run_report(manifest: dict, t: ReportTables, threshold: int, capacity_limit: float,
-                      names: dict[str, str] | None = None, data_docs: str | None = None) -> str:
+def render_run_report(
+    manifest: dict,
+    t: ReportTables,
+    threshold: int,
+    capacity_limit: float,
+    names: dict[str, str] | None = None,
+    data_docs: str | None = None,
+) -> str:
     """The page: inline SVG charts and tables, no scripts and no external resources. `names`: trust and unit
     names by code (the reference data); `data_docs`: the run's Data Docs, relative to the page, if built."""
     names = names or {}
-    docs = (f'<p id="data-docs">Every file\'s validation, expectation by expectation: the run\'s '
-            f'<a href="{html.escape(data_docs)}">Great Expectations Data Docs</a>.</p>' if data_docs else
-            '<p id="data-docs" class="note">The Data Docs of this run could not be built (see the run\'s log); '
-            'the <code>validation</code> dataset holds every expectation\'s result.</p>')
+    docs = (
+        f"<p id=\"data-docs\">Every file's validation, expectation by expectation: the run's "
+        f'<a href="{html.escape(data_docs)}">Great Expectations Data Docs</a>.</p>'
+        if data_docs
+        else '<p id="data-docs" class="note">The Data Docs of this run could not be built (see the run\'s log); '
+        "the <code>validation</code> dataset holds every expectation's result.</p>"
+    )
     charts = [
-        ("cases-by-side", "Cases by side and trust",
-         _side_bars(t.cases_by_side, "svg-cases", "Cases by side", names)),
-        ("staff-by-side", "Staff by side and trust",
-         _side_bars(t.staff_by_side, "svg-staff", "Staff by side", names)),
-        ("progress", "Moves outstanding, night by night (all trusts)",
-         _night_lines(t.outstanding_by_night, "svg-progress")),
-        ("moved-by-reason", "Cases moved, by reason",
-         _bars(t.moved_by_reason, "svg-moved", "Cases moved by reason", "reason")),
-        ("utilisation", "Caseload utilisation of offender managers (workload points against capacity)",
-         _utilisation_bars(t.utilisation, "svg-utilisation", "Offender managers by caseload utilisation",
-                           capacity_limit)),
+        ("cases-by-side", "Cases by side and trust", _side_bars(t.cases_by_side, "svg-cases", "Cases by side", names)),
+        ("staff-by-side", "Staff by side and trust", _side_bars(t.staff_by_side, "svg-staff", "Staff by side", names)),
+        (
+            "progress",
+            "Moves outstanding, night by night (all trusts)",
+            _night_lines(t.outstanding_by_night, "svg-progress"),
+        ),
+        (
+            "moved-by-reason",
+            "Cases moved, by reason",
+            _bars(t.moved_by_reason, "svg-moved", "Cases moved by reason", "reason"),
+        ),
+        (
+            "utilisation",
+            "Caseload utilisation of offender managers (workload points against capacity)",
+            _utilisation_bars(
+                t.utilisation, "svg-utilisation", "Offender managers by caseload utilisation", capacity_limit
+            ),
+        ),
         ("balance", "Workforce surplus and deficit by grade (FTE)", _balance_bars(t.balance_by_grade, "svg-balance")),
-        ("validation", "Rows held back by validation, by trust",
-         _bars(t.held_back_by_trust, "svg-validation", "Rows held back", "trust")),
+        (
+            "validation",
+            "Rows held back by validation, by trust",
+            _bars(t.held_back_by_trust, "svg-validation", "Rows held back", "trust"),
+        ),
     ]
-    figures = "\n".join(f'<figure id="chart-{cid}"><figcaption>{html.escape(cap)}</figcaption>{svg}</figure>'
-                        for cid, cap, svg in charts)
-    statuses = "".join(f"<tr><td>{html.escape(c)}</td><td>{html.escape(names.get(c, ''))}</td>"
-                       f"<td>{html.escape(v['status'])}</td>"
-                       f"<td>{html.escape(str(v.get('extract_date') or ''))}</td>"
-                       f"<td>{html.escape(_why(v))}</td></tr>"
-                       for c, v in sorted(manifest["trusts"].items()))
+    figures = "\n".join(
+        f'<figure id="chart-{cid}"><figcaption>{html.escape(cap)}</figcaption>{svg}</figure>'
+        for cid, cap, svg in charts
+    )
+    statuses = "".join(
+        f"<tr><td>{html.escape(c)}</td><td>{html.escape(names.get(c, ''))}</td>"
+        f"<td>{html.escape(v['status'])}</td>"
+        f"<td>{html.escape(str(v.get('extract_date') or ''))}</td>"
+        f"<td>{html.escape(_why(v))}</td></tr>"
+        for c, v in sorted(manifest["trusts"].items())
+    )
     cases_table = t.cases_table.rename_axis("trust").reset_index().to_html(classes="counts", border=0, index=False)
-    per_trust = t.outstanding_by_trust.rename_axis("trust").reset_index().to_html(
-        classes="counts", border=0, index=False) if len(t.outstanding_by_trust) else "<p>No night published yet.</p>"
+    per_trust = (
+        t.outstanding_by_trust.rename_axis("trust").reset_index().to_html(classes="counts", border=0, index=False)
+        if len(t.outstanding_by_trust)
+        else "<p>No night published yet.</p>"
+    )
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'; img-src data:">
-<title>Transition pipeline run report {html.escape(manifest['run_date'])}</title>
+<title>Transition pipeline run report {html.escape(manifest["run_date"])}</title>
 <style>
 body {{ font-family: Arial, sans-serif; margin: 2em auto; max-width: 60em; color: #0b0c0c; }}
 figure {{ margin: 2em 0; }} figcaption {{ font-weight: bold; margin-bottom: .5em; }}
@@ -272,7 +417,7 @@ svg {{ max-width: 100%; height: auto; }}
 table {{ border-collapse: collapse; font-size: .85em; }} td, th {{ padding: .2em .6em; border-bottom: 1px solid #ccc; }}
 .note {{ color: #505a5f; }}
 </style></head><body>
-<h1>Transition pipeline: run report for {html.escape(manifest['run_date'])}</h1>
+<h1>Transition pipeline: run report for {html.escape(manifest["run_date"])}</h1>
 <h2>This run</h2>
 <p id="manifest">{html.escape(manifest_in_words(manifest))}</p>
 <p id="capacity">{html.escape(capacity_in_words(manifest, capacity_limit))}</p>
@@ -303,16 +448,27 @@ def write_run_report(out: Store, manifest: dict, threshold: int, capacity_limit:
         files = out.url_of(*layout.published(ds, run_date), "**", "*.parquet")
         return con.sql(f"select {cols} from {scan([files])}" + (f" group by {group}" if group else "")).df()
 
-    trusts = pd.DataFrame([{"trust_code": c, "quarantined_rows": t.get("quarantined_rows", 0)}
-                           for c, t in manifest["trusts"].items()])
+    trusts = pd.DataFrame(
+        [{"trust_code": c, "quarantined_rows": t.get("quarantined_rows", 0)} for c, t in manifest["trusts"].items()]
+    )
     nights = out.url_of(*layout.published("progress"), "**", "*.parquet")
-    progress = con.sql(f"select run_date, trust_code, side, moves_outstanding from {scan([nights])} "
-                       f"where run_date <= '{run_date}'::date").df() if out.exists(*layout.published("progress")) else None
-    tables = report_tables(rows("case_alignment", "trust_code, side, moved, reason, count(*) as rows", "all"),
-                           rows("staff_assignment", "trust_code, side"),
-                           rows("caseload", "utilisation"),
-                           rows("workforce_balance", "side, grade, surplus_fte, deficit_fte"), trusts, threshold,
-                           progress)
+    progress = (
+        con.sql(
+            f"select run_date, trust_code, side, moves_outstanding from {scan([nights])} "
+            f"where run_date <= '{run_date}'::date"
+        ).df()
+        if out.exists(*layout.published("progress"))
+        else None
+    )
+    tables = report_tables(
+        rows("case_alignment", "trust_code, side, moved, reason, count(*) as rows", "all"),
+        rows("staff_assignment", "trust_code, side"),
+        rows("caseload", "utilisation"),
+        rows("workforce_balance", "side, grade, surplus_fte, deficit_fte"),
+        trusts,
+        threshold,
+        progress,
+    )
     con.close()
     reference = load_reference()
     names = dict(zip(reference.trusts["trust_code"], reference.trusts["trust_name"]))

@@ -5,6 +5,7 @@ step gets the run as a small dict and leaves its summaries in the run's staging 
 counts travel through XCom. Importing this module is cheap (no pandas, pyarrow or Dask at the top), so
 DAG files that import it parse fast.
 """
+
 from __future__ import annotations
 
 import json
@@ -25,11 +26,14 @@ def _plan(run: dict, checked: bool = True):
     if not checked:
         return plan
     if run.get("policy_sha256", plan.policy.sha256) != plan.policy.sha256:
-        raise RunRefused(f"the policy changed during run {run['run_id']} (SHA-256 {run['policy_sha256'][:12]}… at "
-                         f"the start, {plan.policy.sha256[:12]}… now): start a new run")
+        raise RunRefused(
+            f"the policy changed during run {run['run_id']} (SHA-256 {run['policy_sha256'][:12]}… at "
+            f"the start, {plan.policy.sha256[:12]}… now): start a new run"
+        )
     if run.get("key_id", _key_id(plan)) != _key_id(plan):
-        raise RunRefused(f"TRP_PSEUDONYM_KEY changed during run {run['run_id']}: its pseudonyms would not join; "
-                         "start a new run")
+        raise RunRefused(
+            f"TRP_PSEUDONYM_KEY changed during run {run['run_id']}: its pseudonyms would not join; start a new run"
+        )
     return plan
 
 
@@ -47,8 +51,9 @@ def _summary_path(run: dict, step: str, trust: str) -> tuple[str, ...]:
 def _write_summary(run: dict, step: str, summary: dict) -> None:
     from pipeline.storage import Store
 
-    Store(run["out"]).write_bytes(json.dumps(summary, sort_keys=True, default=str).encode(),
-                                  *_summary_path(run, step, summary["trust"]))
+    Store(run["out"]).write_bytes(
+        json.dumps(summary, sort_keys=True, default=str).encode(), *_summary_path(run, step, summary["trust"])
+    )
 
 
 def _read_summaries(run: dict, step: str) -> dict[str, dict]:
@@ -67,9 +72,17 @@ def start(landing: str, out: str, run_date: str, policy_file: str | None = None)
     from pipeline.runs.planning import plan_run
 
     plan = plan_run(landing, out, run_date, policy_file, one_process=False)  # tasks run in many processes
-    return {"run_id": plan.run_id, "run_date": plan.run_date, "landing": landing, "out": out,
-            "policy_file": policy_file, "started_at": plan.started_at, "trusts": [j.trust for j in plan.jobs],
-            "policy_sha256": plan.policy.sha256, "key_id": _key_id(plan)}
+    return {
+        "run_id": plan.run_id,
+        "run_date": plan.run_date,
+        "landing": landing,
+        "out": out,
+        "policy_file": policy_file,
+        "started_at": plan.started_at,
+        "trusts": [j.trust for j in plan.jobs],
+        "policy_sha256": plan.policy.sha256,
+        "key_id": _key_id(plan),
+    }
 
 
 def ingest(run: dict, trust: str) -> dict:
@@ -79,9 +92,13 @@ def ingest(run: dict, trust: str) -> dict:
     job = next(j for j in _plan(run).jobs if j.trust == trust)
     summary = ingest_trust(job)
     _write_summary(run, "ingest", summary)
-    return {"trust": trust, "status": summary["status"], "extract_date": summary["extract_date"],
-            "quarantined_rows": summary.get("quarantined_rows", 0),
-            "rejected_files": summary["rejected_files"]}
+    return {
+        "trust": trust,
+        "status": summary["status"],
+        "extract_date": summary["extract_date"],
+        "quarantined_rows": summary.get("quarantined_rows", 0),
+        "rejected_files": summary["rejected_files"],
+    }
 
 
 def decide(run: dict, scheduler: str | None = None) -> dict[str, str]:
@@ -106,8 +123,11 @@ def publish(run: dict) -> dict:
     from pipeline.runs.nightly import commit_run
 
     result = commit_run(_plan(run), list(_read_summaries(run, "finish").values()))
-    return {"exit_code": result.exit_code, "manifest": result.manifest_path,
-            "statuses": {t: s["status"] for t, s in result.manifest["trusts"].items()}}
+    return {
+        "exit_code": result.exit_code,
+        "manifest": result.manifest_path,
+        "statuses": {t: s["status"] for t, s in result.manifest["trusts"].items()},
+    }
 
 
 def cleanup(run: dict) -> None:

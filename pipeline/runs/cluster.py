@@ -1,5 +1,6 @@
 """The Dask cluster a run works on: an existing one (DASK_SCHEDULER_ADDRESS), or a local one of worker
 processes, and what its workers are set up with (worker plugins, importable by the workers)."""
+
 from __future__ import annotations
 
 import os
@@ -47,8 +48,7 @@ def dask_client(scheduler: str | None = None, n_workers: int = 2) -> Iterator:
     # pandas, pyarrow and OR-Tools again. But forking a process that runs other threads (an Airflow task, a
     # caller polling, an in-process server) can copy a lock some thread holds, and the worker hangs at start:
     # fork only when this is the process's one thread. DASK_DISTRIBUTED__WORKER__MULTIPROCESSING_METHOD overrides.
-    method = env.worker_start or (
-        "fork" if threading.active_count() == 1 else "spawn")
+    method = env.worker_start or ("fork" if threading.active_count() == 1 else "spawn")
     if method == "fork":  # Great Expectations takes 3-6 s to import: once here, not in every worker of every run
         from pipeline.extracts.validation import import_gx
 
@@ -59,13 +59,22 @@ def dask_client(scheduler: str | None = None, n_workers: int = 2) -> Iterator:
     # the scheduler, each nanny and each worker; memory checked every 0.5 s, not 0.1 s (a worker peaks at
     # a sixth of its limit); the dashboard's system monitor every 2 s. The driver's CPU fell by 0.3-0.45 s in
     # each of six scale-10 runs, and the run was faster in five of six alternating pairs.
-    with dask.config.set({"distributed.worker.multiprocessing-method": method,
-                          "distributed.worker.profile.enabled": False,
-                          "distributed.admin.tick.interval": "1s",
-                          "distributed.worker.memory.monitor-interval": "500ms",
-                          "distributed.admin.system-monitor.interval": "2s"}):
-        cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
-                               memory_limit="4GiB", dashboard_address="127.0.0.1:0")
+    with dask.config.set(
+        {
+            "distributed.worker.multiprocessing-method": method,
+            "distributed.worker.profile.enabled": False,
+            "distributed.admin.tick.interval": "1s",
+            "distributed.worker.memory.monitor-interval": "500ms",
+            "distributed.admin.system-monitor.interval": "2s",
+        }
+    ):
+        cluster = LocalCluster(
+            n_workers=n_workers,
+            threads_per_worker=1,
+            processes=True,
+            memory_limit="4GiB",
+            dashboard_address="127.0.0.1:0",
+        )
     try:
         with Client(cluster) as client:
             client.register_plugin(ArrowThreads(max(1, (os.cpu_count() or 1) // n_workers)), name="arrow-threads")

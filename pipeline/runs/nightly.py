@@ -2,6 +2,7 @@
 
 Shared by `trp run`, `trp demo` and the Airflow DAG: one code path.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -72,12 +73,25 @@ def run_nightly(
             def on_ingested(summary: dict) -> None:
                 if summary["status"] in USABLE:
                     crns[summary["trust"]] = staged_crns(job_of[summary["trust"]])
-                decided[summary["trust"]] = _submit_decide(client, plan, job_of[summary["trust"]], summary,
-                                                           len(jobs) - len(decided))
+                decided[summary["trust"]] = _submit_decide(
+                    client, plan, job_of[summary["trust"]], summary, len(jobs) - len(decided)
+                )
 
-            ingested = _gather(client, {j.trust: client.submit(
-                ingest_trust, j, key=_task_key("ingest", j), priority=1000 + len(jobs) - i, retries=2, pure=False)
-                for i, j in enumerate(jobs)}, on_ingested)
+            ingested = _gather(
+                client,
+                {
+                    j.trust: client.submit(
+                        ingest_trust,
+                        j,
+                        key=_task_key("ingest", j),
+                        priority=1000 + len(jobs) - i,
+                        retries=2,
+                        pure=False,
+                    )
+                    for i, j in enumerate(jobs)
+                },
+                on_ingested,
+            )
             summaries = finish_all(client, plan, ingested, on_trust_done, crns, decided)
         warming.join()
         return commit_run(plan, list(summaries.values()))
@@ -99,26 +113,55 @@ def _warm_report() -> None:
         log.debug("warming the run report failed", exc_info=True)
 
 
-def finish_all(client, plan: RunPlan, ingested: dict[str, dict],
-               on_trust_done: Callable[[dict], None] | None = None,
-               crns: dict[str, pd.DataFrame] | None = None, decided: dict | None = None) -> dict[str, dict]:
+def finish_all(
+    client,
+    plan: RunPlan,
+    ingested: dict[str, dict],
+    on_trust_done: Callable[[dict], None] | None = None,
+    crns: dict[str, pd.DataFrame] | None = None,
+    decided: dict | None = None,
+) -> dict[str, dict]:
     """Phase 2 on Dask, once every trust is ingested: each trust's decisions (`decided`: futures already
     submitted, else submitted here, largest trust first), the run-wide CRN check (on `crns`, the staged CRNs
     already read, where given), then each trust's report as its decisions finish."""
     decided = dict(decided or {})
-    order = sorted((j for j in plan.jobs if j.trust in ingested),
-                   key=lambda j: (-ingested[j.trust].get("accepted_rows", {}).get("cases", 0), j.trust))
+    order = sorted(
+        (j for j in plan.jobs if j.trust in ingested),
+        key=lambda j: (-ingested[j.trust].get("accepted_rows", {}).get("cases", 0), j.trust),
+    )
     for i, j in enumerate(order):
         if j.trust not in decided:
             decided[j.trust] = _submit_decide(client, plan, j, ingested[j.trust], len(order) - i)
     # Every trust's GX results are staged now: their Data Docs are built on a worker beside the decisions
-    docs = client.submit(build_site, plan.out.url, plan.run_id, plan.started_at, key=f"data-docs-{plan.run_id}",
-                         priority=len(order) // 2, retries=2, pure=False)
+    docs = client.submit(
+        build_site,
+        plan.out.url,
+        plan.run_id,
+        plan.started_at,
+        key=f"data-docs-{plan.run_id}",
+        priority=len(order) // 2,
+        retries=2,
+        pure=False,
+    )
     conflicts = crn_conflicts(plan, ingested, crns)
-    summaries = _gather(client, {j.trust: client.submit(
-        report_trust, j, ingested[j.trust], decided[j.trust], conflicts.get(j.trust),
-        key=_task_key("report", j), priority=len(order) - i, retries=2, pure=False)
-        for i, j in enumerate(order)}, on_trust_done)
+    summaries = _gather(
+        client,
+        {
+            j.trust: client.submit(
+                report_trust,
+                j,
+                ingested[j.trust],
+                decided[j.trust],
+                conflicts.get(j.trust),
+                key=_task_key("report", j),
+                priority=len(order) - i,
+                retries=2,
+                pure=False,
+            )
+            for i, j in enumerate(order)
+        },
+        on_trust_done,
+    )
     _data_docs_built(docs)
     return summaries
 
@@ -139,8 +182,9 @@ def _data_docs_built(docs) -> None:
 def _submit_decide(client, plan: RunPlan, job: TrustJob, ingested: dict, rank: int):
     """A trust's decisions, after any waiting ingest (so every trust is ingested early and the run-wide CRN
     check is made while the workers decide, not at the end with the workers idle), biggest first."""
-    return client.submit(decide_and_stage, job, plan.policy, ingested, key=_task_key("decide", job),
-                         priority=rank, retries=2, pure=False)
+    return client.submit(
+        decide_and_stage, job, plan.policy, ingested, key=_task_key("decide", job), priority=rank, retries=2, pure=False
+    )
 
 
 def _task_key(step: str, job: TrustJob) -> str:
@@ -160,38 +204,56 @@ def _gather(client, futures: dict, on_done: Callable[[dict], None] | None = None
         try:
             s = fut.result()
         except Exception as exc:
-            raise RunRefused(f"trust {trust_of[fut.key]} failed after retries ({type(exc).__name__}: {exc}): "
-                             "nothing published; earlier runs are unchanged") from exc
+            raise RunRefused(
+                f"trust {trust_of[fut.key]} failed after retries ({type(exc).__name__}: {exc}): "
+                "nothing published; earlier runs are unchanged"
+            ) from exc
         done[s["trust"]] = s
         if on_done:
             on_done(s)
     return done
 
 
-def crn_conflicts(plan: RunPlan, ingested: dict[str, dict],
-                  crns: dict[str, pa.Table] | None = None) -> dict[str, list[dict]]:
+def crn_conflicts(
+    plan: RunPlan, ingested: dict[str, dict], crns: dict[str, pa.Table] | None = None
+) -> dict[str, list[dict]]:
     """CRNs in more than one trust's accepted extract: a finding for each trust that holds one (spec §3).
 
     Found by `text.repeated` over the run's 2.4 million CRNs at national volume (0.1-0.3 s; Arrow's value_counts
     took 0.6-1.1 s, in this process, while the workers need both cores); only the few shared ones reach pandas.
     """
     jobs, read = {j.trust: j for j in plan.jobs}, crns or {}
-    held = [(t, read[t] if t in read else staged_crns(jobs[t]))
-            for t, s in sorted(ingested.items()) if s["status"] in USABLE]
+    held = [
+        (t, read[t] if t in read else staged_crns(jobs[t]))
+        for t, s in sorted(ingested.items())
+        if s["status"] in USABLE
+    ]
     if not held:
         return {}
     twice = pa.concat_tables([table for _, table in held]).column("crn").to_pandas().duplicated(keep=False).to_numpy()
     ends = np.cumsum([table.num_rows for _, table in held])
-    shared = pd.concat([table.filter(twice[end - table.num_rows:end]).to_pandas().assign(trust=t)
-                        for (t, table), end in zip(held, ends.tolist())], ignore_index=True)
+    shared = pd.concat(
+        [
+            table.filter(twice[end - table.num_rows : end]).to_pandas().assign(trust=t)
+            for (t, table), end in zip(held, ends.tolist())
+        ],
+        ignore_index=True,
+    )
     trusts_of = shared.groupby("crn")["trust"].agg(lambda t: sorted(set(t)))
     findings: dict[str, list[dict]] = {}
     shared = shared.sort_values(["trust", LINE])
     for trust, crn, line in zip(shared["trust"], shared["crn"], shared[LINE]):
         others = ", ".join(t for t in trusts_of[crn] if t != trust)
-        findings.setdefault(trust, []).append({
-            "file": "cases.csv", "line": int(line), "column": "crn", "rule": CROSS_TRUST_RULE,
-            "message": f"{CROSS_TRUST_MESSAGE} (also in {others})", "value": crn})
+        findings.setdefault(trust, []).append(
+            {
+                "file": "cases.csv",
+                "line": int(line),
+                "column": "crn",
+                "rule": CROSS_TRUST_RULE,
+                "message": f"{CROSS_TRUST_MESSAGE} (also in {others})",
+                "value": crn,
+            }
+        )
     return findings
 
 
@@ -201,10 +263,14 @@ def commit_run(plan: RunPlan, summaries: list[dict]) -> RunResult:
     if not published:
         raise RunRefused("no trust had a usable extract: nothing published")
     manifest = {
-        "run_id": plan.run_id, "run_date": plan.run_date, "started_at": plan.started_at,
+        "run_id": plan.run_id,
+        "run_date": plan.run_date,
+        "started_at": plan.started_at,
         "finished_at": dt.datetime.now(dt.UTC).isoformat(),
-        "policy": plan.policy.manifest_entry(), "code_version": version("transition-pipeline"),
-        "python": platform.python_version(), "datasets": list(DATASETS),
+        "policy": plan.policy.manifest_entry(),
+        "code_version": version("transition-pipeline"),
+        "python": platform.python_version(),
+        "datasets": list(DATASETS),
         "key_id": key_fingerprint(plan.jobs[0].pseudonym_key),
         "unknown_landing_folders": plan.unknown_landing_folders,
         "trusts": {s["trust"]: _manifest_entry(s) for s in sorted(summaries, key=lambda s: s["trust"])},
@@ -214,10 +280,13 @@ def commit_run(plan: RunPlan, summaries: list[dict]) -> RunResult:
     except OSError as exc:
         current = current_manifest(plan.out, plan.run_date)
         if current and current["run_id"] == plan.run_id:
-            raise RunRefused(f"run {plan.run_id} was committed, but putting it in place failed "
-                             f"({type(exc).__name__}: {exc}); the next run finishes it") from exc
-        raise RunRefused(f"could not commit the run ({type(exc).__name__}: {exc}): nothing published; earlier "
-                         "runs are unchanged") from exc
+            raise RunRefused(
+                f"run {plan.run_id} was committed, but putting it in place failed "
+                f"({type(exc).__name__}: {exc}); the next run finishes it"
+            ) from exc
+        raise RunRefused(
+            f"could not commit the run ({type(exc).__name__}: {exc}): nothing published; earlier runs are unchanged"
+        ) from exc
     after_publish(plan.out, committed, plan.policy)
     release_run_lock(plan.out, plan.run_date, plan.run_id)
     fresh = all(s["status"] == "FRESH" for s in summaries)
@@ -229,16 +298,18 @@ def after_publish(out: Store, manifest: dict, policy: Policy) -> None:
     from pipeline.publishing.catalog import refresh_catalog
     from pipeline.publishing.run_report import write_run_report
 
-    write_run_report(out, manifest, policy.publishing.suppression_threshold,
-                     policy.alignment.capacity_limit_pct / 100)
+    write_run_report(out, manifest, policy.publishing.suppression_threshold, policy.alignment.capacity_limit_pct / 100)
     refresh_catalog(out)
 
 
 def _manifest_entry(summary: dict) -> dict:
     """A trust's summary for the manifest: its validation results are published as a dataset, counted here."""
     results = summary.get("validation", [])
-    return {**{k: v for k, v in summary.items() if k != "validation"},
-            "checks": len(results), "checks_failed": sum(not r["success"] for r in results)}
+    return {
+        **{k: v for k, v in summary.items() if k != "validation"},
+        "checks": len(results),
+        "checks_failed": sum(not r["success"] for r in results),
+    }
 
 
 def abandon(plan: RunPlan) -> None:
@@ -247,5 +318,3 @@ def abandon(plan: RunPlan) -> None:
     if not committed or committed["run_id"] != plan.run_id:
         plan.out.rm(*layout.staging(plan.run_id))
     release_run_lock(plan.out, plan.run_date, plan.run_id)
-
-

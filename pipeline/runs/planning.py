@@ -1,5 +1,6 @@
 """Planning a run before any work: the checks (key, landing zone, policy), the run's id and its date's lock,
 and one job per trust. Light on imports: the Airflow DAG's first task runs only this."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -19,6 +20,7 @@ from pipeline.storage import Store
 
 log = logging.getLogger("trp")
 
+
 @dataclass(frozen=True)
 class TrustJob:
     trust: str
@@ -36,14 +38,11 @@ class TrustJob:
 EXIT_OK, EXIT_PARTIAL, EXIT_FAILED = 0, 3, 2
 
 
-
 USABLE = ("FRESH", "CARRIED_OVER")
-
 
 
 class RunRefused(Exception):
     """Nothing was published; the message says why."""
-
 
 
 @dataclass
@@ -53,7 +52,6 @@ class RunResult:
     manifest_path: str
 
 
-
 def checked_run_date(text: str) -> str:
     """A run date as given, if it is a real date written YYYY-MM-DD; RunRefused, saying so, otherwise."""
     if not is_date_folder(text):
@@ -61,15 +59,14 @@ def checked_run_date(text: str) -> str:
     return text
 
 
-
 def new_run_id(run_date: str) -> str:
     return f"{run_date}_{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}_{uuid.uuid4().hex[:8]}"
-
 
 
 @dataclass
 class RunPlan:
     """Everything a run's steps share: who, where, which policy; built once by `plan_run`."""
+
     run_id: str
     run_date: str
     policy: Policy
@@ -82,10 +79,15 @@ class RunPlan:
         return Store(self.jobs[0].out)
 
 
-
-def plan_run(landing: str, out: str, run_date: str | None = None, policy_file: str | None = None,
-             pseudonym_key: bytes | None = None, run_id: str | None = None,
-             one_process: bool = True) -> RunPlan:
+def plan_run(
+    landing: str,
+    out: str,
+    run_date: str | None = None,
+    policy_file: str | None = None,
+    pseudonym_key: bytes | None = None,
+    run_id: str | None = None,
+    one_process: bool = True,
+) -> RunPlan:
     """Check what a run needs before any work (key, landing zone, policy), finish any interrupted publish,
     and name the run, taking the run date's lock (`one_process`: the whole run lives in this process, so
     its death frees the lock). Raises RunRefused when the run cannot go ahead."""
@@ -107,12 +109,28 @@ def plan_run(landing: str, out: str, run_date: str | None = None, policy_file: s
             log.warning("removing the staging of run %s, which died before its commit", debris)
             out_store.rm(*layout.staging(debris))
     known = set(reference.trust_codes)
-    jobs = [TrustJob(code, *reference.units_of(code), landing, out, run_id, run_date, key, policy.units_per_point,
-                     extract_limits=policy.extracts)
-            for code in reference.trust_codes]
-    return RunPlan(run_id, run_date, policy, jobs, [n for n in landing_store.listdir() if n not in known],
-                   dt.datetime.now(dt.UTC).isoformat())
-
+    jobs = [
+        TrustJob(
+            code,
+            *reference.units_of(code),
+            landing,
+            out,
+            run_id,
+            run_date,
+            key,
+            policy.units_per_point,
+            extract_limits=policy.extracts,
+        )
+        for code in reference.trust_codes
+    ]
+    return RunPlan(
+        run_id,
+        run_date,
+        policy,
+        jobs,
+        [n for n in landing_store.listdir() if n not in known],
+        dt.datetime.now(dt.UTC).isoformat(),
+    )
 
 
 def acquire_run_lock(out: Store, run_date: str, run_id: str, pid: int | None) -> None:
@@ -121,8 +139,9 @@ def acquire_run_lock(out: Store, run_date: str, run_id: str, pid: int | None) ->
     (`pid`, for runs that live in one process) is gone from this host, or it is older than
     TRP_LOCK_MAX_AGE_HOURS (12)."""
     now = dt.datetime.now(dt.UTC)
-    body = json.dumps({"run_id": run_id, "host": socket.gethostname(), "pid": pid,
-                       "started_at": now.isoformat()}).encode()
+    body = json.dumps(
+        {"run_id": run_id, "host": socket.gethostname(), "pid": pid, "started_at": now.isoformat()}
+    ).encode()
     if out.create_exclusive(body, *layout.run_lock(run_date)):
         return
     try:
@@ -133,16 +152,15 @@ def acquire_run_lock(out: Store, run_date: str, run_id: str, pid: int | None) ->
         raise RunRefused(f"run date {run_date} is being run by another run: nothing done") from None
     max_age = settings.load().lock_max_age
     if now - dt.datetime.fromisoformat(held["started_at"]) > max_age or _died(held):
-        log.warning("taking over the lock of run %s (started %s): its run is gone", held["run_id"],
-                    held["started_at"])
+        log.warning("taking over the lock of run %s (started %s): its run is gone", held["run_id"], held["started_at"])
         out.rm(*layout.run_lock(run_date))
         if out.create_exclusive(body, *layout.run_lock(run_date)):
             return
     raise RunRefused(
         f"run date {run_date} is already being run by {held['run_id']} (host {held['host']}, pid {held['pid']}, "
         f"since {held['started_at']}): nothing done. If that run died, remove {out.url_of(*layout.run_lock(run_date))} "
-        f"or wait until it is older than {max_age}")
-
+        f"or wait until it is older than {max_age}"
+    )
 
 
 def _died(held: dict) -> bool:
@@ -155,7 +173,6 @@ def _died(held: dict) -> bool:
     except PermissionError:
         return False
     return False
-
 
 
 def release_run_lock(out: Store, run_date: str, run_id: str) -> None:

@@ -1,5 +1,6 @@
 """What the nights before decided for a trust, read back from its operational folders: the state each night
 starts from (decisions.night applies the rules)."""
+
 from __future__ import annotations
 
 import io
@@ -21,10 +22,10 @@ class PreviousState:
     """What the last run before this one decided for a trust (decisions.night): its run date, its staff
     assignment (staff_split.HELD_COLUMNS) and its case plan (night.PLAN_COLUMNS); all None for a trust no
     earlier run decided."""
+
     date: str | None = None
     staff: pd.DataFrame | None = None
     plan: pd.DataFrame | None = None
-
 
 
 def previous_state(out: Store, trust: str, run_date: str) -> PreviousState:
@@ -41,23 +42,34 @@ def previous_state(out: Store, trust: str, run_date: str) -> PreviousState:
         staff = _state_table(out.read_bytes(*folder, "staff_assignment.csv"), HELD_COLUMNS, "assigned_on")
         if plan["planned_on"].null_count == plan.num_rows:  # written before planned_on was kept
             planned = pc.is_in(plan["reason"], pa.array(sorted(OUTSTANDING)))
-            plan = plan.set_column(plan.column_names.index("planned_on"), "planned_on",
-                                   pc.if_else(planned, then, pa.scalar(None, pa.timestamp("ns"))))
+            plan = plan.set_column(
+                plan.column_names.index("planned_on"),
+                "planned_on",
+                pc.if_else(planned, then, pa.scalar(None, pa.timestamp("ns"))),
+            )
         if staff["assigned_on"].null_count == staff.num_rows:
-            staff = staff.set_column(staff.column_names.index("assigned_on"), "assigned_on",
-                                     pa.array([then.as_py()] * staff.num_rows, pa.timestamp("ns")))
+            staff = staff.set_column(
+                staff.column_names.index("assigned_on"),
+                "assigned_on",
+                pa.array([then.as_py()] * staff.num_rows, pa.timestamp("ns")),
+            )
         return PreviousState(date, staff.to_pandas(), plan.to_pandas())
     return PreviousState()
-
 
 
 def _state_table(raw: bytes, columns: list[str], day: str) -> pa.Table:
     """The columns of an operational CSV the state needs, by Arrow (pandas took 0.8 s for London's plan at ten
     times national volume): text with blanks as nulls (a column the file lacks: all null), `day` a timestamp."""
-    table = pacsv.read_csv(io.BytesIO(raw), read_options=pacsv.ReadOptions(block_size=1 << 24),
-                           convert_options=pacsv.ConvertOptions(
-                               include_columns=columns, include_missing_columns=True,
-                               column_types={c: pa.string() for c in columns}, strings_can_be_null=True,
-                               null_values=[""]))
+    table = pacsv.read_csv(
+        io.BytesIO(raw),
+        read_options=pacsv.ReadOptions(block_size=1 << 24),
+        convert_options=pacsv.ConvertOptions(
+            include_columns=columns,
+            include_missing_columns=True,
+            column_types={c: pa.string() for c in columns},
+            strings_can_be_null=True,
+            null_values=[""],
+        ),
+    )
     at = table.column_names.index(day)
     return table.set_column(at, day, pc.strptime(table[day], "%Y-%m-%d", "ns"))

@@ -3,6 +3,7 @@
 Idempotent: everything is written under the run's staging folder keyed by run id and trust, so a retried
 task overwrites its own files and nothing else. Returns a small summary, never a frame.
 """
+
 from __future__ import annotations
 
 import gc
@@ -45,12 +46,19 @@ def _stage_typed(out: Store, job: TrustJob, kind: str, table: pa.Table) -> None:
     which differ in every row (the writer would build one and drop it): London's cases in 0.10 s, not 0.15.
     LZ4, not snappy: as fast to write, as small, and read back in three quarters of the time."""
     distinct = {FILES[kind].key, LINE}
-    write_table(out, table, *_typed_path(job, kind), write_statistics=False, compression="lz4",
-                 use_dictionary=[c for c in table.column_names if c not in distinct])
+    write_table(
+        out,
+        table,
+        *_typed_path(job, kind),
+        write_statistics=False,
+        compression="lz4",
+        use_dictionary=[c for c in table.column_names if c not in distinct],
+    )
 
 
 def _peak_rss_mib() -> float:
     import resource
+
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
@@ -99,22 +107,33 @@ def ingest_trust(job: TrustJob) -> dict:
         results.extend({**r, "extract_date": date} for r in ex.results)
         stage_results(out, job.run_id, job.trust, date, ex.gx)
         break
-    summary = {"trust": job.trust, "extract_date": ex.date if ex else None,
-               "newest_extract": dates[0] if dates else None, "odd_folders": odd, "rejected_files": rejections,
-               "validation": results}
+    summary = {
+        "trust": job.trust,
+        "extract_date": ex.date if ex else None,
+        "newest_extract": dates[0] if dates else None,
+        "odd_folders": odd,
+        "rejected_files": rejections,
+        "validation": results,
+    }
     quarantine = rejections + (ex.quarantine if ex else [])
     write_csv(out, pd.DataFrame(quarantine, columns=QUARANTINE_COLUMNS), *_operational(job), "quarantine.csv")
     out.write_bytes(trust_readme(job.trust, job.run_date).encode("utf-8"), *_operational(job), TRUST_README)
-    write_csv(out, pd.DataFrame(ex.warnings if ex else [], columns=QUARANTINE_COLUMNS), *_operational(job),
-               "warnings.csv")
+    write_csv(
+        out, pd.DataFrame(ex.warnings if ex else [], columns=QUARANTINE_COLUMNS), *_operational(job), "warnings.csv"
+    )
     if ex is None:
         summary.update(status="REJECTED" if dates else "NO_EXTRACT", quarantined_rows=0)  # files, not rows
     else:
         for kind, table in ex.typed.items():
             _stage_typed(out, job, kind, table)
-        summary.update(status="FRESH" if ex.date == dates[0] else "CARRIED_OVER", input_sha256=ex.hashes,
-                       notes=ex.notes, quarantined_rows=len(ex.quarantine), warnings=len(ex.warnings),
-                       accepted_rows={k: v.num_rows for k, v in ex.typed.items()})
+        summary.update(
+            status="FRESH" if ex.date == dates[0] else "CARRIED_OVER",
+            input_sha256=ex.hashes,
+            notes=ex.notes,
+            quarantined_rows=len(ex.quarantine),
+            warnings=len(ex.warnings),
+            accepted_rows={k: v.num_rows for k, v in ex.typed.items()},
+        )
     summary["seconds"] = {"ingest": round(time.perf_counter() - t0, 3)}
     return summary
 
@@ -134,25 +153,48 @@ def decide_and_stage(job: TrustJob, policy: Policy, ingested: dict) -> dict:
         return {}
     out = Store(job.out)
     tables = {kind: pq.read_table(io.BytesIO(out.read_bytes(*_typed_path(job, kind)))) for kind in FILES}
-    typed = {kind: t.drop_columns([c for c in (LINE,) if c in t.column_names]).to_pandas() for kind, t in tables.items()}
+    typed = {
+        kind: t.drop_columns([c for c in (LINE,) if c in t.column_names]).to_pandas() for kind, t in tables.items()
+    }
     state = previous_state(out, job.trust, job.run_date)
     t1 = time.perf_counter()
-    d = decide_trust(typed["staff"], typed["cases"], typed["retention_requests"], typed["appeals"], policy,
-                     job.nps_unit, job.crc_unit, pd.Timestamp(ingested["extract_date"]), state.plan, state.staff,
-                     pd.Timestamp(job.run_date))
+    d = decide_trust(
+        typed["staff"],
+        typed["cases"],
+        typed["retention_requests"],
+        typed["appeals"],
+        policy,
+        job.nps_unit,
+        job.crc_unit,
+        pd.Timestamp(ingested["extract_date"]),
+        state.plan,
+        state.staff,
+        pd.Timestamp(job.run_date),
+    )
     t2 = time.perf_counter()
     write_operational(out, _operational(job), d, typed)
     stage_datasets(out, job.run_id, job.trust, job.run_date, d, job.pseudonym_key, job.units_per_point)
     a = d.case_alignment
     facts = dict(
-        cases=int(len(a)), staff=int(len(d.staff_assignment)), moved=int(a["moved"].sum()),
+        cases=int(len(a)),
+        staff=int(len(d.staff_assignment)),
+        moved=int(a["moved"].sum()),
         nps_cases=int((a["side"] == "NPS").sum()),
         nps_staff=int((d.staff_assignment["side"] == "NPS").sum()),
         over_capacity=int(d.caseload["over_capacity"].sum()),
-        solver=[{"side": r.side, "method": r.method, "objective": r.objective, "bound": r.bound,
-                 "gap": r.gap, "proven": r.proven, "overload_unavoidable": r.overload_unavoidable,
-                 "over_capacity": int(d.caseload.loc[d.caseload["side"] == r.side, "over_capacity"].sum())}
-                for r in d.solver],
+        solver=[
+            {
+                "side": r.side,
+                "method": r.method,
+                "objective": r.objective,
+                "bound": r.bound,
+                "gap": r.gap,
+                "proven": r.proven,
+                "overload_unavoidable": r.overload_unavoidable,
+                "over_capacity": int(d.caseload.loc[d.caseload["side"] == r.side, "over_capacity"].sum()),
+            }
+            for r in d.solver
+        ],
         previous_plan=state.date,
     )
     return {"facts": facts, "seconds": {"decide": round(t2 - t1, 3), "write": round(time.perf_counter() - t2, 3)}}
@@ -178,12 +220,17 @@ def report_trust(job: TrustJob, ingested: dict, decided: dict, conflicts: list[d
         summary["seconds"].update(decided["seconds"])
     t2 = time.perf_counter()
     stage_validation(out, job.run_id, job.trust, job.run_date, summary["validation"])
-    out.write_bytes(render_report(job.trust, job.run_date, summary,
-                                  read_csv(out, *_operational(job), "quarantine.csv"),
-                                  read_csv(out, *_operational(job), "warnings.csv")).encode("utf-8"),
-                    *_operational(job), REPORT_FILE)
+    out.write_bytes(
+        render_report(
+            job.trust,
+            job.run_date,
+            summary,
+            read_csv(out, *_operational(job), "quarantine.csv"),
+            read_csv(out, *_operational(job), "warnings.csv"),
+        ).encode("utf-8"),
+        *_operational(job),
+        REPORT_FILE,
+    )
     summary["seconds"]["report"] = round(time.perf_counter() - t2, 3)
     summary["worker_peak_rss_mib"] = _peak_rss_mib()
     return summary
-
-

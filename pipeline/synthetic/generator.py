@@ -5,6 +5,7 @@ NPS-type; London about a fifth). Officers "lean" to one side, so caseloads are p
 they were in 2014. A few cases are unallocated and a few officers have left (their code is absent from
 staff.csv). Tables come out typed as the decisions take them; `pipeline.synthetic.landing` writes them as CSV.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -19,18 +20,54 @@ STAFF_PER_CASE = 18_000 / 240_000
 
 # Relative caseload of each trust outside London (London itself is 20% of the national total).
 RELATIVE_SIZE = {
-    "MCG": 5.5, "WYK": 4.5, "SWM": 6.0, "MER": 3.2, "NTB": 3.0, "SYK": 2.8, "LAN": 3.0, "HAM": 3.2,
-    "TVP": 3.5, "KNT": 3.0, "SSX": 3.2, "ESX": 3.0, "ASP": 2.8, "DCP": 2.6, "WPT": 6.0, "NSF": 2.6,
-    "DTV": 2.4, "HUM": 2.2, "NYK": 1.4, "DER": 2.0, "LEI": 2.0, "NOT": 2.4, "LIN": 1.4, "WMC": 2.2,
-    "WAR": 1.0, "GLO": 1.0, "WIL": 0.8, "DOR": 1.0, "CUM": 0.8, "CHS": 1.8, "BED": 1.2, "CAM": 1.6,
-    "HER": 1.6, "NHM": 1.4,
+    "MCG": 5.5,
+    "WYK": 4.5,
+    "SWM": 6.0,
+    "MER": 3.2,
+    "NTB": 3.0,
+    "SYK": 2.8,
+    "LAN": 3.0,
+    "HAM": 3.2,
+    "TVP": 3.5,
+    "KNT": 3.0,
+    "SSX": 3.2,
+    "ESX": 3.0,
+    "ASP": 2.8,
+    "DCP": 2.6,
+    "WPT": 6.0,
+    "NSF": 2.6,
+    "DTV": 2.4,
+    "HUM": 2.2,
+    "NYK": 1.4,
+    "DER": 2.0,
+    "LEI": 2.0,
+    "NOT": 2.4,
+    "LIN": 1.4,
+    "WMC": 2.2,
+    "WAR": 1.0,
+    "GLO": 1.0,
+    "WIL": 0.8,
+    "DOR": 1.0,
+    "CUM": 0.8,
+    "CHS": 1.8,
+    "BED": 1.2,
+    "CAM": 1.6,
+    "HER": 1.6,
+    "NHM": 1.4,
 }
 LONDON_SHARE = 0.20
 LEAN_PO, LEAN_OTHER = 0.35, 0.12  # officers whose caseload is mostly NPS-type, by grade
 
 ROLE_MIX = {
-    "OFFENDER_MANAGEMENT": 0.40, "COURT": 0.08, "APPROVED_PREMISES": 0.05, "VICTIM_LIAISON": 0.02,
-    "PROGRAMMES": 0.06, "UNPAID_WORK": 0.08, "INTERVENTIONS": 0.04, "CORPORATE": 0.13, "MANAGEMENT": 0.14,
+    "OFFENDER_MANAGEMENT": 0.40,
+    "COURT": 0.08,
+    "APPROVED_PREMISES": 0.05,
+    "VICTIM_LIAISON": 0.02,
+    "PROGRAMMES": 0.06,
+    "UNPAID_WORK": 0.08,
+    "INTERVENTIONS": 0.04,
+    "CORPORATE": 0.13,
+    "MANAGEMENT": 0.14,
 }
 GRADE_BY_ROLE = {
     "OFFENDER_MANAGEMENT": {"PO": 0.55, "PSO": 0.35, "PQIP": 0.10},
@@ -43,13 +80,22 @@ GRADE_BY_ROLE = {
     "CORPORATE": {"ADMIN": 1.0},
     "MANAGEMENT": {"SPO": 0.7, "ACO": 0.3},
 }
-ROLE_TEAM = {"COURT": "CRT", "APPROVED_PREMISES": "AP", "VICTIM_LIAISON": "VLU", "PROGRAMMES": "PRG",
-             "UNPAID_WORK": "UPW", "INTERVENTIONS": "INT", "CORPORATE": "ADM", "MANAGEMENT": "MGT"}
+ROLE_TEAM = {
+    "COURT": "CRT",
+    "APPROVED_PREMISES": "AP",
+    "VICTIM_LIAISON": "VLU",
+    "PROGRAMMES": "PRG",
+    "UNPAID_WORK": "UPW",
+    "INTERVENTIONS": "INT",
+    "CORPORATE": "ADM",
+    "MANAGEMENT": "MGT",
+}
 
 
 @dataclass(frozen=True)
 class TrustExtract:
     """One trust's extract as typed tables."""
+
     trust_code: str
     staff: pd.DataFrame
     cases: pd.DataFrame
@@ -89,7 +135,7 @@ def _dates(rng: np.random.Generator, start: str, end: str, n: int) -> np.ndarray
 
 def _team_suffix(t: int) -> str:
     """Three characters, so team codes keep the contract's 6 at any scale: 000-999, then A00-ZZZ (base 36)."""
-    return f"{t:03d}" if t < 1000 else np.base_repr(36 ** 2 * 10 + t - 1000, 36)
+    return f"{t:03d}" if t < 1000 else np.base_repr(36**2 * 10 + t - 1000, 36)
 
 
 def generate_trust(code: str, n_cases: int, crn_offset: int, seed: int) -> TrustExtract:
@@ -103,12 +149,13 @@ def generate_trust(code: str, n_cases: int, crn_offset: int, seed: int) -> Trust
         idx = np.flatnonzero(roles == role)
         grades[idx] = _pick(rng, mix, len(idx))
     grades[:3] = "PO"
-    staff_codes = code + _b36(rng.permutation(36 ** 4)[:n_staff], 4)
+    staff_codes = code + _b36(rng.permutation(36**4)[:n_staff], 4)
     om_idx = np.flatnonzero(roles == "OFFENDER_MANAGEMENT")
     n_teams = max(1, round(len(om_idx) / 9))
     team_of = np.empty(n_staff, dtype=object)
     team_of[om_idx] = np.array([code + _team_suffix(t) for t in range(n_teams)], dtype=object)[
-        np.sort(rng.integers(0, n_teams, size=len(om_idx)))]
+        np.sort(rng.integers(0, n_teams, size=len(om_idx)))
+    ]
     other = np.flatnonzero(roles != "OFFENDER_MANAGEMENT")
     team_of[other] = [ROLE_TEAM[r] + f"{i % 3:01d}" for i, r in zip(other, roles[other])]
     fte = rng.choice([1.0, 1.0, 1.0, 0.8, 0.6, 0.5], size=n_staff)
@@ -117,12 +164,22 @@ def generate_trust(code: str, n_cases: int, crn_offset: int, seed: int) -> Trust
     leavers = rng.random(n_staff) < 0.03
     leaving[leavers] = _dates(rng, "2014-04-01", "2014-12-31", int(leavers.sum()))
     pref = np.where(rng.random(n_staff) < 0.1, "NPS", np.where(rng.random(n_staff) < 0.11, "CRC", None))
-    staff = pd.DataFrame({
-        "trust_code": code, "staff_code": staff_codes, "full_name": [f"Officer {s.title()}" for s in staff_codes],
-        "ni_number": None, "grade": grades, "role": roles, "team_code": team_of, "fte": fte,
-        "contract": _pick(rng, {"PERMANENT": 0.85, "FIXED_TERM": 0.08, "SESSIONAL": 0.04, "AGENCY": 0.03}, n_staff),
-        "service_start": pd.to_datetime(service), "leaving_date": pd.to_datetime(leaving), "preference": pref,
-    })
+    staff = pd.DataFrame(
+        {
+            "trust_code": code,
+            "staff_code": staff_codes,
+            "full_name": [f"Officer {s.title()}" for s in staff_codes],
+            "ni_number": None,
+            "grade": grades,
+            "role": roles,
+            "team_code": team_of,
+            "fte": fte,
+            "contract": _pick(rng, {"PERMANENT": 0.85, "FIXED_TERM": 0.08, "SESSIONAL": 0.04, "AGENCY": 0.03}, n_staff),
+            "service_start": pd.to_datetime(service),
+            "leaving_date": pd.to_datetime(leaving),
+            "preference": pref,
+        }
+    )
 
     rosh = _pick(rng, {"LOW": 0.46, "MEDIUM": 0.39, "HIGH": 0.08, "VERY_HIGH": 0.01, "": 0.06}, n_cases)
     rosh_high = np.isin(rosh, ["HIGH", "VERY_HIGH"])
@@ -145,7 +202,9 @@ def generate_trust(code: str, n_cases: int, crn_offset: int, seed: int) -> Trust
     leaning = rng.random(len(oms)) < np.where(om_grade == "PO", LEAN_PO, LEAN_OTHER)
     team_codes = np.unique(om_team)
     case_team = team_codes[rng.integers(0, len(team_codes), n_cases)]
-    complex_ = ~nps_type & ~upw & ((rsr >= 3.0) | (ogrs >= 75) | np.isin(registers, ["ADVP", "RCPR", "STRG", "ADVP;RCPR"]))
+    complex_ = (
+        ~nps_type & ~upw & ((rsr >= 3.0) | (ogrs >= 75) | np.isin(registers, ["ADVP", "RCPR", "STRG", "ADVP;RCPR"]))
+    )
     needs_po = (rosh_high | (mappa > 0) | complex_) & (rng.random(n_cases) > 0.03)
     needs_pso = upw & (rng.random(n_cases) > 0.03)
     om_of_case = np.empty(n_cases, dtype=object)
@@ -160,9 +219,11 @@ def generate_trust(code: str, n_cases: int, crn_offset: int, seed: int) -> Trust
             "other": members[~leaning[in_team]],
         }
         rows = np.flatnonzero(case_team == t)
-        choice = np.where(nps_type[rows] & (rng.random(len(rows)) < 0.85),
-                          np.where(needs_po[rows], "lean_po", "lean"),
-                          np.where(needs_po[rows], "po", np.where(needs_pso[rows], "pso", "other")))
+        choice = np.where(
+            nps_type[rows] & (rng.random(len(rows)) < 0.85),
+            np.where(needs_po[rows], "lean_po", "lean"),
+            np.where(needs_po[rows], "po", np.where(needs_pso[rows], "pso", "other")),
+        )
         for name, pool in pools.items():
             sel = rows[choice == name]
             if not len(pool):
@@ -177,40 +238,67 @@ def generate_trust(code: str, n_cases: int, crn_offset: int, seed: int) -> Trust
 
     g = crn_offset + np.arange(n_cases)
     crn = np.array([chr(65 + (x // 1_000_000)) for x in g], dtype=object) + np.char.zfill(
-        (g % 1_000_000).astype(str), 6).astype(object)
+        (g % 1_000_000).astype(str), 6
+    ).astype(object)
     sentence = _dates(rng, "2008-01-01", "2014-05-31", n_cases)
     end = sentence + rng.integers(180, 3650, n_cases).astype("timedelta64[D]")
-    cases = pd.DataFrame({
-        "trust_code": code, "crn": crn, "om_staff_code": om_of_case, "team_code": case_team,
-        "case_type": _pick(rng, {"COMMUNITY": 0.55, "LICENCE": 0.25, "CUSTODY": 0.20}, n_cases),
-        "rosh": np.where(rosh == "", None, rosh), "mappa_category": mappa.astype("int64"),
-        "mappa_level": np.where(mappa > 0, rng.integers(1, 4, n_cases), 0).astype("int64"),
-        "registers": np.where(registers == "", None, registers),
-        "ogrs": pd.array(np.where(ogrs < 0, None, ogrs), dtype="Int64"), "rsr": rsr,
-        "deport": deport, "upw_only": upw, "sentence_date": pd.to_datetime(sentence),
-        "expected_end": pd.to_datetime(np.where(rng.random(n_cases) < 0.9, end, np.datetime64("NaT"))),
-    })
+    cases = pd.DataFrame(
+        {
+            "trust_code": code,
+            "crn": crn,
+            "om_staff_code": om_of_case,
+            "team_code": case_team,
+            "case_type": _pick(rng, {"COMMUNITY": 0.55, "LICENCE": 0.25, "CUSTODY": 0.20}, n_cases),
+            "rosh": np.where(rosh == "", None, rosh),
+            "mappa_category": mappa.astype("int64"),
+            "mappa_level": np.where(mappa > 0, rng.integers(1, 4, n_cases), 0).astype("int64"),
+            "registers": np.where(registers == "", None, registers),
+            "ogrs": pd.array(np.where(ogrs < 0, None, ogrs), dtype="Int64"),
+            "rsr": rsr,
+            "deport": deport,
+            "upw_only": upw,
+            "sentence_date": pd.to_datetime(sentence),
+            "expected_end": pd.to_datetime(np.where(rng.random(n_cases) < 0.9, end, np.datetime64("NaT"))),
+        }
+    )
 
     held = np.flatnonzero(pd.notna(om_of_case) & (rng.random(n_cases) < 0.012))
     status = _pick(rng, {"ACCEPTED": 0.4, "PENDING": 0.3, "REJECTED": 0.3}, len(held))
-    reasons = _pick(rng, {"RELATIONSHIP": 0.4, "RISK_OF_HARM": 0.2, "VULNERABILITY": 0.2,
-                          "MID_INTERVENTION": 0.15, "OTHER": 0.05}, len(held))
+    reasons = _pick(
+        rng,
+        {"RELATIONSHIP": 0.4, "RISK_OF_HARM": 0.2, "VULNERABILITY": 0.2, "MID_INTERVENTION": 0.15, "OTHER": 0.05},
+        len(held),
+    )
     managers = staff.loc[staff["grade"] == "SPO", "staff_code"].to_numpy(dtype=object)
-    decided = np.where(status == "PENDING", None,
-                       managers[rng.integers(0, max(1, len(managers)), len(held))] if len(managers) else None)
-    retention = pd.DataFrame({
-        "crn": crn[held], "requested_by": om_of_case[held], "reason": reasons,
-        "note": "Asked to keep this case", "status": status, "decided_by": decided,
-        "decision_note": np.where(status == "REJECTED", "Case must move to the other side; handover planned",
-                                  np.where(status == "ACCEPTED", "Agreed", None)),
-    })
+    decided = np.where(
+        status == "PENDING",
+        None,
+        managers[rng.integers(0, max(1, len(managers)), len(held))] if len(managers) else None,
+    )
+    retention = pd.DataFrame(
+        {
+            "crn": crn[held],
+            "requested_by": om_of_case[held],
+            "reason": reasons,
+            "note": "Asked to keep this case",
+            "status": status,
+            "decided_by": decided,
+            "decision_note": np.where(
+                status == "REJECTED",
+                "Case must move to the other side; handover planned",
+                np.where(status == "ACCEPTED", "Agreed", None),
+            ),
+        }
+    )
     appellants = rng.choice(n_staff - (~keep_staff).sum(), size=max(1, n_staff // 300), replace=False)
-    appeals = pd.DataFrame({
-        "staff_code": staff["staff_code"].to_numpy()[np.sort(appellants)],
-        "requested_org": rng.choice(["NPS", "CRC"], size=len(appellants)),
-        "status": _pick(rng, {"UPHELD": 0.4, "DISMISSED": 0.4, "PENDING": 0.2}, len(appellants)),
-        "decision_note": "Panel decision recorded",
-    })
+    appeals = pd.DataFrame(
+        {
+            "staff_code": staff["staff_code"].to_numpy()[np.sort(appellants)],
+            "requested_org": rng.choice(["NPS", "CRC"], size=len(appellants)),
+            "status": _pick(rng, {"UPHELD": 0.4, "DISMISSED": 0.4, "PENDING": 0.2}, len(appellants)),
+            "decision_note": "Panel decision recorded",
+        }
+    )
     return TrustExtract(code, staff, cases, retention, appeals)
 
 

@@ -1,5 +1,6 @@
 """A synthetic landing zone (`trp generate`): extracts written as trusts upload them, clean or with the faults
 real extracts have (--dirty)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -22,11 +23,20 @@ def to_csv_text(df: pd.DataFrame) -> str:
     return out.to_csv(index=False, lineterminator="\n")
 
 
-def write_extract(store: Store, e: TrustExtract, date: str, dirty_rng: np.random.Generator | None = None,
-                  faults: set[str] = frozenset()) -> None:
+def write_extract(
+    store: Store,
+    e: TrustExtract,
+    date: str,
+    dirty_rng: np.random.Generator | None = None,
+    faults: set[str] = frozenset(),
+) -> None:
     """Write one trust's four files under LANDING/<TRUST>/<date>/; `faults` names the dirty ones to apply."""
-    tables = {"staff": e.staff.copy(), "cases": e.cases.copy(), "retention_requests": e.retention_requests.copy(),
-              "appeals": e.appeals.copy()}
+    tables = {
+        "staff": e.staff.copy(),
+        "cases": e.cases.copy(),
+        "retention_requests": e.retention_requests.copy(),
+        "appeals": e.appeals.copy(),
+    }
     if dirty_rng is not None:
         _spoil_rows(tables, dirty_rng, e.trust_code)
     if "missing_column" in faults:
@@ -48,7 +58,7 @@ def _spoil_rows(tables: dict[str, pd.DataFrame], rng: np.random.Generator, trust
     """Row faults at realistic rates (about 0.2% of rows): the rest of each file must still go through."""
     staff, cases = tables["staff"], tables["cases"]
     staff["full_name"] = staff["full_name"].astype(object)
-    staff.loc[staff.index[: max(1, len(staff) // 50)], "full_name"] = "O'Brien, Siân \"Sam\"\nsecond line"
+    staff.loc[staff.index[: max(1, len(staff) // 50)], "full_name"] = 'O\'Brien, Siân "Sam"\nsecond line'
     n = len(cases)
     picks = rng.choice(n, size=min(n, max(6, n // 500)), replace=False)
     cases["crn"] = cases["crn"].astype(object)
@@ -64,10 +74,11 @@ def _spoil_rows(tables: dict[str, pd.DataFrame], rng: np.random.Generator, trust
         elif fault == 3:
             cases.iat[i, cases.columns.get_loc("rosh")] = "EXTREME"
         elif fault == 4:
-            cases.iat[i, cases.columns.get_loc("team_code")] = "=HYPERLINK(\"http://x\")"
+            cases.iat[i, cases.columns.get_loc("team_code")] = '=HYPERLINK("http://x")'
         else:
             cases.iat[i, cases.columns.get_loc("crn")] = cases["crn"].iat[(i + 1) % n]
     tables["cases"] = cases
+
 
 EXTRACT_DATE = "2014-06-01"
 PREVIOUS_DATE = "2014-05-31"
@@ -75,8 +86,9 @@ PREVIOUS_DATE = "2014-05-31"
 DIRTY_FILE_FAULTS = {"WPT": {"cp1252"}, "KNT": {"bom"}, "LDN": {"crlf"}, "DOR": {"missing_column"}}
 
 
-def generate_landing(out: str, scale: float = 1.0, seed: int = 0, dirty: bool = False,
-                     date: str = EXTRACT_DATE) -> dict[str, int]:
+def generate_landing(
+    out: str, scale: float = 1.0, seed: int = 0, dirty: bool = False, date: str = EXTRACT_DATE
+) -> dict[str, int]:
     """Write every trust's extract; returns case counts per trust."""
     store = Store(out)
     extracts = generate_all(load_reference(), scale, seed)
@@ -88,6 +100,6 @@ def generate_landing(out: str, scale: float = 1.0, seed: int = 0, dirty: bool = 
         faults = DIRTY_FILE_FAULTS.get(e.trust_code, set()) if dirty else set()
         rng = np.random.default_rng([seed, 99, *e.trust_code.encode()]) if dirty else None
         if "missing_column" in faults:
-            write_extract(store, e, PREVIOUS_DATE)      # the last good extract the run falls back to
+            write_extract(store, e, PREVIOUS_DATE)  # the last good extract the run falls back to
         write_extract(store, e, date, rng, faults)
     return {e.trust_code: len(e.cases) for e in extracts}

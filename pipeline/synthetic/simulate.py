@@ -3,6 +3,7 @@ nDelius would show the trusts catching up with the plan: a share of planned move
 cases ending and arriving, officers leaving and joining, retention requests decided, the odd appeal upheld.
 Deterministic by seed. Both the demo of a transition and the ground for the night-after-night tests.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -27,13 +28,14 @@ ARRIVALS_PER_NIGHT = 1400  # per trust: what the CRNs of arriving cases have roo
 @dataclass(frozen=True)
 class NightRates:
     """How far each trust's extract moves on between two nights (shares per night)."""
-    moves_done: float = 0.25        # of the moves and allocations planned and not yet shown done
+
+    moves_done: float = 0.25  # of the moves and allocations planned and not yet shown done
     cases_ending: float = 0.005
-    cases_arriving: float = 0.005   # arriving unallocated
-    leavers: float = 0.002          # of the offender managers
-    joiners: float = 0.002          # of the offender managers, as new POs and PSOs
+    cases_arriving: float = 0.005  # arriving unallocated
+    leavers: float = 0.002  # of the offender managers
+    joiners: float = 0.002  # of the offender managers, as new POs and PSOs
     retention_decided: float = 0.2  # of the PENDING retention requests, accepted or rejected evenly
-    appeals_upheld: float = 0.05    # of the PENDING appeals
+    appeals_upheld: float = 0.05  # of the PENDING appeals
 
 
 def _read(raw: bytes, name: str = "") -> pd.DataFrame:
@@ -59,8 +61,15 @@ def _new_crns(trust_index: int, night: int, count: int) -> list[str]:
     return [f"{letter}{base + j:06d}" for j in range(count)]
 
 
-def evolve(tables: dict[str, pd.DataFrame], plan: pd.DataFrame | None, rng: np.random.Generator,
-           rates: NightRates, trust_index: int, night: int, date: str) -> dict[str, pd.DataFrame]:
+def evolve(
+    tables: dict[str, pd.DataFrame],
+    plan: pd.DataFrame | None,
+    rng: np.random.Generator,
+    rates: NightRates,
+    trust_index: int,
+    night: int,
+    date: str,
+) -> dict[str, pd.DataFrame]:
     """The next extract of one trust, from its current one (text tables by kind) and the plan the last run
     made from it (case_alignment.csv as text, None when the trust had none)."""
     staff, cases = tables["staff"].copy(), tables["cases"].copy()
@@ -78,8 +87,11 @@ def evolve(tables: dict[str, pd.DataFrame], plan: pd.DataFrame | None, rng: np.r
         cases.loc[done, "team_code"] = moved_team.where(moved_team.notna(), cases.loc[done, "team_code"])
 
     managers = np.flatnonzero((staff["role"] == "OFFENDER_MANAGEMENT").to_numpy())
-    leaving = rng.choice(managers, size=min(len(managers), rng.binomial(len(managers), rates.leavers)),
-                         replace=False) if len(managers) else np.array([], dtype=np.int64)
+    leaving = (
+        rng.choice(managers, size=min(len(managers), rng.binomial(len(managers), rates.leavers)), replace=False)
+        if len(managers)
+        else np.array([], dtype=np.int64)
+    )
     joining = rng.binomial(len(managers), rates.joiners) if len(managers) else 0
     new_staff = staff.iloc[rng.choice(managers, size=joining)].copy() if joining else staff.iloc[:0]
     if joining:
@@ -127,15 +139,19 @@ def _plan_of(out: Store, trust: str, date: str) -> pd.DataFrame | None:
     return _read(out.read_bytes(*path), path[-1]) if out.exists(*path) else None
 
 
-def next_night(landing: str, out: str, date: str, after: str, night: int, seed: int, rates: NightRates,
-               hold: Iterable[str] = ()) -> None:
+def next_night(
+    landing: str, out: str, date: str, after: str, night: int, seed: int, rates: NightRates, hold: Iterable[str] = ()
+) -> None:
     """Write every trust's extract for `date`, moved on from its newest extract not after `after` and the plan
     the run of `after` made; the trusts in `hold` upload the same files again, unchanged."""
     land, done = Store(landing), Store(out)
     hold = set(hold)
     manifest = layout.manifest(after)
-    used = {t: v.get("extract_date") for t, v in json.loads(done.read_bytes(*manifest))["trusts"].items()} \
-        if done.exists(*manifest) else {}
+    used = (
+        {t: v.get("extract_date") for t, v in json.loads(done.read_bytes(*manifest))["trusts"].items()}
+        if done.exists(*manifest)
+        else {}
+    )
     for index, trust in enumerate(load_reference().trust_codes):
         dates, _ = extract_dates(land, trust, after)
         if not dates:
@@ -151,12 +167,20 @@ def next_night(landing: str, out: str, date: str, after: str, night: int, seed: 
         tables = {kind: _read(land.read_bytes(trust, source, name), name) for kind, name in names.items()}
         rng = np.random.default_rng([seed, night, index])
         for kind, frame in evolve(tables, _plan_of(done, trust, after), rng, rates, index, night, date).items():
-            land.write_bytes(frame.to_csv(index=False, lineterminator="\n").encode("utf-8"), trust, date,
-                             FILES[kind].name)
+            land.write_bytes(
+                frame.to_csv(index=False, lineterminator="\n").encode("utf-8"), trust, date, FILES[kind].name
+            )
 
 
-def simulate(landing: str, out: str, nights: int, seed: int = 0, rates: NightRates = NightRates(),
-             hold: Iterable[str] = (), run: Callable[[str], object] | None = None) -> list:
+def simulate(
+    landing: str,
+    out: str,
+    nights: int,
+    seed: int = 0,
+    rates: NightRates = NightRates(),
+    hold: Iterable[str] = (),
+    run: Callable[[str], object] | None = None,
+) -> list:
     """Run `nights` nights from the landing zone's newest extract date: that night as it is, then each next
     day's extracts moved on from the night before (`next_night`) and run. `run(date)` runs one night (the
     caller's `run_nightly`); the results, night by night."""

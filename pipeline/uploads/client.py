@@ -1,4 +1,5 @@
 """The client side of `trp upload`: each file streamed to the service with a progress bar."""
+
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -18,8 +19,11 @@ def _chunks(path: Path, progress: Progress, task) -> Iterator[bytes]:
             yield chunk
 
 
-SAID = {"CURRENT": "saved: now the current file", "UNCHANGED": "unchanged (the same bytes are already current)",
-        "REJECTED": "rejected: not saved, the current file (if any) stays"}
+SAID = {
+    "CURRENT": "saved: now the current file",
+    "UNCHANGED": "unchanged (the same bytes are already current)",
+    "REJECTED": "rejected: not saved, the current file (if any) stays",
+}
 
 
 def upload_extract(url: str, token: str, trust: str, date: str, files: list[Path], console: Console) -> list[dict]:
@@ -27,19 +31,34 @@ def upload_extract(url: str, token: str, trust: str, date: str, files: list[Path
     stands)."""
     answers: list[dict] = []
     headers = {"Authorization": f"Bearer {token}"}
-    with httpx.Client(base_url=url, timeout=httpx.Timeout(60.0, connect=10.0)) as client, Progress(
-            TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
-            console=console, transient=True) as progress:
+    with (
+        httpx.Client(base_url=url, timeout=httpx.Timeout(60.0, connect=10.0)) as client,
+        Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            DownloadColumn(),
+            TransferSpeedColumn(),
+            console=console,
+            transient=True,
+        ) as progress,
+    ):
         for path in files:
             task = progress.add_task(path.name, total=path.stat().st_size)
-            response = client.put(f"/api/v1/extracts/{trust}/{date}/{path.name}", headers=headers,
-                                  content=_chunks(path, progress, task))
+            response = client.put(
+                f"/api/v1/extracts/{trust}/{date}/{path.name}", headers=headers, content=_chunks(path, progress, task)
+            )
             if response.status_code != 200:
-                detail = response.json().get("detail") if response.headers.get("content-type", "").startswith(
-                    "application/json") else response.text
+                detail = (
+                    response.json().get("detail")
+                    if response.headers.get("content-type", "").startswith("application/json")
+                    else response.text
+                )
                 raise RuntimeError(f"{path.name} refused ({response.status_code}): {detail}")
             last = response.json()
             answers.append(last)
-            console.print(f"{path.name}: {last['bytes']:,} bytes, sha256 {last['sha256'][:12]}…, kept as upload "
-                          f"{last['upload_id']}; {SAID[last['outcome']]}", highlight=False)
+            console.print(
+                f"{path.name}: {last['bytes']:,} bytes, sha256 {last['sha256'][:12]}…, kept as upload "
+                f"{last['upload_id']}; {SAID[last['outcome']]}",
+                highlight=False,
+            )
     return answers

@@ -10,6 +10,7 @@ file of that date stays; any other is committed, whole, into `LANDING/<TRUST>/<d
 One trust's uploads are checked one at a time, and at most `validations_at_once` trusts' at once. Tokens
 never reach a log: they travel in a header, and the access log drops every query string.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -108,8 +109,9 @@ def create_app(settings: ServiceOptions) -> FastAPI:
         finally:
             shutil.rmtree(spool, ignore_errors=True)  # uploads cut off by the shutdown: nothing was committed
 
-    app = FastAPI(title="Transition pipeline uploads", docs_url=None, redoc_url=None, openapi_url=None,
-                  lifespan=lifespan)
+    app = FastAPI(
+        title="Transition pipeline uploads", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan
+    )
     tokens, land, out = TokenStore(settings.tokens), Store(settings.landing), Store(settings.out)
     trusts = frozenset(load_reference().trust_codes)
     trust_locks: dict[str, asyncio.Lock] = {}
@@ -131,8 +133,9 @@ def create_app(settings: ServiceOptions) -> FastAPI:
 
         def over_budget() -> None:
             if budget.exhausted(client):
-                raise HTTPException(429, "too many failed attempts from this address: wait a minute",
-                                    headers={"Retry-After": "60"})
+                raise HTTPException(
+                    429, "too many failed attempts from this address: wait a minute", headers={"Retry-After": "60"}
+                )
 
         over_budget()
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
@@ -158,18 +161,26 @@ def create_app(settings: ServiceOptions) -> FastAPI:
     @app.get("/", response_class=HTMLResponse)
     def page() -> HTMLResponse:
         body = resources.files("pipeline.data").joinpath("upload.html").read_text(encoding="utf-8")
-        return HTMLResponse(body, headers={
-            "Content-Security-Policy": "default-src 'none'; script-src 'self' 'unsafe-inline'; "
-                                       "style-src 'unsafe-inline'; connect-src 'self'; img-src 'self' data:; "
-                                       "frame-ancestors 'none'",
-            "Referrer-Policy": "no-referrer"})
+        return HTMLResponse(
+            body,
+            headers={
+                "Content-Security-Policy": "default-src 'none'; script-src 'self' 'unsafe-inline'; "
+                "style-src 'unsafe-inline'; connect-src 'self'; img-src 'self' data:; "
+                "frame-ancestors 'none'",
+                "Referrer-Policy": "no-referrer",
+            },
+        )
 
     @app.get("/contract", response_class=HTMLResponse)
     def contract() -> HTMLResponse:
         from pipeline.extracts.guide import guide_html
 
-        return HTMLResponse(guide_html(), headers={"Content-Security-Policy": "default-src 'none'; "
-                                                   "style-src 'unsafe-inline'; frame-ancestors 'none'"})
+        return HTMLResponse(
+            guide_html(),
+            headers={
+                "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'"
+            },
+        )
 
     @app.get("/templates/{file_name}")
     def template(file_name: str) -> PlainTextResponse:
@@ -177,8 +188,11 @@ def create_app(settings: ServiceOptions) -> FastAPI:
 
         if file_name not in ALLOWED_FILES:
             raise HTTPException(404, "no such template")
-        return PlainTextResponse(template_csv(KIND_OF[file_name]), media_type="text/csv",
-                                 headers={"Content-Disposition": f'attachment; filename="{file_name}"'})
+        return PlainTextResponse(
+            template_csv(KIND_OF[file_name]),
+            media_type="text/csv",
+            headers={"Content-Disposition": f'attachment; filename="{file_name}"'},
+        )
 
     @app.get("/healthz")
     async def healthz() -> dict:  # on the event loop: answers while every worker thread is busy
@@ -189,8 +203,9 @@ def create_app(settings: ServiceOptions) -> FastAPI:
         return {"trust": trust}
 
     @app.put("/api/v1/extracts/{trust}/{extract_date}/{file_name}")
-    async def upload(trust: str, extract_date: str, file_name: str, request: Request,
-                     caller_trust: str = Depends(caller)) -> dict:
+    async def upload(
+        trust: str, extract_date: str, file_name: str, request: Request, caller_trust: str = Depends(caller)
+    ) -> dict:
         own(trust, caller_trust)
         _date(extract_date)
         if file_name not in ALLOWED_FILES:
@@ -202,15 +217,31 @@ def create_app(settings: ServiceOptions) -> FastAPI:
         try:
             digest, size = await _receive(request, fd, settings)
             async with trust_locks.setdefault(trust, asyncio.Lock()), validations:
-                answer = await run_in_threadpool(_take, settings, land, out, tmp, digest, trust, extract_date,
-                                                 file_name)
+                answer = await run_in_threadpool(
+                    _take, settings, land, out, tmp, digest, trust, extract_date, file_name
+                )
         finally:
             if os.path.exists(tmp):
                 os.unlink(tmp)
-        log.info("upload %s %s %s: %d bytes, sha256 %s, kept as %s, %s, %s", trust, extract_date, file_name, size,
-                 digest, answer["upload_id"], answer["outcome"].lower(), answer["validation"]["status"])
-        return {"trust": trust, "extract_date": extract_date, "file": file_name, "bytes": size, "sha256": digest,
-                **answer}
+        log.info(
+            "upload %s %s %s: %d bytes, sha256 %s, kept as %s, %s, %s",
+            trust,
+            extract_date,
+            file_name,
+            size,
+            digest,
+            answer["upload_id"],
+            answer["outcome"].lower(),
+            answer["validation"]["status"],
+        )
+        return {
+            "trust": trust,
+            "extract_date": extract_date,
+            "file": file_name,
+            "bytes": size,
+            "sha256": digest,
+            **answer,
+        }
 
     @app.get("/api/v1/extracts/{trust}")
     def uploads(trust: str, caller_trust: str = Depends(caller)) -> dict:
@@ -221,21 +252,35 @@ def create_app(settings: ServiceOptions) -> FastAPI:
     @app.get("/api/v1/outputs/{trust}")
     def outputs(trust: str, caller_trust: str = Depends(caller)) -> dict:
         own(trust, caller_trust)
-        return {"trust": trust, "files": [f"{zone}/{date}/{name}" for zone in layout.TRUST_ZONES
-                                          for date in out.listdir(*layout.trust_zone(zone, trust)) if is_date_folder(date)
-                                          for name in out.listdir(*layout.trust_zone(zone, trust, date))
-                                          if not name.startswith(".")]}
+        return {
+            "trust": trust,
+            "files": [
+                f"{zone}/{date}/{name}"
+                for zone in layout.TRUST_ZONES
+                for date in out.listdir(*layout.trust_zone(zone, trust))
+                if is_date_folder(date)
+                for name in out.listdir(*layout.trust_zone(zone, trust, date))
+                if not name.startswith(".")
+            ],
+        }
 
     @app.get("/api/v1/outputs/{trust}/{zone}/{date}/{file_name}")
     def output(trust: str, zone: str, date: str, file_name: str, caller_trust: str = Depends(caller)) -> Response:
         own(trust, caller_trust)
-        if zone not in layout.TRUST_ZONES or not is_date_folder(date) or \
-                file_name not in out.listdir(*layout.trust_zone(zone, trust, date)):
+        if (
+            zone not in layout.TRUST_ZONES
+            or not is_date_folder(date)
+            or file_name not in out.listdir(*layout.trust_zone(zone, trust, date))
+        ):
             raise HTTPException(404, "no such output")
         media = {"html": "text/html", "csv": "text/csv", "txt": "text/plain", "json": "application/json"}.get(
-            file_name.rsplit(".", 1)[-1], "application/octet-stream")
-        return Response(out.read_bytes(zone, trust, date, file_name), media_type=media,
-                        headers={"Content-Disposition": f'attachment; filename="{file_name}"'})
+            file_name.rsplit(".", 1)[-1], "application/octet-stream"
+        )
+        return Response(
+            out.read_bytes(zone, trust, date, file_name),
+            media_type=media,
+            headers={"Content-Disposition": f'attachment; filename="{file_name}"'},
+        )
 
     return app
 
@@ -264,8 +309,16 @@ async def _receive(request: Request, fd: int, settings: ServiceOptions) -> tuple
     return digest.hexdigest(), size
 
 
-def _take(settings: ServiceOptions, land: Store, out: Store, tmp: str, digest: str, trust: str, extract_date: str,
-          file_name: str) -> dict:
+def _take(
+    settings: ServiceOptions,
+    land: Store,
+    out: Store,
+    tmp: str,
+    digest: str,
+    trust: str,
+    extract_date: str,
+    file_name: str,
+) -> dict:
     """Keep the upload as sent, check the extract with it in place, and commit it only if the file itself
     breaks no file rule. The answer: the upload's id and outcome (CURRENT, UNCHANGED or REJECTED), the
     validation, and which file of each name is current."""
@@ -275,14 +328,21 @@ def _take(settings: ServiceOptions, land: Store, out: Store, tmp: str, digest: s
     upload_id = f"{received:%Y%m%dT%H%M%S%fZ}-{digest[:12]}"
     kept = layout.upload(trust, extract_date, upload_id)
     out.put_file(tmp, *kept, file_name)
-    summary = assess_extract(settings.landing, trust, extract_date=extract_date, limits=settings.limits,
-                             replacing={file_name: raw})
+    summary = assess_extract(
+        settings.landing, trust, extract_date=extract_date, limits=settings.limits, replacing={file_name: raw}
+    )
     rejection = next((r for r in summary["rejected_files"] if r["file"] == file_name), None)
     if rejection is None and summary["status"] == "REJECTED" and summary["rejected_files"][0]["rule"] == "MISSING_FILE":
         rejection = check_alone(KIND_OF[file_name], raw, trust, settings.limits)  # not checkable with the rest yet
         if rejection is not None:
-            summary = {**summary, "rejected_files": [rejection], "quarantine": [rejection], "held_back": [],
-                       "validation": [], "quarantined_rows": 0}
+            summary = {
+                **summary,
+                "rejected_files": [rejection],
+                "quarantine": [rejection],
+                "held_back": [],
+                "validation": [],
+                "quarantined_rows": 0,
+            }
     current = _current(land, trust, extract_date)
     if rejection is not None:
         outcome = "REJECTED"
@@ -295,37 +355,72 @@ def _take(settings: ServiceOptions, land: Store, out: Store, tmp: str, digest: s
     report = None
     if outcome != "REJECTED":
         report = write_arrival(settings.out, settings.landing, summary)
-    record = {"upload_id": upload_id, "file": file_name, "bytes": len(raw), "sha256": digest,
-              "received_at": received.isoformat(), "outcome": outcome, "rejection": rejection}
+    record = {
+        "upload_id": upload_id,
+        "file": file_name,
+        "bytes": len(raw),
+        "sha256": digest,
+        "received_at": received.isoformat(),
+        "outcome": outcome,
+        "rejection": rejection,
+    }
     out.write_bytes(json.dumps(record, indent=2, sort_keys=True).encode(), *kept, UPLOAD_RECORD)
-    failed = [{"file": r["file"], "rule": r["rule"], "column": r["column"], "severity": r["on_fail"],
-               "unexpected_count": r["unexpected_count"], "message": r["message"]}
-              for r in summary["validation"] if not r["success"]]
-    validation = {"status": summary["status"], "quarantined_rows": summary["quarantined_rows"],
-                  "warnings": summary["warnings"], "rejected_files": summary["rejected_files"],
-                  "failed_rules": failed, "held_back": summary.get("held_back", [])[:SHOWN_FINDINGS],
-                  "report": f"arrivals/{extract_date}/validation_report.html" if report else None}
-    return {"upload_id": upload_id, "outcome": outcome, "committed": outcome == "CURRENT",
-            "validation": validation, "current": dict(sorted(current.items()))}
+    failed = [
+        {
+            "file": r["file"],
+            "rule": r["rule"],
+            "column": r["column"],
+            "severity": r["on_fail"],
+            "unexpected_count": r["unexpected_count"],
+            "message": r["message"],
+        }
+        for r in summary["validation"]
+        if not r["success"]
+    ]
+    validation = {
+        "status": summary["status"],
+        "quarantined_rows": summary["quarantined_rows"],
+        "warnings": summary["warnings"],
+        "rejected_files": summary["rejected_files"],
+        "failed_rules": failed,
+        "held_back": summary.get("held_back", [])[:SHOWN_FINDINGS],
+        "report": f"arrivals/{extract_date}/validation_report.html" if report else None,
+    }
+    return {
+        "upload_id": upload_id,
+        "outcome": outcome,
+        "committed": outcome == "CURRENT",
+        "validation": validation,
+        "current": dict(sorted(current.items())),
+    }
 
 
 def _current(land: Store, trust: str, extract_date: str) -> dict[str, dict]:
     """The extract's files as the nightly run will read them: name, bytes and SHA-256."""
-    return {name: {"bytes": size, "sha256": hashlib.sha256(land.read_bytes(trust, extract_date, name)).hexdigest()}
-            for name, size in sorted(fingerprint(land, trust, extract_date).items()) if name in ALLOWED_FILES}
+    return {
+        name: {"bytes": size, "sha256": hashlib.sha256(land.read_bytes(trust, extract_date, name)).hexdigest()}
+        for name, size in sorted(fingerprint(land, trust, extract_date).items())
+        if name in ALLOWED_FILES
+    }
 
 
 def _extract_listing(land: Store, out: Store, trust: str, date: str) -> dict:
     """One extract date: its current files, and every upload to it (newest first), each marked current when
     it is what the landing zone holds."""
     files = _current(land, trust, date)
-    records = [json.loads(out.read_bytes(*layout.upload(trust, date, u), UPLOAD_RECORD))
-               for u in out.listdir(*layout.uploads(trust, date)) if out.exists(*layout.upload(trust, date, u), UPLOAD_RECORD)]
+    records = [
+        json.loads(out.read_bytes(*layout.upload(trust, date, u), UPLOAD_RECORD))
+        for u in out.listdir(*layout.uploads(trust, date))
+        if out.exists(*layout.upload(trust, date, u), UPLOAD_RECORD)
+    ]
     records.sort(key=lambda r: r["upload_id"], reverse=True)
     seen: set[str] = set()
     for r in records:
-        r["current"] = r["file"] not in seen and files.get(r["file"], {}).get("sha256") == r["sha256"] \
+        r["current"] = (
+            r["file"] not in seen
+            and files.get(r["file"], {}).get("sha256") == r["sha256"]
             and r["outcome"] != "REJECTED"
+        )
         if r["current"]:
             seen.add(r["file"])
     return {"extract_date": date, "files": files, "uploads": records}
@@ -356,8 +451,13 @@ def guarded_protocol(header_seconds: float, max_connections: int):
             if len(self.connections) > max_connections:
                 # Make room by closing the connection that has waited longest for its headers: a flood of
                 # slow clients cannot lock out new ones; with none waiting, the new connection is closed.
-                waiting = [c for c in self.connections if isinstance(c, Guarded) and c._header_timer is not None
-                           and (c.cycle is None or c.cycle.response_complete)]
+                waiting = [
+                    c
+                    for c in self.connections
+                    if isinstance(c, Guarded)
+                    and c._header_timer is not None
+                    and (c.cycle is None or c.cycle.response_complete)
+                ]
                 oldest = min(waiting, key=lambda c: c._header_timer.when(), default=self)
                 oldest.transport.close()
 
@@ -390,8 +490,9 @@ def guarded_protocol(header_seconds: float, max_connections: int):
     return Guarded
 
 
-def serve(settings: ServiceOptions, host: str, port: int, header_seconds: float = 10.0,
-          max_connections: int = 512) -> None:
+def serve(
+    settings: ServiceOptions, host: str, port: int, header_seconds: float = 10.0, max_connections: int = 512
+) -> None:
     """Run the service on uvicorn until stopped, with the connection limits above and a quiet access log."""
     import resource
 
@@ -401,7 +502,13 @@ def serve(settings: ServiceOptions, host: str, port: int, header_seconds: float 
     wanted = max(soft, min(hard, 8 * max_connections))
     if wanted != soft:
         resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
-    config = uvicorn.Config(create_app(settings), host=host, port=port, log_level="info", timeout_keep_alive=5,
-                            http=guarded_protocol(header_seconds, max_connections))
+    config = uvicorn.Config(
+        create_app(settings),
+        host=host,
+        port=port,
+        log_level="info",
+        timeout_keep_alive=5,
+        http=guarded_protocol(header_seconds, max_connections),
+    )
     logging.getLogger("uvicorn.access").addFilter(_NoQueryStrings())
     uvicorn.Server(config).run()

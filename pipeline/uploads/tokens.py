@@ -4,6 +4,7 @@ A token reads `trp.<token id>.<secret>`. The id finds the record; the secret is 
 scrypt hash in constant time. The file holds no secret, so a copy of it lets nobody upload. Writes replace
 the file whole under a lock, so concurrent `trp tokens` commands and a running service never corrupt it.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -20,7 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-SCRYPT = {"n": 2 ** 14, "r": 8, "p": 1}
+SCRYPT = {"n": 2**14, "r": 8, "p": 1}
 TOKEN = re.compile(r"trp\.([0-9a-f]{16})\.([A-Za-z0-9_-]{43})")  # what `issue` makes, and nothing else
 VERIFIED_KEPT = 1024
 
@@ -60,8 +61,13 @@ class TokenStore:
     def issue(self, trust: str) -> Issued:
         token_id, secret, salt = secrets.token_hex(8), secrets.token_urlsafe(32), secrets.token_bytes(16)
         with self._locked() as records:
-            records[token_id] = {"trust": trust, "salt": salt.hex(), "hash": _hash(secret, salt),
-                                 "issued_at": dt.datetime.now(dt.UTC).isoformat(), "revoked_at": None}
+            records[token_id] = {
+                "trust": trust,
+                "salt": salt.hex(),
+                "hash": _hash(secret, salt),
+                "issued_at": dt.datetime.now(dt.UTC).isoformat(),
+                "revoked_at": None,
+            }
         return Issued(token_id, trust, f"trp.{token_id}.{secret}")
 
     def revoke(self, token_id: str) -> bool:
@@ -72,8 +78,10 @@ class TokenStore:
             return True
 
     def list(self) -> list[dict]:
-        return [{"token_id": k, **{f: v[f] for f in ("trust", "issued_at", "revoked_at")}}
-                for k, v in sorted(self._read().items())]
+        return [
+            {"token_id": k, **{f: v[f] for f in ("trust", "issued_at", "revoked_at")}}
+            for k, v in sorted(self._read().items())
+        ]
 
     def record_of(self, token: str) -> tuple[str, dict] | None:
         """The token's id and live record, found without any hashing; None for a malformed token or an id that

@@ -14,6 +14,7 @@ Officers, classes and teams are numbered so that numbers sort as their names do 
 by name, teams by code), and every model is built from arrays of those numbers in that order: the same
 inputs give the solvers the same models, so the same plans.
 """
+
 from __future__ import annotations
 
 import math
@@ -63,6 +64,7 @@ _MOVES = [REASONS.index(r) for r in MOVE_REASONS]
 
 class Officer(NamedTuple):
     """An offender manager as the exact model sees them."""
+
     code: str
     side: str
     team: str
@@ -83,6 +85,7 @@ class SolveReport:
     objective: the plan's cost (plan_cost); bound: a cost no plan can beat; proven: the plan is optimal, to
     within the policy's `optimality_gap`; overload_unavoidable: no plan has nobody over capacity (the
     relaxation that minimises overload alone still needs some)."""
+
     side: str
     method: str
     objective: int | None
@@ -107,6 +110,7 @@ def _class_names(policy: Policy) -> tuple[str, ...]:
 class Roster:
     """The officers as arrays in code order, with a last sentinel row standing for 'no officer'; their
     classes as bits (bit i: class_names[i], names in order) and teams as positions in `teams` (codes in order)."""
+
     codes: pa.Array
     side: np.ndarray
     team: np.ndarray  # -1 in the sentinel row
@@ -119,8 +123,9 @@ class Roster:
     weight_units: np.ndarray  # per class
 
     @classmethod
-    def of_staff(cls, staff: pd.DataFrame, policy: Policy, as_of: pd.Timestamp,
-                 case_teams: pa.Array | None = None) -> Roster:
+    def of_staff(
+        cls, staff: pd.DataFrame, policy: Policy, as_of: pd.Timestamp, case_teams: pa.Array | None = None
+    ) -> Roster:
         """Every officer still in post on `as_of` (a code listed twice: its last row), the teams numbered
         over theirs and `case_teams`."""
         active = np.flatnonzero((staff["leaving_date"].isna() | (staff["leaving_date"] > as_of)).to_numpy())
@@ -132,26 +137,57 @@ class Roster:
         grade, role = staff["grade"].to_numpy(dtype=object)[rows], staff["role"].to_numpy(dtype=object)[rows]
         cc, al = policy.case_classes, policy.alignment
         full = staff["fte"].to_numpy(dtype=np.float64)[rows] * cc.capacity_points_per_fte * policy.units_per_point
-        limits = np.floor(np.column_stack([full * pct / 100 + 1e-9 for pct in
-                                           (al.capacity_limit_pct, *(b.from_pct for b in al.spread_bands))])
-                          .reshape(len(full), 1 + len(al.spread_bands))).astype(np.int64)
-        bits_of = {pair: sum(1 << i for i, k in enumerate(_class_names(policy)) if cc.eligible(k, *pair))
-                   for pair in set(zip(grade, role))}
+        limits = np.floor(
+            np.column_stack(
+                [full * pct / 100 + 1e-9 for pct in (al.capacity_limit_pct, *(b.from_pct for b in al.spread_bands))]
+            ).reshape(len(full), 1 + len(al.spread_bands))
+        ).astype(np.int64)
+        bits_of = {
+            pair: sum(1 << i for i, k in enumerate(_class_names(policy)) if cc.eligible(k, *pair))
+            for pair in set(zip(grade, role))
+        }
         bits = np.fromiter(map(bits_of.__getitem__, zip(grade, role)), dtype=np.int64, count=len(grade))
-        return cls._of(ordered.filter(pa.array(last)), staff["side"].to_numpy(dtype=object)[rows],
-                       pa.array(staff["team_code"]).take(rows), grade, role, limits, bits, policy, case_teams)
+        return cls._of(
+            ordered.filter(pa.array(last)),
+            staff["side"].to_numpy(dtype=object)[rows],
+            pa.array(staff["team_code"]).take(rows),
+            grade,
+            role,
+            limits,
+            bits,
+            policy,
+            case_teams,
+        )
 
     @classmethod
-    def _of(cls, codes: pa.Array, side: np.ndarray, teams: pa.Array, grade: np.ndarray, role: np.ndarray,
-            limits: np.ndarray, bits: np.ndarray, policy: Policy, case_teams: pa.Array | None) -> Roster:
+    def _of(
+        cls,
+        codes: pa.Array,
+        side: np.ndarray,
+        teams: pa.Array,
+        grade: np.ndarray,
+        role: np.ndarray,
+        limits: np.ndarray,
+        bits: np.ndarray,
+        policy: Policy,
+        case_teams: pa.Array | None,
+    ) -> Roster:
         known = teams if case_teams is None else pa.chunked_array([teams, case_teams.cast(teams.type)])
         vocabulary = pc.unique(known).drop_null() if len(known) else teams
         vocabulary = vocabulary.take(pc.sort_indices(vocabulary))
         team = pc.fill_null(pc.index_in(teams, value_set=vocabulary), -1).to_numpy(zero_copy_only=False)
-        return cls(codes=codes, side=np.append(side, None), team=np.append(team, -1).astype(np.int64),
-                   grade=grade, role=role, classes=np.append(bits, 0).astype(np.int64), limits=limits,
-                   teams=vocabulary, class_names=_class_names(policy),
-                   weight_units=np.array([policy.weight_units(k) for k in _class_names(policy)], dtype=np.int64))
+        return cls(
+            codes=codes,
+            side=np.append(side, None),
+            team=np.append(team, -1).astype(np.int64),
+            grade=grade,
+            role=role,
+            classes=np.append(bits, 0).astype(np.int64),
+            limits=limits,
+            teams=vocabulary,
+            class_names=_class_names(policy),
+            weight_units=np.array([policy.weight_units(k) for k in _class_names(policy)], dtype=np.int64),
+        )
 
     @property
     def none(self) -> int:
@@ -180,9 +216,11 @@ class Roster:
     def side_classes(self, side: str) -> int:
         return int(np.bitwise_or.reduce(self.classes[:-1][self.side[:-1] == side], initial=0))
 
+
 @dataclass(frozen=True)
 class CaseArrays:
     """One trust's cases (crn order) as the numbers the alignment reads, each made once."""
+
     row: np.ndarray  # the roster row of the OM the case has now (the sentinel when missing or unknown)
     missing: np.ndarray  # no OM at all
     on_side: dict[str, np.ndarray]
@@ -193,10 +231,13 @@ class CaseArrays:
     @classmethod
     def of(cls, cases: pd.DataFrame, current: pd.Series, roster: Roster) -> CaseArrays:
         return cls(
-            row=roster.find(current), missing=current.isna().to_numpy(),
+            row=roster.find(current),
+            missing=current.isna().to_numpy(),
             on_side={s: cases["side"].eq(s).to_numpy(dtype=bool, na_value=False) for s in SIDES},
             k_code=pd.Index(roster.class_names).get_indexer(cases["case_class"]),
-            t_code=roster.team_of(cases["team_code"]), wunits=cases["weight_units"].to_numpy())
+            t_code=roster.team_of(cases["team_code"]),
+            wunits=cases["weight_units"].to_numpy(),
+        )
 
     @cached_property
     def bits(self) -> np.ndarray:
@@ -224,6 +265,7 @@ def _pick(starts: np.ndarray, rows: np.ndarray, chosen: np.ndarray) -> tuple[np.
 class _Side:
     """One side's (or part's) movable work, numbered: kept groups, in (current OM, class, team) order, each
     either keeping its cases or sending them to its (class, team) pool; forced cases per (class, team)."""
+
     roster: Roster
     officers: np.ndarray  # roster rows, ascending
     classes: np.ndarray  # each officer's classes as bits (none on a side borrowing another's officers)
@@ -264,6 +306,7 @@ class _Flows:
     """A side's plan as flows: cases each kept group keeps; cases each pool gives each officer (arcs in
     (class, team, officer) order); cases each pool (in (class, team) order) exports to its class's trust pool
     and, where it may import, imports from it."""
+
     keep: np.ndarray
     team_k: np.ndarray
     team_t: np.ndarray
@@ -284,8 +327,13 @@ class _Flows:
         return load
 
     def whole(self) -> _Flows:
-        return replace(self, keep=self.keep.astype(np.int64), team=self.team.astype(np.int64),
-                       export=self.export.astype(np.int64), imports=self.imports.astype(np.int64))
+        return replace(
+            self,
+            keep=self.keep.astype(np.int64),
+            team=self.team.astype(np.int64),
+            export=self.export.astype(np.int64),
+            imports=self.imports.astype(np.int64),
+        )
 
 
 @dataclass(frozen=True)
@@ -293,6 +341,7 @@ class _Exact:
     """A side's exact model, numbered: integer flows in cases on the relaxation's network (kept groups, pools'
     arcs to the team's holders, exports and imports), and per loaded officer one excess variable per load
     threshold. Its objective, with `offset`, is the side's plan cost."""
+
     n_keep: int
     pools: np.ndarray  # pool keys, in (class, team) order
     hk: np.ndarray
@@ -335,8 +384,12 @@ class _Exact:
     def satisfied(self, x: np.ndarray) -> bool:
         """Whether `x` keeps every bound and row: a solver's answer is used only if it is a plan."""
         activity = np.bincount(self.rows, weights=self.vals * x[self.cols], minlength=len(self.row_lower))
-        return bool(np.all(x >= self.lower) and np.all(x <= self.upper) and np.all(activity >= self.row_lower)
-                    and np.all(activity <= self.row_upper))
+        return bool(
+            np.all(x >= self.lower)
+            and np.all(x <= self.upper)
+            and np.all(activity >= self.row_lower)
+            and np.all(activity <= self.row_upper)
+        )
 
     def values(self, flows: _Flows, side: _Side) -> np.ndarray:
         """Every variable's value in the plan `flows` (excess: as the loads it gives require). The
@@ -349,8 +402,8 @@ class _Exact:
         P, T, G = len(self.pools), self.n_team, self.n_keep
         sizes = np.diff(side.g_start)
         kept = np.zeros(len(holder), dtype=bool)
-        kept[:sizes.sum()] = holder[:sizes.sum()] == np.repeat(side.local(side.g_om), sizes)
-        keep = np.bincount(np.repeat(np.arange(G), sizes)[kept[:sizes.sum()]], minlength=G)
+        kept[: sizes.sum()] = holder[: sizes.sum()] == np.repeat(side.local(side.g_om), sizes)
+        keep = np.bincount(np.repeat(np.arange(G), sizes)[kept[: sizes.sum()]], minlength=G)
         o, kk, tt = holder[~kept], k[~kept], t[~kept]
         team_of = side.team[o]
         arcs = np.searchsorted((self.hk << 48) | (self.ht << 24) | self.hplace, (kk << 48) | (team_of << 24) | o)
@@ -360,15 +413,17 @@ class _Exact:
         load = side.fixed + np.bincount(holder, weights=side.roster.weight_units[k], minlength=len(side.officers))
         return self._variables(keep, np.bincount(arcs, minlength=T), exports, imports, load, side)
 
-    def _variables(self, keep: np.ndarray, team: np.ndarray, export: np.ndarray, imports: np.ndarray,
-                   load: np.ndarray, side: _Side) -> np.ndarray:
+    def _variables(
+        self, keep: np.ndarray, team: np.ndarray, export: np.ndarray, imports: np.ndarray, load: np.ndarray, side: _Side
+    ) -> np.ndarray:
         """The model's variables from a plan's flows (imports per pool) and each officer's load."""
         P, e = len(self.pools), self.n_keep + self.n_team
         x = np.zeros(len(self.cost), dtype=np.int64)
-        x[:self.n_keep], x[self.n_keep:e], x[e:e + P] = keep, team, export
-        x[e + P:e + P + int(self.importing.sum())] = imports[self.importing]
-        x[e + P + int(self.importing.sum()):] = np.maximum(0, load[self.loaded][:, None]
-                                                           - side.limits[self.loaded]).ravel()
+        x[: self.n_keep], x[self.n_keep : e], x[e : e + P] = keep, team, export
+        x[e + P : e + P + int(self.importing.sum())] = imports[self.importing]
+        x[e + P + int(self.importing.sum()) :] = np.maximum(
+            0, load[self.loaded][:, None] - side.limits[self.loaded]
+        ).ravel()
         return x
 
     def flows(self, x: np.ndarray, side: _Side, whole: bool = True) -> _Flows:
@@ -379,9 +434,19 @@ class _Exact:
         kind = np.int64 if whole else np.float64
         x = x.astype(kind)
         imports = np.zeros(P, dtype=kind)
-        imports[self.importing] = x[e + P:e + P + int(self.importing.sum())]
-        return _Flows(x[:self.n_keep], self.hk, self.ht, side.officers[self.hplace], x[self.n_keep:e],
-                      self.pools >> 24 & _LOW, self.pools & _LOW, self.importing, x[e:e + P], imports)
+        imports[self.importing] = x[e + P : e + P + int(self.importing.sum())]
+        return _Flows(
+            x[: self.n_keep],
+            self.hk,
+            self.ht,
+            side.officers[self.hplace],
+            x[self.n_keep : e],
+            self.pools >> 24 & _LOW,
+            self.pools & _LOW,
+            self.importing,
+            x[e : e + P],
+            imports,
+        )
 
 
 def _exact_model(side: _Side, policy: Policy, cuts: bool = True) -> _Exact:
@@ -414,8 +479,15 @@ def _exact_model(side: _Side, policy: Policy, cuts: bool = True) -> _Exact:
     lower = np.zeros(c_exc + O * B, dtype=np.int64)
     upper = np.concatenate([sizes, np.full(T + P + I, total), np.full(O * B, top)]).astype(np.int64)
     # A class nobody on the side may hold pays its penalty wherever its cases go: a constant, in the offset.
-    cost = np.concatenate([np.full(G, -al.cost_move * U), np.zeros(T), np.full(P, al.cost_team_change * U),
-                           np.zeros(I), np.tile(_rates(policy), O)]).astype(np.int64)
+    cost = np.concatenate(
+        [
+            np.full(G, -al.cost_move * U),
+            np.zeros(T),
+            np.full(P, al.cost_team_change * U),
+            np.zeros(I),
+            np.tile(_rates(policy), O),
+        ]
+    ).astype(np.int64)
     integer = np.ones(len(cost), dtype=bool)
     gp, hp, ip = np.searchsorted(pools, g_pool), np.searchsorted(pools, h_pool), np.flatnonzero(importing)
     cls = np.searchsorted(classes, pools >> 24 & _LOW)
@@ -426,18 +498,45 @@ def _exact_model(side: _Side, policy: Policy, cuts: bool = True) -> _Exact:
     np.add.at(rhs, np.searchsorted(pools, f_pool), f_sizes)
     go, ho = place[side.local(side.g_om)], place[hplace]
     band = np.arange(B)
-    rows = [gp, hp, np.arange(P), ip, r_cls + cls, r_cls + cls[ip],
-            (r_load + go[:, None] * B + band).ravel(), (r_load + ho[:, None] * B + band).ravel(),
-            r_load + np.arange(O * B)]
-    cols = [np.arange(G), G + np.arange(T), c_exp + np.arange(P), c_imp + np.arange(I), c_exp + np.arange(P),
-            c_imp + np.arange(I), np.repeat(np.arange(G), B), np.repeat(G + np.arange(T), B), c_exc + np.arange(O * B)]
-    vals = [np.ones(G), np.ones(T), np.ones(P), -np.ones(I), np.ones(P), -np.ones(I),
-            np.repeat(-wu[side.g_k], B), np.repeat(-wu[hk], B), np.ones(O * B)]
+    rows = [
+        gp,
+        hp,
+        np.arange(P),
+        ip,
+        r_cls + cls,
+        r_cls + cls[ip],
+        (r_load + go[:, None] * B + band).ravel(),
+        (r_load + ho[:, None] * B + band).ravel(),
+        r_load + np.arange(O * B),
+    ]
+    cols = [
+        np.arange(G),
+        G + np.arange(T),
+        c_exp + np.arange(P),
+        c_imp + np.arange(I),
+        c_exp + np.arange(P),
+        c_imp + np.arange(I),
+        np.repeat(np.arange(G), B),
+        np.repeat(G + np.arange(T), B),
+        c_exc + np.arange(O * B),
+    ]
+    vals = [
+        np.ones(G),
+        np.ones(T),
+        np.ones(P),
+        -np.ones(I),
+        np.ones(P),
+        -np.ones(I),
+        np.repeat(-wu[side.g_k], B),
+        np.repeat(-wu[hk], B),
+        np.ones(O * B),
+    ]
     # excess - load >= fixed - threshold
     row_lower = [rhs, np.zeros(len(classes), np.int64), (side.fixed[loaded][:, None] - side.limits[loaded]).ravel()]
     row_upper = [rhs, np.zeros(len(classes), np.int64), np.full(O * B, top)]
-    cut_rows, cut_cols, cut_vals, cut_lower = (_shedding_cuts(side, go, loaded, c_exc + np.arange(O) * B) if cuts
-                                               else (np.zeros(0, np.int64),) * 4)
+    cut_rows, cut_cols, cut_vals, cut_lower = (
+        _shedding_cuts(side, go, loaded, c_exc + np.arange(O) * B) if cuts else (np.zeros(0, np.int64),) * 4
+    )
     rows.append(r_load + O * B + cut_rows)
     cols.append(cut_cols)
     vals.append(cut_vals)
@@ -447,12 +546,33 @@ def _exact_model(side: _Side, policy: Policy, cuts: bool = True) -> _Exact:
     idle = ~is_loaded
     avoidable = al.cost_move * U * int(sizes.sum())
     penalties = int((penalty[side.g_k] * sizes).sum() + (penalty[side.f_k] * f_sizes).sum())
-    offset = (avoidable + al.cost_move * U * side.forced_moves + _load_cost(side.fixed[idle], side.limits[idle], policy)
-              + penalties)
-    return _Exact(G, pools, hk, ht, hplace, importing, loaded, lower, upper, cost, integer,
-                  np.concatenate(rows).astype(np.int64), np.concatenate(cols).astype(np.int64),
-                  np.concatenate(vals).astype(np.int64), row_lower, row_upper, int(offset), int(avoidable),
-                  penalties)
+    offset = (
+        avoidable
+        + al.cost_move * U * side.forced_moves
+        + _load_cost(side.fixed[idle], side.limits[idle], policy)
+        + penalties
+    )
+    return _Exact(
+        G,
+        pools,
+        hk,
+        ht,
+        hplace,
+        importing,
+        loaded,
+        lower,
+        upper,
+        cost,
+        integer,
+        np.concatenate(rows).astype(np.int64),
+        np.concatenate(cols).astype(np.int64),
+        np.concatenate(vals).astype(np.int64),
+        row_lower,
+        row_upper,
+        int(offset),
+        int(avoidable),
+        penalties,
+    )
 
 
 def _shedding_cuts(side: _Side, go: np.ndarray, loaded: np.ndarray, overflow_col: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -487,10 +607,15 @@ def _shedding_cuts(side: _Side, go: np.ndarray, loaded: np.ndarray, overflow_col
     officers = np.flatnonzero(cut)
     n = len(officers)
     lower = -(-over[officers] // heaviest[officers]) * q[officers] - np.bincount(
-        number[o], weights=c * sizes[g], minlength=n).astype(np.int64)
+        number[o], weights=c * sizes[g], minlength=n
+    ).astype(np.int64)
     # In keep terms: overflow - sum(c_g keep_g) >= R - sum(c_g size_g)
-    return (np.concatenate([number[o], np.arange(n)]), np.concatenate([g, overflow_col[officers]]),
-            np.concatenate([-c, np.ones(n, np.int64)]), lower)
+    return (
+        np.concatenate([number[o], np.arange(n)]),
+        np.concatenate([g, overflow_col[officers]]),
+        np.concatenate([-c, np.ones(n, np.int64)]),
+        lower,
+    )
 
 
 @dataclass(frozen=True)
@@ -515,11 +640,14 @@ def _solve_exact(model: _Exact, hint: np.ndarray | None, work_limit: float, gap:
     bounds = np.searchsorted(rows, np.arange(len(model.row_lower) + 1))
     for r, (lo, hi) in enumerate(zip(model.row_lower.tolist(), model.row_upper.tolist())):
         a, b = bounds[r], bounds[r + 1]
-        m.add_linear_constraint(cp_model.LinearExpr.weighted_sum([xs[c] for c in cols[a:b].tolist()],
-                                                                vals[a:b].tolist()), lo, hi)
+        m.add_linear_constraint(
+            cp_model.LinearExpr.weighted_sum([xs[c] for c in cols[a:b].tolist()], vals[a:b].tolist()), lo, hi
+        )
     priced = np.flatnonzero(model.cost)
-    m.minimize(cp_model.LinearExpr.weighted_sum([xs[c] for c in priced.tolist()], model.cost[priced].tolist())
-               + model.avoidable)
+    m.minimize(
+        cp_model.LinearExpr.weighted_sum([xs[c] for c in priced.tolist()], model.cost[priced].tolist())
+        + model.avoidable
+    )
     if hint is not None:
         for v, value in zip(xs, hint.tolist()):
             m.add_hint(v, value)
@@ -541,8 +669,12 @@ def _solve_exact(model: _Exact, hint: np.ndarray | None, work_limit: float, gap:
     if not model.satisfied(x):
         return None
     shift = model.offset - model.avoidable
-    return _Solved(x, int(round(solver.objective_value)) + shift,
-                   int(math.ceil(solver.best_objective_bound - 1e-6)) + shift, status == cp_model.OPTIMAL)
+    return _Solved(
+        x,
+        int(round(solver.objective_value)) + shift,
+        int(math.ceil(solver.best_objective_bound - 1e-6)) + shift,
+        status == cp_model.OPTIMAL,
+    )
 
 
 # Node keys of the flow networks: a kind, then two numbers (each below 2**24).
@@ -573,25 +705,29 @@ class _Nodes:
         return self.numbers[np.searchsorted(self.keys, keys)]
 
 
-def _min_cost_flow(arcs: list[tuple], supply_nodes: np.ndarray, supplies: np.ndarray, sink: int,
-                   what: str) -> tuple[np.ndarray, int]:
+def _min_cost_flow(
+    arcs: list[tuple], supply_nodes: np.ndarray, supplies: np.ndarray, sink: int, what: str
+) -> tuple[np.ndarray, int]:
     """Every supply drained into `sink` at least cost over `arcs` (chunks of tails, heads, capacities, costs,
     in order): the flow on each arc, and the cost."""
-    tails, heads, caps, costs = (np.concatenate([np.broadcast_to(np.asarray(chunk[i], dtype=np.int64),
-                                                                 len(chunk[0])) for chunk in arcs])
-                                 for i in range(4))
+    tails, heads, caps, costs = (
+        np.concatenate([np.broadcast_to(np.asarray(chunk[i], dtype=np.int64), len(chunk[0])) for chunk in arcs])
+        for i in range(4)
+    )
     flow = SimpleMinCostFlow()
     flow.add_arcs_with_capacity_and_unit_cost(tails.astype(np.int32), heads.astype(np.int32), caps, costs)
-    flow.set_nodes_supplies(np.append(supply_nodes, sink).astype(np.int32),
-                            np.append(supplies, -supplies.sum()).astype(np.int64))
+    flow.set_nodes_supplies(
+        np.append(supply_nodes, sink).astype(np.int32), np.append(supplies, -supplies.sum()).astype(np.int64)
+    )
     status = flow.solve()
     if status != SimpleMinCostFlow.OPTIMAL:
         raise RuntimeError(f"case alignment {what} failed (status {status})")
     return flow.flows(np.arange(len(tails), dtype=np.int32)), flow.optimal_cost()
 
 
-def _load_bands(officer_nodes: np.ndarray, fixed: np.ndarray, thresholds: np.ndarray, costs: np.ndarray,
-                big: int, sink: int) -> tuple[np.ndarray, ...]:
+def _load_bands(
+    officer_nodes: np.ndarray, fixed: np.ndarray, thresholds: np.ndarray, costs: np.ndarray, big: int, sink: int
+) -> tuple[np.ndarray, ...]:
     """Arcs draining each officer's node into the sink through one arc per load band, in order, each priced at
     the marginal cost of load there: the sum of `costs` of the thresholds already passed (convex, so the flow
     fills the cheap bands first). `fixed` load is there already; thresholds at or below it are passed."""
@@ -670,32 +806,50 @@ def _relaxation(side: _Side, policy: Policy) -> tuple[_Flows, bool, float]:
     tails = np.where(is_import, trust, pools[of])
     heads = np.where(is_import, pools[of], trust)
     heads[is_team] = _key(_OM, side.officers[hplace])
-    costs = np.where(is_team, penalty[k] * per_unit[k],
-                     np.where(is_export, al.cost_team_change * U * per_unit[k], 0))
-    nodes = _Nodes(np.concatenate([_key(_SINK, [0]), _pairs(group, _key(_OM, side.g_om), group, g_pool), f_pool,
-                                   _pairs(tails, heads)]))
+    costs = np.where(is_team, penalty[k] * per_unit[k], np.where(is_export, al.cost_team_change * U * per_unit[k], 0))
+    nodes = _Nodes(
+        np.concatenate(
+            [_key(_SINK, [0]), _pairs(group, _key(_OM, side.g_om), group, g_pool), f_pool, _pairs(tails, heads)]
+        )
+    )
     ids = nodes.sequence
-    kept = ids[1:1 + 4 * len(units)].reshape(-1, 2)
-    f_ids = ids[1 + 4 * len(units):1 + 4 * len(units) + len(f_pool)]
-    pool_arcs = ids[1 + 4 * len(units) + len(f_pool):].reshape(-1, 2)
+    kept = ids[1 : 1 + 4 * len(units)].reshape(-1, 2)
+    f_ids = ids[1 + 4 * len(units) : 1 + 4 * len(units) + len(f_pool)]
+    pool_arcs = ids[1 + 4 * len(units) + len(f_pool) :].reshape(-1, 2)
     loaded = np.zeros(len(side.officers), dtype=bool)
     loaded[side.local(side.g_om)] = True
     loaded[hplace] = True
     fixed, limits = side.fixed[loaded], side.limits[loaded]
     keep_cost = (penalty - al.cost_move * U) * per_unit
     amounts, cost = _min_cost_flow(
-        [(kept[:, 0], kept[:, 1], np.repeat(units, 2), _pairs(keep_cost[side.g_k], np.zeros(len(units), np.int64))),
-         (pool_arcs[:, 0], pool_arcs[:, 1], big, costs),
-         _load_bands(nodes.of(_key(_OM, side.officers[loaded])), fixed, limits, _rates(policy) * lcm, big, 0)],
-        np.concatenate([kept[0::2, 0], f_ids]), np.concatenate([units, f_units]), 0, "relaxation")
-    keep_u, pool_u = amounts[0:2 * len(units):2], amounts[2 * len(units):2 * len(units) + len(of)]
+        [
+            (kept[:, 0], kept[:, 1], np.repeat(units, 2), _pairs(keep_cost[side.g_k], np.zeros(len(units), np.int64))),
+            (pool_arcs[:, 0], pool_arcs[:, 1], big, costs),
+            _load_bands(nodes.of(_key(_OM, side.officers[loaded])), fixed, limits, _rates(policy) * lcm, big, 0),
+        ],
+        np.concatenate([kept[0::2, 0], f_ids]),
+        np.concatenate([units, f_units]),
+        0,
+        "relaxation",
+    )
+    keep_u, pool_u = amounts[0 : 2 * len(units) : 2], amounts[2 * len(units) : 2 * len(units) + len(of)]
     w_keep, w_pool = wu[side.g_k], wu[k]
     whole = not (keep_u % w_keep).any() and not (pool_u % w_pool).any()
     in_cases = pool_u / w_pool
     imports = np.zeros(len(pools))
     imports[importing] = in_cases[is_import]
-    flows = _Flows(keep_u / w_keep, hk, ht, side.officers[hplace], in_cases[is_team], pool_k, pool_t, importing,
-                   in_cases[is_export], imports)
+    flows = _Flows(
+        keep_u / w_keep,
+        hk,
+        ht,
+        side.officers[hplace],
+        in_cases[is_team],
+        pool_k,
+        pool_t,
+        importing,
+        in_cases[is_export],
+        imports,
+    )
     return flows, whole, cost / lcm + _load_cost(fixed, limits, policy)
 
 
@@ -718,17 +872,25 @@ def _flow_repair(side: _Side, policy: Policy, lp: _Flows) -> _Flows:
     p_pool, p_trust = _key(_POOL, lp.pool_k, lp.pool_t), _key(_TRUST, lp.pool_k)
     officers = np.unique(np.concatenate([g_om, t_om]))  # (officer, class) nodes, in that order
     room = _class_rooms(side, lp, g_om, t_om, officers)
-    nodes = _Nodes(np.concatenate([
-        _key(_SINK, [0]), _pairs(group, g_om, group, _key(_POOL, side.g_k, side.g_t)), f_pool,
-        _pairs(_key(_POOL, lp.team_k, lp.team_t), t_om), _pairs(p_pool, p_trust),
-        _pairs(p_trust[lp.importing], p_pool[lp.importing])]))
+    nodes = _Nodes(
+        np.concatenate(
+            [
+                _key(_SINK, [0]),
+                _pairs(group, g_om, group, _key(_POOL, side.g_k, side.g_t)),
+                f_pool,
+                _pairs(_key(_POOL, lp.team_k, lp.team_t), t_om),
+                _pairs(p_pool, p_trust),
+                _pairs(p_trust[lp.importing], p_pool[lp.importing]),
+            ]
+        )
+    )
     ids = nodes.sequence
-    kept = ids[1:1 + 4 * len(sizes)].reshape(-1, 2)
-    rest = ids[1 + 4 * len(sizes):]
-    f_ids, rest = rest[:len(f_pool)], rest[len(f_pool):]
-    team = rest[:2 * len(t_om)].reshape(-1, 2)
-    export = rest[2 * len(t_om):2 * (len(t_om) + len(p_pool))].reshape(-1, 2)
-    imports = rest[2 * (len(t_om) + len(p_pool)):].reshape(-1, 2)
+    kept = ids[1 : 1 + 4 * len(sizes)].reshape(-1, 2)
+    rest = ids[1 + 4 * len(sizes) :]
+    f_ids, rest = rest[: len(f_pool)], rest[len(f_pool) :]
+    team = rest[: 2 * len(t_om)].reshape(-1, 2)
+    export = rest[2 * len(t_om) : 2 * (len(t_om) + len(p_pool))].reshape(-1, 2)
+    imports = rest[2 * (len(t_om) + len(p_pool)) :].reshape(-1, 2)
     # Each (officer, class) node drains through its room at no cost, then past it at the overflow's cost.
     has_room = room > 0
     per_node = 1 + has_room
@@ -736,18 +898,28 @@ def _flow_repair(side: _Side, policy: Policy, lp: _Flows) -> _Flows:
     is_room = has_room[of] & (np.arange(len(of)) == np.repeat(np.cumsum(per_node) - per_node, per_node))
     drain_cost = al.cost_overflow_per_point * wu[officers & _LOW]
     amounts, _ = _min_cost_flow(
-        [(kept[:, 0], kept[:, 1], np.repeat(sizes, 2), np.tile([0, al.cost_move * U], len(sizes))),
-         (team[:, 0], team[:, 1], big, penalty[lp.team_k]),
-         (export[:, 0], export[:, 1], big, al.cost_team_change * U),
-         (imports[:, 0], imports[:, 1], big, 0),
-         (nodes.of(officers)[of], np.zeros(len(of), np.int64), np.where(is_room, room[of], big),
-          np.where(is_room, 0, drain_cost[of]))],
-        np.concatenate([kept[0::2, 0], f_ids]), np.concatenate([sizes, f_sizes]), 0, "flow repair")
+        [
+            (kept[:, 0], kept[:, 1], np.repeat(sizes, 2), np.tile([0, al.cost_move * U], len(sizes))),
+            (team[:, 0], team[:, 1], big, penalty[lp.team_k]),
+            (export[:, 0], export[:, 1], big, al.cost_team_change * U),
+            (imports[:, 0], imports[:, 1], big, 0),
+            (
+                nodes.of(officers)[of],
+                np.zeros(len(of), np.int64),
+                np.where(is_room, room[of], big),
+                np.where(is_room, 0, drain_cost[of]),
+            ),
+        ],
+        np.concatenate([kept[0::2, 0], f_ids]),
+        np.concatenate([sizes, f_sizes]),
+        0,
+        "flow repair",
+    )
     n = 2 * len(sizes)
     t_end = n + len(t_om)
     e_end = t_end + len(p_pool)
     got_imports = np.zeros(len(p_pool), dtype=np.int64)
-    got_imports[lp.importing] = amounts[e_end:e_end + int(lp.importing.sum())]
+    got_imports[lp.importing] = amounts[e_end : e_end + int(lp.importing.sum())]
     return replace(lp, keep=amounts[0:n:2], team=amounts[n:t_end], export=amounts[t_end:e_end], imports=got_imports)
 
 
@@ -760,8 +932,11 @@ def _class_rooms(side: _Side, lp: _Flows, g_om: np.ndarray, t_om: np.ndarray, ke
     """
     wu = side.roster.weight_units
     # Cases of each class each officer ends with, kept or received (summed in the order the LP lists them).
-    share = np.bincount(np.searchsorted(keys, np.concatenate([g_om, t_om])),
-                        weights=np.concatenate([lp.keep, lp.team]).astype(np.float64), minlength=len(keys))
+    share = np.bincount(
+        np.searchsorted(keys, np.concatenate([g_om, t_om])),
+        weights=np.concatenate([lp.keep, lp.team]).astype(np.float64),
+        minlength=len(keys),
+    )
     room = np.floor(share + 1e-6).astype(np.int64)
     fraction = share - room
     rounded = np.flatnonzero(fraction > 1e-6)
@@ -779,8 +954,9 @@ def _class_rooms(side: _Side, lp: _Flows, g_om: np.ndarray, t_om: np.ndarray, ke
     return room
 
 
-def plan_cost(loads: dict[str, int], officers: dict[str, Officer], moves: int, team_changes: int,
-              ineligible: int, policy: Policy) -> int:
+def plan_cost(
+    loads: dict[str, int], officers: dict[str, Officer], moves: int, team_changes: int, ineligible: int, policy: Policy
+) -> int:
     """The alignment objective of a whole plan, in the units the solver minimises (cost x units_per_point).
 
     Independent of how the plan was found, so tests can price brute-force plans with it.
@@ -796,8 +972,9 @@ def plan_cost(loads: dict[str, int], officers: dict[str, Officer], moves: int, t
 
 def _event_cost(moves: int, team_changes: int, ineligible: int, policy: Policy) -> int:
     al = policy.alignment
-    return (al.cost_move * moves + al.cost_team_change * team_changes
-            + al.cost_ineligible * ineligible) * policy.units_per_point
+    return (
+        al.cost_move * moves + al.cost_team_change * team_changes + al.cost_ineligible * ineligible
+    ) * policy.units_per_point
 
 
 def _rates(policy: Policy) -> np.ndarray:
@@ -839,14 +1016,16 @@ def _standing(cases: pd.DataFrame, prior: pd.DataFrame, roster: Roster, held: pd
     c = CaseArrays.of(cases, planned, roster)
     can_take, _, _ = _allowed(c, roster)
     retained = cases["crn"].isin(held).to_numpy(dtype=bool) & ~prior["done"].to_numpy()
-    pending = prior["outstanding"].to_numpy() | (planned.to_numpy(dtype=object) == prior["then_om"].to_numpy(
-        dtype=object))
+    pending = prior["outstanding"].to_numpy() | (
+        planned.to_numpy(dtype=object) == prior["then_om"].to_numpy(dtype=object)
+    )
     waiting = prior["unchanged"].to_numpy() & pending  # a plan without its reason is not one to keep waiting
     return (waiting | prior["done"].to_numpy()) & planned.notna().to_numpy() & can_take & ~retained
 
 
-def _classify(crns: pd.Series, c: CaseArrays, roster: Roster, held: pd.Series,
-              standing: np.ndarray | None = None) -> tuple[dict[str, _Side], np.ndarray, ...]:
+def _classify(
+    crns: pd.Series, c: CaseArrays, roster: Roster, held: pd.Series, standing: np.ndarray | None = None
+) -> tuple[dict[str, _Side], np.ndarray, ...]:
     """Sort every case into pinned (retention, or a standing plan), kept groups (its OM may keep it) or
     forced (it must move).
 
@@ -876,9 +1055,22 @@ def _classify(crns: pd.Series, c: CaseArrays, roster: Roster, held: pd.Series,
         g_first, g_rows, g_start = _groups(keep, (row[keep] * nk + k[keep]) * nt + t[keep])
         move = np.flatnonzero(~allowed & free & c.on_side[s])
         f_first, f_rows, f_start = _groups(move, k[move] * nt + t[move])
-        problems[s] = _Side(roster, officers, roster.classes[officers], fixed[officers], row[g_first],
-                            k[g_first], t[g_first], g_start, g_rows, k[f_first], t[f_first], f_start, f_rows,
-                            int(np.count_nonzero(~c.missing[f_rows])))
+        problems[s] = _Side(
+            roster,
+            officers,
+            roster.classes[officers],
+            fixed[officers],
+            row[g_first],
+            k[g_first],
+            t[g_first],
+            g_start,
+            g_rows,
+            k[f_first],
+            t[f_first],
+            f_start,
+            f_rows,
+            int(np.count_nonzero(~c.missing[f_rows])),
+        )
     return problems, om, reason, forced_reason, pin
 
 
@@ -893,8 +1085,9 @@ def _borrowed(side: _Side, name: str, om: np.ndarray, wunits: np.ndarray) -> _Si
     return replace(side, officers=others, classes=np.zeros(len(others), dtype=np.int64), fixed=load[others])
 
 
-def _solve_side(name: str, side: _Side, c: CaseArrays, om: np.ndarray, reason: np.ndarray,
-                forced_reason: np.ndarray, policy: Policy) -> SolveReport:
+def _solve_side(
+    name: str, side: _Side, c: CaseArrays, om: np.ndarray, reason: np.ndarray, forced_reason: np.ndarray, policy: Policy
+) -> SolveReport:
     """Plan the side (writing each case's officer and reason into `om` and `reason`) and say how sure the
     plan is (docs/decisions.md, "Solving").
 
@@ -948,6 +1141,7 @@ def _allowed_gap(cost: int, policy: Policy) -> int:
 @dataclass(frozen=True)
 class _Relaxed:
     """The exact model's relaxation solved: its bound (plan-cost scale), flows, values and reduced costs."""
+
     bound: int
     flows: _Flows
     value: float  # the LP's objective, without the model's offset
@@ -968,8 +1162,13 @@ def _cut_relaxation(model: _Exact, side: _Side) -> _Relaxed | None:
     # Rounded down, less the solver's tolerance on the objective: a bound must never be above the optimum.
     value = solver.objective_value()
     x = np.maximum(np.asarray(solver.variable_values(), dtype=np.float64), 0.0)
-    return _Relaxed(int(math.floor(value - 1e-7 * abs(value) - 1e-6)) + model.offset,
-                    model.flows(x, side, whole=False), value, x, np.asarray(solver.reduced_costs(), dtype=np.float64))
+    return _Relaxed(
+        int(math.floor(value - 1e-7 * abs(value) - 1e-6)) + model.offset,
+        model.flows(x, side, whole=False),
+        value,
+        x,
+        np.asarray(solver.reduced_costs(), dtype=np.float64),
+    )
 
 
 def _fixed_by_reduced_cost(model: _Exact, relaxed: _Relaxed, cost: int) -> _Exact:
@@ -980,8 +1179,9 @@ def _fixed_by_reduced_cost(model: _Exact, relaxed: _Relaxed, cost: int) -> _Exac
     slack = cost - model.offset - relaxed.value + 1 + 1e-6 * abs(cost)
     at_lower = np.isclose(relaxed.x, model.lower, atol=1e-9) & (relaxed.reduced > slack)
     at_upper = np.isclose(relaxed.x, model.upper, atol=1e-9) & (-relaxed.reduced > slack)
-    return replace(model, lower=np.where(at_upper, model.upper, model.lower),
-                   upper=np.where(at_lower, model.lower, model.upper))
+    return replace(
+        model, lower=np.where(at_upper, model.upper, model.lower), upper=np.where(at_lower, model.lower, model.upper)
+    )
 
 
 def _anyone_over(side: _Side, c: CaseArrays, om: np.ndarray) -> bool:
@@ -997,9 +1197,17 @@ def _overload_unavoidable(side: _Side, policy: Policy) -> bool:
     """Whether every plan leaves someone over capacity: the relaxation pricing overload alone (no cost for
     moves, team changes or spreading) still does, and no whole-case plan can do better than it."""
     al = policy.alignment
-    alone = policy.model_copy(update={"alignment": al.model_copy(update={
-        "cost_move": 0, "cost_team_change": 0,
-        "spread_bands": [b.model_copy(update={"cost": 0}) for b in al.spread_bands]})})
+    alone = policy.model_copy(
+        update={
+            "alignment": al.model_copy(
+                update={
+                    "cost_move": 0,
+                    "cost_team_change": 0,
+                    "spread_bands": [b.model_copy(update={"cost": 0}) for b in al.spread_bands],
+                }
+            )
+        }
+    )
     flows, _, _ = _relaxation(side, alone)
     return bool((flows.loads(side) - side.limits[:, 0] > 1e-6).any())
 
@@ -1055,10 +1263,14 @@ def align_cases(
     held_by = om < roster.none
     moved = np.isin(reason, _MOVES)
     plan = Plan(
-        row=om, on_side=c.on_side, wunits=c.wunits, moved=moved,
+        row=om,
+        on_side=c.on_side,
+        wunits=c.wunits,
+        moved=moved,
         eligible=held_by & roster.same_side(om, c.on_side) & ((roster.classes[om] & c.bits) != 0),
         team_change=held_by & (moved | (reason == _ALLOCATED)) & (roster.team[om] != c.t_code),
-        free=~pinned)
+        free=~pinned,
+    )
     out = cases[["crn", "team_code", "side", "rule", "case_class", "weight_units"]].copy()
     out["current_om"] = extract_om.astype("str")
     out["om"] = roster.codes.take(pa.array(np.where(held_by, om, 0), mask=~held_by)).to_pandas()
@@ -1069,8 +1281,11 @@ def align_cases(
     planned = moved | (reason == _ALLOCATED)
     # A plan that stands keeps the night it was first made; a case the earlier plan moved that must move
     # another way (its planned OM can no longer take it) is re-planned tonight.
-    out["planned_on"] = np.where(keeps, prior["planned_on"].to_numpy(), np.datetime64(run_date, "ns")
-                                 if run_date is not None else np.datetime64("NaT")).astype("datetime64[ns]")
+    out["planned_on"] = np.where(
+        keeps,
+        prior["planned_on"].to_numpy(),
+        np.datetime64(run_date, "ns") if run_date is not None else np.datetime64("NaT"),
+    ).astype("datetime64[ns]")
     out.loc[~planned, "planned_on"] = pd.NaT
     out["replanned"] = planned & outstanding & prior["unchanged"].to_numpy() & ~done & ~standing
     # The extract shows tonight the move or allocation an earlier run planned: actioned since that run.
@@ -1088,6 +1303,7 @@ def align_cases(
 @dataclass(frozen=True)
 class Plan:
     """A finished alignment as per-case arrays: holder row in the roster, and what pricing needs."""
+
     row: np.ndarray
     on_side: dict[str, np.ndarray]
     wunits: np.ndarray
@@ -1115,13 +1331,14 @@ def _side_cost(plan: Plan, roster: Roster, side: str, policy: Policy, borrowed: 
     mine = plan.free & plan.on_side[side]
     held = plan.row < roster.none
     rows = np.flatnonzero(holder[:-1])
-    return (_event_cost(int(plan.moved[mine].sum()), int(plan.team_change[mine].sum()),
-                        int((held & ~plan.eligible)[mine].sum()), policy)
-            + _load_cost(loaded[rows].astype(np.int64), roster.limits[rows], policy))
+    return _event_cost(
+        int(plan.moved[mine].sum()), int(plan.team_change[mine].sum()), int((held & ~plan.eligible)[mine].sum()), policy
+    ) + _load_cost(loaded[rows].astype(np.int64), roster.limits[rows], policy)
 
 
-def _deal(side: _Side, flows: _Flows, current: np.ndarray,
-          om: np.ndarray, reason: np.ndarray, forced_reason: np.ndarray) -> None:
+def _deal(
+    side: _Side, flows: _Flows, current: np.ndarray, om: np.ndarray, reason: np.ndarray, forced_reason: np.ndarray
+) -> None:
     """Turn integer flows into per-case assignments, deterministically (cases in crn order, OMs in code order).
 
     A kept group keeps its first cases; the rest join its pool with the forced cases, in case order. A pool
@@ -1139,8 +1356,12 @@ def _deal(side: _Side, flows: _Flows, current: np.ndarray,
     flow_pools = _key(_POOL, flows.pool_k, flows.pool_t)
     keys = np.unique(np.concatenate([g_pool, f_pool, flow_pools, _key(_POOL, flows.team_k, flows.team_t)]))
     rows = np.concatenate([rows[~stays], side.f_rows])
-    of = np.concatenate([np.repeat(np.searchsorted(keys, g_pool), sizes)[~stays],
-                         np.repeat(np.searchsorted(keys, f_pool), np.diff(side.f_start))])
+    of = np.concatenate(
+        [
+            np.repeat(np.searchsorted(keys, g_pool), sizes)[~stays],
+            np.repeat(np.searchsorted(keys, f_pool), np.diff(side.f_start)),
+        ]
+    )
     order = np.lexsort((rows, of))
     rows, of = rows[order], of[order]
     size = np.bincount(of, minlength=len(keys))
@@ -1162,20 +1383,36 @@ def _deal(side: _Side, flows: _Flows, current: np.ndarray,
     reason[given] = np.where(officers == current[given], _KEPT, forced_reason[given])
 
 
-def _exchange(side: _Side, c: CaseArrays, om: np.ndarray, reason: np.ndarray, forced_reason: np.ndarray,
-              model: _Exact, policy: Policy) -> np.ndarray:
+def _exchange(
+    side: _Side,
+    c: CaseArrays,
+    om: np.ndarray,
+    reason: np.ndarray,
+    forced_reason: np.ndarray,
+    model: _Exact,
+    policy: Policy,
+) -> np.ndarray:
     """Improve a dealt plan by the exchange neighbourhood (pipeline.decisions.exchange); the plan after, as
     the exact model's variables."""
     al, U = policy.alignment, policy.units_per_point
     rows = np.concatenate([side.g_rows, side.f_rows])
     kept = np.zeros(len(rows), dtype=bool)
-    kept[:len(side.g_rows)] = True
+    kept[: len(side.g_rows)] = True
     home = np.full(len(rows), -1, dtype=np.int64)
-    home[:len(side.g_rows)] = side.local(np.repeat(side.g_om, np.diff(side.g_start)))
-    nb = Neighbourhood(home=home, move_cost=np.where(c.missing[rows], 0, al.cost_move * U),
-                       k=c.k_code[rows], w=c.wunits[rows].astype(np.int64), t=c.t_code[rows], team=side.team,
-                       holds=side.classes, fixed=side.fixed, limits=side.limits, rates=_rates(policy),
-                       team_change=al.cost_team_change * U)
+    home[: len(side.g_rows)] = side.local(np.repeat(side.g_om, np.diff(side.g_start)))
+    nb = Neighbourhood(
+        home=home,
+        move_cost=np.where(c.missing[rows], 0, al.cost_move * U),
+        k=c.k_code[rows],
+        w=c.wunits[rows].astype(np.int64),
+        t=c.t_code[rows],
+        team=side.team,
+        holds=side.classes,
+        fixed=side.fixed,
+        limits=side.limits,
+        rates=_rates(policy),
+        team_change=al.cost_team_change * U,
+    )
     holder = improve(nb, side.local(om[rows]), al.exchange_rounds)
     om[rows] = side.officers[holder]
     at_home = holder == home
@@ -1199,8 +1436,12 @@ def caseload(aligned: pd.DataFrame, staff_split: pd.DataFrame, policy: Policy) -
     with np.errstate(divide="ignore", invalid="ignore"):
         utilisation = points / capacity
     return out.assign(
-        cases=cases[keep].astype("int64"), points=points, capacity_points=capacity, utilisation=utilisation,
-        over_capacity=utilisation > policy.alignment.capacity_limit_pct / 100 + 1e-9)
+        cases=cases[keep].astype("int64"),
+        points=points,
+        capacity_points=capacity,
+        utilisation=utilisation,
+        over_capacity=utilisation > policy.alignment.capacity_limit_pct / 100 + 1e-9,
+    )
 
 
 def _holding_roles(policy: Policy) -> set[str]:

@@ -7,6 +7,7 @@ Every step is priced exactly as the plan is (moves, team changes and each office
 only when it lowers the plan's cost, so the search ends, and it looks at cases and officers in a fixed
 order, so the same plan always comes out.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ class Neighbourhood:
     move_cost: what leaving home costs (0 for a case with no officer to leave);
     holds: per officer, the classes they may be given as bits; a class nobody holds may go to anyone.
     """
+
     home: np.ndarray
     move_cost: np.ndarray
     k: np.ndarray
@@ -99,10 +101,16 @@ def improve(nb: Neighbourhood, holder: np.ndarray, max_rounds: int) -> np.ndarra
         b = holder
         wj = nb.w
         ok = (b != a) & allowed[of_class[i], b] & allowed[of_class, a]
-        delta = (nb.event(i, b) - nb.event(i, np.int64(a))
-                 + _events_at(nb, a) - _events_at(nb, b)
-                 + nb.load_cost(np.int64(a), load[a] - w + wj) - nb.load_cost(a, load[a])
-                 + nb.load_cost(b, load[b] - wj + w) - nb.load_cost(b, load[b]))
+        delta = (
+            nb.event(i, b)
+            - nb.event(i, np.int64(a))
+            + _events_at(nb, a)
+            - _events_at(nb, b)
+            + nb.load_cost(np.int64(a), load[a] - w + wj)
+            - nb.load_cost(a, load[a])
+            + nb.load_cost(b, load[b] - wj + w)
+            - nb.load_cost(b, load[b])
+        )
         delta[~ok] = 0
         j = int(delta.argmin())
         if delta[j] >= 0:
@@ -116,8 +124,11 @@ def improve(nb: Neighbourhood, holder: np.ndarray, max_rounds: int) -> np.ndarra
 
     def go_home(i: int) -> bool:
         a, h, w = int(holder[i]), int(nb.home[i]), int(nb.w[i])
-        delta = (-int(nb.event(i, np.int64(a))) + int(cost_of_adding(w)[h])
-                 + int(nb.load_cost(np.int64(a), np.int64(load[a] - w)) - nb.load_cost(np.int64(a), load[a])))
+        delta = (
+            -int(nb.event(i, np.int64(a)))
+            + int(cost_of_adding(w)[h])
+            + int(nb.load_cost(np.int64(a), np.int64(load[a] - w)) - nb.load_cost(np.int64(a), load[a]))
+        )
         return delta < 0 and give(i, a, h, w)
 
     for _ in range(max_rounds):
@@ -128,8 +139,13 @@ def improve(nb: Neighbourhood, holder: np.ndarray, max_rounds: int) -> np.ndarra
         # as it is taken, loads having changed).
         moved = np.flatnonzero((holder != nb.home) & (nb.home >= 0))
         h, a, w = nb.home[moved], holder[moved], nb.w[moved]
-        worth = (nb.load_cost(h, load[h] + w) - nb.load_cost(h, load[h]) + nb.load_cost(a, load[a] - w)
-                 - nb.load_cost(a, load[a]) - _events_at(nb, holder)[moved]) < 0
+        worth = (
+            nb.load_cost(h, load[h] + w)
+            - nb.load_cost(h, load[h])
+            + nb.load_cost(a, load[a] - w)
+            - nb.load_cost(a, load[a])
+            - _events_at(nb, holder)[moved]
+        ) < 0
         for i in moved[worth].tolist():
             changed |= go_home(i)
         for i in np.flatnonzero((load > nb.limits[:, 0])[holder]).tolist():
