@@ -16,6 +16,7 @@ from collections import defaultdict
 import pandas as pd
 
 from pipeline.decisions import alignment
+from pipeline.decisions.alignment import dealing, exact, relaxation
 from pipeline.decisions.case_split import split_cases
 from pipeline.decisions.staff_split import split_staff
 from pipeline.policy import load_policy
@@ -27,15 +28,17 @@ AS_OF = pd.Timestamp("2014-06-01")
 
 # The steps of a side's solve, timed by wrapping them here (the alignment itself reads no clock).
 STEPS = {
-    "relaxation": "_relaxation",
-    "relaxation with cuts": "_cut_relaxation",
-    "flow repair": "_flow_repair",
-    "exchange": "_exchange",
-    "exact model": "_solve_exact",
-    "building the exact model": "_exact_model",
+    "relaxation": "lp_relaxation",
+    "relaxation with cuts": "cut_relaxation",
+    "flow repair": "flow_repair",
+    "exchange": "exchange_plan",
+    "exact model": "solve_exact",
+    "building the exact model": "exact_model",
     "overload check": "_overload_unavoidable",
-    "dealing": "_deal",
+    "dealing": "deal",
 }
+# A step is wrapped wherever the alignment's modules call it from (each binds the names it imports).
+MODULES = [alignment, dealing, exact, relaxation]
 
 
 def _timed(seconds: dict, name: str, fn):
@@ -53,10 +56,13 @@ def run(scale: float, seed: int) -> dict:
     reference, policy = load_reference(), load_policy()
     steps: dict[str, float] = defaultdict(float)
     side_seconds: list[float] = []
-    originals = {name: getattr(alignment, attr) for name, attr in STEPS.items()}
+    originals = {name: next(getattr(m, attr) for m in MODULES if hasattr(m, attr)) for name, attr in STEPS.items()}
     solve_side = alignment._solve_side
     for name, attr in STEPS.items():
-        setattr(alignment, attr, _timed(steps, name, originals[name]))
+        wrapped = _timed(steps, name, originals[name])
+        for m in MODULES:
+            if hasattr(m, attr):
+                setattr(m, attr, wrapped)
 
     def timed_side(*args, **kwargs):
         t = time.perf_counter()
@@ -87,7 +93,9 @@ def run(scale: float, seed: int) -> dict:
             reports_all += reports
     finally:
         for name, attr in STEPS.items():
-            setattr(alignment, attr, originals[name])
+            for m in MODULES:
+                if hasattr(m, attr):
+                    setattr(m, attr, originals[name])
         alignment._solve_side = solve_side
     gaps = [r.gap or 0.0 for r in reports_all]
     return {

@@ -155,7 +155,7 @@ class SolverClock:
         from ortools.linear_solver.python import model_builder_helper as mbh
         from ortools.sat.python import cp_model
 
-        from pipeline.decisions import alignment
+        from pipeline.decisions.alignment import relaxation
 
         clock = self
 
@@ -171,11 +171,11 @@ class SolverClock:
             return cls
 
         self.saved = [
-            (alignment, "SimpleMinCostFlow", alignment.SimpleMinCostFlow),
+            (relaxation, "SimpleMinCostFlow", relaxation.SimpleMinCostFlow),
             (mbh, "ModelSolverHelper", mbh.ModelSolverHelper),
             (cp_model, "CpSolver", cp_model.CpSolver),
         ]
-        alignment.SimpleMinCostFlow = timed(alignment.SimpleMinCostFlow, "solve")
+        relaxation.SimpleMinCostFlow = timed(relaxation.SimpleMinCostFlow, "solve")
         mbh.ModelSolverHelper = timed(mbh.ModelSolverHelper, "solve")
         cp_model.CpSolver = timed(cp_model.CpSolver, "solve")
         return self

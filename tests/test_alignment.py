@@ -1,8 +1,9 @@
 import pandas as pd
 import pytest
 
-from pipeline.decisions.alignment import align_cases, retention_decisions
+from pipeline.decisions.alignment import align_cases
 from pipeline.decisions.case_split import split_cases
+from pipeline.decisions.retention import retention_decisions
 from pipeline.decisions.staff_split import split_staff
 from pipeline.policy import load_policy
 from tests.builders import AS_OF, T, appeals, cases, retention, staff

@@ -6,10 +6,12 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from pipeline.decisions.alignment import SolveReport, align_cases, caseload, retention_decisions
+from pipeline.decisions.alignment import SolveReport, align_cases
 from pipeline.decisions.balance import workforce_balance
 from pipeline.decisions.case_split import split_cases
+from pipeline.decisions.caseload import caseload
 from pipeline.decisions.night import PROGRESS_COLUMNS, progress
+from pipeline.decisions.retention import retention_decisions
 from pipeline.decisions.staff_split import split_staff
 from pipeline.domain import CRC, NPS
 from pipeline.policy import Policy

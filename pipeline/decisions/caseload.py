@@ -1,0 +1,35 @@
+"""Each offender manager's caseload after alignment: cases, workload points, capacity and utilisation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from pipeline.policy import Policy
+
+
+def caseload(aligned: pd.DataFrame, staff_split: pd.DataFrame, policy: Policy) -> pd.DataFrame:
+    """Per offender manager: cases, workload points, capacity and utilisation after alignment."""
+    staff = staff_split.sort_values("staff_code", kind="stable")
+    row = pd.Index(staff["staff_code"]).get_indexer(aligned["om"])
+    held = row >= 0
+    cases = np.bincount(row[held], minlength=len(staff))
+    units = np.bincount(row[held], weights=aligned["weight_units"].to_numpy()[held], minlength=len(staff))
+    keep = (cases > 0) | staff["role"].isin(_holding_roles(policy)).to_numpy()
+    out = staff.loc[keep, ["staff_code", "side", "unit", "grade", "role", "team_code", "fte"]].reset_index(drop=True)
+    fte = out["fte"].to_numpy(dtype=float)
+    points = units[keep] / policy.units_per_point
+    capacity = fte * policy.case_classes.capacity_points_per_fte
+    with np.errstate(divide="ignore", invalid="ignore"):
+        utilisation = points / capacity
+    return out.assign(
+        cases=cases[keep].astype("int64"),
+        points=points,
+        capacity_points=capacity,
+        utilisation=utilisation,
+        over_capacity=utilisation > policy.alignment.capacity_limit_pct / 100 + 1e-9,
+    )
+
+
+def _holding_roles(policy: Policy) -> set[str]:
+    return {r for rules in policy.case_classes.eligibility.values() for e in rules for r in e.roles if r != "*"}
