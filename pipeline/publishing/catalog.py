@@ -35,7 +35,7 @@ def connect(out: Store, database: str = ":memory:", read_only: bool = False) -> 
 
 def scan(globs: list[str], extra: str = "") -> str:
     """Every file of a dataset has one schema. Not `union_by_name`: with it, DuckDB 2.0.0 sums wrongly
-    when a partition column is filtered by a subquery (tests/test_analyst_outputs.py keeps the check)."""
+    when a partition column is filtered by a subquery (tests/publishing/test_analyst_outputs.py keeps the check)."""
     quoted = ", ".join("'" + g.replace("'", "''") + "'" for g in globs)
     return f"read_parquet([{quoted}], hive_partitioning = true{extra})"
 

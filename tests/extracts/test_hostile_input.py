@@ -457,7 +457,7 @@ def test_the_extract_contract_says_what_to_do_for_every_rule_a_trust_can_meet():
     }
     fixes = what_to_do()
     assert sorted(c for c in codes if not fixes.get(c)) == []
-    assert Path(__file__).parents[1].joinpath("docs", "extract-contract.md").read_text() == guide_text()
+    assert Path(__file__).parents[2].joinpath("docs", "extract-contract.md").read_text() == guide_text()
 
 
 def test_a_small_file_is_never_rejected_for_its_share_each_bad_row_is_held_back(clean, tmp_path):

@@ -18,7 +18,7 @@ import pandas as pd
 from pipeline.outputs.workbook import transfer_workbook
 
 NAUGHTY = json.loads(
-    (Path(__file__).with_name("corpora") / "big-list-of-naughty-strings" / "blns.json").read_text(encoding="utf-8")
+    (Path(__file__).parents[1] / "corpora" / "big-list-of-naughty-strings" / "blns.json").read_text(encoding="utf-8")
 )
 
 

@@ -17,7 +17,7 @@ from pipeline.decisions.case_split import split_cases
 from pipeline.decisions.staff_split import split_staff
 from pipeline.policy import load_policy
 from tests.builders import AS_OF, appeals
-from tests.test_alignment_properties import small_trust
+from tests.decisions.test_alignment_properties import small_trust
 
 P = load_policy()
 SOME = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])

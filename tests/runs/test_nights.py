@@ -367,7 +367,7 @@ def test_prune_lets_go_of_old_superseded_runs_and_folders_but_never_a_current_ru
     shutil.copytree(out, copy)  # the fixture's outputs stay whole for the other tests
     policy = tmp_path / "policy.yaml"
     policy.write_text(
-        (Path(__file__).parents[1] / "pipeline/data/policy-v1.yaml")
+        (Path(__file__).parents[2] / "pipeline/data/policy-v1.yaml")
         .read_text()
         .replace("superseded_runs_days: 90", "superseded_runs_days: 0")
         .replace("operational_days: 400", "operational_days: 3")

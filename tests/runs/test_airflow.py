@@ -16,7 +16,7 @@ from pipeline.runs.nightly import run_nightly
 from pipeline.synthetic.landing import generate_landing
 from tests.readback import published_rows
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 KEY = "test-key-not-secret"
 

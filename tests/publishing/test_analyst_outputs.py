@@ -23,7 +23,7 @@ from pipeline.runs.nightly import run_nightly
 from pipeline.storage import Store
 from pipeline.synthetic.landing import generate_landing
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 KEY = b"test-key-not-secret"
 CHROMIUM = shutil.which("chromium")
 

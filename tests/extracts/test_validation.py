@@ -19,7 +19,7 @@ from pipeline.runs.arrival import check_arrival, pending_arrivals
 from pipeline.synthetic.landing import generate_landing
 
 NAUGHTY = json.loads(
-    (Path(__file__).with_name("corpora") / "big-list-of-naughty-strings" / "blns.json").read_text(encoding="utf-8")
+    (Path(__file__).parents[1] / "corpora" / "big-list-of-naughty-strings" / "blns.json").read_text(encoding="utf-8")
 )
 HOSTILE = [
     "NULL",

@@ -20,7 +20,7 @@ from pipeline.extracts.csv_text import _records, _starts_from_values, parse_csv,
 from pipeline.extracts.validation import QUARANTINE_ROW, prepare, validate
 from pipeline.outputs.operational import FORMULA_START, formula_safe_frame
 
-CORPORA = Path(__file__).with_name("corpora")  # copied as published from ../shared/corpora (PROVENANCE.txt)
+CORPORA = Path(__file__).parents[1].joinpath("corpora")  # public corpora, copied as published (README.md there)
 SPECTRUM = CORPORA / "csv-spectrum"
 NAUGHTY = json.loads((CORPORA / "big-list-of-naughty-strings" / "blns.json").read_text(encoding="utf-8"))
 SPECTRUM_CASES = sorted(p.stem for p in (SPECTRUM / "csvs").glob("*.csv") if p.stem != "location_coordinates")

@@ -17,7 +17,7 @@ import pytest
 
 from pipeline.extracts.guide import template_csv
 from pipeline.synthetic.landing import generate_landing
-from tests.test_upload_service import _put, _start, _stop
+from tests.uploads.test_upload_service import _put, _start, _stop
 
 HEADER_SECONDS = 2
 MAX_CONNECTIONS = 200

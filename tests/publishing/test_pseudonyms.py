@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipeline.publishing.pseudonyms import Pseudonyms
-from tests.test_corpora import NAUGHTY
+from tests.extracts.test_corpora import NAUGHTY
 
 
 def _mac(key: bytes, kind: str, value: str) -> str:

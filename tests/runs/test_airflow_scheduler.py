@@ -19,7 +19,7 @@ from pipeline.synthetic.landing import generate_landing
 from tests.net import free_port
 from tests.readback import published_rows
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 KEY = "test-key-not-secret"
 pytestmark = pytest.mark.slow

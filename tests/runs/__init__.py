@@ -1,0 +1,1 @@
+"""Tests of the night's runs, the cluster and Airflow."""
