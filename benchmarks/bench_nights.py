@@ -16,34 +16,23 @@ import json
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-from pipeline.synthetic.landing import generate_landing
-from pipeline.synthetic.simulate import NightRates, next_night
+sys.path.insert(0, str(Path(__file__).parent))
+from bench_run import timed_run  # noqa: E402
+
+from pipeline.synthetic.landing import generate_landing  # noqa: E402
+from pipeline.synthetic.simulate import NightRates, next_night  # noqa: E402
 
 FIRST, SECOND = "2014-06-01", "2014-06-02"
 
 
 def trp_run(landing: Path, out: Path, date: str) -> float:
-    env = {**os.environ, "TRP_PSEUDONYM_KEY": "benchmark-key"}
-    cmd = [
-        str(Path(sys.executable).with_name("trp")),
-        "run",
-        "--landing",
-        str(landing),
-        "--out",
-        str(out),
-        "--run-date",
-        date,
-    ]
-    t0 = time.perf_counter()
-    code = subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode
+    wall, _, code = timed_run(landing, out, date)
     assert code == 0, f"trp run {date} exit {code}"
-    return time.perf_counter() - t0
+    return wall
 
 
 def decide_seconds(out: Path, date: str) -> float:

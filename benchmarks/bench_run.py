@@ -53,7 +53,7 @@ def floor_seconds(landing: Path, scratch: Path) -> tuple[float, int]:
     return time.perf_counter() - t0, rows
 
 
-def timed_run(landing: Path, out: Path) -> tuple[float, float, int]:
+def timed_run(landing: Path, out: Path, run_date: str = "2014-06-01") -> tuple[float, float, int]:
     """Wall seconds, peak resident memory of the whole process tree (bytes), exit code of `trp run`."""
     env = {**os.environ, "TRP_PSEUDONYM_KEY": "benchmark-key"}
     cmd = [
@@ -64,7 +64,7 @@ def timed_run(landing: Path, out: Path) -> tuple[float, float, int]:
         "--out",
         str(out),
         "--run-date",
-        "2014-06-01",
+        run_date,
     ]
     peak = 0
     t0 = time.perf_counter()

@@ -1,4 +1,4 @@
-"""Reference data: the 35 trusts with their CRC and NPS division (spec §2), shipped in the package."""
+"""Reference data: the 35 trusts with their CRC and NPS division, shipped in the package."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Night after night (spec §4): what the last run before this one decided, as tonight's decisions read it.
+"""Night after night (docs/decisions.md, section 5): what the last run before this one decided, as tonight's
+decisions read it.
 
 A person keeps the side an earlier run gave them (`staff_split.split_staff`, `held`); a case keeps the OM an
 earlier run planned for it while the extract still shows the OM it had then, or shows the planned one (the

@@ -46,7 +46,7 @@ def split_staff(
     held: pd.DataFrame | None = None,
     run_date: pd.Timestamp | None = None,
 ) -> pd.DataFrame:
-    """One trust's staff split (spec §4): appeals, fixed roles, then the flexible grade-by-grade targets.
+    """One trust's staff split (docs/decisions.md): appeals, fixed roles, then the flexible grade-by-grade targets.
 
     `held`: the assignment the last run before this one left (HELD_COLUMNS). With the policy's `hold_sides`,
     a person in it keeps their side, unit, reason and `assigned_on` unless an appeal is upheld for the other

@@ -1,4 +1,4 @@
-"""Extract contract v1 (spec section 3): the files, their columns and keys, and the typed tables they become.
+"""Extract contract v1 (docs/extract-contract.md): the files, their columns and keys, and the typed tables they become.
 
 The rules every value must keep are the Great Expectations suites in `expectations/` (`pipeline.extracts.validation`
 runs them); this module only knows each file's shape and how a row that passed becomes typed data.

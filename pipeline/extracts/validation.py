@@ -196,8 +196,8 @@ class _GX:
     def narrowed(self, kind: str, frame: pd.DataFrame, params: dict) -> dict:
         """The parameters, each list cut to the values the file holds in the columns whose value set it is.
         GX answers the same (a value of the file is in the cut list exactly when it is in the whole one), but
-        it copies an expectation's arguments hundreds of times per file: London's 200 retention requests
-        against its 48,000 CRNs took 2.9 s, and would take ten times that at ten times the volume."""
+        it copies an expectation's arguments hundreds of times per file, so a trust's whole list of CRNs in
+        every copy would cost more than the validation itself."""
         out = dict(params)
         for name, cols in self.value_set_columns[kind].items():
             cols = [c for c in cols if c in frame]
@@ -398,7 +398,7 @@ CROSS_TRUST_MESSAGE = (
 
 
 def cross_trust_result(extract_date: str, conflicts: int) -> dict:
-    """The run-wide check no single file can make (spec section 3), as one more result of the cases file."""
+    """The run-wide check no single file can make (docs/extract-contract.md), as one more result of the cases file."""
     return {
         "file": FILES["cases"].name,
         "expectation": "crn_unique_across_trusts",

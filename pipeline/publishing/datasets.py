@@ -14,8 +14,8 @@ from pipeline.storage import Store
 
 
 def write_parquet(store: Store, df: pd.DataFrame, *parts: str) -> None:
-    """A published dataset's partition, zstd-compressed: the pseudonyms (32 hex digits) defeat snappy, so zstd
-    writes London's case alignment in three quarters of snappy's time at 60% of its size."""
+    """A published dataset's partition, zstd-compressed: the pseudonyms (32 hex digits) defeat snappy, and
+    zstd writes them faster and smaller (docs/performance.md, "Levers")."""
     write_table(
         store, pa.Table.from_pandas(df.reset_index(drop=True), preserve_index=False), *parts, compression="zstd"
     )

@@ -17,6 +17,12 @@ def _counts(frame: pd.DataFrame, name: str) -> pd.Series:
     return frame.groupby(TRUST).size().rename(name)
 
 
+def _per_trust(**frames: pd.DataFrame) -> pd.DataFrame:
+    """One row per trust, a count column per frame (named by its keyword), 0 where a trust has none."""
+    table = pd.concat([_counts(frame, name) for name, frame in frames.items()], axis=1)
+    return table.fillna(0).astype("int64").sort_index().reset_index().rename(columns={"index": TRUST})
+
+
 def case_changes(before: pd.DataFrame, after: pd.DataFrame) -> pd.DataFrame:
     """Per trust: cases in each run, new and gone, and those whose OM or side changed between the runs."""
     both = before.merge(after, on=[TRUST, "case_id"], suffixes=("_before", "_after"))
@@ -24,18 +30,14 @@ def case_changes(before: pd.DataFrame, after: pd.DataFrame) -> pd.DataFrame:
     changed_side = both[both["side_before"] != both["side_after"]]
     gone = before.merge(after[[TRUST, "case_id"]], how="left", indicator=True).query("_merge == 'left_only'")
     new = after.merge(before[[TRUST, "case_id"]], how="left", indicator=True).query("_merge == 'left_only'")
-    table = pd.concat(
-        [
-            _counts(before, "cases_before"),
-            _counts(after, "cases_after"),
-            _counts(new, "new_cases"),
-            _counts(gone, "gone_cases"),
-            _counts(changed_om, "om_changed"),
-            _counts(changed_side, "side_changed"),
-        ],
-        axis=1,
+    return _per_trust(
+        cases_before=before,
+        cases_after=after,
+        new_cases=new,
+        gone_cases=gone,
+        om_changed=changed_om,
+        side_changed=changed_side,
     )
-    return table.fillna(0).astype("int64").sort_index().reset_index().rename(columns={"index": TRUST})
 
 
 def staff_changes(before: pd.DataFrame, after: pd.DataFrame) -> pd.DataFrame:
@@ -44,17 +46,7 @@ def staff_changes(before: pd.DataFrame, after: pd.DataFrame) -> pd.DataFrame:
     moved = both[(both["side_before"] != both["side_after"]) | (both["unit_before"] != both["unit_after"])]
     left = before.merge(after[[TRUST, "staff_id"]], how="left", indicator=True).query("_merge == 'left_only'")
     joined = after.merge(before[[TRUST, "staff_id"]], how="left", indicator=True).query("_merge == 'left_only'")
-    table = pd.concat(
-        [
-            _counts(before, "staff_before"),
-            _counts(after, "staff_after"),
-            _counts(moved, "reassigned"),
-            _counts(joined, "joined"),
-            _counts(left, "left"),
-        ],
-        axis=1,
-    )
-    return table.fillna(0).astype("int64").sort_index().reset_index().rename(columns={"index": TRUST})
+    return _per_trust(staff_before=before, staff_after=after, reassigned=moved, joined=joined, left=left)
 
 
 def quarantine_changes(before: pd.DataFrame, after: pd.DataFrame) -> pd.DataFrame:

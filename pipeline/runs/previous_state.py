@@ -58,8 +58,8 @@ def previous_state(out: Store, trust: str, run_date: str) -> PreviousState:
 
 
 def _state_table(raw: bytes, columns: list[str], day: str) -> pa.Table:
-    """The columns of an operational CSV the state needs, by Arrow (pandas took 0.8 s for London's plan at ten
-    times national volume): text with blanks as nulls (a column the file lacks: all null), `day` a timestamp."""
+    """The columns of an operational CSV the state needs, read by Arrow (a large trust's plan is read every
+    night): text with blanks as nulls (a column the file lacks: all null), `day` a timestamp."""
     table = pacsv.read_csv(
         io.BytesIO(raw),
         read_options=pacsv.ReadOptions(block_size=1 << 24),

@@ -43,8 +43,8 @@ from pipeline.storage import Store
 def _stage_typed(out: Store, job: TrustJob, kind: str, table: pa.Table) -> None:
     """A trust's accepted rows of one file, staged for its decisions and the run-wide CRN check: without
     statistics (read whole, never filtered) and without a dictionary for the file's key and the line numbers,
-    which differ in every row (the writer would build one and drop it): London's cases in 0.10 s, not 0.15.
-    LZ4, not snappy: as fast to write, as small, and read back in three quarters of the time."""
+    which differ in every row (the writer would build one and drop it). LZ4, not snappy: as fast to write,
+    as small, and quicker to read back."""
     distinct = {FILES[kind].key, LINE}
     write_table(
         out,
@@ -73,9 +73,8 @@ def _typed_path(job: TrustJob, kind: str) -> tuple[str, ...]:
 @contextmanager
 def _few_collections() -> Iterator[None]:
     """Run a task with Python's cyclic garbage collector at a young collection every 50,000 allocations, not
-    700, then restore it. The tasks make millions of short-lived containers and few cycles: at the defaults
-    London's decisions ran 500 young and 2 full collections (0.25 s), a national scale-10 run's decisions
-    1.3 s of them; now 0.1 s."""
+    700, then restore it. The tasks make millions of short-lived containers and few cycles, so the default
+    thresholds spend their time collecting nothing."""
     before = gc.get_threshold()
     gc.set_threshold(50_000, 20, 100)
     try:

@@ -1,6 +1,6 @@
 """Realistic synthetic extracts for all 35 trusts: national volume at scale 1, deterministic by seed.
 
-Proportions follow the public figures of spec §2 (about 240,000 cases and 18,000 staff; about 20% of cases
+Proportions follow the public figures of the 2014 transition (about 240,000 cases and 18,000 staff; about 20% of cases
 NPS-type; London about a fifth). Officers "lean" to one side, so caseloads are partly aligned already, as
 they were in 2014. A few cases are unallocated and a few officers have left (their code is absent from
 staff.csv). Tables come out typed as the decisions take them; `pipeline.synthetic.landing` writes them as CSV.

@@ -80,7 +80,7 @@ def test_naughty_strings_as_staff_codes_are_quarantined_unless_valid(code):
     text = read_text(raw.encode("utf-8"), "staff")
     assert len(text.frame) == 1 and text.frame["staff_code"].iloc[0] == code
     breaches = validate("staff", text.frame, {"trust": ["WIL"]}).rows(QUARANTINE_ROW)
-    valid = re.fullmatch(r"[A-Za-z0-9]{1,7}", code) is not None  # spec section 3, written out independently
+    valid = re.fullmatch(r"[A-Za-z0-9]{1,7}", code) is not None  # the extract contract, written out independently
     flagged = breaches[breaches["column"] == "staff_code"]
     assert flagged.empty == valid, code
     if not valid:

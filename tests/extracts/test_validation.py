@@ -78,14 +78,14 @@ def _real_date(v: str) -> bool:
 
 
 def _number_in(v: str, lo: float, hi: float, whole: bool = False, above: bool = False) -> tuple[bool, bool]:
-    """(written as a number, within the range), as spec section 3 says, by Python's own parsing."""
+    """(written as a number, within the range), as the extract contract says, by Python's own parsing."""
     written = re.fullmatch(r"\s*-?\d+\s*" if whole else r"\s*-?\d+(?:\.\d+)?\s*", v) is not None
     value = float(v) if written else None
     return written, not written or ((value > lo if above else value >= lo) and value <= hi)
 
 
 def _contract(kind: str, frame: pd.DataFrame, params: dict) -> set[tuple[int, str, str]]:
-    """(row, column, rule) for every breach of spec section 3 in a staff or cases file, written out value by
+    """(row, column, rule) for every breach of the extract contract in a staff or cases file, written out value by
     value in plain Python (the value sets are the suites')."""
     sets = {
         (e["meta"]["rule"], e["kwargs"].get("column")): e["kwargs"]["value_set"]

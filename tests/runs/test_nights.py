@@ -1,4 +1,4 @@
-"""Night after night (spec §4): ten simulated nights of a national landing zone whose extracts catch up with
+"""Night after night: ten simulated nights of a national landing zone whose extracts catch up with
 the plan (`trp simulate`), one trust uploading the same extract every night; the invariants the programme
 relies on, checked night by night; a re-run and a backfill; and the same invariants over random sequences
 of extract changes at the decisions' level."""
