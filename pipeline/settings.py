@@ -66,7 +66,8 @@ def _typed(field: str, text: str):
 def load(lookup: Callable[[str], str | None] | Mapping[str, str] | None = None) -> Settings:
     """Every setting from `lookup` (a mapping or a function of a variable's name; default: the environment);
     a variable unset or empty takes its default."""
-    get = (lookup or os.environ).get if not callable(lookup) else lookup
+    source = os.environ if lookup is None else lookup
+    get = source if callable(source) else source.get
     values = {}
     for field, (name, _) in VARIABLES.items():
         text = get(name)

@@ -148,3 +148,21 @@ def test_planning_a_run_imports_neither_dask_nor_great_expectations():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_the_operations_guide_lists_every_setting_as_the_settings_module_names_it():
+    from pipeline import settings
+
+    guide = (PACKAGE.parent / "docs" / "operations.md").read_text(encoding="utf-8")
+    rows = {line.split("|")[1].strip(" `") for line in guide.splitlines() if line.startswith("| `")}
+    assert {name for name, _ in settings.table()} <= rows
+
+
+def test_settings_are_typed_and_a_bad_number_is_refused_naming_its_variable():
+    from pipeline import settings
+
+    s = settings.load({"TRP_LOCK_MAX_AGE_HOURS": "1.5", "TRP_RAISE_FAULTS": "1", "TRP_OUT": "s3://b/out"})
+    assert (s.lock_max_age.total_seconds(), s.raise_faults, s.out, s.landing) == (5400.0, True, "s3://b/out", None)
+    assert settings.load({}) == settings.Settings()
+    with pytest.raises(ValueError, match="TRP_LOCK_MAX_AGE_HOURS must be a number"):
+        settings.load({"TRP_LOCK_MAX_AGE_HOURS": "twelve"})
