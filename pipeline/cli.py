@@ -76,7 +76,7 @@ def _stdout() -> Console:
     return out if out.is_terminal else Console(soft_wrap=True, width=240)
 
 
-def _trust_line(s: dict) -> str:
+def trust_line(s: dict) -> str:
     parts = [f"{s.get('cases', 0):>7} cases, {s.get('moved', 0):>6} moved"] if "cases" in s else []
     if s.get("quarantined_rows"):
         parts.append(f"{s['quarantined_rows']} row(s) quarantined")
@@ -91,7 +91,7 @@ def _trust_line(s: dict) -> str:
 def _progress(total: int) -> Iterator[Callable[[dict], None]]:
     """A live bar with a line per finished trust on a terminal; plain log lines otherwise (CI, cron, Airflow)."""
     if not console.is_terminal:
-        yield lambda s: console.print(_trust_line(s), highlight=False)
+        yield lambda s: console.print(trust_line(s), highlight=False)
         return
     columns = (
         SpinnerColumn(),
@@ -104,7 +104,7 @@ def _progress(total: int) -> Iterator[Callable[[dict], None]]:
         task = bar.add_task("trusts", total=total)
 
         def done(s: dict) -> None:
-            bar.console.print(_trust_line(s), highlight=False)
+            bar.console.print(trust_line(s), highlight=False)
             bar.update(task, advance=1, description=f"last: {s['trust']}")
 
         yield done
@@ -144,7 +144,7 @@ def validate(
     from pipeline.runs.arrival import check_arrival
 
     s = check_arrival(landing, _trust_code(trust), out, limits=load_policy(policy).extracts)
-    console.print(_trust_line(s), highlight=False)
+    console.print(trust_line(s), highlight=False)
     for r in s["rejected_files"]:
         console.print(
             f"[red]{r['file']} line {r['line'] or '-'}, column {r['column'] or '-'}: {r['rule']}: {r['message']}[/]",

@@ -10,10 +10,10 @@ import uuid
 
 from fsspec.core import url_to_fs
 
-_PARTIAL = re.compile(r"\.tmp-[0-9a-f]{32}$")  # what `_temporary` names
+_PARTIAL = re.compile(r"\.tmp-[0-9a-f]{32}$")  # what `temporary_name` names
 
 
-def _temporary(path: str) -> str:
+def temporary_name(path: str) -> str:
     """The name a local write goes to before its rename into `path`."""
     return f"{path}.tmp-{uuid.uuid4().hex}"
 
@@ -58,7 +58,7 @@ class Store:
         target = self.path(*parts)
         self.fs.makedirs(posixpath.dirname(target), exist_ok=True)
         if self.is_local:  # a rename is atomic
-            tmp = _temporary(target)
+            tmp = temporary_name(target)
             self.fs.pipe_file(tmp, data)
             self.fs.mv(tmp, target)
         else:
@@ -70,7 +70,7 @@ class Store:
         target = self.path(*parts)
         self.fs.makedirs(posixpath.dirname(target), exist_ok=True)
         if self.is_local:
-            tmp = _temporary(posixpath.join(posixpath.dirname(target), f".{posixpath.basename(target)}"))
+            tmp = temporary_name(posixpath.join(posixpath.dirname(target), f".{posixpath.basename(target)}"))
             shutil.copyfile(local_path, tmp)
             os.replace(tmp, target)
         else:

@@ -19,12 +19,12 @@ def workforce_balance(
     """
     per_fte = policy.case_classes.capacity_points_per_fte
     holding = set(policy.balance.case_holding_grades)
-    points = _sums(caseload, ["side", "grade"], "points")
-    side_points = _sums(caseload, ["side"], "points")
+    points = group_sums(caseload, ["side", "grade"], "points")
+    side_points = group_sums(caseload, ["side"], "points")
     total_points = float(sum(side_points.values()))
-    fte_of = _sums(staff_split, ["side", "grade"], "fte")
-    heads = _sums(staff_split, ["side", "grade"], None)
-    grade_fte = _sums(staff_split, ["grade"], "fte")
+    fte_of = group_sums(staff_split, ["side", "grade"], "fte")
+    heads = group_sums(staff_split, ["side", "grade"], None)
+    grade_fte = group_sums(staff_split, ["grade"], "fte")
     rows = []
     for side in SIDES:
         share = side_points.get((side,), 0.0) / total_points if total_points else 0.0
@@ -49,7 +49,7 @@ def workforce_balance(
     return pd.DataFrame(rows)
 
 
-def _sums(df: pd.DataFrame, keys: list[str], column: str | None) -> dict[tuple, float]:
+def group_sums(df: pd.DataFrame, keys: list[str], column: str | None) -> dict[tuple, float]:
     """Per distinct `keys` tuple, the sum of `column` (None: the row count), added up in row order as a loop
     over the rows would (np.bincount adds in that order), so the floats are the same to the last bit."""
     if df.empty:

@@ -99,7 +99,8 @@ TYPES: dict[str, dict[str, str]] = {
     "retention_requests": {c: "optional" for c in FILES["retention_requests"].optional},
     "appeals": {c: "optional" for c in FILES["appeals"].optional},
 }
-_PANDAS = {
+# How pandas types each kind of column: where Arrow is stricter it falls back to this, and must agree with it.
+PANDAS_TYPES = {
     "number": lambda s: s.astype(float),
     "date": _dates,
     "optional": _opt,
@@ -156,4 +157,4 @@ def type_column(how: str, values: pa.ChunkedArray) -> pa.ChunkedArray | pa.Array
     try:
         return _arrow(how, values)
     except pa.ArrowInvalid:
-        return pa.array(_PANDAS[how](values.to_pandas()), from_pandas=True)
+        return pa.array(PANDAS_TYPES[how](values.to_pandas()), from_pandas=True)

@@ -110,7 +110,7 @@ def check_shape(raw: bytes, name: str, limits: ExtractsPolicy) -> None:
     """The limits checked on the raw bytes before parsing, so that no parser is handed a file that is not an
     extract: a header of more columns, or a line longer, than the policy allows (a wrong delimiter, a sheet
     saved transposed, a file with its line breaks lost)."""
-    long = _longest_line_over(raw, limits.max_line_bytes)
+    long = longest_line_over(raw, limits.max_line_bytes)
     if long is not None:
         line, length = long
         raise FileRejected(
@@ -135,7 +135,7 @@ def check_shape(raw: bytes, name: str, limits: ExtractsPolicy) -> None:
             )
 
 
-def _longest_line_over(raw: bytes, limit: int) -> tuple[int, int] | None:
+def longest_line_over(raw: bytes, limit: int) -> tuple[int, int] | None:
     """The first line longer than `limit` bytes (its number and length), if any. Any such line holds a whole
     aligned window of limit/2 bytes without a line break, so only those windows are looked at: a few `find`
     calls per window instead of a pass over every byte of a file that may be hostile."""
@@ -157,7 +157,7 @@ _LINE_END = re.compile(r"\r\n|\r|\n")
 csv.field_size_limit(1 << 30)  # a trust's 10 MB field is a value to report, not a crash
 
 
-def _records(text: str, width: int) -> tuple[list[int], list[tuple[int, str]]]:
+def record_starts(text: str, width: int) -> tuple[list[int], list[tuple[int, str]]]:
     """One pass over the data records: the line each well-formed one starts on (header = line 1, quoted
     newlines counted) and, for each record with another number of fields than the header, its line and text.
 
@@ -179,7 +179,7 @@ def _records(text: str, width: int) -> tuple[list[int], list[tuple[int, str]]]:
     return good, bad
 
 
-def _starts_from_values(data: bytes, table: pa.Table, skipped: int) -> np.ndarray | None:
+def starts_from_values(data: bytes, table: pa.Table, skipped: int) -> np.ndarray | None:
     """The line each record starts on, from the parsed values: a record takes one line plus the line breaks
     inside its quoted values (LF, CRLF or a lone CR, as the csv module counts them). None when the file has
     what this cannot see (a record Arrow skipped, a blank line), for the csv pass to number instead.
@@ -261,11 +261,11 @@ def parse_csv(raw: bytes, name: str, limits: ExtractsPolicy = ExtractsPolicy()) 
     if len(set(header)) != len(header):
         dup = sorted({c for c in header if header.count(c) > 1})
         raise FileRejected(name, 1, "DUPLICATE_COLUMN", f"the header names {', '.join(dup)} more than once")
-    starts = _starts_from_values(utf8, table, skipped)
+    starts = starts_from_values(utf8, table, skipped)
     table = table.rename_columns(header).combine_chunks()  # one chunk per column: read many times, joined once
     ragged = []
     if starts is None:
-        starts, ragged = _records(text, len(header))
+        starts, ragged = record_starts(text, len(header))
     starts = np.asarray(starts, dtype=np.int64)
     if len(starts) != table.num_rows:  # the two parsers disagree: keep every row, say no line rather than a wrong one
         starts = starts[:0]

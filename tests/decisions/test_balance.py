@@ -6,7 +6,7 @@ import pandas as pd
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.decisions.balance import _sums
+from pipeline.decisions.balance import group_sums
 
 
 @settings(max_examples=200, deadline=None)
@@ -26,7 +26,7 @@ def test_sums_are_the_row_by_row_sums_to_the_last_bit(rows):
     for side, grade, fte in rows:
         loop[(side, grade)] += fte
         count[(side, grade)] += 1
-    got = {(s, None if pd.isna(g) else g): v for (s, g), v in _sums(df, ["side", "grade"], "fte").items()}
+    got = {(s, None if pd.isna(g) else g): v for (s, g), v in group_sums(df, ["side", "grade"], "fte").items()}
     assert got == dict(loop)
-    heads = {(s, None if pd.isna(g) else g): v for (s, g), v in _sums(df, ["side", "grade"], None).items()}
+    heads = {(s, None if pd.isna(g) else g): v for (s, g), v in group_sums(df, ["side", "grade"], None).items()}
     assert heads == dict(count)

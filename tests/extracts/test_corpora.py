@@ -15,8 +15,8 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from pipeline.extracts.contract import _PANDAS, FILES, WHITESPACE, blank, type_column
-from pipeline.extracts.csv_text import _records, _starts_from_values, parse_csv, read_table, read_text
+from pipeline.extracts.contract import FILES, PANDAS_TYPES, WHITESPACE, blank, type_column
+from pipeline.extracts.csv_text import parse_csv, read_table, read_text, record_starts, starts_from_values
 from pipeline.extracts.validation import QUARANTINE_ROW, prepare, validate
 from pipeline.outputs.operational import FORMULA_START, formula_safe_frame
 
@@ -111,7 +111,7 @@ TYPED_TEXT = {
 def test_arrow_types_accepted_text_as_pandas_does(how):
     """Rows that pass are typed by Arrow (pandas where Arrow is stricter): the same values either way."""
     values = pa.chunked_array([pa.array(TYPED_TEXT[how], pa.string())])
-    expected = _PANDAS[how](pd.Series(TYPED_TEXT[how], dtype="str"))
+    expected = PANDAS_TYPES[how](pd.Series(TYPED_TEXT[how], dtype="str"))
     got = pa.chunked_array([type_column(how, values)]).to_pandas()
     pd.testing.assert_series_equal(
         got, expected.reset_index(drop=True), check_names=False, check_dtype=how not in ("optional",)
@@ -192,8 +192,8 @@ def test_line_numbers_from_parsed_values_equal_the_csv_modules(rows, header, eol
         table, skipped = read_table(text)
     except pa.ArrowInvalid:  # not CSV as pyarrow reads it: rejected before any line is numbered
         return
-    slow, ragged = _records(text, table.num_columns)
-    fast = _starts_from_values(text.encode("utf-8"), table, skipped)
+    slow, ragged = record_starts(text, table.num_columns)
+    fast = starts_from_values(text.encode("utf-8"), table, skipped)
     if fast is not None:
         assert fast.tolist() == slow and not ragged
 
@@ -218,7 +218,7 @@ def test_line_numbers_read_from_the_bytes_or_left_to_the_csv_pass(text, starts):
     """Line breaks are counted byte by byte (LF, CR, CRLF as one); a blank line leaves the numbering to the
     csv pass, which sees what Arrow skips."""
     table, skipped = read_table(text)
-    fast = _starts_from_values(text.encode("utf-8"), table, skipped)
+    fast = starts_from_values(text.encode("utf-8"), table, skipped)
     assert (None if fast is None else fast.tolist()) == starts
     if starts is not None:
-        assert _records(text, table.num_columns)[0] == starts
+        assert record_starts(text, table.num_columns)[0] == starts

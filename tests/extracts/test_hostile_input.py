@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from pipeline import cli
 from pipeline.extracts import reading, validation
 from pipeline.extracts.contract import FILES
-from pipeline.extracts.csv_text import FileRejected, _longest_line_over, read_text
+from pipeline.extracts.csv_text import FileRejected, longest_line_over, read_text
 from pipeline.outputs.operational import csv_bytes, formula_safe, formula_safe_frame
 from pipeline.policy import ExtractsPolicy, load_policy
 from pipeline.reference import load_reference
@@ -256,7 +256,7 @@ def test_the_long_line_scan_finds_what_a_pass_over_every_line_finds(lengths, lim
     raw = end.join(b"x" * n for n in lengths)
     lines = raw.replace(b"\r\n", b"\n").replace(b"\r", b"\n").split(b"\n") if raw else []
     over = [(i + 1, len(x)) for i, x in enumerate(lines) if len(x) > limit]
-    found = _longest_line_over(raw, limit)
+    found = longest_line_over(raw, limit)
     if not over:
         assert found is None
     else:
@@ -408,15 +408,15 @@ def test_an_unexpected_error_is_one_line_with_exit_4_and_a_traceback_only_with_d
 
 def test_a_trusts_line_has_no_stray_separator():
     assert (
-        cli._trust_line({"trust": "WIL", "status": "VALIDATED", "quarantined_rows": 7})
+        cli.trust_line({"trust": "WIL", "status": "VALIDATED", "quarantined_rows": 7})
         == "WIL  VALIDATED    7 row(s) quarantined"
     )
     assert (
-        cli._trust_line({"trust": "WIL", "status": "FRESH", "cases": 5, "moved": 1, "warnings": 2})
+        cli.trust_line({"trust": "WIL", "status": "FRESH", "cases": 5, "moved": 1, "warnings": 2})
         == "WIL  FRESH              5 cases,      1 moved, 2 warning(s)"
     )
     assert (
-        cli._trust_line({"trust": "WIL", "status": "REJECTED", "rejected_files": [{}]})
+        cli.trust_line({"trust": "WIL", "status": "REJECTED", "rejected_files": [{}]})
         == "WIL  REJECTED     1 file(s) rejected"
     )
 

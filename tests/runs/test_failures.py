@@ -82,16 +82,17 @@ def test_what_a_worker_killed_mid_write_left_in_the_staging_is_never_published(l
     """A worker killed between writing a file's temporary copy and renaming it leaves the copy behind (the
     retry writes the file whole): the commit removes such leftovers, so neither zone ever shows one."""
     import pipeline.runs.nightly as run_module
-    from pipeline.storage import _temporary
+    from pipeline.storage import temporary_name
 
     out, original = tmp_path / "out", run_module.publish
 
     def publish_after_a_killed_write(store, run_id, *args):
         staged = out / "_runs" / run_id
         trust = sorted(p.name for p in (staged / "operational").iterdir())[0]
-        Path(_temporary(str(staged / "operational" / trust / "2014-06-01" / "case_alignment.csv"))).write_bytes(b"half")
+        plan = staged / "operational" / trust / "2014-06-01" / "case_alignment.csv"
+        Path(temporary_name(str(plan))).write_bytes(b"half")
         part = next((staged / "published" / "case_alignment").rglob("part-0.parquet")).parent
-        Path(_temporary(str(part / ".part-0.parquet"))).write_bytes(b"half")
+        Path(temporary_name(str(part / ".part-0.parquet"))).write_bytes(b"half")
         return original(store, run_id, *args)
 
     monkeypatch.setattr(run_module, "publish", publish_after_a_killed_write)
