@@ -300,6 +300,10 @@ def _trp(capsys, monkeypatch, *args) -> tuple[int, str]:
     return done.value.code, capsys.readouterr().err
 
 
+def _upload(token: str = "TOKEN", date: str = DATE) -> list[str]:
+    return ["upload", "FILE", "--url", "http://127.0.0.1:9", "--token-file", token, "--trust", "LDN", "--date", date]
+
+
 @pytest.mark.parametrize(
     "args, code, message",
     [
@@ -317,54 +321,9 @@ def _trp(capsys, monkeypatch, *args) -> tuple[int, str]:
             "alignment.capacity_limit_pc: Extra inputs are not permitted",
         ),
         (["validate", "--trust", "XYZ"], 2, "unknown trust code 'XYZ'"),
-        (
-            [
-                "upload",
-                "FILE",
-                "--url",
-                "http://127.0.0.1:9",
-                "--token-file",
-                "TOKEN",
-                "--trust",
-                "LDN",
-                "--date",
-                DATE,
-            ],
-            2,
-            "cannot reach the upload service at http://127.0.0.1:9",
-        ),
-        (
-            [
-                "upload",
-                "FILE",
-                "--url",
-                "http://127.0.0.1:9",
-                "--token-file",
-                "/no/token",
-                "--trust",
-                "LDN",
-                "--date",
-                DATE,
-            ],
-            2,
-            "the token file /no/token cannot be read",
-        ),
-        (
-            [
-                "upload",
-                "FILE",
-                "--url",
-                "http://127.0.0.1:9",
-                "--token-file",
-                "TOKEN",
-                "--trust",
-                "LDN",
-                "--date",
-                "2014-6-1",
-            ],
-            2,
-            "--date must be a real date",
-        ),
+        (_upload(), 2, "cannot reach the upload service at http://127.0.0.1:9"),
+        (_upload("/no/token"), 2, "the token file /no/token cannot be read"),
+        (_upload("TOKEN", "2014-6-1"), 2, "--date must be a real date"),
     ],
 )
 def test_every_command_line_error_is_one_clear_line_with_its_exit_code(

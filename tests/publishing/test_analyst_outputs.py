@@ -292,48 +292,40 @@ def test_the_workbook_keeps_hostile_text_as_text_and_makes_valid_sheet_names():
     assert all(c.data_type == "s" for s in book.worksheets for r in s.iter_rows(min_row=2) for c in r)
 
 
-def _report_tables():
+def _report_inputs() -> dict[str, pd.DataFrame]:
+    """The run report's inputs for two small trusts, case rows one per case."""
+    return {
+        "cases": pd.DataFrame(
+            {
+                "trust_code": ["AAA"] * 40 + ["BBB"] * 30,
+                "side": ["NPS"] * 12 + ["CRC"] * 58,
+                "moved": [True] * 20 + [False] * 50,
+                "reason": ["MOVED_SIDE"] * 20 + ["KEPT"] * 50,
+            }
+        ),
+        "staff": pd.DataFrame({"trust_code": ["AAA"] * 20 + ["BBB"] * 20, "side": ["NPS", "CRC"] * 20}),
+        "caseload": pd.DataFrame({"utilisation": [0.5] * 15 + [1.15] * 12 + [1.25] * 11}),
+        "balance": pd.DataFrame(
+            {"side": ["NPS", "CRC"], "grade": ["PO", "PO"], "surplus_fte": [1.5, 0.0], "deficit_fte": [0.0, 2.0]}
+        ),
+        "trusts": pd.DataFrame({"trust_code": ["AAA", "BBB"], "quarantined_rows": [0, 25]}),
+    }
+
+
+def _report_tables(**replaced: pd.DataFrame):
     from pipeline.publishing.run_report import report_tables
 
-    trusts = pd.DataFrame({"trust_code": ["AAA", "BBB"], "quarantined_rows": [0, 25]})
-    cases = pd.DataFrame(
-        {
-            "trust_code": ["AAA"] * 40 + ["BBB"] * 30,
-            "side": ["NPS"] * 12 + ["CRC"] * 58,
-            "moved": [True] * 20 + [False] * 50,
-            "reason": ["MOVED_SIDE"] * 20 + ["KEPT"] * 50,
-        }
-    )
-    staff = pd.DataFrame({"trust_code": ["AAA"] * 20 + ["BBB"] * 20, "side": ["NPS", "CRC"] * 20})
-    caseload = pd.DataFrame({"utilisation": [0.5] * 15 + [1.15] * 12 + [1.25] * 11})
-    balance = pd.DataFrame(
-        {"side": ["NPS", "CRC"], "grade": ["PO", "PO"], "surplus_fte": [1.5, 0.0], "deficit_fte": [0.0, 2.0]}
-    )
-    return report_tables(cases, staff, caseload, balance, trusts, 10)
+    i = {**_report_inputs(), **replaced}
+    return report_tables(i["cases"], i["staff"], i["caseload"], i["balance"], i["trusts"], 10)
 
 
 def test_report_tables_from_grouped_case_rows_equal_those_from_every_row():
     """The run report reads case_alignment grouped (with a count per group), not row by row: same tables."""
-    from pipeline.publishing.run_report import report_tables
-
     raw = _report_tables()
-    trusts = pd.DataFrame({"trust_code": ["AAA", "BBB"], "quarantined_rows": [0, 25]})
-    cases = pd.DataFrame(
-        {
-            "trust_code": ["AAA"] * 40 + ["BBB"] * 30,
-            "side": ["NPS"] * 12 + ["CRC"] * 58,
-            "moved": [True] * 20 + [False] * 50,
-            "reason": ["MOVED_SIDE"] * 20 + ["KEPT"] * 50,
-        }
-    )
+    cases = _report_inputs()["cases"]
     grouped = cases.groupby(list(cases.columns)).size().rename("rows").reset_index()
     assert len(grouped) < len(cases)
-    staff = pd.DataFrame({"trust_code": ["AAA"] * 20 + ["BBB"] * 20, "side": ["NPS", "CRC"] * 20})
-    caseload = pd.DataFrame({"utilisation": [0.5] * 15 + [1.15] * 12 + [1.25] * 11})
-    balance = pd.DataFrame(
-        {"side": ["NPS", "CRC"], "grade": ["PO", "PO"], "surplus_fte": [1.5, 0.0], "deficit_fte": [0.0, 2.0]}
-    )
-    got = report_tables(grouped, staff, caseload, balance, trusts, 10)
+    got = _report_tables(cases=grouped)
     for field in dataclasses.fields(raw):
         a, b = getattr(raw, field.name), getattr(got, field.name)
         assert a.equals(b) if hasattr(a, "equals") else a == b, field.name
