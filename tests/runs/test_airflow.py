@@ -2,7 +2,6 @@
 loaded by DagBag and run with `dag.test()` in its own process (Airflow reads its config at import)."""
 
 import json
-import os
 import subprocess
 import sys
 import textwrap
@@ -15,6 +14,7 @@ from pipeline.layout import DATASETS
 from pipeline.runs.nightly import run_nightly
 from pipeline.synthetic.landing import generate_landing
 from tests.readback import published_rows
+from tests.runs.airflow_home import airflow_environment
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -24,16 +24,7 @@ KEY = "test-key-not-secret"
 @pytest.fixture(scope="module")
 def airflow_env(tmp_path_factory):
     home = tmp_path_factory.mktemp("airflow_home")
-    env = {
-        **os.environ,
-        "AIRFLOW_HOME": str(home),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
-        "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
-        "TRP_PSEUDONYM_KEY": KEY,
-        "PYTHONPATH": str(ROOT),
-    }
+    env = airflow_environment(home, KEY)
     done = subprocess.run([BIN / "airflow", "db", "migrate"], env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     return env

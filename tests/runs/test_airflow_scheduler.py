@@ -18,6 +18,7 @@ from pipeline.runs.nightly import run_nightly
 from pipeline.synthetic.landing import generate_landing
 from tests.net import free_port
 from tests.readback import published_rows
+from tests.runs.airflow_home import airflow_environment
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -102,28 +103,24 @@ def airflow(tmp_path_factory):
     home, logs = tmp / "home", tmp / "logs"
     home.mkdir(), logs.mkdir()
     port = free_port()
-    env = {
-        **os.environ,
-        "AIRFLOW_HOME": str(home),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
-        "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
-        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
-        "AIRFLOW__CORE__PARALLELISM": "4",
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
-        "AIRFLOW__API_AUTH__JWT_SECRET": os.urandom(32).hex(),
-        "AIRFLOW__API__HOST": "127.0.0.1",
-        "AIRFLOW__API__PORT": str(port),
-        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
-        "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",  # only the runs this test triggers
-        "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
-        "TRP_PSEUDONYM_KEY": KEY,
-        "TRP_LANDING": str(tmp / "landing"),
-        "TRP_OUT": str(tmp / "out"),
-        "PYTHONPATH": str(ROOT),
-        "PATH": f"{BIN}:{os.environ['PATH']}",
-    }
+    env = airflow_environment(
+        home,
+        KEY,
+        **{
+            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+            "AIRFLOW__CORE__PARALLELISM": "4",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
+            "AIRFLOW__API_AUTH__JWT_SECRET": os.urandom(32).hex(),
+            "AIRFLOW__API__HOST": "127.0.0.1",
+            "AIRFLOW__API__PORT": str(port),
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
+            "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",  # only the runs this test triggers
+            "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+            "TRP_LANDING": str(tmp / "landing"),
+            "TRP_OUT": str(tmp / "out"),
+            "PATH": f"{BIN}:{os.environ['PATH']}",
+        },
+    )
     done = subprocess.run([BIN / "airflow", "db", "migrate"], env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     procs = []
