@@ -198,19 +198,8 @@ def decisions_and_writing(extracts: dict[str, Path], scratch: Path) -> tuple[dic
             typed = {k: t.drop_columns(["_line"]).to_pandas() for k, t in ex.typed.items()}
             nps, crc = reference.units_of(trust)
             t = time.perf_counter()
-            d = decide_trust(
-                typed["staff"],
-                typed["cases"],
-                typed["retention_requests"],
-                typed["appeals"],
-                policy,
-                nps,
-                crc,
-                pd.Timestamp(ex.date),
-                None,
-                None,
-                pd.Timestamp(RUN_DATE),
-            )
+            files = [typed[k] for k in ("staff", "cases", "retention_requests", "appeals")]
+            d = decide_trust(*files, policy, nps, crc, pd.Timestamp(ex.date), run_date=pd.Timestamp(RUN_DATE))
             decide += time.perf_counter() - t
             out = Store(str(scratch / "out"))
             t = time.perf_counter()
