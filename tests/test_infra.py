@@ -18,12 +18,10 @@ RUN_SETTINGS = {"TRP_LANDING", "TRP_OUT", "TRP_POLICY", "TRP_PSEUDONYM_KEY", "DA
 
 
 def _settings_read_by_the_code() -> set[str]:
-    names = set()
-    for path in [*ROOT.glob("pipeline/**/*.py"), *ROOT.glob("dags/*.py")]:
-        names |= set(
-            re.findall(r"""(?:os\.environ\.get|setting)\(\s*"((?:TRP|DASK_SCHEDULER)_[A-Z_]+)""", path.read_text())
-        )
-    return names
+    """The product's own settings, as the one module that reads them names them."""
+    from pipeline import settings
+
+    return {name for name, _ in settings.table() if name.startswith(("TRP_", "DASK_SCHEDULER"))}
 
 
 def _compose() -> dict:
