@@ -132,6 +132,49 @@ def run(
 
 
 @app.command()
+def scenarios(
+    landing: str = typer.Option(..., help="Landing zone: local path or fsspec URL"),
+    out: str = typer.Option(..., help="Output root: the nights before are read from it, the scenarios go under it"),
+    run_date: str = typer.Option(..., help="The night to decide under each scenario, YYYY-MM-DD"),
+    scenarios_file: Path = typer.Option(..., "--scenarios", help="Scenarios file (YAML; docs/scenarios.md)"),
+    scheduler: str | None = typer.Option(None, help="Dask scheduler address (default: a local cluster)"),
+) -> None:
+    """Decide one night under several policies and compare them, trust by trust. Publishes nothing and
+    changes no trust's lists. Exit 0: compared; 2: the scenarios file or an option cannot be used."""
+    from pipeline.scenarios.runner import run_scenarios
+
+    result = run_scenarios(
+        landing,
+        out,
+        run_date,
+        str(scenarios_file),
+        scheduler,
+        on_done=lambda scenario, s: console.print(
+            f"{s['trust']}  {scenario:<20} {s['cases']:>7} cases, {s['moves']:>6} moved, "
+            f"{s['over_capacity_policy']} officer(s) over capacity",
+            highlight=False,
+        ),
+    )
+    m = result.manifest
+    table = Table("scenario", "cases", "moved", "over capacity", "cases differing", "people differing")
+    changed = m["outcomes_changed"]
+    for s in m["scenarios"]:
+        name = s["scenario"]
+        totals = m["totals"][name]
+        differing = changed.get(name, {})
+        table.add_row(
+            name,
+            f"{totals['cases']:,}",
+            f"{totals['moves']:,}",
+            f"{totals['over_capacity_policy']:,}",
+            f"{sum(c['cases'] for c in differing.values()):,}" if name != "base" else "",
+            f"{sum(c['staff'] for c in differing.values()):,}" if name != "base" else "",
+        )
+    _stdout().print(table)
+    console.print(f"scenario set {m['scenario_set']}: {result.folder} (index.html, comparison/, trusts/)")
+
+
+@app.command()
 def validate(
     landing: str = typer.Option(..., help="Landing zone: local path or fsspec URL"),
     trust: str = typer.Option(..., help="Trust code, e.g. LDN"),

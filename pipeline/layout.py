@@ -19,6 +19,8 @@ OUT, what the runs write::
                                                         staged_partition(run_id, dataset, D, trust)
         validation/<TRUST>/<extract date>/<kind>.json   staged_gx_result(run_id, trust, date, kind)
         data-docs/                                      staged_data_docs(run_id)
+        scenarios/<scenario>/<TRUST>/<cases|staff>.parquet
+                                                        staged_outcome(run_id, scenario, trust, what)
     published/<dataset>/run_date=<D>/                   published(dataset, D): the analysts' tree
     published/_manifests/run_date=<D>.json              manifest(D): the commit of the date's current run
     published/catalog.duckdb                            catalog()
@@ -29,6 +31,12 @@ OUT, what the runs write::
     reports/<D>/index.html, reports/<D>/data-docs/      run_report(D), data_docs(D)
     arrivals/<TRUST>/<extract date>/                    arrival(trust, date): checks on arrival
     uploads/<TRUST>/<extract date>/<upload id>/         upload(trust, date, upload_id): each upload kept
+    scenarios/<D>/<set id>/                             scenario_set(D, set_id): one policy scenario set
+        manifest.json                                   scenario_manifest(D, set_id): written last
+        scenarios.yaml, index.html                      scenario_file(D, set_id, name)
+        comparison/part-0.parquet                       scenario_comparison(D, set_id)
+        trusts/<TRUST>/<scenario>_cases.csv, ..._staff.csv
+                                                        scenario_differences(D, set_id, trust, scenario, what)
 """
 
 from __future__ import annotations
@@ -41,6 +49,7 @@ Parts = tuple[str, ...]
 DATE_DIR = re.compile(r"\d{4}-\d{2}-\d{2}")
 STAGING, KEPT_RUNS, PUBLISHED, OPERATIONAL = "_runs", "runs", "published", "operational"
 SUPERSEDED, REPORTS, ARRIVALS, UPLOADS, LOCKS = "superseded", "reports", "arrivals", "uploads", "_locks"
+SCENARIOS = "scenarios"
 MANIFESTS, MANIFEST, CATALOG = "_manifests", "manifest.json", "catalog.duckdb"
 GX_RESULTS, DATA_DOCS, RUN_REPORT = "validation", "data-docs", "index.html"
 PART = "part-0.parquet"
@@ -127,6 +136,11 @@ def staged_gx_result(run_id: str, trust: str, extract_date: str, kind: str) -> P
 
 def staged_data_docs(run_id: str) -> Parts:
     return (*staging(run_id), DATA_DOCS)
+
+
+def staged_outcome(run_id: str, scenario: str, trust: str, what: str) -> Parts:
+    """A policy scenario's outcome for a trust's cases or staff, until the scenario set compares them."""
+    return (*staging(run_id), SCENARIOS, scenario, trust, f"{what}.parquet")
 
 
 # OUT: what readers see
@@ -216,3 +230,29 @@ def trust_zone(zone: str, trust: str, date: str | None = None, name: str | None 
     if zone not in TRUST_ZONES:
         raise ValueError(f"{zone!r} is not a trust's zone")
     return (zone, trust, *(p for p in (date, name) if p is not None))
+
+
+def scenarios() -> Parts:
+    return (SCENARIOS,)
+
+
+def scenario_set(run_date: str, set_id: str) -> Parts:
+    return (SCENARIOS, run_date, set_id)
+
+
+def scenario_manifest(run_date: str, set_id: str) -> Parts:
+    """Written last: a scenario set without it is unfinished and read by nobody."""
+    return (*scenario_set(run_date, set_id), MANIFEST)
+
+
+def scenario_file(run_date: str, set_id: str, name: str) -> Parts:
+    return (*scenario_set(run_date, set_id), name)
+
+
+def scenario_comparison(run_date: str, set_id: str) -> Parts:
+    return (*scenario_set(run_date, set_id), "comparison", PART)
+
+
+def scenario_differences(run_date: str, set_id: str, trust: str, scenario: str, what: str) -> Parts:
+    """The cases (`what` = "cases") or people ("staff") of a trust whose outcome differs from the base."""
+    return (*scenario_set(run_date, set_id), "trusts", trust, f"{scenario}_{what}.csv")

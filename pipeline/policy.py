@@ -190,6 +190,13 @@ class PolicyError(ValueError):
 
 def load_policy(path: str | Path | None = None) -> Policy:
     """Load and validate a policy file (the packaged v1 policy when no path is given)."""
+    data, raw = policy_source(path)
+    name = str(path) if path is not None else DEFAULT_POLICY
+    return checked_policy(data, hashlib.sha256(raw).hexdigest(), f"policy file {name}")
+
+
+def policy_source(path: str | Path | None = None) -> tuple[dict, bytes]:
+    """A policy file's settings as a mapping, and its bytes (the packaged v1 policy when no path is given)."""
     name = str(path) if path is not None else DEFAULT_POLICY
     try:
         raw = (
@@ -209,10 +216,15 @@ def load_policy(path: str | Path | None = None) -> Policy:
         raise PolicyError(f"policy file {name} is not valid YAML{at}: {getattr(exc, 'problem', None) or exc}") from None
     if not isinstance(data, dict):
         raise PolicyError(f"policy file {name} is not a mapping of settings")
-    data["sha256"] = hashlib.sha256(raw).hexdigest()
+    return data, raw
+
+
+def checked_policy(data: dict, sha256: str, name: str) -> Policy:
+    """A policy from its settings, checked; PolicyError names `name` (what the settings came from) and the
+    first keys that are wrong."""
     try:
-        return Policy.model_validate(data)
+        return Policy.model_validate({**data, "sha256": sha256})
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or '(top level)'}: {e['msg']}" for e in exc.errors()[:5])
         more = f" (and {exc.error_count() - 5} more)" if exc.error_count() > 5 else ""
-        raise PolicyError(f"policy file {name}: {problems}{more}") from exc
+        raise PolicyError(f"{name}: {problems}{more}") from exc

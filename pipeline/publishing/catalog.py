@@ -1,7 +1,8 @@
 """The analysts' catalog: `published/catalog.duckdb`, refreshed at every publish.
 
 One view per dataset over the current run of every run date, a `<dataset>_history` view over the
-superseded runs kept for audit (with `superseded_run_id`), and two small tables from the manifests: `runs`
+superseded runs kept for audit (with `superseded_run_id`), `scenario_comparison` over every finished policy
+scenario set (docs/scenarios.md), and two small tables from the manifests: `runs`
 (one row per current run date) and `run_trusts` (each trust's status in it). The views read each run's
 immutable copy (`runs/<run id>/published/`) named by the manifests, so a reader of the catalog sees whole
 runs at every instant, even on object stores where nothing renames atomically. The file is built in a
@@ -64,6 +65,9 @@ def refresh_catalog(out: Store) -> str:
                 con.execute(
                     f"create view {ds}_history as select null::varchar as superseded_run_id, * from {ds} where false"
                 )
+        scenario_sets = _scenario_globs(out)
+        if scenario_sets:
+            con.execute(f"create view scenario_comparison as select * from {scan(scenario_sets)}")
         runs, trusts = _manifest_tables(manifests)
         con.register("runs_df", runs)
         con.register("trusts_df", trusts)
@@ -93,6 +97,16 @@ def _globs(out: Store, run_ids, ds: str) -> list[str]:
         out.url_of(*layout.kept_partition(r, ds), "**", "*.parquet")
         for r in sorted(run_ids)
         if out.exists(*layout.kept_partition(r, ds))
+    ]
+
+
+def _scenario_globs(out: Store) -> list[str]:
+    """The comparison of every finished scenario set (its manifest written)."""
+    return [
+        out.url_of(*layout.scenario_comparison(d, set_id))
+        for d in sorted(out.listdir(*layout.scenarios()))
+        for set_id in sorted(out.listdir(*layout.scenarios(), d))
+        if out.exists(*layout.scenario_manifest(d, set_id))
     ]
 
 

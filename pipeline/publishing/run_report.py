@@ -146,7 +146,7 @@ def report_tables(
     )
 
 
-def _chart(kind: str, cid: str, title: str, height: int, **config):
+def pygal_chart(kind: str, cid: str, title: str, height: int, **config):
     """A pygal chart: static SVG (no scripts), the page's colours, CSS scoped to this chart's id."""
     import pygal
     from pygal.style import Style
@@ -174,7 +174,7 @@ def _chart(kind: str, cid: str, title: str, height: int, **config):
     return chart
 
 
-def _svg(chart) -> str:
+def chart_svg(chart) -> str:
     """The chart's SVG without pygal's comments (one carries today's date) or its config script (the page runs
     no script: pygal's tooltips are not used)."""
     return _NOT_DRAWING.sub("", chart.render(is_unicode=True))
@@ -191,7 +191,7 @@ def _labelled(index, names: dict[str, str], hidden: pd.Series | None = None) -> 
 
 def _side_bars(frame: pd.DataFrame, cid: str, title: str, names: dict[str, str] | None = None) -> str:
     frame = frame.iloc[::-1]  # pygal draws the first label at the bottom: the first trust goes on top
-    chart = _chart(
+    chart = pygal_chart(
         "HorizontalStackedBar",
         cid,
         title,
@@ -201,11 +201,11 @@ def _side_bars(frame: pd.DataFrame, cid: str, title: str, names: dict[str, str] 
     )
     for side in SIDE_COLOURS:
         chart.add(side, [None if pd.isna(v) else float(v) for v in frame[side]])
-    return _svg(chart)
+    return chart_svg(chart)
 
 
 def _bars(values: pd.Series, cid: str, title: str, xlabel: str) -> str:
-    chart = _chart(
+    chart = pygal_chart(
         "Bar",
         cid,
         title,
@@ -216,7 +216,7 @@ def _bars(values: pd.Series, cid: str, title: str, xlabel: str) -> str:
         show_legend=False,
     )
     chart.add(title, [None if pd.isna(v) else float(v) for v in values])
-    return _svg(chart)
+    return chart_svg(chart)
 
 
 def _utilisation_bars(values: pd.Series, cid: str, title: str, capacity_limit: float) -> str:
@@ -230,7 +230,7 @@ def _utilisation_bars(values: pd.Series, cid: str, title: str, capacity_limit: f
         + [f"over {edges[-1]:.0%}"]
     )
     colours = ("#1d70b8", "#f47738", "#d4351c") if len(names) == 3 else ("#1d70b8", "#d4351c")
-    chart = _chart(
+    chart = pygal_chart(
         "StackedBar",
         cid,
         title,
@@ -244,12 +244,12 @@ def _utilisation_bars(values: pd.Series, cid: str, title: str, capacity_limit: f
     group = [sum(low >= e - 1e-9 for e in edges) for low in lower]  # bins do not straddle a 10% line
     for g, name in enumerate(names):
         chart.add(name, [None if pd.isna(v) or group[i] != g else float(v) for i, v in enumerate(values)])
-    return _svg(chart)
+    return chart_svg(chart)
 
 
 def _night_lines(nights: pd.DataFrame, cid: str) -> str:
     """Moves outstanding, night by night, by side: the transition's progress over the runs published."""
-    chart = _chart(
+    chart = pygal_chart(
         "Line",
         cid,
         "Moves outstanding by night",
@@ -261,11 +261,11 @@ def _night_lines(nights: pd.DataFrame, cid: str) -> str:
     )
     for side in SIDE_COLOURS:
         chart.add(side, [None if pd.isna(v) else float(v) for v in nights[side]] if side in nights else [])
-    return _svg(chart)
+    return chart_svg(chart)
 
 
 def _balance_bars(net: pd.DataFrame, cid: str) -> str:
-    chart = _chart(
+    chart = pygal_chart(
         "Bar",
         cid,
         "Workforce surplus and deficit by grade",
@@ -276,7 +276,7 @@ def _balance_bars(net: pd.DataFrame, cid: str) -> str:
     )
     for side in SIDE_COLOURS:
         chart.add(side, [float(v) for v in net[side]])
-    return _svg(chart)
+    return chart_svg(chart)
 
 
 def warm_up() -> None:

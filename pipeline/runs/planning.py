@@ -109,7 +109,21 @@ def plan_run(
             log.warning("removing the staging of run %s, which died before its commit", debris)
             out_store.rm(*layout.staging(debris))
     known = set(reference.trust_codes)
-    jobs = [
+    jobs = trust_jobs(landing, out, run_id, run_date, key, policy)
+    return RunPlan(
+        run_id,
+        run_date,
+        policy,
+        jobs,
+        [n for n in landing_store.listdir() if n not in known],
+        dt.datetime.now(dt.UTC).isoformat(),
+    )
+
+
+def trust_jobs(landing: str, out: str, run_id: str, run_date: str, key: bytes, policy: Policy) -> list[TrustJob]:
+    """One job per trust of the reference data, in its order."""
+    reference = load_reference()
+    return [
         TrustJob(
             code,
             *reference.units_of(code),
@@ -123,14 +137,6 @@ def plan_run(
         )
         for code in reference.trust_codes
     ]
-    return RunPlan(
-        run_id,
-        run_date,
-        policy,
-        jobs,
-        [n for n in landing_store.listdir() if n not in known],
-        dt.datetime.now(dt.UTC).isoformat(),
-    )
 
 
 def acquire_run_lock(out: Store, run_date: str, run_id: str, pid: int | None) -> None:

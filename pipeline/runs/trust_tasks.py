@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline import layout
-from pipeline.decisions.engine import decide_trust
+from pipeline.decisions.engine import TrustDecisions, decide_trust
 from pipeline.extracts.contract import FILES
 from pipeline.extracts.csv_text import FileRejected
 from pipeline.extracts.reading import (
@@ -143,20 +143,16 @@ def staged_crns(job: TrustJob) -> pa.Table:
     return pq.read_table(io.BytesIO(raw), columns=["crn", LINE])
 
 
-@_few_collections()
-def decide_and_stage(job: TrustJob, policy: Policy, ingested: dict) -> dict:
-    """Phase 2a: read the trust's staged accepted rows back, run the four decisions, stage both zones'
-    outputs. It needs nothing from the other trusts, so it can start as soon as this trust is ingested.
-    Facts and stage seconds; empty when the trust has no usable extract."""
-    if ingested["extract_date"] is None:
-        return {}
+def decide_staged(job: TrustJob, policy: Policy, ingested: dict) -> tuple[TrustDecisions, dict, str | None]:
+    """A trust's four decisions from its staged accepted rows and what the nights before decided: the
+    decisions, the typed tables they were made from, and the date of the plan they started from. The nightly
+    run and each policy scenario decide through here, so a scenario decides as a run with its policy would."""
     out = Store(job.out)
     tables = {kind: pq.read_table(io.BytesIO(out.read_bytes(*_typed_path(job, kind)))) for kind in FILES}
     typed = {
         kind: t.drop_columns([c for c in (LINE,) if c in t.column_names]).to_pandas() for kind, t in tables.items()
     }
     state = previous_state(out, job.trust, job.run_date)
-    t1 = time.perf_counter()
     d = decide_trust(
         typed["staff"],
         typed["cases"],
@@ -170,6 +166,19 @@ def decide_and_stage(job: TrustJob, policy: Policy, ingested: dict) -> dict:
         state.staff,
         pd.Timestamp(job.run_date),
     )
+    return d, typed, state.date
+
+
+@_few_collections()
+def decide_and_stage(job: TrustJob, policy: Policy, ingested: dict) -> dict:
+    """Phase 2a: read the trust's staged accepted rows back, run the four decisions, stage both zones'
+    outputs. It needs nothing from the other trusts, so it can start as soon as this trust is ingested.
+    Facts and stage seconds; empty when the trust has no usable extract."""
+    if ingested["extract_date"] is None:
+        return {}
+    out = Store(job.out)
+    t1 = time.perf_counter()
+    d, typed, previous = decide_staged(job, policy, ingested)
     t2 = time.perf_counter()
     write_operational(out, _operational(job), d, typed)
     stage_datasets(out, job.run_id, job.trust, job.run_date, d, job.pseudonym_key, job.units_per_point)
@@ -194,7 +203,7 @@ def decide_and_stage(job: TrustJob, policy: Policy, ingested: dict) -> dict:
             }
             for r in d.solver
         ],
-        previous_plan=state.date,
+        previous_plan=previous,
     )
     return {"facts": facts, "seconds": {"decide": round(t2 - t1, 3), "write": round(time.perf_counter() - t2, 3)}}
 
