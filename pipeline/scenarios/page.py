@@ -57,7 +57,7 @@ def national_table(comparison: pd.DataFrame, scenarios: list[str], threshold: in
             for s in scenarios[1:]:
                 v = float(totals.loc[(s, side), column]) if (s, side) in totals.index else 0.0
                 text = _shown(v, count, threshold)
-                if round(v, 6) == round(base, 6):
+                if round(v, 0 if count else 1) == round(base, 0 if count else 1):
                     cells.append(f"<td>{text or '[c]'}</td>")
                     continue
                 delta = "" if text is None or base_text is None else f" ({v - base:+,.{0 if count else 1}f})"

@@ -58,8 +58,13 @@ class ScenarioSet:
 def with_overrides(settings: dict, overrides: dict) -> dict:
     """The settings with each dotted key (`alignment.capacity_limit_pct`) set to its value; the settings
     given are not changed. A key whose parent is not a mapping raises KeyError naming it; a key that does not
-    exist is added, for the policy's own check to refuse (or accept, where the policy has a default)."""
+    exist is added, for the policy's own check to refuse (or accept, where the policy has a default); a key
+    set with a key inside it too (`alignment` and `alignment.cost_move`) raises KeyError."""
     out = copy.deepcopy(settings)
+    for dotted in overrides:
+        inside = sorted(k for k in overrides if str(k).startswith(f"{dotted}."))
+        if inside:
+            raise KeyError(f"{dotted} is set, and so is {inside[0]} inside it: set one or the other")
     for dotted, value in overrides.items():
         parts = str(dotted).split(".")
         node = out

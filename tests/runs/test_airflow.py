@@ -55,7 +55,7 @@ def test_every_dag_imports_fast_with_tags_retries_and_owner(airflow_env):
     """,
     )
     assert info["errors"] == {}
-    assert set(info["dags"]) == {"tr_nightly", "tr_extract_arrival"}
+    assert set(info["dags"]) == {"tr_nightly", "tr_extract_arrival", "tr_scenarios"}
     for dag_id, d in info["dags"].items():
         assert d["tags"] and d["doc"], dag_id
         assert d["owners"] == ["transition-programme-data"], dag_id
