@@ -41,12 +41,17 @@ from pipeline import settings
     },
 )
 def tr_scenarios():
-    @task(doc_md="Check the scenarios file: every variant as a policy is checked.", retries=0)
+    @task(doc_md="Check the scenarios file: every variant as a policy is checked.")
     def check() -> dict:
-        from pipeline.scenarios.scenario_set import load_scenario_set
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from pipeline.scenarios.scenario_set import ScenarioError, load_scenario_set
 
         params = get_current_context()["params"]
-        scenario_set = load_scenario_set(params["scenarios_file"])
+        try:
+            scenario_set = load_scenario_set(params["scenarios_file"])
+        except ScenarioError as exc:  # the file's fault: a retry would say the same
+            raise AirflowFailException(str(exc)) from None
         print(f"scenario set {scenario_set.set_id}: {', '.join(s.name for s in scenario_set.scenarios)}")
         return {"set_id": scenario_set.set_id, "scenarios": [s.name for s in scenario_set.scenarios]}
 

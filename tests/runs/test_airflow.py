@@ -164,3 +164,42 @@ def test_the_arrival_dag_rejects_files_missing_columns_and_checks_the_others(air
             ], trust
         else:
             assert marker["status"] == "VALIDATED", trust
+
+
+def _scenarios_dag_test(env: dict, landing: Path, out: Path, scenarios: Path) -> dict:
+    env = {**env, "TRP_LANDING": str(landing), "TRP_OUT": str(out)}
+    return _python(
+        env,
+        f"""
+        import json
+        from airflow.dag_processing.dagbag import DagBag
+        dag = DagBag(dag_folder={str(ROOT / "dags")!r}).get_dag("tr_scenarios")
+        run = dag.test(run_conf={{"scenarios_file": {str(scenarios)!r}, "run_date": "2014-06-01"}})
+        print(json.dumps({{"state": str(run.state), "tasks": {{ti.task_id: str(ti.state) for ti in run.get_task_instances()}}}}))
+    """,
+    )
+
+
+def test_the_scenarios_dag_compares_what_trp_scenarios_compares_and_refuses_a_bad_file_first(airflow_env, tmp_path):
+    from pipeline.scenarios.runner import run_scenarios
+
+    landing = tmp_path / "landing"
+    generate_landing(str(landing), 0.01, seed=4)
+    good = tmp_path / "good.yaml"
+    good.write_text("scenarios:\n  custody_to_nps:\n    set: {case_split.enabled.CUSTODY: true}\n")
+    got = _scenarios_dag_test(airflow_env, landing, tmp_path / "airflow-out", good)
+    assert got == {"state": "success", "tasks": {"check": "success", "compare": "success"}}, got
+    local = run_scenarios(str(landing), str(tmp_path / "cli-out"), "2014-06-01", str(good))
+    folders = [
+        tmp_path / o / "scenarios" / "2014-06-01" / local.manifest["scenario_set"] for o in ("airflow-out", "cli-out")
+    ]
+    for name in ("comparison/part-0.parquet", "index.html", "trusts/LDN/custody_to_nps_cases.csv"):
+        assert (folders[0] / name).read_bytes() == (folders[1] / name).read_bytes(), name
+    assert not (tmp_path / "airflow-out" / "published" / "_manifests").exists()  # nothing published
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("scenarios:\n  typo:\n    set: {alignment.capacity_limt_pct: 110}\n")
+    refused = _scenarios_dag_test(airflow_env, landing, tmp_path / "bad-out", bad)
+    assert refused["state"] == "failed" and refused["tasks"]["check"] == "failed", refused
+    assert refused["tasks"]["compare"] in ("upstream_failed", "None"), refused
+    assert not (tmp_path / "bad-out").exists()
