@@ -53,19 +53,15 @@ def floor_seconds(landing: Path, scratch: Path) -> tuple[float, int]:
     return time.perf_counter() - t0, rows
 
 
-def timed_run(landing: Path, out: Path, run_date: str = "2014-06-01") -> tuple[float, float, int]:
+def timed_run(landing: Path, out: Path, run_date: str = "2014-06-01", *more: str) -> tuple[float, float, int]:
     """Wall seconds, peak resident memory of the whole process tree (bytes), exit code of `trp run`."""
+    return timed_trp("run", "--landing", str(landing), "--out", str(out), "--run-date", run_date, *more)
+
+
+def timed_trp(*args: str) -> tuple[float, float, int]:
+    """Wall seconds, peak resident memory of the whole process tree (bytes), exit code of `trp <args>`."""
     env = {**os.environ, "TRP_PSEUDONYM_KEY": "benchmark-key"}
-    cmd = [
-        str(Path(sys.executable).with_name("trp")),
-        "run",
-        "--landing",
-        str(landing),
-        "--out",
-        str(out),
-        "--run-date",
-        run_date,
-    ]
+    cmd = [str(Path(sys.executable).with_name("trp")), *args]
     peak = 0
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
