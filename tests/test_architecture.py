@@ -18,7 +18,7 @@ LAYERS = [
     {"outputs"},
     {"publishing"},
     {"runs"},
-    {"uploads", "synthetic"},
+    {"uploads", "synthetic", "scenarios"},
     {"cli"},
 ]
 

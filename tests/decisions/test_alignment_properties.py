@@ -336,3 +336,15 @@ def test_a_side_with_nobody_on_it_moves_no_case_for_being_on_the_other_side():
     _, d = _generated(10000, 30, roomy)
     assert set(d.staff_assignment["side"]) == {"CRC"}
     assert "MOVED_SIDE" not in set(d.case_alignment["reason"])
+
+
+def test_a_team_change_that_costs_nothing_still_gives_every_case_one_officer():
+    """With `cost_team_change: 0` a pool may pass cases through the trust pool (import and export at no
+    cost); the plan nets that out (found by a policy scenario on Essex at national volume)."""
+    free = P.model_copy(update={"alignment": P.alignment.model_copy(update={"cost_team_change": 0})})
+    e = generate_trust("ESX", 3000, 0, 2)
+    d, paid = _decide(e, free), _decide(e, P)
+    a = d.case_alignment
+    assert a["crn"].is_unique and len(a) == len(e.cases) and a["om"].notna().all()
+    assert a["moved"].sum() <= paid.case_alignment["moved"].sum()  # moves come before team changes in both
+    assert all(r.proven or r.gap is not None for r in d.solver)

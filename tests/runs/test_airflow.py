@@ -175,7 +175,8 @@ def _scenarios_dag_test(env: dict, landing: Path, out: Path, scenarios: Path) ->
         from airflow.dag_processing.dagbag import DagBag
         dag = DagBag(dag_folder={str(ROOT / "dags")!r}).get_dag("tr_scenarios")
         run = dag.test(run_conf={{"scenarios_file": {str(scenarios)!r}, "run_date": "2014-06-01"}})
-        print(json.dumps({{"state": str(run.state), "tasks": {{ti.task_id: str(ti.state) for ti in run.get_task_instances()}}}}))
+        tasks = {{ti.task_id: str(ti.state) for ti in run.get_task_instances()}}
+        print(json.dumps({{"state": str(run.state), "tasks": tasks}}))
     """,
     )
 

@@ -44,7 +44,11 @@ def deal(
     size = np.bincount(of, minlength=len(keys))
     at = np.searchsorted(keys, flow_pools)
     exports, imports = np.zeros(len(keys), dtype=np.int64), np.zeros(len(keys), dtype=np.int64)
-    exports[at], imports[at] = flows.export, flows.imports
+    # A pool that both exports and imports passes cases through the trust pool: free when a team change costs
+    # nothing, so the flow may do it. Netted, its officers are given as many cases, and each pool exports at
+    # most what it holds.
+    through = np.minimum(flows.export, flows.imports)
+    exports[at], imports[at] = flows.export - through, flows.imports - through
     leaves = np.arange(len(rows)) - (np.cumsum(size) - size)[of] >= (size - exports)[of]
     trust_pool = np.lexsort((rows[leaves], (keys >> 24 & LOW_BITS)[of[leaves]]))  # by class, then case
     pooled = np.concatenate([rows[~leaves], rows[leaves][trust_pool]])
