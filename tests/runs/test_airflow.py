@@ -63,16 +63,17 @@ def test_every_dag_imports_fast_with_tags_retries_and_owner(airflow_env):
     assert info["parse_s"] < 1.0, info["parse_s"]
 
 
-def _dag_test(env: dict, landing: Path, out: Path, run_date: str) -> dict:
+def _dag_test(env: dict, landing: Path, out: Path, run_date: str, dag_id: str = "tr_nightly", **conf: str) -> dict:
+    """`dag.test()` of a DAG on this landing zone and output root; the run's state and each task's."""
     env = {**env, "TRP_LANDING": str(landing), "TRP_OUT": str(out)}
     return _python(
         env,
         f"""
         import json, pendulum
         from airflow.dag_processing.dagbag import DagBag
-        dag = DagBag(dag_folder={str(ROOT / "dags")!r}).get_dag("tr_nightly")
+        dag = DagBag(dag_folder={str(ROOT / "dags")!r}).get_dag({dag_id!r})
         run = dag.test(logical_date=pendulum.datetime(2014, 6, 2, 2, tz="Europe/London"),
-                       run_conf={{"run_date": {run_date!r}}})
+                       run_conf={{"run_date": {run_date!r}, **{conf!r}}})
         states = {{}}
         for ti in run.get_task_instances():
             label = ti.task_id + (f"[{{ti.rendered_map_index}}]" if ti.map_index >= 0 else "")
@@ -166,21 +167,6 @@ def test_the_arrival_dag_rejects_files_missing_columns_and_checks_the_others(air
             assert marker["status"] == "VALIDATED", trust
 
 
-def _scenarios_dag_test(env: dict, landing: Path, out: Path, scenarios: Path) -> dict:
-    env = {**env, "TRP_LANDING": str(landing), "TRP_OUT": str(out)}
-    return _python(
-        env,
-        f"""
-        import json
-        from airflow.dag_processing.dagbag import DagBag
-        dag = DagBag(dag_folder={str(ROOT / "dags")!r}).get_dag("tr_scenarios")
-        run = dag.test(run_conf={{"scenarios_file": {str(scenarios)!r}, "run_date": "2014-06-01"}})
-        tasks = {{ti.task_id: str(ti.state) for ti in run.get_task_instances()}}
-        print(json.dumps({{"state": str(run.state), "tasks": tasks}}))
-    """,
-    )
-
-
 def test_the_scenarios_dag_compares_what_trp_scenarios_compares_and_refuses_a_bad_file_first(airflow_env, tmp_path):
     from pipeline.scenarios.runner import run_scenarios
 
@@ -188,7 +174,9 @@ def test_the_scenarios_dag_compares_what_trp_scenarios_compares_and_refuses_a_ba
     generate_landing(str(landing), 0.01, seed=4)
     good = tmp_path / "good.yaml"
     good.write_text("scenarios:\n  custody_to_nps:\n    set: {case_split.enabled.CUSTODY: true}\n")
-    got = _scenarios_dag_test(airflow_env, landing, tmp_path / "airflow-out", good)
+    got = _dag_test(
+        airflow_env, landing, tmp_path / "airflow-out", "2014-06-01", "tr_scenarios", scenarios_file=str(good)
+    )
     assert got == {"state": "success", "tasks": {"check": "success", "compare": "success"}}, got
     local = run_scenarios(str(landing), str(tmp_path / "cli-out"), "2014-06-01", str(good))
     folders = [
@@ -200,7 +188,9 @@ def test_the_scenarios_dag_compares_what_trp_scenarios_compares_and_refuses_a_ba
 
     bad = tmp_path / "bad.yaml"
     bad.write_text("scenarios:\n  typo:\n    set: {alignment.capacity_limt_pct: 110}\n")
-    refused = _scenarios_dag_test(airflow_env, landing, tmp_path / "bad-out", bad)
+    refused = _dag_test(
+        airflow_env, landing, tmp_path / "bad-out", "2014-06-01", "tr_scenarios", scenarios_file=str(bad)
+    )
     assert refused["state"] == "failed" and refused["tasks"]["check"] == "failed", refused
     assert refused["tasks"]["compare"] in ("upstream_failed", "None"), refused
     assert not (tmp_path / "bad-out").exists()
