@@ -29,6 +29,17 @@ CLASS_SIDE = {c: c.split("_", 1)[0] for c in CASE_CLASSES}
 RETENTION_REASONS = ("RELATIONSHIP", "RISK_OF_HARM", "VULNERABILITY", "MID_INTERVENTION", "OTHER")
 RETENTION_STATUSES = ("PENDING", "ACCEPTED", "REJECTED")
 APPEAL_STATUSES = ("PENDING", "UPHELD", "DISMISSED")
+# Why an officer's caseload is reduced (reductions.csv); the policy gives each but OTHER a default allowance.
+REDUCTION_REASONS = (
+    "PQIP_YEAR_1",
+    "PQIP_YEAR_2",
+    "NEWLY_QUALIFIED",
+    "TRADE_UNION",
+    "SICKNESS",
+    "PHASED_RETURN",
+    "OTHER",
+)
+REDUCTION_WITHOUT_DEFAULT = "OTHER"  # a reduction of this reason must give its hours or percent
 
 # Staff split reasons.
 APPEAL_UPHELD, FIXED_ROLE, PREFERENCE, ALIGNMENT, TARGET_FULL = (

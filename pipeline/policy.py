@@ -14,7 +14,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from pipeline.domain import CASE_CLASSES, CASE_RULES, GRADES, ROLES, SIDES
+from pipeline.domain import CASE_CLASSES, CASE_RULES, GRADES, REDUCTION_REASONS, REDUCTION_WITHOUT_DEFAULT, ROLES, SIDES
 
 DEFAULT_POLICY = "policy-v1.yaml"
 
@@ -138,13 +138,47 @@ class BalancePolicy(_Frozen):
     case_holding_grades: tuple[str, ...]
 
 
+class Allowance(_Frozen):
+    """A caseload reduction's default size, when a reductions.csv row gives neither hours nor percent."""
+
+    percent: float | None = Field(default=None, gt=0, le=100)
+    hours: float | None = Field(default=None, gt=0)
+
+    @model_validator(mode="after")
+    def _one(self) -> Allowance:
+        if (self.percent is None) == (self.hours is None):
+            raise ValueError("give exactly one of percent or hours")
+        return self
+
+
+class CapacityPolicy(_Frozen):
+    """How an officer's capacity is counted: `fte` (points per FTE x fte) or `hours` (as HMPPS counts it:
+    contracted hours less the caseload reductions active on the run date)."""
+
+    model: Literal["fte", "hours"] = "fte"
+    full_time_hours: float = Field(default=37.0, gt=0, le=60)
+    allowances: dict[Literal[REDUCTION_REASONS], Allowance] = {}  # type: ignore[valid-type]
+
+    @model_validator(mode="after")
+    def _complete(self) -> CapacityPolicy:
+        missing = set(REDUCTION_REASONS) - {REDUCTION_WITHOUT_DEFAULT} - set(self.allowances)
+        if missing:
+            raise ValueError(f"allowances lacks reduction reasons {sorted(missing)}")
+        if REDUCTION_WITHOUT_DEFAULT in self.allowances:
+            raise ValueError(f"{REDUCTION_WITHOUT_DEFAULT} has no default: each such reduction gives its own size")
+        return self
+
+
 class ExtractsPolicy(_Frozen):
     """What an upload may be before it is even parsed, and how much of it may be held back."""
 
     max_columns: int = Field(default=200, gt=0)
     max_line_bytes: int = Field(default=1 << 20, gt=0)
     max_held_back_share: float = Field(default=0.2, gt=0, le=1)
-    held_back_share_files: tuple[Literal["staff", "cases", "retention_requests", "appeals"], ...] = ("staff", "cases")
+    held_back_share_files: tuple[Literal["staff", "cases", "retention_requests", "appeals", "reductions"], ...] = (
+        "staff",
+        "cases",
+    )
     held_back_share_min_rows: int = Field(default=50, ge=1)
 
 
@@ -167,6 +201,7 @@ class Policy(_Frozen):
     staff_split: StaffSplitPolicy
     alignment: AlignmentPolicy
     balance: BalancePolicy
+    capacity: CapacityPolicy
     extracts: ExtractsPolicy = ExtractsPolicy()
     retention: RetentionPolicy = RetentionPolicy()
     publishing: PublishingPolicy = PublishingPolicy()

@@ -8,7 +8,7 @@ from pipeline.policy import PolicyError, load_policy
 
 def test_packaged_policy_loads_with_version_and_hash():
     p = load_policy()
-    assert p.version == "1.2"
+    assert p.version == "1.3"
     assert len(p.sha256) == 64
     assert p.units_per_point == 15
     assert p.weight_units("NPS_HIGH") == 20 and p.weight_units("CRC_UPW") == 9

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from pipeline.decisions.capacity import counted
 from pipeline.domain import SIDES
 from pipeline.policy import Policy
 
@@ -12,12 +13,16 @@ from pipeline.policy import Policy
 def workforce_balance(
     caseload: pd.DataFrame, staff_split: pd.DataFrame, policy: Policy, units: dict[str, str]
 ) -> pd.DataFrame:
-    """Per side and grade: FTE assigned, FTE required, and the surplus (staff at risk) or deficit (vacancies).
+    """Per side and grade: FTE assigned, FTE available, FTE required, and the surplus (staff at risk) or deficit
+    (vacancies).
 
     Case-holding grades need the points their cases carry / points per FTE; the other grades are needed pro
-    rata: the trust's FTE of that grade times the side's share of all workload points.
+    rata: the trust's FTE of that grade times the side's share of all workload points. FTE available is the
+    capacity the policy counts / points per FTE (the FTE itself under the `fte` model; less the caseload
+    reductions under `hours`): a case-holding grade's surplus or deficit is measured on it.
     """
     per_fte = policy.case_classes.capacity_points_per_fte
+    staff_split = counted(staff_split, policy)
     holding = set(policy.balance.case_holding_grades)
     points = group_sums(caseload, ["side", "grade"], "points")
     side_points = group_sums(caseload, ["side"], "points")
@@ -25,6 +30,7 @@ def workforce_balance(
     fte_of = group_sums(staff_split, ["side", "grade"], "fte")
     heads = group_sums(staff_split, ["side", "grade"], None)
     grade_fte = group_sums(staff_split, ["grade"], "fte")
+    available_of = group_sums(staff_split, ["side", "grade"], "capacity_points")
     rows = []
     for side in SIDES:
         share = side_points.get((side,), 0.0) / total_points if total_points else 0.0
@@ -34,6 +40,8 @@ def workforce_balance(
             else:
                 required = grade_fte[(grade,)] * share
             fte = fte_of.get((side, grade), 0.0)
+            available = available_of.get((side, grade), 0.0) / per_fte if policy.capacity.model == "hours" else fte
+            counts = available if grade in holding else fte
             rows.append(
                 {
                     "side": side,
@@ -41,9 +49,10 @@ def workforce_balance(
                     "grade": grade,
                     "headcount": heads.get((side, grade), 0),
                     "fte_assigned": round(fte, 6),
+                    "fte_available": round(available, 6),
                     "fte_required": round(required, 6),
-                    "surplus_fte": round(max(fte - required, 0.0), 6),
-                    "deficit_fte": round(max(required - fte, 0.0), 6),
+                    "surplus_fte": round(max(counts - required, 0.0), 6),
+                    "deficit_fte": round(max(required - counts, 0.0), 6),
                 }
             )
     return pd.DataFrame(rows)

@@ -5,21 +5,23 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from pipeline.decisions.capacity import CAPACITY_COLUMNS, counted
 from pipeline.policy import Policy
 
 
 def caseload(aligned: pd.DataFrame, staff_split: pd.DataFrame, policy: Policy) -> pd.DataFrame:
-    """Per offender manager: cases, workload points, capacity and utilisation after alignment."""
+    """Per offender manager: cases, workload points, capacity (both ways, and as the policy counts it) and
+    utilisation after alignment."""
     staff = staff_split.sort_values("staff_code", kind="stable")
     row = pd.Index(staff["staff_code"]).get_indexer(aligned["om"])
     held = row >= 0
     cases = np.bincount(row[held], minlength=len(staff))
     units = np.bincount(row[held], weights=aligned["weight_units"].to_numpy()[held], minlength=len(staff))
     keep = (cases > 0) | staff["role"].isin(_holding_roles(policy)).to_numpy()
-    out = staff.loc[keep, ["staff_code", "side", "unit", "grade", "role", "team_code", "fte"]].reset_index(drop=True)
-    fte = out["fte"].to_numpy(dtype=float)
+    columns = ["staff_code", "side", "unit", "grade", "role", "team_code", "fte", *CAPACITY_COLUMNS]
+    out = counted(staff, policy).loc[keep, columns].reset_index(drop=True)
     points = units[keep] / policy.units_per_point
-    capacity = fte * policy.case_classes.capacity_points_per_fte
+    capacity = out["capacity_points"].to_numpy(dtype=float)
     with np.errstate(divide="ignore", invalid="ignore"):
         utilisation = points / capacity
     return out.assign(

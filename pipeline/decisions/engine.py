@@ -8,6 +8,7 @@ import pandas as pd
 
 from pipeline.decisions.alignment import SolveReport, align_cases
 from pipeline.decisions.balance import workforce_balance
+from pipeline.decisions.capacity import with_capacity
 from pipeline.decisions.case_split import split_cases
 from pipeline.decisions.caseload import caseload
 from pipeline.decisions.night import PROGRESS_COLUMNS, progress
@@ -40,11 +41,14 @@ def decide_trust(
     previous_plan: pd.DataFrame | None = None,
     previous_staff: pd.DataFrame | None = None,
     run_date: pd.Timestamp | None = None,
+    reductions: pd.DataFrame | None = None,
 ) -> TrustDecisions:
     """Run the split for one trust from typed tables (as pipeline.extracts.contract types them) to decision
     tables. `previous_*`: the staff assignment and case plan the last run before this one left
     (decisions.night); `run_date` the night's date, recorded as `assigned_on` and `planned_on` of what is
-    decided tonight."""
+    decided tonight, and the day on which `reductions` (reductions.csv) must be active to count (the extract's
+    date when not given)."""
+    staff = with_capacity(staff, reductions, policy, run_date if run_date is not None else as_of)
     split = split_cases(cases.sort_values("crn", kind="stable").reset_index(drop=True), policy)
     assignment = split_staff(staff, split, appeals, policy, nps_unit, crc_unit, previous_staff, run_date)
     aligned, reports = align_cases(split, assignment, retention, policy, as_of, previous_plan, run_date)

@@ -1,4 +1,5 @@
-"""Extract contract v1 (docs/extract-contract.md): the files, their columns and keys, and the typed tables they become.
+"""Extract contract v1.1 (docs/extract-contract.md): the files, their columns and keys, and the typed tables they
+become.
 
 The rules every value must keep are the Great Expectations suites in `expectations/` (`pipeline.extracts.validation`
 runs them); this module only knows each file's shape and how a row that passed becomes typed data.
@@ -28,7 +29,7 @@ FILES: dict[str, FileSpec] = {
     "staff": FileSpec(
         "staff.csv",
         ("trust_code", "staff_code", "full_name", "grade", "role", "team_code", "fte", "contract", "service_start"),
-        ("ni_number", "leaving_date", "preference"),
+        ("ni_number", "leaving_date", "preference", "contracted_hours"),
         "staff_code",
         True,
     ),
@@ -59,6 +60,9 @@ FILES: dict[str, FileSpec] = {
         False,
     ),
     "appeals": FileSpec("appeals.csv", ("staff_code", "requested_org", "status"), ("decision_note",), None, False),
+    "reductions": FileSpec(
+        "reductions.csv", ("staff_code", "reason", "start_date"), ("hours", "percent", "end_date", "note"), None, False
+    ),
 }
 
 
@@ -82,6 +86,7 @@ TYPES: dict[str, dict[str, str]] = {
         "leaving_date": "date",
         "preference": "optional",
         "ni_number": "optional",
+        "contracted_hours": "optional_number",
     },
     "cases": {
         "om_staff_code": "optional",
@@ -98,6 +103,13 @@ TYPES: dict[str, dict[str, str]] = {
     },
     "retention_requests": {c: "optional" for c in FILES["retention_requests"].optional},
     "appeals": {c: "optional" for c in FILES["appeals"].optional},
+    "reductions": {
+        "hours": "optional_number",
+        "percent": "optional_number",
+        "start_date": "date",
+        "end_date": "date",
+        "note": "optional",
+    },
 }
 # How pandas types each kind of column: where Arrow is stricter it falls back to this, and must agree with it.
 PANDAS_TYPES = {

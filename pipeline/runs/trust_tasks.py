@@ -165,6 +165,7 @@ def decide_staged(job: TrustJob, policy: Policy, ingested: dict) -> tuple[TrustD
         state.plan,
         state.staff,
         pd.Timestamp(job.run_date),
+        typed["reductions"],
     )
     return d, typed, state.date
 

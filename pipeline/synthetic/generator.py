@@ -101,6 +101,7 @@ class TrustExtract:
     cases: pd.DataFrame
     retention_requests: pd.DataFrame
     appeals: pd.DataFrame
+    reductions: pd.DataFrame
 
 
 def trust_case_counts(reference: Reference, scale: float) -> dict[str, int]:
@@ -299,7 +300,74 @@ def generate_trust(code: str, n_cases: int, crn_offset: int, seed: int) -> Trust
             "decision_note": "Panel decision recorded",
         }
     )
-    return TrustExtract(code, staff, cases, retention, appeals)
+    staff["contracted_hours"], reductions = _hours_and_reductions(
+        staff, np.random.default_rng([seed, 28, *code.encode()])
+    )
+    return TrustExtract(code, staff, cases, retention, appeals, reductions)
+
+
+FULL_TIME_HOURS = 37.0
+
+
+def _hours_and_reductions(staff: pd.DataFrame, rng: np.random.Generator) -> tuple[np.ndarray, pd.DataFrame]:
+    """Contracted hours (fte x 37, blank for about one in seven: not every HR system holds them) and caseload
+    reductions at realistic rates: every PQiP in their training year, a few newly qualified POs, trade-union
+    facility time, sickness and phased returns (some over by the extract date), and a few others. Drawn
+    from their own generator, so that the rest of the extract is the same with or without them."""
+    n = len(staff)
+    hours = np.where(rng.random(n) < 0.86, np.round(staff["fte"].to_numpy() * FULL_TIME_HOURS, 1), np.nan)
+    grade, codes = staff["grade"].to_numpy(dtype=object), staff["staff_code"].to_numpy(dtype=object)
+    holding = (staff["role"] == "OFFENDER_MANAGEMENT").to_numpy()
+    rows = []
+
+    def add(who: np.ndarray, reason: str, start, end, hours_of=None, percent_of=None) -> None:
+        for j, i in enumerate(np.flatnonzero(who)):
+            rows.append(
+                {
+                    "staff_code": codes[i],
+                    "reason": reason,
+                    "hours": None if hours_of is None else hours_of[j],
+                    "percent": None if percent_of is None else percent_of[j],
+                    "start_date": start[j],
+                    "end_date": None if end is None else end[j],
+                }
+            )
+
+    pqip = holding & (grade == "PQIP")
+    second = rng.random(n) < 0.45
+    for reason, who in (("PQIP_YEAR_1", pqip & ~second), ("PQIP_YEAR_2", pqip & second)):
+        k = int(who.sum())
+        add(who, reason, [pd.Timestamp("2013-09-02")] * k, [pd.Timestamp("2014-08-29")] * k)
+    newly = holding & (grade == "PO") & (rng.random(n) < 0.04)
+    start = pd.to_datetime(_dates(rng, "2013-10-01", "2014-05-31", int(newly.sum())))
+    add(newly, "NEWLY_QUALIFIED", start, start + pd.Timedelta(days=182))
+    union = rng.random(n) < 0.015
+    add(
+        union,
+        "TRADE_UNION",
+        [pd.Timestamp("2012-04-02")] * int(union.sum()),
+        None,
+        hours_of=rng.choice([3.7, 7.4, None, None], size=int(union.sum())),
+    )
+    sick = holding & (rng.random(n) < 0.025)
+    start = pd.to_datetime(_dates(rng, "2014-02-01", "2014-07-31", int(sick.sum())))
+    weeks = rng.integers(4, 20, size=len(start))
+    add(sick, "SICKNESS", start, [s + pd.Timedelta(weeks=int(w)) if w < 17 else None for s, w in zip(start, weeks)])
+    phased = holding & ~sick & (rng.random(n) < 0.01)
+    start = pd.to_datetime(_dates(rng, "2014-03-01", "2014-07-31", int(phased.sum())))
+    add(
+        phased,
+        "PHASED_RETURN",
+        start,
+        start + pd.Timedelta(weeks=6),
+        percent_of=rng.choice([50, 40, None], size=len(start)),
+    )
+    other = holding & (rng.random(n) < 0.005)
+    start = pd.to_datetime(_dates(rng, "2014-01-01", "2014-06-30", int(other.sum())))
+    add(other, "OTHER", start, None, hours_of=rng.choice([3.7, 7.4, 11.1], size=len(start)))
+    columns = ["staff_code", "reason", "hours", "percent", "start_date", "end_date"]
+    reductions = pd.DataFrame(rows, columns=columns).sort_values(["staff_code", "reason"], kind="stable")
+    return hours, reductions.assign(note="").reset_index(drop=True)
 
 
 def generate_all(reference: Reference, scale: float = 1.0, seed: int = 0) -> list[TrustExtract]:

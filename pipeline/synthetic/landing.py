@@ -36,6 +36,7 @@ def write_extract(
         "cases": e.cases.copy(),
         "retention_requests": e.retention_requests.copy(),
         "appeals": e.appeals.copy(),
+        "reductions": e.reductions.copy(),
     }
     if dirty_rng is not None:
         _spoil_rows(tables, dirty_rng, e.trust_code)

@@ -131,6 +131,9 @@ def evolve(
         pending = np.flatnonzero((a["status"] == "PENDING").to_numpy())
         a.loc[a.index[pending[rng.random(len(pending)) < rates.appeals_upheld]], "status"] = "UPHELD"
         out["appeals"] = a
+    if "reductions" in tables:  # a leaver's reductions leave the file with them
+        r = tables["reductions"]
+        out["reductions"] = r[r["staff_code"].isin(staff["staff_code"])]
     return out
 
 

@@ -11,6 +11,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from pipeline.decisions.capacity import counted
 from pipeline.domain import SIDES
 from pipeline.policy import Policy
 
@@ -50,7 +51,7 @@ class Roster:
         rows = active[order[last]]
         grade, role = staff["grade"].to_numpy(dtype=object)[rows], staff["role"].to_numpy(dtype=object)[rows]
         cc, al = policy.case_classes, policy.alignment
-        full = staff["fte"].to_numpy(dtype=np.float64)[rows] * cc.capacity_points_per_fte * policy.units_per_point
+        full = counted(staff, policy)["capacity_points"].to_numpy(dtype=np.float64)[rows] * policy.units_per_point
         limits = np.floor(
             np.column_stack(
                 [full * pct / 100 + 1e-9 for pct in (al.capacity_limit_pct, *(b.from_pct for b in al.spread_bands))]
