@@ -57,3 +57,10 @@ def retention(*rows: dict) -> pd.DataFrame:
 def appeals(*rows: dict) -> pd.DataFrame:
     cols = ["staff_code", "requested_org", "status", "decision_note"]
     return pd.DataFrame([{"decision_note": None, **r} for r in rows], columns=cols)
+
+
+def reductions(*rows: dict) -> pd.DataFrame:
+    cols = ["staff_code", "reason", "hours", "percent", "start_date", "end_date", "note"]
+    base = {"hours": None, "percent": None, "start_date": T("2014-01-01"), "end_date": pd.NaT, "note": None}
+    df = pd.DataFrame([{**base, **r} for r in rows], columns=cols)
+    return df.astype({"hours": float, "percent": float})

@@ -9,14 +9,21 @@ import pandas as pd
 
 from pipeline.policy import Policy
 
-CAPACITY_COLUMNS = ["hours", "reduction_hours", "capacity_points_fte", "capacity_points_hours", "capacity_points"]
+CAPACITY_COLUMNS = [
+    "hours",
+    "hours_given",
+    "reduction_hours",
+    "capacity_points_fte",
+    "capacity_points_hours",
+    "capacity_points",
+]
 REDUCTION_COLUMNS = ["staff_code", "reason", "hours", "percent", "start_date", "end_date"]
 
 
 def with_capacity(staff: pd.DataFrame, reductions: pd.DataFrame | None, policy: Policy, on: pd.Timestamp | None):
     """`staff` with CAPACITY_COLUMNS: the officer's weekly `hours` (contracted_hours, or fte x full-time hours
-    when blank), the `reduction_hours` of the reductions active `on` that day (capped at their hours), their
-    capacity by FTE and by hours, and `capacity_points`, the one the policy's model uses."""
+    when blank; `hours_given` says which), the `reduction_hours` of the reductions active `on` that day (capped
+    at their hours), their capacity by FTE and by hours, and `capacity_points`, the one the policy's model uses."""
     cap = policy.capacity
     per_fte = policy.case_classes.capacity_points_per_fte
     fte = staff["fte"].to_numpy(dtype=np.float64)
@@ -36,6 +43,7 @@ def with_capacity(staff: pd.DataFrame, reductions: pd.DataFrame | None, policy: 
     by_hours = fte_equiv * per_fte * availability
     return staff.assign(
         hours=hours,
+        hours_given=~np.isnan(given),
         reduction_hours=reduced,
         capacity_points_fte=by_fte,
         capacity_points_hours=by_hours,

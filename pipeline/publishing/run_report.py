@@ -42,6 +42,7 @@ class ReportTables:
     hidden_cells: int
     outstanding_by_night: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=SIDES))  # date x side
     outstanding_by_trust: pd.DataFrame = field(default_factory=pd.DataFrame)  # trust x the last nights, as text
+    capacity_two_ways: pd.DataFrame | None = None  # measure x side, as text; None when no trust gives hours
 
 
 def _count(frame: pd.DataFrame, by: list[str]) -> pd.Series:
@@ -63,6 +64,7 @@ def report_tables(
     trusts: pd.DataFrame,
     threshold: int,
     progress: pd.DataFrame | None = None,
+    capacity_limit: float = 1.0,
 ) -> ReportTables:
     """The report's tables from the run's published rows (pure: the page is drawn from these alone). `cases`
     may come grouped, with how many rows each stands for in a `rows` column. `progress`: the progress
@@ -132,6 +134,7 @@ def report_tables(
         + held_shown.isna().sum()
         + nights.isna().sum().sum()
     )
+    two_ways = capacity_two_ways(caseload, capacity_limit, threshold)
     return ReportTables(
         cases_shown,
         staff_shown,
@@ -143,7 +146,51 @@ def report_tables(
         hidden,
         nights,
         per_trust,
+        two_ways,
     )
+
+
+_EPS = 1e-9  # a load exactly at the line is not over it
+
+
+def capacity_two_ways(caseload: pd.DataFrame, capacity_limit: float, threshold: int) -> pd.DataFrame | None:
+    """Capacity counted by FTE and by hours (contracted hours less the reductions active on the run date), per
+    side: points, and offender managers over the policy's line each way, counts suppressed. None when no
+    officer's hours or reductions were given, so that both ways say the same."""
+    if "capacity_points_hours" not in caseload or not (
+        caseload["hours_given"].any() or (caseload["reduction_hours"] > 0).any()
+    ):
+        return None
+    by_side = caseload.groupby("side")
+    points = (
+        pd.DataFrame(
+            {
+                "capacity points, by FTE": by_side["capacity_points_fte"].sum(),
+                "capacity points, by hours": by_side["capacity_points_hours"].sum(),
+            }
+        )
+        .T.reindex(columns=SIDES)
+        .fillna(0.0)
+    )
+    points["Total"] = points.sum(axis=1)
+    counts = (
+        pd.DataFrame(
+            {
+                "over capacity, by FTE": caseload["points"] > caseload["capacity_points_fte"] * capacity_limit + _EPS,
+                "over capacity, by hours": caseload["points"]
+                > caseload["capacity_points_hours"] * capacity_limit + _EPS,
+                "with a caseload reduction today": caseload["reduction_hours"] > 0,
+            }
+        )
+        .groupby(caseload["side"].to_numpy())
+        .sum()
+        .T.reindex(columns=SIDES)
+        .fillna(0)
+        .astype("int64")
+    )
+    counts.columns.name = points.columns.name = None
+    shown = suppressed_table(counts, threshold).drop(index="Total")
+    return pd.concat([points.round(0).astype("int64").astype(str), shown.rename(index=lambda r: f"officers {r}")])
 
 
 def pygal_chart(kind: str, cid: str, title: str, height: int, **config):
@@ -344,6 +391,19 @@ def _why(t: dict) -> str:
     return "; ".join(f"{r['file']}: {r['rule']}: {r['message']}" for r in files[:1])
 
 
+def _two_ways_html(table: pd.DataFrame | None) -> str:
+    if table is None:
+        return ""
+    return (
+        '<section id="capacity-two-ways"><h2>Capacity counted two ways</h2><p class="note">By FTE: points per '
+        "FTE x fte. By hours, as HMPPS counts it: points per FTE x contracted hours / full-time hours, less the "
+        "caseload reductions active on the run date (the policy's <code>capacity.model</code> says which one the "
+        "plan used).</p>"
+        + table.rename_axis("measure").reset_index().to_html(classes="counts", border=0, index=False)
+        + "</section>"
+    )
+
+
 def render_run_report(
     manifest: dict,
     t: ReportTables,
@@ -421,6 +481,7 @@ table {{ border-collapse: collapse; font-size: .85em; }} td, th {{ padding: .2em
 <h2>This run</h2>
 <p id="manifest">{html.escape(manifest_in_words(manifest))}</p>
 <p id="capacity">{html.escape(capacity_in_words(manifest, capacity_limit))}</p>
+{_two_ways_html(t.capacity_two_ways)}
 {docs}
 <p class="note">Small counts (1 to {threshold - 1}) are hidden and shown as [c], with other cells hidden where a
 total would give them away ({t.hidden_cells} chart values hidden on this page); charts leave hidden values
@@ -463,11 +524,15 @@ def write_run_report(out: Store, manifest: dict, threshold: int, capacity_limit:
     tables = report_tables(
         rows("case_alignment", "trust_code, side, moved, reason, count(*) as rows", "all"),
         rows("staff_assignment", "trust_code, side"),
-        rows("caseload", "utilisation"),
+        rows(
+            "caseload",
+            "side, utilisation, points, capacity_points_fte, capacity_points_hours, hours_given, reduction_hours",
+        ),
         rows("workforce_balance", "side, grade, surplus_fte, deficit_fte"),
         trusts,
         threshold,
         progress,
+        capacity_limit,
     )
     con.close()
     reference = load_reference()

@@ -29,6 +29,11 @@ COMPARISON_COLUMNS = [
     "over_capacity_110",
     "over_capacity_policy",
     "capacity_points",
+    "capacity_points_fte",
+    "capacity_points_hours",
+    "over_capacity_fte",
+    "over_capacity_hours",
+    "officers_counted_by_hours",
     "workload_points",
     "staff",
     "staff_fte",
@@ -41,6 +46,7 @@ COMPARISON_COLUMNS = [
 ]
 _COUNTS = {"objective"} | {c for c in COMPARISON_COLUMNS if c.startswith(("moves", "over_capacity"))}
 _COUNTS |= {"cases", "retained", "team_changes", "offender_managers", "staff", "preference_stated", "preference_met"}
+_COUNTS |= {"officers_counted_by_hours"}
 # One type per column whatever the rows (a side with no solve has no objective), so every set reads alike
 COLUMN_TYPES = {
     c: "string"
@@ -92,6 +98,15 @@ def side_figures(scenario: str, trust: str, d: TrustDecisions, capacity_limit: f
                 "over_capacity_110": int((util > HMPPS_WARNING + _EPS).sum()),
                 "over_capacity_policy": int((util > capacity_limit + _EPS).sum()),
                 "capacity_points": round(float(officers["capacity_points"].sum()), 6),
+                "capacity_points_fte": round(float(officers["capacity_points_fte"].sum()), 6),
+                "capacity_points_hours": round(float(officers["capacity_points_hours"].sum()), 6),
+                **{
+                    f"over_capacity_{way}": int(
+                        (officers["points"] > officers[f"capacity_points_{way}"] * capacity_limit + _EPS).sum()
+                    )
+                    for way in ("fte", "hours")
+                },
+                "officers_counted_by_hours": int((officers["hours_given"] | (officers["reduction_hours"] > 0)).sum()),
                 "workload_points": round(float(officers["points"].sum()), 6),
                 "staff": int(len(staff)),
                 "staff_fte": round(float(staff["fte"].sum()), 6),

@@ -33,6 +33,20 @@ FIGURES = [
     ("vacancies_fte", "vacancies (FTE deficit)", False),
     ("preference_met", "guaranteed staff on their preferred side", True),
 ]
+# Shown when some trust gives its officers' hours or reductions: capacity counted both ways
+TWO_WAYS = [
+    ("capacity_points_fte", "capacity points, by FTE", False),
+    ("capacity_points_hours", "capacity points, by hours", False),
+    ("over_capacity_fte", "officers over capacity, by FTE", True),
+    ("over_capacity_hours", "officers over capacity, by hours", True),
+]
+
+
+def shown_figures(comparison: pd.DataFrame) -> list[tuple[str, str, bool]]:
+    """The figures the page shows: capacity both ways beside the rest when any officer is counted by hours."""
+    return FIGURES + (TWO_WAYS if comparison["officers_counted_by_hours"].sum() > 0 else [])
+
+
 _PALETTE = ("#1d70b8", "#f47738", "#00703c", "#912b88", "#d4351c", "#505a5f", "#28a197", "#b58840")
 
 
@@ -46,11 +60,12 @@ def _shown(value: float, count: bool, threshold: int) -> str | None:
 def national_table(comparison: pd.DataFrame, scenarios: list[str], threshold: int) -> str:
     """Figure by side, one column per scenario; a variant's cell that differs from the base is marked, with
     the difference."""
-    totals = comparison.groupby(["scenario", "side"])[[c for c, _, _ in FIGURES]].sum()
+    shown = shown_figures(comparison)
+    totals = comparison.groupby(["scenario", "side"])[[c for c, _, _ in shown]].sum()
     head = "".join(f"<th>{html.escape(s)}</th>" for s in scenarios)
     rows = []
     for side in SIDES:
-        for column, label, count in FIGURES:
+        for column, label, count in shown:
             base = float(totals.loc[(scenarios[0], side), column]) if (scenarios[0], side) in totals.index else 0.0
             base_text = _shown(base, count, threshold)
             cells = [f"<td>{base_text or '[c]'}</td>"]
@@ -141,7 +156,8 @@ def render_page(manifest: dict, comparison: pd.DataFrame, threshold: int) -> str
         f"<td>{html.escape(', '.join(f'{k} = {v}' for k, v in s['set'].items()) or 'the base policy')}</td></tr>"
         for s in manifest["scenarios"]
     )
-    by_name = dict((c, (c, label, count)) for c, label, count in FIGURES)
+    shown = shown_figures(comparison)
+    by_name = dict((c, (c, label, count)) for c, label, count in shown)
     charts = [
         (
             "moves",
@@ -152,6 +168,11 @@ def render_page(manifest: dict, comparison: pd.DataFrame, threshold: int) -> str
             "capacity",
             "Offender managers over capacity",
             [by_name[c] for c in ("over_capacity_policy", "over_capacity_100", "over_capacity_110")],
+        ),
+        *(
+            [("capacity-two-ways", "Capacity counted by FTE and by hours", TWO_WAYS[2:])]
+            if "over_capacity_hours" in by_name
+            else []
         ),
         (
             "workforce",
