@@ -449,7 +449,7 @@ def serve(
 def upload(
     files: list[Path] = typer.Argument(
         ...,
-        help="staff.csv, cases.csv, retention_requests.csv, appeals.csv "
+        help="staff.csv, cases.csv, retention_requests.csv, appeals.csv, reductions.csv "
         "(in this order: each is checked against those before it)",
     ),
     url: str = typer.Option(..., help="The upload service, e.g. http://127.0.0.1:8000"),

@@ -112,6 +112,11 @@ def _contract(kind: str, frame: pd.DataFrame, params: dict) -> set[tuple[int, st
             written, within = _number_in(row["fte"], 0, 1, above=True)
             breach("fte", "FTE_FORMAT", not written)
             breach("fte", "FTE_RANGE", not within)
+            hours = row.get("contracted_hours", "")
+            if hours.strip() != "":
+                written, within = _number_in(hours, 0, 60, above=True)
+                breach("contracted_hours", "CONTRACTED_HOURS_FORMAT", not written)
+                breach("contracted_hours", "CONTRACTED_HOURS_RANGE", not within)
             breach("service_start", "DATE_FORMAT", not _real_date(row["service_start"]))
             leaving = row.get("leaving_date", "")
             breach("leaving_date", "DATE_FORMAT", leaving.strip() != "" and not _real_date(leaving))
