@@ -386,3 +386,30 @@ def test_a_load_exactly_at_capacity_is_not_over_it_in_the_report():
     words = capacity_in_words(manifest, 1.0)
     assert words.startswith("5 offender managers are over capacity")
     assert "No plan could avoid it on AAA NPS" in words and "may exist" in words and "AAA CRC (0.40%)" in words
+
+
+def test_the_report_shows_capacity_both_ways_only_when_an_extract_gives_hours_or_reductions():
+    from pipeline.publishing.run_report import capacity_two_ways
+
+    n = 30
+    caseload = pd.DataFrame(
+        {
+            "side": ["NPS"] * 12 + ["CRC"] * 18,
+            "points": [60.0] * n,
+            "capacity_points_fte": [60.0] * n,
+            "capacity_points_hours": [30.0] * 11 + [60.0] * 19,
+            "hours_given": [False] * n,
+            "reduction_hours": [18.5] * 11 + [0.0] * 19,
+        }
+    )
+    table = capacity_two_ways(caseload, 1.0, 10)
+    assert table.loc["capacity points, by FTE"].tolist() == ["720", "1080", "1800"]
+    assert table.loc["capacity points, by hours"].tolist() == [str(12 * 60 - 11 * 30), "1080", str(1800 - 330)]
+    # at capacity by FTE is not over it; 11 NPS officers over by hours, none on the CRC side
+    assert table.loc["officers over capacity, by FTE"].tolist() == ["0", "0", "0"]
+    assert table.loc["officers over capacity, by hours"].tolist() == ["11", "0", "11"]
+    few = caseload.assign(reduction_hours=[18.5] * 3 + [0.0] * 27, capacity_points_hours=[30.0] * 3 + [60.0] * 27)
+    assert "[c]" in capacity_two_ways(few, 1.0, 10).loc["officers with a caseload reduction today"].tolist()
+    same = caseload.assign(reduction_hours=0.0, capacity_points_hours=60.0)
+    assert capacity_two_ways(same, 1.0, 10) is None
+    assert capacity_two_ways(same.assign(hours_given=True), 1.0, 10) is not None
