@@ -1,4 +1,4 @@
-"""Reading one trust's extract: its four files parsed and validated in order, the rows held back and why, and
+"""Reading one trust's extract: its files parsed and validated in order, the rows held back and why, and
 a file rule broken as that file's rejection (file, line, column, rule, what to do)."""
 
 from __future__ import annotations
@@ -66,11 +66,12 @@ def read_extract(
     limits: ExtractsPolicy = ExtractsPolicy(),
     replacing: dict[str, bytes] | None = None,
 ) -> Extract:
-    """All four files of one extract, each validated by its suite; a file rule raises FileRejected.
+    """All the files of one extract, each validated by its suite; a file rule raises FileRejected.
 
-    Files are checked in order (staff, cases, retention requests, appeals) so that each can refer to what
-    passed before it: cases to staff codes, requests to cases and staff, appeals to staff. `replacing`: files
-    (name: bytes) to check in place of the landing zone's, for an upload not yet committed.
+    Files are checked in order (staff, cases, retention requests, appeals, reductions) so that each can refer
+    to what passed before it: cases to staff codes, requests to cases and staff, appeals and reductions to
+    staff. `replacing`: files (name: bytes) to check in place of the landing zone's, for an upload not yet
+    committed.
     """
     ex = Extract(date, {}, [], [], {}, [], [], {})
     params: dict = {"trust": [trust]}

@@ -30,7 +30,7 @@ def write_extract(
     dirty_rng: np.random.Generator | None = None,
     faults: set[str] = frozenset(),
 ) -> None:
-    """Write one trust's four files under LANDING/<TRUST>/<date>/; `faults` names the dirty ones to apply."""
+    """Write one trust's five files under LANDING/<TRUST>/<date>/; `faults` names the dirty ones to apply."""
     tables = {
         "staff": e.staff.copy(),
         "cases": e.cases.copy(),
