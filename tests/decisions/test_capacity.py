@@ -123,3 +123,18 @@ def test_an_officer_off_sick_has_no_capacity_by_hours_and_their_cases_go_to_coll
     balance = by_hours.workforce_balance.set_index(["side", "grade"])
     side, grade = load.at[sick, "side"], load.at[sick, "grade"]
     assert balance.at[(side, grade), "fte_available"] < balance.at[(side, grade), "fte_assigned"]
+
+
+def test_the_extract_contract_gives_each_reason_the_packaged_policy_allowance():
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).parents[2] / "docs" / "extract-contract.md").read_text(encoding="utf-8")
+    row = next(line for line in text.splitlines() if line.startswith("| reason | yes | `PQIP_YEAR_1`"))
+    said = dict(re.findall(r"`([A-Z_0-9]+)` \(([^)]+)\)", row))
+    want = {
+        k: f"{a.percent:g}%" if a.percent is not None else f"{a.hours:g} hours"
+        for k, a in FTE.capacity.allowances.items()
+    }
+    assert {k: v for k, v in said.items() if k in want} == want
+    assert said["OTHER"].startswith("no allowance")
