@@ -17,7 +17,6 @@ CAPACITY_COLUMNS = [
     "capacity_points_hours",
     "capacity_points",
 ]
-REDUCTION_COLUMNS = ["staff_code", "reason", "hours", "percent", "start_date", "end_date"]
 
 
 def with_capacity(staff: pd.DataFrame, reductions: pd.DataFrame | None, policy: Policy, on: pd.Timestamp | None):
