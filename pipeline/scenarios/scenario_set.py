@@ -106,6 +106,10 @@ def load_scenario_set(path: str | Path) -> ScenarioSet:
     return ScenarioSet(set_id, base_file, source, tuple(scenarios))
 
 
+# Policy sections every scenario shares with the base: reading the extracts, pruning, suppressing counts
+SHARED_SECTIONS = ("extracts", "retention", "publishing")
+
+
 def _variant(name: str, body, settings: dict, base_sha: str) -> Scenario:
     if name == BASE or not _NAME.fullmatch(name):
         raise ScenarioError(
@@ -120,6 +124,12 @@ def _variant(name: str, body, settings: dict, base_sha: str) -> Scenario:
     overrides = {str(k): v for k, v in body["set"].items()}
     if "version" in overrides or "sha256" in overrides:
         raise ScenarioError(f"scenario {name}: version and sha256 are the base policy's own, not settings to vary")
+    shared = sorted(k for k in overrides if k.split(".", 1)[0] in SHARED_SECTIONS)
+    if shared:
+        raise ScenarioError(
+            f"scenario {name}: {', '.join(shared)}: the extracts are read, and the results shown, once for every "
+            "scenario with the base policy's settings, so a scenario cannot vary them"
+        )
     try:
         changed = with_overrides(settings, overrides)
     except KeyError as exc:

@@ -74,6 +74,8 @@ def test_a_base_policy_file_is_read_relative_to_the_scenarios_file(tmp_path):
         ({"Bad Name": {"set": {"alignment.capacity_limit_pct": 110}}}, ["'Bad Name'"]),
         ({"empty": {"purpose": "nothing set"}}, ["scenario empty", "set:"]),
         ({"ver": {"set": {"version": "9"}}}, ["scenario ver", "version"]),
+        ({"share": {"set": {"extracts.max_held_back_share": 0.5}}}, ["scenario share", "extracts.max_held_back_share"]),
+        ({"few": {"set": {"publishing.suppression_threshold": 3}}}, ["scenario few", "publishing.suppression"]),
         (
             {"both": {"set": {"alignment": {}, "alignment.cost_move": 1}}},
             ["scenario both", "alignment.cost_move inside it"],
