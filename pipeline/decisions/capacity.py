@@ -50,6 +50,13 @@ def with_capacity(staff: pd.DataFrame, reductions: pd.DataFrame | None, policy: 
     )
 
 
+def over_line(points, capacity, line: float) -> np.ndarray:
+    """Loads above `line` (a share of capacity): the one meaning of "over capacity" everywhere. A load exactly
+    at the line is not over it; any load on no capacity is."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.asarray(points, dtype=np.float64) / np.asarray(capacity, dtype=np.float64) > line + 1e-9
+
+
 def counted(staff: pd.DataFrame, policy: Policy) -> pd.DataFrame:
     """`staff` with its capacity as `with_capacity` counted it, or, for a staff table it has not seen, counted
     with no reductions."""

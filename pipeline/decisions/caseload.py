@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from pipeline.decisions.capacity import CAPACITY_COLUMNS, counted
+from pipeline.decisions.capacity import CAPACITY_COLUMNS, counted, over_line
 from pipeline.policy import Policy
 
 
@@ -29,7 +29,7 @@ def caseload(aligned: pd.DataFrame, staff_split: pd.DataFrame, policy: Policy) -
         points=points,
         capacity_points=capacity,
         utilisation=utilisation,
-        over_capacity=utilisation > policy.alignment.capacity_limit_pct / 100 + 1e-9,
+        over_capacity=over_line(points, capacity, policy.alignment.capacity_limit_pct / 100),
     )
 
 

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from pipeline import layout
+from pipeline.decisions.capacity import over_line
+from pipeline.domain import HMPPS_WARNING
 from pipeline.publishing.data_docs import SITE
 from pipeline.publishing.disclosure import suppressed_table, suppressed_values, suppression_mask
 from pipeline.reference import load_reference
@@ -23,7 +25,6 @@ SIDES = ["NPS", "CRC"]
 SIDE_COLOURS = dict(zip(SIDES, ("#1d70b8", "#f47738")))
 # Bands closed on the right: a load exactly at a line is not over it.
 UTILISATION_BINS = [i / 10 for i in range(0, 21)] + [float("inf")]
-HMPPS_WARNING = 1.10  # the utilisation HMPPS warns at, shown beside the policy's capacity line
 TRUST_NIGHTS = 7  # nights shown in the table of moves outstanding by trust
 _NOT_DRAWING = re.compile(r"<!--.*?-->|<script\b[^>]*>.*?</script>", re.S)
 
@@ -150,9 +151,6 @@ def report_tables(
     )
 
 
-_EPS = 1e-9  # a load exactly at the line is not over it
-
-
 def capacity_two_ways(caseload: pd.DataFrame, capacity_limit: float, threshold: int) -> pd.DataFrame | None:
     """Capacity counted by FTE and by hours (contracted hours less the reductions active on the run date), per
     side: points, and offender managers over the policy's line each way, counts suppressed. None when no
@@ -176,9 +174,10 @@ def capacity_two_ways(caseload: pd.DataFrame, capacity_limit: float, threshold: 
     counts = (
         pd.DataFrame(
             {
-                "over capacity, by FTE": caseload["points"] > caseload["capacity_points_fte"] * capacity_limit + _EPS,
-                "over capacity, by hours": caseload["points"]
-                > caseload["capacity_points_hours"] * capacity_limit + _EPS,
+                "over capacity, by FTE": over_line(caseload["points"], caseload["capacity_points_fte"], capacity_limit),
+                "over capacity, by hours": over_line(
+                    caseload["points"], caseload["capacity_points_hours"], capacity_limit
+                ),
                 "with a caseload reduction today": caseload["reduction_hours"] > 0,
             }
         )

@@ -7,11 +7,9 @@ from __future__ import annotations
 
 import pandas as pd
 
+from pipeline.decisions.capacity import over_line
 from pipeline.decisions.engine import TrustDecisions
-from pipeline.domain import MOVE_REASONS, NPS, RETAINED, SIDES
-
-HMPPS_WARNING = 1.10  # the utilisation HMPPS warns at: counted beside the policy's own line
-_EPS = 1e-9  # a load exactly at a line is not over it
+from pipeline.domain import HMPPS_WARNING, MOVE_REASONS, NPS, RETAINED, SIDES
 
 COMPARISON_COLUMNS = [
     "scenario",
@@ -76,7 +74,7 @@ def side_figures(scenario: str, trust: str, d: TrustDecisions, capacity_limit: f
         on = (a["side"] == side).to_numpy(dtype=bool)
         reason = a["reason"][on]
         officers = load[(load["side"] == side).to_numpy(dtype=bool)]
-        util = officers["utilisation"].fillna(0.0)
+        points, capacity = officers["points"], officers["capacity_points"]
         staff = s[(s["side"] == side).to_numpy(dtype=bool)]
         mine = stated & (s["side"] == side).to_numpy(dtype=bool)
         b = bal[(bal["side"] == side).to_numpy(dtype=bool)]
@@ -94,15 +92,15 @@ def side_figures(scenario: str, trust: str, d: TrustDecisions, capacity_limit: f
                 "retained": int((reason == RETAINED).sum()),
                 "team_changes": int(a["team_change"][on].sum()),
                 "offender_managers": int(len(officers)),
-                "over_capacity_100": int((util > 1.0 + _EPS).sum()),
-                "over_capacity_110": int((util > HMPPS_WARNING + _EPS).sum()),
-                "over_capacity_policy": int((util > capacity_limit + _EPS).sum()),
+                "over_capacity_100": int(over_line(points, capacity, 1.0).sum()),
+                "over_capacity_110": int(over_line(points, capacity, HMPPS_WARNING).sum()),
+                "over_capacity_policy": int(over_line(points, capacity, capacity_limit).sum()),
                 "capacity_points": round(float(officers["capacity_points"].sum()), 6),
                 "capacity_points_fte": round(float(officers["capacity_points_fte"].sum()), 6),
                 "capacity_points_hours": round(float(officers["capacity_points_hours"].sum()), 6),
                 **{
                     f"over_capacity_{way}": int(
-                        (officers["points"] > officers[f"capacity_points_{way}"] * capacity_limit + _EPS).sum()
+                        over_line(points, officers[f"capacity_points_{way}"], capacity_limit).sum()
                     )
                     for way in ("fte", "hours")
                 },

@@ -41,7 +41,7 @@ def test_figures_by_side_add_up_to_the_trusts_decisions():
 
 def test_a_load_exactly_at_the_line_is_not_over_it():
     d = _decided(3, 700)
-    load = d.caseload.iloc[:3].assign(side="NPS", utilisation=[1.0, 1.1, 1.1000001])
+    load = d.caseload.iloc[:3].assign(side="NPS", capacity_points=60.0, points=[60.0, 66.0, 66.000006])
     f = side_figures("base", "WIL", type(d)(**{**d.__dict__, "caseload": load}), 1.0).set_index("side")
     assert f.loc["NPS", "over_capacity_100"] == 2 and f.loc["NPS", "over_capacity_110"] == 1
     assert f.loc["NPS", "over_capacity_policy"] == 2 and f.loc["CRC", "offender_managers"] == 0
