@@ -157,7 +157,7 @@ class CapacityPolicy(_Frozen):
 
     model: Literal["fte", "hours"] = "fte"
     full_time_hours: float = Field(default=37.0, gt=0, le=60)
-    allowances: dict[Literal[REDUCTION_REASONS], Allowance] = {}  # type: ignore[valid-type]
+    allowances: dict[Literal[REDUCTION_REASONS], Allowance]  # type: ignore[valid-type]
 
     @model_validator(mode="after")
     def _complete(self) -> CapacityPolicy:

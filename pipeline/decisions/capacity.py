@@ -57,6 +57,12 @@ def over_line(points, capacity, line: float) -> np.ndarray:
         return np.asarray(points, dtype=np.float64) / np.asarray(capacity, dtype=np.float64) > line + 1e-9
 
 
+def counted_by_hours(caseload: pd.DataFrame) -> pd.Series:
+    """Officers whose extract gives their contracted hours or a reduction active today: where there are none,
+    the two ways of counting say the same and the reports show one."""
+    return caseload["hours_given"] | (caseload["reduction_hours"] > 0)
+
+
 def counted(staff: pd.DataFrame, policy: Policy) -> pd.DataFrame:
     """`staff` with its capacity as `with_capacity` counted it, or, for a staff table it has not seen, counted
     with no reductions."""

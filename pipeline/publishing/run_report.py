@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from pipeline import layout
-from pipeline.decisions.capacity import over_line
+from pipeline.decisions.capacity import counted_by_hours, over_line
 from pipeline.domain import HMPPS_WARNING
 from pipeline.publishing.data_docs import SITE
 from pipeline.publishing.disclosure import suppressed_table, suppressed_values, suppression_mask
@@ -155,9 +155,7 @@ def capacity_two_ways(caseload: pd.DataFrame, capacity_limit: float, threshold: 
     """Capacity counted by FTE and by hours (contracted hours less the reductions active on the run date), per
     side: points, and offender managers over the policy's line each way, counts suppressed. None when no
     officer's hours or reductions were given, so that both ways say the same."""
-    if "capacity_points_hours" not in caseload or not (
-        caseload["hours_given"].any() or (caseload["reduction_hours"] > 0).any()
-    ):
+    if "capacity_points_hours" not in caseload or not counted_by_hours(caseload).any():
         return None
     by_side = caseload.groupby("side")
     points = (

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from pipeline.decisions.capacity import over_line
+from pipeline.decisions.capacity import counted_by_hours, over_line
 from pipeline.decisions.engine import TrustDecisions
 from pipeline.domain import HMPPS_WARNING, MOVE_REASONS, NPS, RETAINED, SIDES
 
@@ -104,7 +104,7 @@ def side_figures(scenario: str, trust: str, d: TrustDecisions, capacity_limit: f
                     )
                     for way in ("fte", "hours")
                 },
-                "officers_counted_by_hours": int((officers["hours_given"] | (officers["reduction_hours"] > 0)).sum()),
+                "officers_counted_by_hours": int(counted_by_hours(officers).sum()),
                 "workload_points": round(float(officers["points"].sum()), 6),
                 "staff": int(len(staff)),
                 "staff_fte": round(float(staff["fte"].sum()), 6),

@@ -34,11 +34,14 @@ FIGURES = [
     ("preference_met", "guaranteed staff on their preferred side", True),
 ]
 # Shown when some trust gives its officers' hours or reductions: capacity counted both ways
+OVER_TWO_WAYS = [
+    ("over_capacity_fte", "officers over capacity, by FTE", True),
+    ("over_capacity_hours", "officers over capacity, by hours", True),
+]
 TWO_WAYS = [
     ("capacity_points_fte", "capacity points, by FTE", False),
     ("capacity_points_hours", "capacity points, by hours", False),
-    ("over_capacity_fte", "officers over capacity, by FTE", True),
-    ("over_capacity_hours", "officers over capacity, by hours", True),
+    *OVER_TWO_WAYS,
 ]
 
 
@@ -170,7 +173,7 @@ def render_page(manifest: dict, comparison: pd.DataFrame, threshold: int) -> str
             [by_name[c] for c in ("over_capacity_policy", "over_capacity_100", "over_capacity_110")],
         ),
         *(
-            [("capacity-two-ways", "Capacity counted by FTE and by hours", TWO_WAYS[2:])]
+            [("capacity-two-ways", "Capacity counted by FTE and by hours", OVER_TWO_WAYS)]
             if "over_capacity_hours" in by_name
             else []
         ),
