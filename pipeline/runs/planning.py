@@ -35,7 +35,7 @@ class TrustJob:
     extract_limits: ExtractsPolicy = ExtractsPolicy()
 
 
-EXIT_OK, EXIT_PARTIAL, EXIT_FAILED = 0, 3, 2
+EXIT_OK, EXIT_PARTIAL = 0, 3  # a refused or failed run exits as the CLI says: pipeline.cli.USAGE, FAULT
 
 
 USABLE = ("FRESH", "CARRIED_OVER")

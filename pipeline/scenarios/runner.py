@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.metadata import version
+from typing import NamedTuple
 
 import pandas as pd
 import pyarrow as pa
@@ -65,6 +66,14 @@ def run_scenarios(
         store.rm(*layout.staging(work_id))
 
 
+class _Task(NamedTuple):
+    """What a future computes: one trust's ingest, or one scenario's decisions for it."""
+
+    step: str
+    trust: str
+    scenario: str = ""
+
+
 def _decide_all(client, scenario_set: ScenarioSet, jobs: list[TrustJob], on_done) -> tuple[dict, dict]:
     """Every trust ingested (largest first); as each is, its scenarios' decisions (variants x trusts tasks)."""
     from dask.distributed import as_completed
@@ -74,17 +83,17 @@ def _decide_all(client, scenario_set: ScenarioSet, jobs: list[TrustJob], on_done
     position = {j.trust: i for i, j in enumerate(order)}
     n = len(scenario_set.scenarios)
     futures = as_completed()
-    what: dict[str, tuple] = {}
+    what: dict[str, _Task] = {}
     for i, j in enumerate(order):
         f = client.submit(
             ingest_trust, j, key=f"ingest-{j.run_id}-{j.trust}", priority=1000 + len(order) - i, retries=2, pure=False
         )
-        what[f.key] = ("ingest", j.trust)
+        what[f.key] = _Task("ingest", j.trust)
         futures.add(f)
     ingested: dict[str, dict] = {}
     figures: dict[tuple[str, str], list[dict]] = {}
     for fut in futures:
-        step, trust = what[fut.key][0], what[fut.key][1]
+        step, trust, scenario = what[fut.key]
         try:
             result = fut.result()
         except Exception as exc:
@@ -107,12 +116,12 @@ def _decide_all(client, scenario_set: ScenarioSet, jobs: list[TrustJob], on_done
                     retries=2,
                     pure=False,
                 )
-                what[f.key] = ("decide", trust, s.name)
+                what[f.key] = _Task("decide", trust, s.name)
                 futures.add(f)
         else:
-            figures[(what[fut.key][2], trust)] = result
+            figures[(scenario, trust)] = result
             if on_done is not None:
-                on_done(what[fut.key][2], {"trust": trust, **_totals(result)})
+                on_done(scenario, {"trust": trust, **_totals(result)})
     return ingested, figures
 
 

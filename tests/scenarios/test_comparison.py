@@ -92,3 +92,7 @@ def test_a_variant_with_the_base_policy_differs_in_nothing():
         assert differences(base, variant, key).empty
     fx, fy = side_figures("base", "WIL", x, 1.0), side_figures("same", "WIL", y, 1.0)
     pd.testing.assert_frame_equal(fx.drop(columns="scenario"), fy.drop(columns="scenario"))
+    # The control: on the same trust, a lower capacity line is seen, so "nothing" above is not blindness.
+    lower = P.model_copy(update={"alignment": P.alignment.model_copy(update={"capacity_limit_pct": 60})})
+    z = _decided(8, 500, lower)
+    assert not differences(outcomes(x)[0], outcomes(z)[0], "crn").empty

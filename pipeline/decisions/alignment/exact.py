@@ -310,54 +310,47 @@ class _Solved:
     optimal: bool
 
 
+# CP-SAT's settings for the exact model, measured on the national set (docs/performance.md): the LP-rich search
+# with every constraint in the LP from the start proves these flow models' bounds soonest; presolve and
+# probing find little in them; the hint is a whole plan already, and searching around it first cost a third
+# of the time and found little.
+_CP_SAT = """num_workers: 1
+linearization_level: 2
+add_lp_constraints_lazily: false
+cp_model_presolve: false
+cp_model_probing_level: 0
+root_lp_iterations: 20000
+hint_conflict_limit: 0
+"""
+
+
 def solve_exact(model: Exact, hint: np.ndarray | None, work_limit: float, gap: int) -> _Solved | None:
     """The exact model solved by CP-SAT on one worker within `work_limit` deterministic seconds (so the same
     model always gives the same plan, however busy the machine), stopping once within `gap` (in cost) of its
     bound. CP-SAT sees only the cost a plan can change (moves beyond the forced ones, team changes, load):
-    the constants are added back to what it reports."""
-    from ortools.sat.python import cp_model
+    the constants are added back to what it reports. The model goes to CP-SAT as the linear model the
+    relaxation solves, through OR-Tools' model builder (built in arrays, not one Python object per term)."""
+    from ortools.linear_solver.python import model_builder_helper as mbh
 
-    m = cp_model.CpModel()
-    xs = [m.new_int_var(int(lo), int(hi), "") for lo, hi in zip(model.lower.tolist(), model.upper.tolist())]
-    order = np.argsort(model.rows, kind="stable")
-    rows, cols, vals = model.rows[order], model.cols[order], model.vals[order]
-    bounds = np.searchsorted(rows, np.arange(len(model.row_lower) + 1))
-    for r, (lo, hi) in enumerate(zip(model.row_lower.tolist(), model.row_upper.tolist())):
-        a, b = bounds[r], bounds[r + 1]
-        m.add_linear_constraint(
-            cp_model.LinearExpr.weighted_sum([xs[c] for c in cols[a:b].tolist()], vals[a:b].tolist()), lo, hi
-        )
-    priced = np.flatnonzero(model.cost)
-    m.minimize(
-        cp_model.LinearExpr.weighted_sum([xs[c] for c in priced.tolist()], model.cost[priced].tolist())
-        + model.avoidable
-    )
+    m = model.builder(integer=True)
     if hint is not None:
-        for v, value in zip(xs, hint.tolist()):
-            m.add_hint(v, value)
-    solver = cp_model.CpSolver()
-    solver.parameters.num_workers = 1
-    solver.parameters.max_deterministic_time = work_limit
-    solver.parameters.absolute_gap_limit = gap
-    # Measured on the national set (docs/performance.md): the LP-rich search with every constraint in the LP
-    # from the start proves these flow models' bounds soonest; presolve and probing find little in them.
-    solver.parameters.linearization_level = 2
-    solver.parameters.add_lp_constraints_lazily = False
-    solver.parameters.cp_model_presolve = False
-    solver.parameters.cp_model_probing_level = 0
-    solver.parameters.root_lp_iterations = 20000
-    status = solver.solve(m)
-    if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+        for i, value in enumerate(hint.tolist()):
+            m.add_hint(i, float(value))
+    solver = mbh.ModelSolverHelper("CP_SAT")
+    solver.set_solver_specific_parameters(
+        f"{_CP_SAT}max_deterministic_time: {float(work_limit)!r}\nabsolute_gap_limit: {int(gap)}\n"
+    )
+    solver.solve(m)
+    if solver.status() not in (mbh.SolveStatus.OPTIMAL, mbh.SolveStatus.FEASIBLE):
         return None
-    x = np.array([solver.value(v) for v in xs], dtype=np.int64)
+    x = np.rint(np.asarray(solver.variable_values(), dtype=np.float64)).astype(np.int64)
     if not model.satisfied(x):
         return None
-    shift = model.offset - model.avoidable
     return _Solved(
         x,
-        int(round(solver.objective_value)) + shift,
-        int(math.ceil(solver.best_objective_bound - 1e-6)) + shift,
-        status == cp_model.OPTIMAL,
+        int(model.cost @ x) + model.offset,
+        int(math.ceil(solver.best_objective_bound() - 1e-6)) + model.offset,
+        solver.status() == mbh.SolveStatus.OPTIMAL,
     )
 
 
