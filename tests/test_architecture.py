@@ -166,3 +166,51 @@ def test_settings_are_typed_and_a_bad_number_is_refused_naming_its_variable():
     assert settings.load({}) == settings.Settings()
     with pytest.raises(ValueError, match="TRP_LOCK_MAX_AGE_HOURS must be a number"):
         settings.load({"TRP_LOCK_MAX_AGE_HOURS": "twelve"})
+
+
+# Declared for what they do without being imported: fsspec loads s3fs for s3:// by name, uvicorn picks httptools
+# as its HTTP parser when it is installed.
+LOADED_BY_NAME = {"s3fs", "httptools"}
+
+
+def _third_party_imports() -> set[str]:
+    import sys
+
+    found = set()
+    for path in [*PACKAGE.rglob("*.py"), *(PACKAGE.parent / "dags").glob("*.py")]:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                found |= {a.name.split(".")[0] for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                found.add(node.module.split(".")[0])
+    return {m for m in found if m not in sys.stdlib_module_names and m != "pipeline"}
+
+
+def test_every_import_of_the_package_is_declared_and_every_dependency_is_used():
+    """`pip install -c constraints.txt .` (the image) gets everything the package and the DAGs import, and
+    nothing they do not."""
+    import re
+    import tomllib
+    from importlib.metadata import packages_distributions, requires
+
+    def norm(name: str) -> str:
+        return re.sub(r"[-_.]+", "-", name).lower()
+
+    specs = tomllib.loads((PACKAGE.parent / "pyproject.toml").read_text())["project"]["dependencies"]
+    declared = {norm(re.match(r"[A-Za-z0-9_.-]+", s).group()): s for s in specs}
+    providers = {norm(d) for dists in packages_distributions().values() for d in dists}
+    covered = set(declared)
+    for name, spec in declared.items():
+        extras = set(re.findall(r"\[([^\]]+)\]", spec)[0].split(",")) if "[" in spec else set()
+        for req in requires(name) or []:
+            extra = re.search(r"extra\s*==\s*['\"]([^'\"]+)", req)
+            # A meta package's requirements, and the extras asked for, are declared through it.
+            if (name not in providers and not extra) or (extra and extra.group(1) in extras):
+                covered.add(norm(re.match(r"[A-Za-z0-9_.-]+", req).group()))
+    dists = packages_distributions()
+    imported = _third_party_imports()
+    undeclared = {m: dists.get(m) for m in imported if not {norm(d) for d in dists.get(m, [m])} & covered}
+    assert not undeclared, f"imported but not declared in [project] dependencies: {undeclared}"
+    used = {norm(d) for m in imported for d in dists.get(m, [])}
+    unused = {d for d in declared if d not in used and d not in LOADED_BY_NAME and d in providers}
+    assert not unused, f"declared but imported nowhere in pipeline/ or dags/: {sorted(unused)}"
