@@ -45,18 +45,25 @@ class Exact:
         return len(self.hk)
 
     def builder(self, integer: bool):
-        """The model for OR-Tools' linear solvers (its model builder), integer or relaxed, with its offset."""
+        """The model for OR-Tools' linear solvers (its model builder), integer or relaxed, filled from the
+        sparse matrix of its terms (a term given twice is added up)."""
+        import scipy.sparse
         from ortools.linear_solver.python import model_builder_helper as mbh
 
         m = mbh.ModelBuilderHelper()
-        m.add_var_array_with_bounds(self.lower.astype(float), self.upper.astype(float), self.integer & integer, "")
-        m.set_objective_coefficients(list(range(len(self.cost))), self.cost.astype(float).tolist())
-        for lo, hi in zip(self.row_lower.tolist(), self.row_upper.tolist()):
-            r = m.add_linear_constraint()
-            m.set_constraint_lower_bound(r, lo)
-            m.set_constraint_upper_bound(r, hi)
-        for r, c, v in zip(self.rows.tolist(), self.cols.tolist(), self.vals.tolist()):
-            m.safe_add_term_to_constraint(r, c, v)
+        terms = scipy.sparse.csr_matrix(
+            (self.vals.astype(float), (self.rows, self.cols)), shape=(len(self.row_lower), len(self.cost))
+        )
+        m.fill_model_from_sparse_data(
+            self.lower.astype(float),
+            self.upper.astype(float),
+            self.cost.astype(float),
+            self.row_lower.astype(float),
+            self.row_upper.astype(float),
+            terms,
+        )
+        for i in np.flatnonzero(self.integer & integer).tolist():
+            m.set_var_integrality(i, True)
         return m
 
     def satisfied(self, x: np.ndarray) -> bool:
