@@ -92,30 +92,37 @@ def progress(aligned: pd.DataFrame, assignment: pd.DataFrame, run_date: pd.Times
     """The transition's progress in one trust tonight, one row per side: cases; moves outstanding and their
     age in days since first planned (median, oldest); moves shown done since the last run; moves planned for
     the first time tonight; moves re-planned, in all and by reason; staff, held from earlier runs, assigned
-    for the first time tonight, and changed by an appeal upheld tonight."""
+    for the first time tonight, and changed by an appeal upheld tonight. Counted on the columns as arrays
+    (filtering the whole frames by side cost more than the counting)."""
+    day = np.datetime64(run_date, "ns")
+    moved, replanned = aligned["moved"].to_numpy(dtype=bool), aligned["replanned"].to_numpy(dtype=bool)
+    actioned = aligned["actioned"].to_numpy(dtype=bool)
+    planned_on = pd.to_datetime(aligned["planned_on"]).to_numpy(dtype="datetime64[ns]")
+    held = assignment["held"].to_numpy(dtype=bool)
+    today = (pd.to_datetime(assignment["assigned_on"]) == run_date).to_numpy(dtype=bool)
+    appeal = (assignment["reason"] == "APPEAL_UPHELD").to_numpy(dtype=bool)
     rows = []
     for side in ("NPS", "CRC"):
-        a = aligned[aligned["side"] == side]
-        s = assignment[assignment["side"] == side]
-        moves = a[a["moved"]]
-        age = (run_date - pd.to_datetime(moves["planned_on"])).dt.days
-        replanned = moves[moves["replanned"]]
-        today = pd.to_datetime(s["assigned_on"]) == run_date
+        mine, staff = (aligned["side"] == side).to_numpy(dtype=bool), (assignment["side"] == side).to_numpy(dtype=bool)
+        moves = mine & moved
+        again = moves & replanned
+        since = planned_on[moves]
+        age = (day - since[~np.isnat(since)]) // np.timedelta64(1, "D")  # a move not yet dated has no age
         rows.append(
             {
                 "side": side,
-                "cases": len(a),
-                "moves_outstanding": len(moves),
-                "median_days_outstanding": float(age.median()) if len(age) else None,
+                "cases": int(mine.sum()),
+                "moves_outstanding": int(moves.sum()),
+                "median_days_outstanding": float(np.median(age)) if len(age) else None,
                 "oldest_days_outstanding": int(age.max()) if len(age) else None,
-                "moves_done": int(a["actioned"].sum()),
-                "newly_planned": int((moves["planned_on"] == run_date).sum() - len(replanned)),
-                "replanned": len(replanned),
-                **{f"replanned_{r.lower()}": int((replanned["reason"] == r).sum()) for r in MOVE_REASONS},
-                "staff": len(s),
-                "staff_held": int(s["held"].sum()),
-                "staff_newly_assigned": int((today & ~s["held"]).sum()),
-                "staff_changed_by_appeal": int((today & (s["reason"] == "APPEAL_UPHELD")).sum()),
+                "moves_done": int((mine & actioned).sum()),
+                "newly_planned": int((planned_on[moves] == day).sum() - again.sum()),
+                "replanned": int(again.sum()),
+                **{f"replanned_{r.lower()}": int(aligned["reason"][again].eq(r).sum()) for r in MOVE_REASONS},
+                "staff": int(staff.sum()),
+                "staff_held": int((staff & held).sum()),
+                "staff_newly_assigned": int((staff & today & ~held).sum()),
+                "staff_changed_by_appeal": int((staff & today & appeal).sum()),
             }
         )
     return pd.DataFrame(rows, columns=PROGRESS_COLUMNS).astype(
