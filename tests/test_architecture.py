@@ -198,7 +198,8 @@ def test_every_import_of_the_package_is_declared_and_every_dependency_is_used():
 
     specs = tomllib.loads((PACKAGE.parent / "pyproject.toml").read_text())["project"]["dependencies"]
     declared = {norm(re.match(r"[A-Za-z0-9_.-]+", s).group()): s for s in specs}
-    providers = {norm(d) for dists in packages_distributions().values() for d in dists}
+    dists = packages_distributions()  # module -> the distributions that provide it
+    providers = {norm(d) for provided in dists.values() for d in provided}
     covered = set(declared)
     for name, spec in declared.items():
         extras = set(re.findall(r"\[([^\]]+)\]", spec)[0].split(",")) if "[" in spec else set()
@@ -207,7 +208,6 @@ def test_every_import_of_the_package_is_declared_and_every_dependency_is_used():
             # A meta package's requirements, and the extras asked for, are declared through it.
             if (name not in providers and not extra) or (extra and extra.group(1) in extras):
                 covered.add(norm(re.match(r"[A-Za-z0-9_.-]+", req).group()))
-    dists = packages_distributions()
     imported = _third_party_imports()
     undeclared = {m: dists.get(m) for m in imported if not {norm(d) for d in dists.get(m, [m])} & covered}
     assert not undeclared, f"imported but not declared in [project] dependencies: {undeclared}"

@@ -116,7 +116,7 @@ def progress(aligned: pd.DataFrame, assignment: pd.DataFrame, run_date: pd.Times
                 "median_days_outstanding": float(np.median(age)) if len(age) else None,
                 "oldest_days_outstanding": int(age.max()) if len(age) else None,
                 "moves_done": int((mine & actioned).sum()),
-                "newly_planned": int((planned_on[moves] == day).sum() - again.sum()),
+                "newly_planned": int((since == day).sum() - again.sum()),
                 "replanned": int(again.sum()),
                 **{f"replanned_{r.lower()}": int(aligned["reason"][again].eq(r).sum()) for r in MOVE_REASONS},
                 "staff": int(staff.sum()),

@@ -95,7 +95,7 @@ def side_figures(scenario: str, trust: str, d: TrustDecisions, capacity_limit: f
                 "over_capacity_100": int(over_line(points, capacity, 1.0).sum()),
                 "over_capacity_110": int(over_line(points, capacity, HMPPS_WARNING).sum()),
                 "over_capacity_policy": int(over_line(points, capacity, capacity_limit).sum()),
-                "capacity_points": round(float(officers["capacity_points"].sum()), 6),
+                "capacity_points": round(float(capacity.sum()), 6),
                 "capacity_points_fte": round(float(officers["capacity_points_fte"].sum()), 6),
                 "capacity_points_hours": round(float(officers["capacity_points_hours"].sum()), 6),
                 **{

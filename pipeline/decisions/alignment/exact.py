@@ -29,8 +29,7 @@ class Exact:
     loaded: np.ndarray  # officer places with any arc, in order
     lower: np.ndarray
     upper: np.ndarray
-    cost: np.ndarray
-    integer: np.ndarray
+    cost: np.ndarray  # every variable is integer in the exact model
     rows: np.ndarray  # each term's row, column and coefficient
     cols: np.ndarray
     vals: np.ndarray
@@ -61,8 +60,9 @@ class Exact:
             self.row_upper.astype(float),
             terms,
         )
-        for i in np.flatnonzero(self.integer & integer).tolist():
-            m.set_var_integrality(i, True)
+        if integer:
+            for i in range(len(self.cost)):
+                m.set_var_integrality(i, True)
         return m
 
     def satisfied(self, x: np.ndarray) -> bool:
@@ -178,7 +178,6 @@ def exact_model(side: Side, policy: Policy, cuts: bool = True) -> Exact:
             np.tile(load_rates(policy), O),
         ]
     ).astype(np.int64)
-    integer = np.ones(len(cost), dtype=bool)
     gp, hp, ip = np.searchsorted(pools, g_pool), np.searchsorted(pools, h_pool), np.flatnonzero(importing)
     cls = np.searchsorted(classes, pools >> 24 & LOW_BITS)
     # Rows: each pool's balance, each class's trust pool, then each loaded officer's thresholds.
@@ -254,7 +253,6 @@ def exact_model(side: Side, policy: Policy, cuts: bool = True) -> Exact:
         lower,
         upper,
         cost,
-        integer,
         np.concatenate(rows).astype(np.int64),
         np.concatenate(cols).astype(np.int64),
         np.concatenate(vals).astype(np.int64),
