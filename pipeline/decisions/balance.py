@@ -63,10 +63,11 @@ def group_sums(df: pd.DataFrame, keys: list[str], column: str | None) -> dict[tu
     over the rows would (np.bincount adds in that order), so the floats are the same to the last bit."""
     if df.empty:
         return {}
-    codes = [pd.factorize(df[k], use_na_sentinel=False)[0] for k in keys]
-    key = np.ravel_multi_index(codes, [int(c.max()) + 1 for c in codes])
+    factors = [pd.factorize(df[k], use_na_sentinel=False) for k in keys]
+    key = np.ravel_multi_index([codes for codes, _ in factors], [len(names) for _, names in factors])
     distinct, first, dense = np.unique(key, return_index=True, return_inverse=True)
     total = np.bincount(
         dense, weights=None if column is None else df[column].to_numpy(dtype=float), minlength=len(distinct)
     )
-    return dict(zip(df[keys].iloc[first].itertuples(index=False, name=None), total.tolist()))
+    labels = [np.asarray(names, dtype=object)[codes[first]].tolist() for codes, names in factors]
+    return dict(zip(zip(*labels), total.tolist()))

@@ -96,7 +96,7 @@ def progress(aligned: pd.DataFrame, assignment: pd.DataFrame, run_date: pd.Times
     (filtering the whole frames by side cost more than the counting)."""
     day = np.datetime64(run_date, "ns")
     moved, replanned = aligned["moved"].to_numpy(dtype=bool), aligned["replanned"].to_numpy(dtype=bool)
-    actioned = aligned["actioned"].to_numpy(dtype=bool)
+    actioned, reason = aligned["actioned"].to_numpy(dtype=bool), aligned["reason"].to_numpy(dtype=object)
     planned_on = pd.to_datetime(aligned["planned_on"]).to_numpy(dtype="datetime64[ns]")
     held = assignment["held"].to_numpy(dtype=bool)
     today = (pd.to_datetime(assignment["assigned_on"]) == run_date).to_numpy(dtype=bool)
@@ -118,7 +118,7 @@ def progress(aligned: pd.DataFrame, assignment: pd.DataFrame, run_date: pd.Times
                 "moves_done": int((mine & actioned).sum()),
                 "newly_planned": int((since == day).sum() - again.sum()),
                 "replanned": int(again.sum()),
-                **{f"replanned_{r.lower()}": int(aligned["reason"][again].eq(r).sum()) for r in MOVE_REASONS},
+                **{f"replanned_{r.lower()}": int((reason[again] == r).sum()) for r in MOVE_REASONS},
                 "staff": int(staff.sum()),
                 "staff_held": int((staff & held).sum()),
                 "staff_newly_assigned": int((staff & today & ~held).sum()),

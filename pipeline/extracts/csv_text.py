@@ -306,8 +306,11 @@ def read_text(raw: bytes, kind: str, limits: ExtractsPolicy = ExtractsPolicy()) 
 def _all_text(text: str) -> dict[str, pa.DataType]:
     """Every header name typed as text (the header read as a CSV record: its names may hold quoted newlines),
     as pandas holds text: with 64-bit offsets, so that no column is copied to hand it to pandas."""
+    # The first line is the whole header unless a quote is left open in it (a name holding a newline).
+    end = text.find("\n", 0, 1 << 20) + 1
+    head = text[:end] if end and text.count('"', 0, end) % 2 == 0 else text[: 1 << 20]  # a header is not 1 MB
     try:
-        header = next(csv.reader(io.StringIO(text[: 1 << 20], newline="")), [])  # a header is not 1 MB
+        header = next(csv.reader(io.StringIO(head, newline="")), [])
     except csv.Error:  # pyarrow will say what is wrong with the file
         header = []
     return {c: pa.large_string() for c in header}
