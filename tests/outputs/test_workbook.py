@@ -64,28 +64,37 @@ def test_no_moves_is_one_empty_sheet_with_its_header():
 
 
 def _as_excel_reads(book: bytes) -> list[list[list[str]]]:
-    """Every sheet's rows of text as Excel reads them: the shared strings (a rich string's runs joined) with
-    each _xHHHH_ read once, left to right, as its character (so _x005F_ keeps a literal _xHHHH_)."""
+    """Every sheet's rows of text as Excel reads them: each cell's inline string (a rich string's runs
+    joined) with each _xHHHH_ read once, left to right, as its character (so _x005F_ keeps a literal
+    _xHHHH_)."""
     z = zipfile.ZipFile(io.BytesIO(book))
     ns = {"m": "http://schemas.openxmlformats.org/spreadsheetml/2006/main"}
-    strings = [
-        "".join(t.text or "" for t in si.iter(f"{{{ns['m']}}}t"))
-        for si in ElementTree.fromstring(z.read("xl/sharedStrings.xml")).findall("m:si", ns)
-    ]
-    decoded = [re.sub(r"_x([0-9A-Fa-f]{4})_", lambda m: chr(int(m.group(1), 16)), s) for s in strings]
     sheets = sorted(
         (n for n in z.namelist() if n.startswith("xl/worksheets/sheet")), key=lambda n: int(re.findall(r"\d+", n)[0])
     )
 
+    def text(cell) -> str:
+        raw = "".join(t.text or "" for t in cell.find("m:is", ns).iter(f"{{{ns['m']}}}t"))
+        return re.sub(r"_x([0-9A-Fa-f]{4})_", lambda m: chr(int(m.group(1), 16)), raw)
+
     def row_of(row) -> list[str]:
         cells = {
-            ord(re.match(r"[A-Z]", c.get("r")).group()) - ord("A"): decoded[int(c.find("m:v", ns).text)]
+            ord(re.match(r"[A-Z]", c.get("r")).group()) - ord("A"): text(c)
             for c in row.findall("m:c", ns)
-            if c.get("t") == "s"
+            if c.get("t") == "inlineStr"
         }
         return [cells.get(i, "") for i in range(max(cells, default=-1) + 1)]
 
     return [[row_of(row) for row in ElementTree.fromstring(z.read(n)).iter(f"{{{ns['m']}}}row")] for n in sheets]
+
+
+def test_the_workbook_is_written_row_by_row_with_its_strings_inline():
+    """Constant-memory mode (xlsxwriter's `in_memory` option would silently turn it off): each row goes to
+    the sheet as it is written, its strings inline, so no table of every string is held until the end."""
+    book = zipfile.ZipFile(io.BytesIO(transfer_workbook(_london_sized_moves(2_000))))
+    sheets = [n for n in book.namelist() if n.startswith("xl/worksheets/sheet")]
+    assert len(sheets) == 40 and "xl/sharedStrings.xml" not in book.namelist()
+    assert all(b't="inlineStr"' in book.read(n) for n in sheets)
 
 
 def test_every_naughty_string_reads_back_as_the_same_text_with_filters_and_a_frozen_header():
