@@ -32,9 +32,9 @@ def transfer_workbook(moves: pd.DataFrame, created: dt.datetime = dt.datetime(20
 
     `moves` is already formula-safe; cells are written as text, never as formulas, numbers or links. Written
     by xlsxwriter in its constant-memory mode (row by row, strings inline, each sheet's rows spooled to a
-    temporary file): London's list at ten times its size holds 130 MiB, not 520 MiB. xlsxwriter's
-    `in_memory` option would turn that mode off. `created` goes in the file's properties instead of the
-    clock, so the same moves give the same bytes.
+    temporary file), so no list holds every cell in memory; xlsxwriter's `in_memory` option would turn that
+    mode off. `created` goes in the file's properties instead of the clock, so the same moves give the same
+    bytes.
     """
     import xlsxwriter
 
