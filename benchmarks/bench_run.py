@@ -10,7 +10,8 @@ clean landing zone, then times
 Per-stage seconds come from the run's manifest (worker seconds summed over trusts).
 The floor and the run are measured `--repeat` times in turn (3 by default, each run into a fresh output
 folder): on a shared VM one run's wall varies by 20%, so the medians are reported, with every pass.
-Targets: scale 1 under 10 s wall; scale 10 within 8x the floor and under 4 GiB peak memory.
+Target: scale 10 under 3 GiB peak memory for the whole process tree. The floor is printed beside the wall
+for scale; it is not a target (the work between reading and writing is the product's).
 """
 
 from __future__ import annotations
@@ -143,15 +144,8 @@ def main() -> None:
     for scale in args.scales:
         r = bench(scale, args.seed, args.repeat)
         print(json.dumps(r), flush=True)
-        if scale == 1.0:
-            print("scale 1 under 10 s wall:", "met" if r["run_wall_seconds"] < 10 else "MISSED")
         if scale >= 10.0:
-            print(
-                "scale 10 within 8x floor:",
-                "met" if r["x_floor"] <= 8 else "MISSED",
-                "; under 4 GiB:",
-                "met" if r["peak_memory_gib"] < 4 else "MISSED",
-            )
+            print("scale 10 under 3 GiB peak:", "met" if r["peak_memory_gib"] < 3 else "MISSED")
 
 
 if __name__ == "__main__":
