@@ -303,12 +303,15 @@ def read_text(raw: bytes, kind: str, limits: ExtractsPolicy = ExtractsPolicy()) 
     return parsed
 
 
+_HEADER_MAX = 1 << 20  # a header is not 1 MB: an unclosed quote in it must not make it the whole file
+
+
 def _all_text(text: str) -> dict[str, pa.DataType]:
     """Every header name typed as text (the header read as a CSV record: its names may hold quoted newlines),
     as pandas holds text: with 64-bit offsets, so that no column is copied to hand it to pandas."""
     # The first line is the whole header unless a quote is left open in it (a name holding a newline).
-    end = text.find("\n", 0, 1 << 20) + 1
-    head = text[:end] if end and text.count('"', 0, end) % 2 == 0 else text[: 1 << 20]  # a header is not 1 MB
+    end = text.find("\n", 0, _HEADER_MAX) + 1
+    head = text[:end] if end and text.count('"', 0, end) % 2 == 0 else text[:_HEADER_MAX]
     try:
         header = next(csv.reader(io.StringIO(head, newline="")), [])
     except csv.Error:  # pyarrow will say what is wrong with the file

@@ -63,15 +63,19 @@ def test_no_moves_is_one_empty_sheet_with_its_header():
     assert book.active.max_row == 1
 
 
+def _sheet_parts(z: zipfile.ZipFile) -> list[str]:
+    """The workbook's sheet parts, in sheet order."""
+    parts = (n for n in z.namelist() if n.startswith("xl/worksheets/sheet"))
+    return sorted(parts, key=lambda n: int(re.findall(r"\d+", n)[0]))
+
+
 def _as_excel_reads(book: bytes) -> list[list[list[str]]]:
     """Every sheet's rows of text as Excel reads them: each cell's inline string (a rich string's runs
     joined) with each _xHHHH_ read once, left to right, as its character (so _x005F_ keeps a literal
     _xHHHH_)."""
     z = zipfile.ZipFile(io.BytesIO(book))
     ns = {"m": "http://schemas.openxmlformats.org/spreadsheetml/2006/main"}
-    sheets = sorted(
-        (n for n in z.namelist() if n.startswith("xl/worksheets/sheet")), key=lambda n: int(re.findall(r"\d+", n)[0])
-    )
+    sheets = _sheet_parts(z)
 
     def text(cell) -> str:
         raw = "".join(t.text or "" for t in cell.find("m:is", ns).iter(f"{{{ns['m']}}}t"))
@@ -92,7 +96,7 @@ def test_the_workbook_is_written_row_by_row_with_its_strings_inline():
     """Constant-memory mode (xlsxwriter's `in_memory` option would silently turn it off): each row goes to
     the sheet as it is written, its strings inline, so no table of every string is held until the end."""
     book = zipfile.ZipFile(io.BytesIO(transfer_workbook(_london_sized_moves(2_000))))
-    sheets = [n for n in book.namelist() if n.startswith("xl/worksheets/sheet")]
+    sheets = _sheet_parts(book)
     assert len(sheets) == 40 and "xl/sharedStrings.xml" not in book.namelist()
     assert all(b't="inlineStr"' in book.read(n) for n in sheets)
 
